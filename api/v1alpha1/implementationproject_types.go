@@ -1,0 +1,412 @@
+package v1alpha1
+
+import (
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// Condition types of an ImplementationProject.
+const (
+	// ConditionCompliant is True when every object of the project satisfies its
+	// GDPR and backup policy; when False its message lists the violations.
+	ConditionCompliant = "Compliant"
+)
+
+// ProductName is one of the CRM products the operator knows how to run.
+// +kubebuilder:validation:Enum=suitecrm;espocrm;odoo;twenty;custom
+type ProductName string
+
+// The CRM products.
+const (
+	ProductSuiteCRM ProductName = "suitecrm"
+	ProductEspoCRM  ProductName = "espocrm"
+	ProductOdoo     ProductName = "odoo"
+	ProductTwenty   ProductName = "twenty"
+	ProductCustom   ProductName = "custom"
+)
+
+// DatabaseEngine is the database a CRM product runs on.
+// +kubebuilder:validation:Enum=postgresql;mariadb
+type DatabaseEngine string
+
+// The database engines.
+const (
+	DatabasePostgreSQL DatabaseEngine = "postgresql"
+	DatabaseMariaDB    DatabaseEngine = "mariadb"
+)
+
+// HostingMode says where the project's environments run.
+// +kubebuilder:validation:Enum=cloud;onPrem
+type HostingMode string
+
+// The hosting modes.
+const (
+	HostingCloud  HostingMode = "cloud"
+	HostingOnPrem HostingMode = "onPrem"
+)
+
+// Customer identifies the customer the CRM is implemented for.
+type Customer struct {
+	// Name of the customer organisation, as shown to people.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=256
+	// +required
+	Name string `json:"name"`
+	// Contact is the customer's contact for this implementation (e-mail address or name).
+	// +kubebuilder:validation:MaxLength=256
+	// +optional
+	Contact string `json:"contact,omitempty"`
+}
+
+// Product selects the CRM product, its version and, for custom images, how to run it.
+// +kubebuilder:validation:XValidation:rule="self.name != 'custom' || has(self.image)",message="image is required when name is custom",fieldPath=".image"
+// +kubebuilder:validation:XValidation:rule="self.name != 'custom' || has(self.databaseEngine)",message="databaseEngine is required when name is custom",fieldPath=".databaseEngine"
+// +kubebuilder:validation:XValidation:rule="self.name == 'custom' || !has(self.databaseEngine)",message="databaseEngine may be set only for a custom product: the other products have a fixed engine",fieldPath=".databaseEngine"
+type Product struct {
+	// Name of the CRM product: suitecrm, espocrm, odoo, twenty, or custom for any
+	// other image.
+	// +required
+	Name ProductName `json:"name"`
+	// Version of the product (an image tag). Defaults to the operator's tested
+	// version of the product. Increments change the version environments run.
+	// +kubebuilder:validation:MaxLength=128
+	// +kubebuilder:validation:Pattern=`^[A-Za-z0-9_][A-Za-z0-9_.-]*$`
+	// +optional
+	Version string `json:"version,omitempty"`
+	// Image repository to run (without tag, e.g. "registry.example.com/crm/app"),
+	// or a full reference. Required for custom; for the other products it
+	// overrides the default image, e.g. for a private mirror.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=512
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]+([._/:@-][A-Za-z0-9_]+)*$`
+	// +optional
+	Image string `json:"image,omitempty"`
+	// Port the application container listens on. Defaults to the product's port
+	// (8080 for custom).
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=65535
+	// +optional
+	Port int32 `json:"port,omitempty"`
+	// DatabaseEngine of a custom product: postgresql or mariadb. The other products
+	// have a fixed engine.
+	// +optional
+	DatabaseEngine DatabaseEngine `json:"databaseEngine,omitempty"`
+	// HealthPath is the HTTP path answering 2xx when a custom application is
+	// healthy. Defaults to "/" for custom; known products use their own.
+	// +kubebuilder:validation:MaxLength=256
+	// +kubebuilder:validation:Pattern=`^/[^\s]*$`
+	// +optional
+	HealthPath string `json:"healthPath,omitempty"`
+	// Env adds environment variables to the application container (custom images
+	// read their settings from it). Database variables are set by the operator.
+	// +listType=map
+	// +listMapKey=name
+	// +kubebuilder:validation:MaxItems=64
+	// +optional
+	Env []corev1.EnvVar `json:"env,omitempty"`
+}
+
+// Hosting says where and how the project's environments are hosted.
+type Hosting struct {
+	// Mode is cloud or onPrem. Defaults to cloud.
+	// +kubebuilder:default=cloud
+	// +optional
+	Mode HostingMode `json:"mode,omitempty"`
+	// Region the data is kept in (e.g. "eu-central-1"); pods are placed on nodes
+	// labelled topology.kubernetes.io/region with this value.
+	// +kubebuilder:validation:MaxLength=63
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`
+	// +optional
+	Region string `json:"region,omitempty"`
+	// StorageClassName for the environments' volumes, unless an environment names its own.
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$`
+	// +optional
+	StorageClassName string `json:"storageClassName,omitempty"`
+	// IngressClassName for the environments' ingresses.
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$`
+	// +optional
+	IngressClassName string `json:"ingressClassName,omitempty"`
+	// Domain under which environments get a host name: <environment>.<project>.<domain>,
+	// unless an environment sets its own ingress host.
+	// +kubebuilder:validation:MaxLength=200
+	// +kubebuilder:validation:Pattern=`^([a-z0-9]([-a-z0-9]*[a-z0-9])?\.)*[a-z0-9]([-a-z0-9]*[a-z0-9])?$`
+	// +optional
+	Domain string `json:"domain,omitempty"`
+}
+
+// BackupRetention bounds how many backups are kept and for how long.
+type BackupRetention struct {
+	// KeepLast keeps at most this many completed backups per environment
+	// (pre-promotion backups included); older ones are deleted with their data.
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=1000
+	// +optional
+	KeepLast *int32 `json:"keepLast,omitempty"`
+	// MaxAge deletes backups older than this, with their stored data (GDPR
+	// storage limitation), e.g. "720h" for 30 days.
+	// +kubebuilder:validation:XValidation:rule="!self.matches('^([0-9]+(h|m|s|ms))+$') || duration(self) >= duration('1h')",message="maxAge must be at least 1h"
+	// +optional
+	MaxAge Duration `json:"maxAge,omitempty"`
+}
+
+// S3Target stores backups in an S3-compatible object store.
+type S3Target struct {
+	// Endpoint URL of the store, e.g. "https://s3.eu-central-1.amazonaws.com".
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=512
+	// +kubebuilder:validation:Pattern=`^https?://[^\s/]+(/[^\s]*)?$`
+	// +required
+	Endpoint string `json:"endpoint"`
+	// Bucket name.
+	// +kubebuilder:validation:MinLength=3
+	// +kubebuilder:validation:MaxLength=63
+	// +kubebuilder:validation:Pattern=`^[a-z0-9][a-z0-9.-]*[a-z0-9]$`
+	// +required
+	Bucket string `json:"bucket"`
+	// Prefix of every object key; defaults to the project name.
+	// +kubebuilder:validation:MaxLength=256
+	// +kubebuilder:validation:Pattern=`^[A-Za-z0-9!_.*'()/-]*$`
+	// +optional
+	Prefix string `json:"prefix,omitempty"`
+	// Region of the store, checked against the GDPR allowed regions when set.
+	// +kubebuilder:validation:MaxLength=63
+	// +optional
+	Region string `json:"region,omitempty"`
+	// SecretName of a Secret in the project namespace holding the keys
+	// AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$`
+	// +required
+	SecretName string `json:"secretName"`
+}
+
+// VolumeTarget stores backups on a PersistentVolumeClaim in the project namespace.
+type VolumeTarget struct {
+	// ClaimName of the PersistentVolumeClaim.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$`
+	// +required
+	ClaimName string `json:"claimName"`
+}
+
+// BackupTarget is where backups are stored: exactly one of s3 or volume.
+// +kubebuilder:validation:XValidation:rule="has(self.s3) != has(self.volume)",message="set exactly one of s3 or volume"
+type BackupTarget struct {
+	// S3 stores backups in an S3-compatible object store.
+	// +optional
+	S3 *S3Target `json:"s3,omitempty"`
+	// Volume stores backups on a PersistentVolumeClaim.
+	// +optional
+	Volume *VolumeTarget `json:"volume,omitempty"`
+}
+
+// BackupPolicy says when backups are taken, how long they are kept and where.
+type BackupPolicy struct {
+	// Schedule of scheduled backups of every environment, as a cron expression
+	// (UTC). Without it only manual and pre-promotion backups are taken.
+	// +optional
+	Schedule CronSchedule `json:"schedule,omitempty"`
+	// Retention of completed backups.
+	// +optional
+	Retention BackupRetention `json:"retention,omitempty"`
+	// Target is where backups are stored.
+	// +required
+	Target BackupTarget `json:"target"`
+}
+
+// GDPRPolicy is the data-protection policy the cluster enforces for the project.
+// +kubebuilder:validation:XValidation:rule="!has(self.requireEncryptedStorage) || !self.requireEncryptedStorage || size(self.?encryptedStorageClasses.orValue([])) > 0",message="requireEncryptedStorage needs at least one entry in encryptedStorageClasses",fieldPath=".encryptedStorageClasses"
+type GDPRPolicy struct {
+	// AllowedRegions lists the regions data may be kept in, as glob patterns
+	// ("eu-*", "eu-central-1"). Empty allows every region.
+	// +listType=set
+	// +kubebuilder:validation:MaxItems=32
+	// +kubebuilder:validation:items:MinLength=1
+	// +kubebuilder:validation:items:MaxLength=63
+	// +kubebuilder:validation:items:Pattern=`^[a-z0-9*?-]+$`
+	// +optional
+	AllowedRegions []string `json:"allowedRegions,omitempty"`
+	// RequireEncryptedStorage allows only the storage classes listed in
+	// encryptedStorageClasses (encryption at rest).
+	// +optional
+	RequireEncryptedStorage bool `json:"requireEncryptedStorage,omitempty"`
+	// EncryptedStorageClasses are the storage classes known to encrypt at rest.
+	// +listType=set
+	// +kubebuilder:validation:MaxItems=32
+	// +kubebuilder:validation:items:MinLength=1
+	// +kubebuilder:validation:items:MaxLength=253
+	// +optional
+	EncryptedStorageClasses []string `json:"encryptedStorageClasses,omitempty"`
+	// RequireTLS refuses environments whose ingress has no TLS.
+	// +optional
+	RequireTLS bool `json:"requireTLS,omitempty"`
+	// MaxBackupAge caps backup retention: no backup is kept longer, e.g. "2160h" (90 days).
+	// +kubebuilder:validation:XValidation:rule="!self.matches('^([0-9]+(h|m|s|ms))+$') || duration(self) >= duration('1h')",message="maxBackupAge must be at least 1h"
+	// +optional
+	MaxBackupAge Duration `json:"maxBackupAge,omitempty"`
+	// AnonymizeNonProduction requires production data copied into any other
+	// environment to be anonymized.
+	// +optional
+	AnonymizeNonProduction bool `json:"anonymizeNonProduction,omitempty"`
+}
+
+// ProjectQuota caps what the project's namespace may use in total.
+type ProjectQuota struct {
+	// CPU the project's pods may request in total, e.g. "8".
+	// +kubebuilder:validation:XValidation:rule="quantity(string(self)).isGreaterThan(quantity('0'))",message="cpu must be positive"
+	// +optional
+	CPU *resource.Quantity `json:"cpu,omitempty"`
+	// Memory the project's pods may request in total, e.g. "16Gi".
+	// +kubebuilder:validation:XValidation:rule="quantity(string(self)).isGreaterThan(quantity('0'))",message="memory must be positive"
+	// +optional
+	Memory *resource.Quantity `json:"memory,omitempty"`
+	// Storage the project's volume claims may request in total, e.g. "500Gi".
+	// +kubebuilder:validation:XValidation:rule="quantity(string(self)).isGreaterThan(quantity('0'))",message="storage must be positive"
+	// +optional
+	Storage *resource.Quantity `json:"storage,omitempty"`
+}
+
+// ImplementationProjectSpec is one customer's CRM implementation.
+// +kubebuilder:validation:XValidation:rule="!has(self.backup) || !has(self.gdpr) || !has(self.backup.retention) || !has(self.backup.retention.maxAge) || !has(self.gdpr.maxBackupAge) || !self.backup.retention.maxAge.matches('^([0-9]+(h|m|s|ms))+$') || !self.gdpr.maxBackupAge.matches('^([0-9]+(h|m|s|ms))+$') || duration(self.backup.retention.maxAge) <= duration(self.gdpr.maxBackupAge)",message="backup.retention.maxAge exceeds gdpr.maxBackupAge",fieldPath=".backup.retention.maxAge"
+// +kubebuilder:validation:XValidation:rule="!has(self.gdpr) || !has(self.gdpr.requireEncryptedStorage) || !self.gdpr.requireEncryptedStorage || !has(self.hosting) || !has(self.hosting.storageClassName) || (has(self.gdpr.encryptedStorageClasses) && self.hosting.storageClassName in self.gdpr.encryptedStorageClasses)",message="hosting.storageClassName is not in gdpr.encryptedStorageClasses while gdpr.requireEncryptedStorage is true",fieldPath=".hosting.storageClassName"
+type ImplementationProjectSpec struct {
+	// Customer the CRM is implemented for.
+	// +required
+	Customer Customer `json:"customer"`
+	// Product is the CRM product and version the project runs.
+	// +required
+	Product Product `json:"product"`
+	// Hosting says where the environments run.
+	// +optional
+	Hosting Hosting `json:"hosting,omitempty"`
+	// ProductOwners are the customer's people who accept or reject increments.
+	// Only they may set an Increment's acceptance.
+	// +required
+	ProductOwners Subjects `json:"productOwners"`
+	// Integrators are the implementation team: they manage Environments and Increments.
+	// +optional
+	Integrators *Subjects `json:"integrators,omitempty"`
+	// Stages are the names of the Environments an increment passes through, in
+	// order; the last one is production. Defaults to [test, production].
+	// +listType=set
+	// +kubebuilder:default={test,production}
+	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=8
+	// +kubebuilder:validation:items:MaxLength=63
+	// +kubebuilder:validation:items:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`
+	// +optional
+	Stages []string `json:"stages,omitempty"`
+	// Backup is the backup policy of every environment.
+	// +optional
+	Backup *BackupPolicy `json:"backup,omitempty"`
+	// GDPR is the data-protection policy the cluster enforces.
+	// +optional
+	GDPR *GDPRPolicy `json:"gdpr,omitempty"`
+	// Quota caps the resources of the project namespace.
+	// +optional
+	Quota *ProjectQuota `json:"quota,omitempty"`
+	// BudgetHours is the backlog budget in hours; status.deliveredHours counts the
+	// hours of promoted increments against it.
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=1000000
+	// +optional
+	BudgetHours *int32 `json:"budgetHours,omitempty"`
+	// Paused halts promotions and scheduled work (backups, retention) for the
+	// project; running environments keep running.
+	// +optional
+	Paused bool `json:"paused,omitempty"`
+}
+
+// EnvironmentSummary is one environment as the project status shows it.
+type EnvironmentSummary struct {
+	// Name of the Environment.
+	Name string `json:"name"`
+	// Stage of the Environment.
+	Stage Stage `json:"stage,omitempty"`
+	// Phase of the Environment.
+	Phase EnvironmentPhase `json:"phase,omitempty"`
+	// Version the Environment runs.
+	Version string `json:"version,omitempty"`
+	// URL the Environment is reached at.
+	URL string `json:"url,omitempty"`
+}
+
+// ProductionStatus tells what production runs.
+type ProductionStatus struct {
+	// Version production runs.
+	Version string `json:"version,omitempty"`
+	// Increment last promoted to production.
+	Increment string `json:"increment,omitempty"`
+	// PromotedAt is when that increment reached production.
+	PromotedAt *metav1.Time `json:"promotedAt,omitempty"`
+}
+
+// ImplementationProjectStatus is what the operator observed of the project.
+type ImplementationProjectStatus struct {
+	// Conditions: Ready (every environment Ready), Compliant (no policy violation).
+	// +listType=map
+	// +listMapKey=type
+	// +optional
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+	// ObservedGeneration is the spec generation the status describes.
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+	// Namespace the project's environments and increments live in.
+	// +optional
+	Namespace string `json:"namespace,omitempty"`
+	// Environments of the project.
+	// +listType=map
+	// +listMapKey=name
+	// +optional
+	Environments []EnvironmentSummary `json:"environments,omitempty"`
+	// Production tells what production runs.
+	// +optional
+	Production *ProductionStatus `json:"production,omitempty"`
+	// DeliveredHours is the sum of the hours of the increments promoted to production.
+	// +optional
+	DeliveredHours int32 `json:"deliveredHours,omitempty"`
+}
+
+// ImplementationProject is one customer's CRM implementation: the product, where
+// it is hosted, who accepts increments, and the backup and GDPR policy. It owns
+// a namespace of the same name holding its Environments and Increments.
+//
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:scope=Cluster,shortName=crmp,categories=crm
+// +kubebuilder:printcolumn:name="Customer",type=string,JSONPath=`.spec.customer.name`
+// +kubebuilder:printcolumn:name="Product",type=string,JSONPath=`.spec.product.name`
+// +kubebuilder:printcolumn:name="Production",type=string,JSONPath=`.status.production.version`,description="Version production runs"
+// +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
+// +kubebuilder:printcolumn:name="Compliant",type=string,JSONPath=`.status.conditions[?(@.type=="Compliant")].status`
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+// +kubebuilder:validation:XValidation:rule="self.metadata.name.size() <= 63 && self.metadata.name.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?$')",message="metadata.name must be a DNS label (at most 63 lowercase letters, digits and '-'): it names the project namespace"
+type ImplementationProject struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	// Spec is the desired project.
+	// +required
+	Spec ImplementationProjectSpec `json:"spec"`
+	// Status is what the operator observed.
+	// +optional
+	Status ImplementationProjectStatus `json:"status,omitempty"`
+}
+
+// ImplementationProjectList is a list of ImplementationProjects.
+//
+// +kubebuilder:object:root=true
+type ImplementationProjectList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []ImplementationProject `json:"items"`
+}
+
+func init() {
+	SchemeBuilder.Register(&ImplementationProject{}, &ImplementationProjectList{})
+}
