@@ -20,6 +20,7 @@ manifests: controller-gen ## Generate CRDs and RBAC from the markers.
 	$(CONTROLLER_GEN) rbac:roleName=crm-operator-manager crd:allowDangerousTypes=false paths="./api/...;./controllers/..." \
 		output:crd:artifacts:config=config/crd/bases output:rbac:artifacts:config=config/rbac
 	cp config/crd/bases/*.yaml charts/crm-operator/crds/
+	cp config/rbac/role.yaml charts/crm-operator/files/role.yaml
 
 .PHONY: generate
 generate: controller-gen ## Generate deepcopy code.
@@ -35,9 +36,9 @@ vet: ## go vet.
 
 .PHONY: verify-generated
 verify-generated: manifests generate ## Fail when generated files differ from the committed ones.
-	@if [ -n "$$(git status --porcelain -- api config charts/crm-operator/crds)" ]; then \
-		git status --porcelain -- api config charts/crm-operator/crds; \
-		git --no-pager diff --stat -- api config charts/crm-operator/crds; \
+	@if [ -n "$$(git status --porcelain -- api config charts/crm-operator/crds charts/crm-operator/files)" ]; then \
+		git status --porcelain -- api config charts/crm-operator/crds charts/crm-operator/files; \
+		git --no-pager diff --stat -- api config charts/crm-operator/crds charts/crm-operator/files; \
 		echo "generated files are stale: run 'make manifests generate' and commit"; exit 1; fi
 
 .PHONY: test
@@ -65,5 +66,5 @@ controller-gen: ## Build controller-gen.
 	@hack/build-tools.sh controller-gen
 
 .PHONY: envtest-bins
-envtest-bins: ## Build kube-apiserver and etcd for envtest.
-	@hack/build-tools.sh etcd kube-apiserver
+envtest-bins: ## Build kube-apiserver, etcd and kubectl for envtest.
+	@hack/build-tools.sh etcd kube-apiserver kubectl

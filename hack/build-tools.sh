@@ -67,7 +67,7 @@ link() { # TARGET LINK
 
 for tool in "$@"; do
 	case $tool in
-	kube-apiserver | kube-controller-manager | kube-scheduler)
+	kube-apiserver | kube-controller-manager | kube-scheduler | kubectl)
 		dest=$cache/k8s/$K8S_VERSION/$tool
 		build "$tool v$K8S_VERSION" "$dest" go_build_k8s "$tool"
 		link "$dest" "$k8s_bin/$tool"

@@ -45,6 +45,7 @@ func TestMain(m *testing.M) {
 	var err error
 	if cfg, err = testEnv.Start(); err != nil {
 		fmt.Fprintf(os.Stderr, "starting the control plane (run through `make test`, which builds it): %v\n", err)
+		_ = testEnv.Stop() // Start may fail after launching etcd and kube-apiserver
 		os.Exit(1)
 	}
 	scheme := runtime.NewScheme()
@@ -234,9 +235,13 @@ func TestDefaultsAreApplied(t *testing.T) {
 // TestExplainTeachesTheFields runs kubectl explain against the API server: the
 // field docs come from the CRD's OpenAPI schema, generated from doc comments.
 func TestExplainTeachesTheFields(t *testing.T) {
-	kubectl, err := exec.LookPath("kubectl")
-	if err != nil {
-		t.Skip("kubectl is not installed")
+	// The kubectl that hack/build-tools.sh builds beside kube-apiserver (same
+	// version), else the one on PATH.
+	kubectl := filepath.Join(os.Getenv("KUBEBUILDER_ASSETS"), "kubectl")
+	if _, err := os.Stat(kubectl); err != nil {
+		if kubectl, err = exec.LookPath("kubectl"); err != nil {
+			t.Fatal("no kubectl: run through `make test`, which builds it")
+		}
 	}
 	kubeconfig := writeKubeconfig(t)
 	cases := map[string][]string{
