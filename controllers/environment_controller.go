@@ -2,49 +2,415 @@ package controllers
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"fmt"
+	"strconv"
+	"time"
 
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	policyv1 "k8s.io/api/policy/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	crmv1alpha1 "github.com/crmops/crm-operator/api/v1alpha1"
+	"github.com/crmops/crm-operator/internal/crm"
+	"github.com/crmops/crm-operator/internal/resources"
 )
+
+// EnvironmentFinalizer lets the operator apply the deletion policy to an
+// environment's data before the environment goes.
+const EnvironmentFinalizer = "crm.crmops.io/environment-data"
+
+// LabelRetainedFrom marks volumes and credentials kept after their
+// environment was deleted with deletionPolicy Retain.
+const LabelRetainedFrom = "crm.crmops.io/retained-from"
 
 // EnvironmentReconciler keeps one CRM instance (application, database,
 // storage, ingress, credentials, network policy) in shape.
 type EnvironmentReconciler struct {
 	client.Client
+	// APIReader reads what the cache does not hold: Secrets the operator did not create.
+	APIReader               client.Reader
+	Recorder                events.EventRecorder
+	IngressNamespace        string
 	MaxConcurrentReconciles int
 }
 
-// +kubebuilder:rbac:groups=crm.crmops.io,resources=environments,verbs=get;list;watch
+// +kubebuilder:rbac:groups=crm.crmops.io,resources=environments,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups=crm.crmops.io,resources=environments/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=crm.crmops.io,resources=environments/finalizers,verbs=update
+// +kubebuilder:rbac:groups="",resources=secrets;services;persistentvolumeclaims,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups=apps,resources=deployments;statefulsets,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups=networking.k8s.io,resources=ingresses;networkpolicies,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups=policy,resources=poddisruptionbudgets,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 
-// Reconcile records what it observed of the environment in its status.
+// Reconcile provisions the environment's objects and records their state.
 func (r *EnvironmentReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	env := &crmv1alpha1.Environment{}
 	if err := r.Get(ctx, req.NamespacedName, env); err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
+	if !env.DeletionTimestamp.IsZero() {
+		return r.reconcileDelete(ctx, env)
+	}
+	if controllerutil.AddFinalizer(env, EnvironmentFinalizer) {
+		if err := r.Update(ctx, env); err != nil {
+			return ctrl.Result{}, err
+		}
+	}
 	before := env.DeepCopy()
-
+	result, err := r.reconcileNormal(ctx, env)
 	env.Status.ObservedGeneration = env.Generation
+	if perr := patchStatusIfChanged(ctx, r.Client, env, before, env.Status, before.Status); perr != nil && err == nil {
+		err = perr
+	}
+	return result, err
+}
+
+func (r *EnvironmentReconciler) reconcileNormal(ctx context.Context, env *crmv1alpha1.Environment) (ctrl.Result, error) {
+	project := &crmv1alpha1.ImplementationProject{}
+	if err := r.Get(ctx, types.NamespacedName{Name: env.Spec.ProjectRef.Name}, project); err != nil {
+		if apierrors.IsNotFound(err) {
+			r.notReady(env, "ProjectNotFound", fmt.Sprintf("ImplementationProject %q does not exist", env.Spec.ProjectRef.Name))
+			return ctrl.Result{}, nil // the project watch brings us back
+		}
+		return ctrl.Result{}, err
+	}
+	profile, err := crm.For(project.Spec.Product)
+	if err != nil {
+		r.notReady(env, "InvalidProduct", err.Error())
+		return ctrl.Result{}, nil
+	}
+	in := &resources.EnvironmentInput{
+		Project: project, Env: env, Profile: profile,
+		Version:          resources.DesiredVersion(project, env, profile),
+		IngressNamespace: r.IngressNamespace,
+	}
+	if ext := env.Spec.Database.External; ext != nil {
+		if in.External, err = r.externalDatabase(ctx, env.Namespace, ext.SecretName, profile.Engine); err != nil {
+			r.notReady(env, "ExternalDatabaseInvalid", err.Error())
+			return ctrl.Result{RequeueAfter: time.Minute}, nil
+		}
+	}
+
+	ap := applier{r.Client}
+	if err := r.ensureCredentials(ctx, env, in); err != nil {
+		return ctrl.Result{}, err
+	}
+	desired, absent := resources.EnvironmentObjects(in)
+	for _, obj := range desired {
+		if _, err := ap.apply(ctx, env, obj); err != nil {
+			return ctrl.Result{}, err
+		}
+	}
+	for _, obj := range absent {
+		if _, err := ap.remove(ctx, env, obj); err != nil {
+			return ctrl.Result{}, err
+		}
+	}
+	r.observe(ctx, env, in)
+	return ctrl.Result{}, nil
+}
+
+// ensureCredentials creates the credentials Secret once, with random values.
+// It is never rewritten: the database keeps the passwords it started with.
+func (r *EnvironmentReconciler) ensureCredentials(ctx context.Context, env *crmv1alpha1.Environment, in *resources.EnvironmentInput) error {
+	key := types.NamespacedName{Namespace: env.Namespace, Name: resources.CredentialsName(env.Name)}
+	if err := r.Get(ctx, key, &corev1.Secret{}); err == nil || !apierrors.IsNotFound(err) {
+		return err
+	}
+	values := map[string][]byte{}
+	for _, k := range crm.SecretKeys {
+		v, err := randomSecret()
+		if err != nil {
+			return err
+		}
+		values[k] = v
+	}
+	secret := resources.CredentialsSecret(in, values)
+	if err := controllerutil.SetControllerReference(env, secret, r.Scheme()); err != nil {
+		return err
+	}
+	if err := r.Create(ctx, secret); err != nil {
+		return client.IgnoreAlreadyExists(err)
+	}
+	r.Recorder.Eventf(env, nil, corev1.EventTypeNormal, "CredentialsCreated", "Create", "generated credentials in Secret %s", secret.Name)
+	return nil
+}
+
+// randomSecret returns 32 random bytes, URL-safe base64 encoded so that
+// every product accepts it in a URL or a config file.
+func randomSecret() ([]byte, error) {
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		return nil, err
+	}
+	return []byte(base64.RawURLEncoding.EncodeToString(b)), nil
+}
+
+// externalDatabase reads the connection of an external database; the
+// password stays in its Secret and reaches the application by reference.
+func (r *EnvironmentReconciler) externalDatabase(ctx context.Context, ns, name string, engine crmv1alpha1.DatabaseEngine) (*resources.ExternalDatabase, error) {
+	s := &corev1.Secret{}
+	if err := r.APIReader.Get(ctx, types.NamespacedName{Namespace: ns, Name: name}, s); err != nil {
+		return nil, fmt.Errorf("reading Secret %s of spec.database.external: %w", name, err)
+	}
+	for _, k := range []string{"host", "database", "username", "password"} {
+		if len(s.Data[k]) == 0 {
+			return nil, fmt.Errorf("Secret %s of spec.database.external has no key %q", name, k)
+		}
+	}
+	port := crm.DatabaseFor(engine).Port
+	if p := string(s.Data["port"]); p != "" {
+		n, err := strconv.ParseInt(p, 10, 32)
+		if err != nil || n < 1 || n > 65535 {
+			return nil, fmt.Errorf("Secret %s of spec.database.external: port %q is not a TCP port", name, p)
+		}
+		port = int32(n)
+	}
+	return &resources.ExternalDatabase{
+		Host: string(s.Data["host"]), Port: port, Name: string(s.Data["database"]), User: string(s.Data["username"]), SecretName: name,
+	}, nil
+}
+
+// observe sets phase and conditions from the children's real status.
+func (r *EnvironmentReconciler) observe(ctx context.Context, env *crmv1alpha1.Environment, in *resources.EnvironmentInput) {
+	gen := env.Generation
+	env.Status.URL = resources.URL(in)
+	env.Status.Image = resources.Image(in)
+
+	dbReady, dbMsg := true, "external database"
+	if in.External == nil {
+		dbReady, dbMsg = r.statefulSetReady(ctx, env.Namespace, resources.DatabaseName(env.Name), env.Spec.Hibernate)
+	}
+	appReady, appMsg := r.deploymentReady(ctx, env.Namespace, resources.AppName(env.Name), env.Spec.Hibernate)
+	for _, c := range in.Profile.Components {
+		if ok, msg := r.deploymentReady(ctx, env.Namespace, env.Name+"-"+c.Name, env.Spec.Hibernate); !ok && appReady {
+			appReady, appMsg = false, msg
+		}
+	}
+	if in.Profile.NeedsRedis && appReady {
+		appReady, appMsg = r.deploymentReady(ctx, env.Namespace, resources.RedisName(env.Name), env.Spec.Hibernate)
+	}
+	setCondition(&env.Status.Conditions, gen, crmv1alpha1.ConditionDatabaseReady, boolStatus(dbReady), reason(dbReady, "DatabaseReady", "DatabaseNotReady"), dbMsg)
+	setCondition(&env.Status.Conditions, gen, crmv1alpha1.ConditionApplicationReady, boolStatus(appReady), reason(appReady, "ApplicationReady", "ApplicationNotReady"), appMsg)
+
+	switch {
+	case env.Spec.Hibernate && dbReady && appReady:
+		env.Status.Phase = crmv1alpha1.EnvironmentHibernated
+		setCondition(&env.Status.Conditions, gen, crmv1alpha1.ConditionReady, metav1.ConditionFalse, "Hibernated", "the environment is hibernated: nothing runs, every volume is kept")
+	case env.Spec.Hibernate:
+		env.Status.Phase = crmv1alpha1.EnvironmentHibernated
+		setCondition(&env.Status.Conditions, gen, crmv1alpha1.ConditionReady, metav1.ConditionFalse, "Hibernating", "scaling down to zero")
+	case dbReady && appReady:
+		if env.Status.Phase != crmv1alpha1.EnvironmentReady {
+			r.Recorder.Eventf(env, nil, corev1.EventTypeNormal, "Ready", "Provision", "environment is ready at %s running %s", env.Status.URL, in.Version)
+		}
+		env.Status.Phase = crmv1alpha1.EnvironmentReady
+		env.Status.Version = in.Version
+		setCondition(&env.Status.Conditions, gen, crmv1alpha1.ConditionReady, metav1.ConditionTrue, "Ready", "database and application are ready")
+	default:
+		// Once it has been Ready, losing readiness is a degradation, not provisioning.
+		if env.Status.Phase == crmv1alpha1.EnvironmentReady || env.Status.Phase == crmv1alpha1.EnvironmentDegraded {
+			env.Status.Phase = crmv1alpha1.EnvironmentDegraded
+		} else {
+			env.Status.Phase = crmv1alpha1.EnvironmentProvisioning
+		}
+		msg := appMsg
+		if !dbReady {
+			msg = dbMsg
+		}
+		setCondition(&env.Status.Conditions, gen, crmv1alpha1.ConditionReady, metav1.ConditionFalse, string(env.Status.Phase), msg)
+	}
+	if env.Status.Version == "" && env.Spec.Stage == crmv1alpha1.StageProduction {
+		// Production records its first version at once: later versions come only from promotions.
+		env.Status.Version = in.Version
+	}
+}
+
+func (r *EnvironmentReconciler) notReady(env *crmv1alpha1.Environment, why, msg string) {
 	if env.Status.Phase == "" {
 		env.Status.Phase = crmv1alpha1.EnvironmentProvisioning
 	}
-	setCondition(&env.Status.Conditions, env.Generation, crmv1alpha1.ConditionReady,
-		metav1.ConditionUnknown, "Provisioning", "the environment is being provisioned")
-
-	return ctrl.Result{}, patchStatusIfChanged(ctx, r.Client, env, before, env.Status, before.Status)
+	setCondition(&env.Status.Conditions, env.Generation, crmv1alpha1.ConditionReady, metav1.ConditionFalse, why, msg)
 }
 
-// SetupWithManager registers the reconciler.
+// deploymentReady: rolled out at the current generation with every replica
+// available (or none running, when hibernated).
+func (r *EnvironmentReconciler) deploymentReady(ctx context.Context, ns, name string, hibernate bool) (bool, string) {
+	d := &appsv1.Deployment{}
+	if err := r.Get(ctx, types.NamespacedName{Namespace: ns, Name: name}, d); err != nil {
+		return false, fmt.Sprintf("Deployment %s: %v", name, err)
+	}
+	want := int32(1)
+	if d.Spec.Replicas != nil {
+		want = *d.Spec.Replicas
+	}
+	st := d.Status
+	switch {
+	case st.ObservedGeneration < d.Generation:
+		return false, fmt.Sprintf("Deployment %s: rollout not yet observed", name)
+	case hibernate && st.Replicas == 0:
+		return true, fmt.Sprintf("Deployment %s scaled to zero", name)
+	case hibernate:
+		return false, fmt.Sprintf("Deployment %s: %d replicas still running", name, st.Replicas)
+	case st.UpdatedReplicas < want || st.AvailableReplicas < want || st.Replicas > want:
+		return false, fmt.Sprintf("Deployment %s: %d/%d replicas updated and available", name, min(st.UpdatedReplicas, st.AvailableReplicas), want)
+	}
+	return true, fmt.Sprintf("Deployment %s: %d/%d replicas available", name, st.AvailableReplicas, want)
+}
+
+func (r *EnvironmentReconciler) statefulSetReady(ctx context.Context, ns, name string, hibernate bool) (bool, string) {
+	s := &appsv1.StatefulSet{}
+	if err := r.Get(ctx, types.NamespacedName{Namespace: ns, Name: name}, s); err != nil {
+		return false, fmt.Sprintf("StatefulSet %s: %v", name, err)
+	}
+	want := int32(1)
+	if s.Spec.Replicas != nil {
+		want = *s.Spec.Replicas
+	}
+	st := s.Status
+	switch {
+	case st.ObservedGeneration < s.Generation:
+		return false, fmt.Sprintf("StatefulSet %s: rollout not yet observed", name)
+	case hibernate && st.Replicas == 0:
+		return true, fmt.Sprintf("StatefulSet %s scaled to zero", name)
+	case hibernate:
+		return false, fmt.Sprintf("StatefulSet %s: %d replicas still running", name, st.Replicas)
+	case st.ReadyReplicas < want || st.UpdatedReplicas < want:
+		return false, fmt.Sprintf("StatefulSet %s: %d/%d replicas ready", name, st.ReadyReplicas, want)
+	}
+	return true, fmt.Sprintf("StatefulSet %s: %d/%d replicas ready", name, st.ReadyReplicas, want)
+}
+
+func boolStatus(b bool) metav1.ConditionStatus {
+	if b {
+		return metav1.ConditionTrue
+	}
+	return metav1.ConditionFalse
+}
+
+func reason(b bool, yes, no string) string {
+	if b {
+		return yes
+	}
+	return no
+}
+
+// reconcileDelete applies the deletion policy: Retain keeps the volumes and
+// the credentials (no owner, labelled retained-from) so that the data can be
+// found and reattached; Delete removes them. Everything else goes with the
+// environment through its owner references.
+func (r *EnvironmentReconciler) reconcileDelete(ctx context.Context, env *crmv1alpha1.Environment) (ctrl.Result, error) {
+	if !controllerutil.ContainsFinalizer(env, EnvironmentFinalizer) {
+		return ctrl.Result{}, nil
+	}
+	if env.Status.Phase != crmv1alpha1.EnvironmentDeleting {
+		before := env.DeepCopy()
+		env.Status.Phase = crmv1alpha1.EnvironmentDeleting
+		if err := patchStatusIfChanged(ctx, r.Client, env, before, env.Status, before.Status); err != nil {
+			return ctrl.Result{}, client.IgnoreNotFound(err)
+		}
+	}
+	policy := resources.EffectiveDeletionPolicy(env)
+	data := []client.Object{
+		&corev1.PersistentVolumeClaim{ObjectMeta: metav1.ObjectMeta{Namespace: env.Namespace, Name: resources.DataClaimName(env.Name)}},
+		&corev1.PersistentVolumeClaim{ObjectMeta: metav1.ObjectMeta{Namespace: env.Namespace, Name: resources.FilesClaimName(env.Name)}},
+		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: env.Namespace, Name: resources.CredentialsName(env.Name)}},
+	}
+	for _, obj := range data {
+		if err := r.Get(ctx, client.ObjectKeyFromObject(obj), obj); err != nil {
+			if apierrors.IsNotFound(err) {
+				continue
+			}
+			return ctrl.Result{}, err
+		}
+		if !metav1.IsControlledBy(obj, env) {
+			continue
+		}
+		if policy == crmv1alpha1.DeletionDelete {
+			if err := r.Delete(ctx, obj); client.IgnoreNotFound(err) != nil {
+				return ctrl.Result{}, err
+			}
+			continue
+		}
+		patch := client.MergeFrom(obj.DeepCopyObject().(client.Object))
+		obj.SetOwnerReferences(nil)
+		labels := obj.GetLabels()
+		if labels == nil {
+			labels = map[string]string{}
+		}
+		labels[LabelRetainedFrom] = env.Name
+		obj.SetLabels(labels)
+		if err := r.Patch(ctx, obj, patch); err != nil {
+			return ctrl.Result{}, err
+		}
+	}
+	if policy == crmv1alpha1.DeletionRetain {
+		r.Recorder.Eventf(env, nil, corev1.EventTypeNormal, "DataRetained", "Delete",
+			"deletionPolicy Retain: volumes and credentials kept with label %s=%s", LabelRetainedFrom, env.Name)
+	}
+	log.FromContext(ctx).Info("environment deleted", "deletionPolicy", policy)
+	controllerutil.RemoveFinalizer(env, EnvironmentFinalizer)
+	return ctrl.Result{}, client.IgnoreNotFound(r.Update(ctx, env))
+}
+
+// SetupWithManager registers the reconciler: it follows its children's
+// status (readiness), and every environment of a project when the project changes.
 func (r *EnvironmentReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	return ctrl.NewControllerManagedBy(mgr).
-		For(&crmv1alpha1.Environment{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		For(&crmv1alpha1.Environment{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, deletionOrFinalizerChanged()))).
+		Owns(&appsv1.Deployment{}).
+		Owns(&appsv1.StatefulSet{}).
+		Owns(&corev1.Service{}).
+		Owns(&corev1.PersistentVolumeClaim{}).
+		Owns(&corev1.Secret{}).
+		Owns(&networkingv1.Ingress{}).
+		Owns(&networkingv1.NetworkPolicy{}).
+		Owns(&policyv1.PodDisruptionBudget{}).
+		Watches(&crmv1alpha1.ImplementationProject{}, handler.EnqueueRequestsFromMapFunc(r.environmentsOfProject),
+			builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		WithOptions(controller.Options{MaxConcurrentReconciles: r.MaxConcurrentReconciles}).
 		Complete(r)
+}
+
+// environmentsOfProject maps a project to the environments in its namespace.
+func (r *EnvironmentReconciler) environmentsOfProject(ctx context.Context, obj client.Object) []reconcile.Request {
+	list := &crmv1alpha1.EnvironmentList{}
+	if err := r.List(ctx, list, client.InNamespace(obj.GetName())); err != nil {
+		return nil
+	}
+	reqs := make([]reconcile.Request, 0, len(list.Items))
+	for _, e := range list.Items {
+		if e.Spec.ProjectRef.Name == obj.GetName() {
+			reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&e)})
+		}
+	}
+	return reqs
+}
+
+// deletionOrFinalizerChanged passes updates that start a deletion, which do
+// not change the generation.
+func deletionOrFinalizerChanged() predicate.Predicate {
+	return predicate.Funcs{
+		UpdateFunc: func(e event.UpdateEvent) bool {
+			return !e.ObjectNew.GetDeletionTimestamp().IsZero()
+		},
+	}
 }

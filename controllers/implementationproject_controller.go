@@ -2,50 +2,173 @@ package controllers
 
 import (
 	"context"
+	"fmt"
+	"sort"
+	"strings"
 
+	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	crmv1alpha1 "github.com/crmops/crm-operator/api/v1alpha1"
+	"github.com/crmops/crm-operator/internal/resources"
 )
+
+// ProjectFinalizer holds a project (and so its namespace) while environments
+// whose data must be retained still exist in it.
+const ProjectFinalizer = "crm.crmops.io/project-data"
 
 // ImplementationProjectReconciler keeps a project's namespace and shared
 // objects in shape and summarises its environments in status.
 type ImplementationProjectReconciler struct {
 	client.Client
+	Recorder                events.EventRecorder
 	MaxConcurrentReconciles int
 }
 
-// +kubebuilder:rbac:groups=crm.crmops.io,resources=implementationprojects,verbs=get;list;watch
+// +kubebuilder:rbac:groups=crm.crmops.io,resources=implementationprojects,verbs=get;list;watch;update;patch
 // +kubebuilder:rbac:groups=crm.crmops.io,resources=implementationprojects/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=crm.crmops.io,resources=implementationprojects/finalizers,verbs=update
+// +kubebuilder:rbac:groups="",resources=namespaces;resourcequotas;limitranges,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups=rbac.authorization.k8s.io,resources=roles;rolebindings,verbs=get;list;watch;create;update;patch;delete
+// The operator grants project roles the rights it holds itself; RBAC requires
+// it to hold them (or escalate/bind, which it does not get).
+// +kubebuilder:rbac:groups="",resources=pods;pods/log;configmaps;events;endpoints,verbs=get;list;watch
+// +kubebuilder:rbac:groups=apps,resources=replicasets,verbs=get;list;watch
+// +kubebuilder:rbac:groups=batch,resources=jobs,verbs=get;list;watch
+// +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=get;list;watch
 
-// Reconcile records what it observed of the project in its status.
+// Reconcile applies the project's namespace and shared objects and records
+// the state of its environments.
 func (r *ImplementationProjectReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	project := &crmv1alpha1.ImplementationProject{}
 	if err := r.Get(ctx, req.NamespacedName, project); err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
+	if !project.DeletionTimestamp.IsZero() {
+		return r.reconcileDelete(ctx, project)
+	}
+	if controllerutil.AddFinalizer(project, ProjectFinalizer) {
+		if err := r.Update(ctx, project); err != nil {
+			return ctrl.Result{}, err
+		}
+	}
 	before := project.DeepCopy()
-
+	err := r.reconcileNormal(ctx, project)
 	project.Status.ObservedGeneration = project.Generation
-	project.Status.Namespace = project.Name
-	// The environments and their readiness arrive with the Environment
-	// controller; until then the project says plainly that it is not Ready.
-	setCondition(&project.Status.Conditions, project.Generation, crmv1alpha1.ConditionReady,
-		metav1.ConditionUnknown, "Reconciling", "waiting for the project's environments")
-
-	return ctrl.Result{}, patchStatusIfChanged(ctx, r.Client, project, before, project.Status, before.Status)
+	if perr := patchStatusIfChanged(ctx, r.Client, project, before, project.Status, before.Status); perr != nil && err == nil {
+		err = perr
+	}
+	return ctrl.Result{}, err
 }
 
-// SetupWithManager registers the reconciler; status-only changes do not
-// trigger it, since it wrote them.
+func (r *ImplementationProjectReconciler) reconcileNormal(ctx context.Context, project *crmv1alpha1.ImplementationProject) error {
+	project.Status.Namespace = project.Name
+	ap := applier{r.Client}
+	desired, absent := resources.ProjectObjects(project)
+	for _, obj := range desired {
+		if _, err := ap.apply(ctx, project, obj); err != nil {
+			setCondition(&project.Status.Conditions, project.Generation, crmv1alpha1.ConditionReady, metav1.ConditionFalse, "ApplyFailed", err.Error())
+			return err
+		}
+	}
+	for _, obj := range absent {
+		if _, err := ap.remove(ctx, project, obj); err != nil {
+			return err
+		}
+	}
+
+	envs := &crmv1alpha1.EnvironmentList{}
+	if err := r.List(ctx, envs, client.InNamespace(project.Name)); err != nil {
+		return err
+	}
+	summaries := make([]crmv1alpha1.EnvironmentSummary, 0, len(envs.Items))
+	var notReady []string
+	for _, e := range envs.Items {
+		if e.Spec.ProjectRef.Name != project.Name {
+			continue
+		}
+		summaries = append(summaries, crmv1alpha1.EnvironmentSummary{
+			Name: e.Name, Stage: e.Spec.Stage, Phase: e.Status.Phase, Version: e.Status.Version, URL: e.Status.URL,
+		})
+		if !meta.IsStatusConditionTrue(e.Status.Conditions, crmv1alpha1.ConditionReady) {
+			notReady = append(notReady, e.Name)
+		}
+	}
+	sort.Slice(summaries, func(i, j int) bool { return summaries[i].Name < summaries[j].Name })
+	project.Status.Environments = summaries
+
+	switch {
+	case len(summaries) == 0:
+		setCondition(&project.Status.Conditions, project.Generation, crmv1alpha1.ConditionReady, metav1.ConditionFalse, "NoEnvironments",
+			fmt.Sprintf("namespace %s is ready; create Environments in it", project.Name))
+	case len(notReady) > 0:
+		setCondition(&project.Status.Conditions, project.Generation, crmv1alpha1.ConditionReady, metav1.ConditionFalse, "EnvironmentsNotReady",
+			"not ready: "+strings.Join(notReady, ", "))
+	default:
+		setCondition(&project.Status.Conditions, project.Generation, crmv1alpha1.ConditionReady, metav1.ConditionTrue, "EnvironmentsReady",
+			fmt.Sprintf("%d environments ready", len(summaries)))
+	}
+	return nil
+}
+
+// reconcileDelete keeps the project, and so its namespace, while an
+// environment whose data is retained exists: deleting the namespace would
+// delete the retained volumes with it.
+func (r *ImplementationProjectReconciler) reconcileDelete(ctx context.Context, project *crmv1alpha1.ImplementationProject) (ctrl.Result, error) {
+	if !controllerutil.ContainsFinalizer(project, ProjectFinalizer) {
+		return ctrl.Result{}, nil
+	}
+	envs := &crmv1alpha1.EnvironmentList{}
+	if err := r.List(ctx, envs, client.InNamespace(project.Name)); err != nil {
+		return ctrl.Result{}, err
+	}
+	var retained []string
+	for _, e := range envs.Items {
+		if resources.EffectiveDeletionPolicy(&e) == crmv1alpha1.DeletionRetain {
+			retained = append(retained, e.Name)
+		}
+	}
+	if len(retained) > 0 {
+		before := project.DeepCopy()
+		msg := fmt.Sprintf("deletion waits: environments %s keep their data (deletionPolicy Retain); delete them first or set deletionPolicy: Delete",
+			strings.Join(retained, ", "))
+		setCondition(&project.Status.Conditions, project.Generation, crmv1alpha1.ConditionReady, metav1.ConditionFalse, "DeletionBlocked", msg)
+		if !meta.IsStatusConditionPresentAndEqual(before.Status.Conditions, crmv1alpha1.ConditionReady, metav1.ConditionFalse) ||
+			meta.FindStatusCondition(before.Status.Conditions, crmv1alpha1.ConditionReady).Reason != "DeletionBlocked" {
+			r.Recorder.Eventf(project, nil, corev1.EventTypeWarning, "DeletionBlocked", "Delete", "%s", msg)
+		}
+		return ctrl.Result{}, patchStatusIfChanged(ctx, r.Client, project, before, project.Status, before.Status)
+	}
+	controllerutil.RemoveFinalizer(project, ProjectFinalizer)
+	return ctrl.Result{}, client.IgnoreNotFound(r.Update(ctx, project))
+}
+
+// SetupWithManager registers the reconciler; it follows its children and
+// the environments in its namespace.
 func (r *ImplementationProjectReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	return ctrl.NewControllerManagedBy(mgr).
-		For(&crmv1alpha1.ImplementationProject{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		For(&crmv1alpha1.ImplementationProject{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, deletionOrFinalizerChanged()))).
+		Owns(&corev1.Namespace{}).
+		Owns(&corev1.ResourceQuota{}).
+		Owns(&corev1.LimitRange{}).
+		Owns(&networkingv1.NetworkPolicy{}).
+		Owns(&rbacv1.Role{}).
+		Owns(&rbacv1.RoleBinding{}).
+		Watches(&crmv1alpha1.Environment{}, handler.EnqueueRequestsFromMapFunc(func(_ context.Context, o client.Object) []reconcile.Request {
+			return []reconcile.Request{{NamespacedName: client.ObjectKey{Name: o.(*crmv1alpha1.Environment).Spec.ProjectRef.Name}}}
+		})).
 		WithOptions(controller.Options{MaxConcurrentReconciles: r.MaxConcurrentReconciles}).
 		Complete(r)
 }

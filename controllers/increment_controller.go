@@ -19,7 +19,7 @@ type IncrementReconciler struct {
 	MaxConcurrentReconciles int
 }
 
-// +kubebuilder:rbac:groups=crm.crmops.io,resources=increments,verbs=get;list;watch
+// +kubebuilder:rbac:groups=crm.crmops.io,resources=increments,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups=crm.crmops.io,resources=increments/status,verbs=get;update;patch
 
 // Reconcile records what it observed of the increment in its status.

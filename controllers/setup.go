@@ -4,22 +4,60 @@
 package controllers
 
 import (
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	policyv1 "k8s.io/api/policy/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	crmv1alpha1 "github.com/crmops/crm-operator/api/v1alpha1"
 )
 
 // Options tune every reconciler.
 type Options struct {
 	// MaxConcurrentReconciles is the number of workers of each controller.
 	MaxConcurrentReconciles int
+	// IngressNamespace is where the cluster's ingress controller runs; the
+	// environments' network policies admit traffic from it.
+	IngressNamespace string
+}
+
+// CacheOptions caches only the objects the operator labelled as its own:
+// a cluster's Secrets, Deployments and Services are not held in memory.
+func CacheOptions() cache.Options {
+	own := cache.ByObject{Label: labels.SelectorFromSet(labels.Set{crmv1alpha1.LabelManagedBy: crmv1alpha1.ManagedByValue})}
+	byObject := map[client.Object]cache.ByObject{}
+	for _, obj := range []client.Object{
+		&corev1.Namespace{}, &corev1.Secret{}, &corev1.Service{}, &corev1.PersistentVolumeClaim{},
+		&corev1.ResourceQuota{}, &corev1.LimitRange{},
+		&appsv1.Deployment{}, &appsv1.StatefulSet{},
+		&networkingv1.Ingress{}, &networkingv1.NetworkPolicy{}, &policyv1.PodDisruptionBudget{},
+		&rbacv1.Role{}, &rbacv1.RoleBinding{},
+	} {
+		byObject[obj] = own
+	}
+	return cache.Options{ByObject: byObject}
 }
 
 // SetupWithManager registers every reconciler of the operator with mgr.
 func SetupWithManager(mgr ctrl.Manager, opts Options) error {
 	c := mgr.GetClient()
-	if err := (&ImplementationProjectReconciler{Client: c, MaxConcurrentReconciles: opts.MaxConcurrentReconciles}).SetupWithManager(mgr); err != nil {
+	if opts.IngressNamespace == "" {
+		opts.IngressNamespace = "ingress-nginx"
+	}
+	if err := (&ImplementationProjectReconciler{
+		Client: c, Recorder: mgr.GetEventRecorder("implementationproject-controller"), MaxConcurrentReconciles: opts.MaxConcurrentReconciles,
+	}).SetupWithManager(mgr); err != nil {
 		return err
 	}
-	if err := (&EnvironmentReconciler{Client: c, MaxConcurrentReconciles: opts.MaxConcurrentReconciles}).SetupWithManager(mgr); err != nil {
+	if err := (&EnvironmentReconciler{
+		Client: c, APIReader: mgr.GetAPIReader(), Recorder: mgr.GetEventRecorder("environment-controller"),
+		IngressNamespace: opts.IngressNamespace, MaxConcurrentReconciles: opts.MaxConcurrentReconciles,
+	}).SetupWithManager(mgr); err != nil {
 		return err
 	}
 	return (&IncrementReconciler{Client: c, MaxConcurrentReconciles: opts.MaxConcurrentReconciles}).SetupWithManager(mgr)

@@ -65,7 +65,8 @@ type Customer struct {
 // +kubebuilder:validation:XValidation:rule="self.name == 'custom' || !has(self.databaseEngine)",message="databaseEngine may be set only for a custom product: the other products have a fixed engine",fieldPath=".databaseEngine"
 type Product struct {
 	// Name of the CRM product: suitecrm, espocrm, odoo, twenty, or custom for any
-	// other image.
+	// other image. Immutable: a project does not change products in place.
+	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="product.name is immutable"
 	// +required
 	Name ProductName `json:"name"`
 	// Version of the product (an image tag). Defaults to the operator's tested
@@ -89,7 +90,8 @@ type Product struct {
 	// +optional
 	Port int32 `json:"port,omitempty"`
 	// DatabaseEngine of a custom product: postgresql or mariadb. The other products
-	// have a fixed engine.
+	// have a fixed engine. Immutable.
+	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="databaseEngine is immutable"
 	// +optional
 	DatabaseEngine DatabaseEngine `json:"databaseEngine,omitempty"`
 	// HealthPath is the HTTP path answering 2xx when a custom application is

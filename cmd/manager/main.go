@@ -30,6 +30,7 @@ func main() {
 		kubeAPIQPS    float64
 		kubeAPIBurst  int
 		leaderElectNS string
+		ingressNS     string
 	)
 	flag.StringVar(&metricsAddr, "metrics-bind-address", ":8080", "Address the Prometheus metrics endpoint binds to; \"0\" disables it.")
 	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "Address the /healthz and /readyz probes bind to.")
@@ -43,6 +44,7 @@ func main() {
 	// ~14x slower than the API server allows; see the README's tuning section.
 	flag.Float64Var(&kubeAPIQPS, "kube-api-qps", 200, "Queries per second to the API server.")
 	flag.IntVar(&kubeAPIBurst, "kube-api-burst", 400, "Burst of queries to the API server.")
+	flag.StringVar(&ingressNS, "ingress-namespace", "ingress-nginx", "Namespace of the cluster's ingress controller; environments admit traffic from it.")
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(flag.CommandLine)
 	flag.Parse()
@@ -60,6 +62,7 @@ func main() {
 
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                  scheme,
+		Cache:                   controllers.CacheOptions(),
 		Metrics:                 metricsserver.Options{BindAddress: metricsAddr},
 		HealthProbeBindAddress:  probeAddr,
 		LeaderElection:          leaderElect,
@@ -76,7 +79,7 @@ func main() {
 		log.Error(err, "unable to create the manager")
 		os.Exit(1)
 	}
-	if err := controllers.SetupWithManager(mgr, controllers.Options{MaxConcurrentReconciles: concurrency}); err != nil {
+	if err := controllers.SetupWithManager(mgr, controllers.Options{MaxConcurrentReconciles: concurrency, IngressNamespace: ingressNS}); err != nil {
 		log.Error(err, "unable to set up the controllers")
 		os.Exit(1)
 	}

@@ -1,0 +1,239 @@
+// Package crm holds what the operator knows about each CRM product: image,
+// port, the environment variables the image really reads, writable paths,
+// database engine, probes and extra components. Pure data and functions; the
+// sources are cited next to each profile.
+package crm
+
+import (
+	"fmt"
+	"net/url"
+
+	corev1 "k8s.io/api/core/v1"
+
+	crmv1alpha1 "github.com/crmops/crm-operator/api/v1alpha1"
+)
+
+// Keys of the credentials Secret the operator generates once per environment.
+const (
+	SecretDatabasePassword = "database-password"
+	SecretDatabaseRootPass = "database-root-password"
+	SecretAdminPassword    = "admin-password"
+	SecretAppSecret        = "app-secret"
+	SecretRedisPassword    = "redis-password"
+)
+
+// SecretKeys are the keys of the credentials Secret, all generated at random.
+var SecretKeys = []string{SecretDatabasePassword, SecretDatabaseRootPass, SecretAdminPassword, SecretAppSecret, SecretRedisPassword}
+
+// AdminUser is the initial administrator's user name of every product.
+const AdminUser = "admin"
+
+// DatabaseName and DatabaseUser name the application's database and user.
+const (
+	DatabaseName = "crm"
+	DatabaseUser = "crm"
+)
+
+// Connection is what the application needs to know to reach its database,
+// Redis, and itself. Passwords are never values here: env vars reference the
+// credentials Secret.
+type Connection struct {
+	DatabaseHost string
+	DatabasePort int32
+	DatabaseName string
+	DatabaseUser string
+	// DatabasePassword is the Secret key holding the database password: the
+	// generated credentials, or an external database's Secret.
+	DatabasePassword corev1.SecretKeySelector
+	RedisHost        string // empty when the product needs no Redis
+	SiteURL          string
+	// SecretName is the generated credentials Secret (admin password, app secret).
+	SecretName string
+}
+
+func (c Connection) passwordEnv(name string) corev1.EnvVar {
+	ref := c.DatabasePassword
+	return corev1.EnvVar{Name: name, ValueFrom: &corev1.EnvVarSource{SecretKeyRef: &ref}}
+}
+
+// Component is a process of the product run as its own Deployment next to
+// the web application (e.g. a job daemon or a websocket server).
+type Component struct {
+	// Name is appended to the environment's name, e.g. "worker".
+	Name string
+	// Command replaces the image's entrypoint; Args its arguments.
+	Command []string
+	Args    []string
+	// Port the component listens on, 0 for none. A Service is created for it.
+	Port int32
+	// ExtraEnv is added to the application's environment.
+	ExtraEnv func(c Connection, envName string) []corev1.EnvVar
+	// IngressPath routes this path of the environment's host to the component.
+	IngressPath string
+}
+
+// Database describes the database server an engine runs on.
+type Database struct {
+	Engine  crmv1alpha1.DatabaseEngine
+	Image   string
+	Version string
+	Port    int32
+	// DataPath is where the server keeps its data (mounted from the data PVC).
+	DataPath string
+	// RunPaths are writable paths the server needs besides its data (sockets, tmp).
+	RunPaths []string
+	// UID the official image runs its server as.
+	UID int64
+	// Env configures the official image's first start (database, user, passwords).
+	Env func(secretName string) []corev1.EnvVar
+	// Ready is the readiness probe command.
+	Ready []string
+}
+
+// Profile is one CRM product.
+type Profile struct {
+	Product        crmv1alpha1.ProductName
+	Image          string
+	DefaultVersion string
+	Port           int32
+	// UID the image's web server runs as when not root.
+	UID    int64
+	Engine crmv1alpha1.DatabaseEngine
+	// NeedsRedis runs a Redis next to the database.
+	NeedsRedis bool
+	// FilesPath is where the application writes files (uploads, attachments,
+	// filestore); mounted from the files PVC. Empty: nothing to keep.
+	FilesPath string
+	// TmpPaths are writable scratch paths (emptyDir) so that the root
+	// filesystem can stay read-only.
+	TmpPaths []string
+	// ReadOnlyRootFilesystem is true when the image runs with a read-only root.
+	ReadOnlyRootFilesystem bool
+	// HealthPath answers 2xx when the application is healthy.
+	HealthPath string
+	// Command and Args override the image's entrypoint and arguments.
+	Command []string
+	Args    []string
+	// Env is what the image reads to find its database, admin and site URL.
+	Env func(c Connection) []corev1.EnvVar
+	// Components are extra processes, each its own Deployment.
+	Components []Component
+	// Source cites the documentation the profile was taken from.
+	Source string
+}
+
+// secretEnv reads key of the credentials Secret into the variable name.
+func secretEnv(name, secretName, key string) corev1.EnvVar {
+	return corev1.EnvVar{Name: name, ValueFrom: &corev1.EnvVarSource{
+		SecretKeyRef: &corev1.SecretKeySelector{LocalObjectReference: corev1.LocalObjectReference{Name: secretName}, Key: key},
+	}}
+}
+
+func env(name, value string) corev1.EnvVar { return corev1.EnvVar{Name: name, Value: value} }
+
+// For returns the profile of the project's product: a known product's
+// profile with the project's overrides applied, or one built from the spec
+// of a custom product.
+func For(p crmv1alpha1.Product) (Profile, error) {
+	var prof Profile
+	switch p.Name {
+	case crmv1alpha1.ProductSuiteCRM:
+		prof = suiteCRM()
+	case crmv1alpha1.ProductEspoCRM:
+		prof = espoCRM()
+	case crmv1alpha1.ProductOdoo:
+		prof = odoo()
+	case crmv1alpha1.ProductTwenty:
+		prof = twenty()
+	case crmv1alpha1.ProductCustom:
+		if p.Image == "" || p.DatabaseEngine == "" {
+			return Profile{}, fmt.Errorf("a custom product needs spec.product.image and spec.product.databaseEngine")
+		}
+		prof = custom(p)
+	default:
+		return Profile{}, fmt.Errorf("unknown product %q", p.Name)
+	}
+	if p.Image != "" {
+		prof.Image = p.Image
+	}
+	if p.Port != 0 {
+		prof.Port = p.Port
+	}
+	if p.HealthPath != "" {
+		prof.HealthPath = p.HealthPath
+	}
+	return prof, nil
+}
+
+// DatabaseFor returns the database server of an engine: the official images,
+// which run as a non-root user and create the database and user on first start.
+func DatabaseFor(engine crmv1alpha1.DatabaseEngine) Database {
+	if engine == crmv1alpha1.DatabasePostgreSQL {
+		// https://hub.docker.com/_/postgres: POSTGRES_DB/USER/PASSWORD, PGDATA; uid 999.
+		return Database{
+			Engine: engine, Image: "postgres", Version: "16.6", Port: 5432,
+			DataPath: "/var/lib/postgresql/data", RunPaths: []string{"/var/run/postgresql", "/tmp"}, UID: 999,
+			Env: func(secret string) []corev1.EnvVar {
+				return []corev1.EnvVar{
+					env("POSTGRES_DB", DatabaseName), env("POSTGRES_USER", DatabaseUser),
+					secretEnv("POSTGRES_PASSWORD", secret, SecretDatabasePassword),
+					// A subdirectory: the volume's root holds lost+found on many filesystems.
+					env("PGDATA", "/var/lib/postgresql/data/pgdata"),
+				}
+			},
+			Ready: []string{"pg_isready", "-h", "127.0.0.1", "-U", DatabaseUser, "-d", DatabaseName},
+		}
+	}
+	// https://hub.docker.com/_/mariadb: MARIADB_DATABASE/USER/PASSWORD/ROOT_PASSWORD;
+	// healthcheck.sh ships in the image; uid 999.
+	return Database{
+		Engine: crmv1alpha1.DatabaseMariaDB, Image: "mariadb", Version: "11.4", Port: 3306,
+		DataPath: "/var/lib/mysql", RunPaths: []string{"/run/mysqld", "/tmp"}, UID: 999,
+		Env: func(secret string) []corev1.EnvVar {
+			return []corev1.EnvVar{
+				env("MARIADB_DATABASE", DatabaseName), env("MARIADB_USER", DatabaseUser),
+				secretEnv("MARIADB_PASSWORD", secret, SecretDatabasePassword),
+				secretEnv("MARIADB_ROOT_PASSWORD", secret, SecretDatabaseRootPass),
+			}
+		},
+		Ready: []string{"healthcheck.sh", "--connect", "--innodb_initialized"},
+	}
+}
+
+// Redis is the Redis server for products that need one
+// (https://hub.docker.com/_/redis; uid 999).
+var Redis = struct {
+	Image, Version string
+	Port           int32
+	UID            int64
+}{Image: "redis", Version: "7.4", Port: 6379, UID: 999}
+
+// Image returns the image reference of a version: repository:version, or the
+// repository alone when it already names a tag or digest.
+func Image(repository, version string) string {
+	if version == "" || hasTagOrDigest(repository) {
+		return repository
+	}
+	return repository + ":" + version
+}
+
+func hasTagOrDigest(ref string) bool {
+	for i := len(ref) - 1; i >= 0; i-- {
+		switch ref[i] {
+		case '@', ':':
+			return true
+		case '/':
+			return false
+		}
+	}
+	return false
+}
+
+// siteHost returns the host of a site URL, for products that want it alone.
+func siteHost(siteURL string) string {
+	u, err := url.Parse(siteURL)
+	if err != nil || u.Host == "" {
+		return siteURL
+	}
+	return u.Hostname()
+}

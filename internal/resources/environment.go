@@ -1,0 +1,636 @@
+package resources
+
+import (
+	"fmt"
+	"strings"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	policyv1 "k8s.io/api/policy/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	crmv1alpha1 "github.com/crmops/crm-operator/api/v1alpha1"
+	"github.com/crmops/crm-operator/internal/crm"
+)
+
+// Components of an environment, as the label app.kubernetes.io/component.
+const (
+	LabelComponent     = "app.kubernetes.io/component"
+	LabelName          = "app.kubernetes.io/name"
+	LabelInstance      = "app.kubernetes.io/instance"
+	LabelVersion       = "app.kubernetes.io/version"
+	ComponentApp       = "app"
+	ComponentDatabase  = "database"
+	ComponentRedis     = "redis"
+	RegionLabel        = "topology.kubernetes.io/region"
+	unprivilegedPortSc = "net.ipv4.ip_unprivileged_port_start"
+)
+
+// ExternalDatabase is an environment's database the operator does not run,
+// read from the Secret named in spec.database.external.
+type ExternalDatabase struct {
+	Host, Name, User string
+	Port             int32
+	SecretName       string // holds the key "password"
+}
+
+// EnvironmentInput is everything the environment's objects depend on.
+type EnvironmentInput struct {
+	Project *crmv1alpha1.ImplementationProject
+	Env     *crmv1alpha1.Environment
+	Profile crm.Profile
+	// Version (image tag) the application runs.
+	Version string
+	// External is set when spec.database.external names a database.
+	External *ExternalDatabase
+	// IngressNamespace is where the ingress controller runs; its pods may
+	// reach the application.
+	IngressNamespace string
+}
+
+// Names of an environment's objects.
+func CredentialsName(env string) string { return env + "-credentials" }
+func DatabaseName(env string) string    { return env + "-db" }
+func DataClaimName(env string) string   { return env + "-db-data" }
+func RedisName(env string) string       { return env + "-redis" }
+func AppName(env string) string         { return env + "-app" }
+func FilesClaimName(env string) string  { return env + "-files" }
+
+// EnvironmentLabels are the labels of every object of an environment.
+func EnvironmentLabels(in *EnvironmentInput) map[string]string {
+	l := ProjectLabels(in.Project.Name)
+	l[crmv1alpha1.LabelEnvironment] = in.Env.Name
+	l[LabelInstance] = in.Env.Name
+	l[LabelName] = string(in.Project.Spec.Product.Name)
+	return l
+}
+
+// selector is the immutable pod selector of one component.
+func selector(env, component string) map[string]string {
+	return map[string]string{crmv1alpha1.LabelEnvironment: env, LabelComponent: component}
+}
+
+func componentLabels(in *EnvironmentInput, component string) map[string]string {
+	l := EnvironmentLabels(in)
+	l[LabelComponent] = component
+	return l
+}
+
+// URL is where the environment is reached: its ingress host, or the
+// application Service inside the cluster.
+func URL(in *EnvironmentInput) string {
+	if host := IngressHost(in); host != "" {
+		if in.Env.Spec.Ingress != nil && in.Env.Spec.Ingress.TLSSecretName != "" {
+			return "https://" + host
+		}
+		return "http://" + host
+	}
+	return fmt.Sprintf("http://%s.%s.svc:%d", AppName(in.Env.Name), in.Env.Namespace, in.Profile.Port)
+}
+
+// IngressHost is spec.ingress.host, or <env>.<project>.<domain> when the
+// project has a domain; empty when the environment has no ingress.
+func IngressHost(in *EnvironmentInput) string {
+	if in.Env.Spec.Ingress != nil && in.Env.Spec.Ingress.Host != "" {
+		return in.Env.Spec.Ingress.Host
+	}
+	if d := in.Project.Spec.Hosting.Domain; d != "" {
+		return fmt.Sprintf("%s.%s.%s", in.Env.Name, in.Project.Name, d)
+	}
+	return ""
+}
+
+// Hibernated is true when the environment runs nothing.
+func Hibernated(env *crmv1alpha1.Environment) bool { return env.Spec.Hibernate }
+
+// EffectiveDeletionPolicy is spec.deletionPolicy or the stage's default.
+func EffectiveDeletionPolicy(env *crmv1alpha1.Environment) crmv1alpha1.DeletionPolicy {
+	if env.Spec.DeletionPolicy != "" {
+		return env.Spec.DeletionPolicy
+	}
+	if env.Spec.Stage == crmv1alpha1.StageProduction {
+		return crmv1alpha1.DeletionRetain
+	}
+	return crmv1alpha1.DeletionDelete
+}
+
+// CredentialsSecret holds the generated passwords; created once, never
+// rewritten, so its values are passed in rather than generated here.
+func CredentialsSecret(in *EnvironmentInput, values map[string][]byte) *corev1.Secret {
+	return &corev1.Secret{
+		TypeMeta:   typeMeta("v1", "Secret"),
+		ObjectMeta: meta(CredentialsName(in.Env.Name), in.Env.Namespace, EnvironmentLabels(in)),
+		Type:       corev1.SecretTypeOpaque,
+		Data:       values,
+	}
+}
+
+// connection tells the application where its database and Redis are.
+func connection(in *EnvironmentInput) crm.Connection {
+	c := crm.Connection{
+		DatabaseHost: DatabaseName(in.Env.Name), DatabasePort: crm.DatabaseFor(in.Profile.Engine).Port,
+		DatabaseName: crm.DatabaseName, DatabaseUser: crm.DatabaseUser,
+		DatabasePassword: corev1.SecretKeySelector{
+			LocalObjectReference: corev1.LocalObjectReference{Name: CredentialsName(in.Env.Name)}, Key: crm.SecretDatabasePassword,
+		},
+		SiteURL:    URL(in),
+		SecretName: CredentialsName(in.Env.Name),
+	}
+	if x := in.External; x != nil {
+		c.DatabaseHost, c.DatabasePort, c.DatabaseName, c.DatabaseUser = x.Host, x.Port, x.Name, x.User
+		c.DatabasePassword = corev1.SecretKeySelector{LocalObjectReference: corev1.LocalObjectReference{Name: x.SecretName}, Key: "password"}
+	}
+	if in.Profile.NeedsRedis {
+		c.RedisHost = RedisName(in.Env.Name)
+	}
+	return c
+}
+
+// EnvironmentObjects returns the objects an environment needs (desired) and
+// those that must not exist for its spec (absent), except the credentials
+// Secret (see CredentialsSecret).
+func EnvironmentObjects(in *EnvironmentInput) (desired, absent []client.Object) {
+	env := in.Env
+	ns := env.Namespace
+	hib := Hibernated(env)
+	conn := connection(in)
+	db := crm.DatabaseFor(in.Profile.Engine)
+
+	// The database, unless external.
+	if in.External == nil {
+		desired = append(desired,
+			claim(in, DataClaimName(env.Name), ComponentDatabase, dataSize(env)),
+			headlessService(in, DatabaseName(env.Name), ComponentDatabase, db.Port),
+			databaseStatefulSet(in, db, hib),
+			databasePolicy(in, db.Port),
+		)
+	} else {
+		absent = append(absent,
+			&appsv1.StatefulSet{TypeMeta: typeMeta("apps/v1", "StatefulSet"), ObjectMeta: meta(DatabaseName(env.Name), ns, nil)},
+			&corev1.Service{TypeMeta: typeMeta("v1", "Service"), ObjectMeta: meta(DatabaseName(env.Name), ns, nil)},
+			&networkingv1.NetworkPolicy{TypeMeta: typeMeta("networking.k8s.io/v1", "NetworkPolicy"), ObjectMeta: meta(DatabaseName(env.Name), ns, nil)},
+		)
+	}
+	if in.Profile.NeedsRedis {
+		desired = append(desired,
+			service(in, RedisName(env.Name), ComponentRedis, crm.Redis.Port, corev1.ServiceTypeClusterIP),
+			redisDeployment(in, hib),
+			redisPolicy(in),
+		)
+	}
+
+	if in.Profile.FilesPath != "" {
+		desired = append(desired, claim(in, FilesClaimName(env.Name), ComponentApp, filesSize(env)))
+	}
+	desired = append(desired,
+		service(in, AppName(env.Name), ComponentApp, in.Profile.Port, appServiceType(in)),
+		appDeployment(in, conn, hib),
+		appPolicy(in),
+	)
+	for _, c := range in.Profile.Components {
+		desired = append(desired, componentDeployment(in, conn, c, hib))
+		if c.Port != 0 {
+			desired = append(desired, service(in, env.Name+"-"+c.Name, c.Name, c.Port, corev1.ServiceTypeClusterIP))
+		}
+	}
+
+	ing := &networkingv1.Ingress{TypeMeta: typeMeta("networking.k8s.io/v1", "Ingress"), ObjectMeta: meta(env.Name, ns, nil)}
+	if IngressHost(in) != "" {
+		desired = append(desired, ingress(in))
+	} else {
+		absent = append(absent, ing)
+	}
+	pdb := &policyv1.PodDisruptionBudget{TypeMeta: typeMeta("policy/v1", "PodDisruptionBudget"), ObjectMeta: meta(AppName(env.Name), ns, nil)}
+	if env.Spec.Stage == crmv1alpha1.StageProduction && !hib {
+		desired = append(desired, appPDB(in))
+	} else {
+		absent = append(absent, pdb)
+	}
+	return desired, absent
+}
+
+func dataSize(env *crmv1alpha1.Environment) resource.Quantity {
+	if env.Spec.Storage.DataSize != nil {
+		return *env.Spec.Storage.DataSize
+	}
+	return resource.MustParse("10Gi")
+}
+
+func filesSize(env *crmv1alpha1.Environment) resource.Quantity {
+	if env.Spec.Storage.FilesSize != nil {
+		return *env.Spec.Storage.FilesSize
+	}
+	return resource.MustParse("5Gi")
+}
+
+// StorageClass is the environment's class, else the project's; empty uses
+// the cluster default.
+func StorageClass(in *EnvironmentInput) string {
+	if c := in.Env.Spec.Storage.StorageClassName; c != "" {
+		return c
+	}
+	return in.Project.Spec.Hosting.StorageClassName
+}
+
+func claim(in *EnvironmentInput, name, component string, size resource.Quantity) *corev1.PersistentVolumeClaim {
+	pvc := &corev1.PersistentVolumeClaim{
+		TypeMeta:   typeMeta("v1", "PersistentVolumeClaim"),
+		ObjectMeta: meta(name, in.Env.Namespace, componentLabels(in, component)),
+		Spec: corev1.PersistentVolumeClaimSpec{
+			AccessModes: []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
+			Resources:   corev1.VolumeResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceStorage: size}},
+		},
+	}
+	// The files volume is shared by the application's replicas and components.
+	if component == ComponentApp && (replicas(in.Env) > 1 || len(in.Profile.Components) > 0) {
+		pvc.Spec.AccessModes = []corev1.PersistentVolumeAccessMode{corev1.ReadWriteMany}
+	}
+	if sc := StorageClass(in); sc != "" {
+		pvc.Spec.StorageClassName = ptr.To(sc)
+	}
+	return pvc
+}
+
+func replicas(env *crmv1alpha1.Environment) int32 {
+	if env.Spec.Replicas != nil {
+		return *env.Spec.Replicas
+	}
+	return 1
+}
+
+// appServiceType: on premises without an ingress, the application is
+// exposed on a node port; in the cloud it stays internal behind the ingress.
+func appServiceType(in *EnvironmentInput) corev1.ServiceType {
+	if in.Project.Spec.Hosting.Mode == crmv1alpha1.HostingOnPrem && IngressHost(in) == "" {
+		return corev1.ServiceTypeNodePort
+	}
+	return corev1.ServiceTypeClusterIP
+}
+
+func service(in *EnvironmentInput, name, component string, port int32, typ corev1.ServiceType) *corev1.Service {
+	return &corev1.Service{
+		TypeMeta:   typeMeta("v1", "Service"),
+		ObjectMeta: meta(name, in.Env.Namespace, componentLabels(in, component)),
+		Spec: corev1.ServiceSpec{
+			Type:     typ,
+			Selector: selector(in.Env.Name, component),
+			Ports:    []corev1.ServicePort{{Name: "tcp", Port: port, TargetPort: intstr.FromInt32(port), Protocol: corev1.ProtocolTCP}},
+		},
+	}
+}
+
+func headlessService(in *EnvironmentInput, name, component string, port int32) *corev1.Service {
+	s := service(in, name, component, port, corev1.ServiceTypeClusterIP)
+	s.Spec.ClusterIP = corev1.ClusterIPNone
+	return s
+}
+
+// stageResources are the defaults of a stage: production gets room, test
+// and training environments stay small.
+func stageResources(stage crmv1alpha1.Stage) corev1.ResourceRequirements {
+	cpu, mem, limit := "100m", "256Mi", "1Gi"
+	switch stage {
+	case crmv1alpha1.StageProduction:
+		cpu, mem, limit = "500m", "1Gi", "2Gi"
+	case crmv1alpha1.StageStaging:
+		cpu, mem, limit = "250m", "512Mi", "1Gi"
+	}
+	return corev1.ResourceRequirements{
+		Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse(cpu), corev1.ResourceMemory: resource.MustParse(mem)},
+		Limits:   corev1.ResourceList{corev1.ResourceMemory: resource.MustParse(limit)},
+	}
+}
+
+func appResources(env *crmv1alpha1.Environment) corev1.ResourceRequirements {
+	if env.Spec.Resources != nil {
+		return *env.Spec.Resources
+	}
+	return stageResources(env.Spec.Stage)
+}
+
+// podSecurity passes the Pod Security "restricted" profile. Ports below 1024
+// are allowed to the non-root user with the namespaced sysctl that the profile
+// permits, rather than a capability.
+func podSecurity(uid int64, lowPort bool) *corev1.PodSecurityContext {
+	sc := &corev1.PodSecurityContext{
+		RunAsNonRoot:   ptr.To(true),
+		RunAsUser:      ptr.To(uid),
+		RunAsGroup:     ptr.To(uid),
+		FSGroup:        ptr.To(uid),
+		SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
+	}
+	if lowPort {
+		sc.Sysctls = []corev1.Sysctl{{Name: unprivilegedPortSc, Value: "0"}}
+	}
+	return sc
+}
+
+func containerSecurity(readOnlyRoot bool) *corev1.SecurityContext {
+	return &corev1.SecurityContext{
+		AllowPrivilegeEscalation: ptr.To(false),
+		RunAsNonRoot:             ptr.To(true),
+		ReadOnlyRootFilesystem:   ptr.To(readOnlyRoot),
+		Capabilities:             &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}},
+		SeccompProfile:           &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
+	}
+}
+
+// regionAffinity keeps pods in the project's region (data residency).
+func regionAffinity(p *crmv1alpha1.ImplementationProject) *corev1.Affinity {
+	if p.Spec.Hosting.Region == "" {
+		return nil
+	}
+	return &corev1.Affinity{NodeAffinity: &corev1.NodeAffinity{
+		RequiredDuringSchedulingIgnoredDuringExecution: &corev1.NodeSelector{
+			NodeSelectorTerms: []corev1.NodeSelectorTerm{{MatchExpressions: []corev1.NodeSelectorRequirement{{
+				Key: RegionLabel, Operator: corev1.NodeSelectorOpIn, Values: []string{p.Spec.Hosting.Region},
+			}}}},
+		},
+	}}
+}
+
+// scratch mounts an emptyDir at each path, so the root filesystem can stay read-only.
+func scratch(paths []string) ([]corev1.Volume, []corev1.VolumeMount) {
+	var vols []corev1.Volume
+	var mounts []corev1.VolumeMount
+	for i, p := range paths {
+		name := fmt.Sprintf("scratch-%d", i)
+		vols = append(vols, corev1.Volume{Name: name, VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}})
+		mounts = append(mounts, corev1.VolumeMount{Name: name, MountPath: p})
+	}
+	return vols, mounts
+}
+
+func claimVolume(name, claimName string) corev1.Volume {
+	return corev1.Volume{Name: name, VolumeSource: corev1.VolumeSource{
+		PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: claimName},
+	}}
+}
+
+func scaled(n int32, hibernate bool) *int32 {
+	if hibernate {
+		return ptr.To(int32(0))
+	}
+	return ptr.To(n)
+}
+
+func databaseStatefulSet(in *EnvironmentInput, db crm.Database, hib bool) *appsv1.StatefulSet {
+	name := DatabaseName(in.Env.Name)
+	vols, mounts := scratch(db.RunPaths)
+	vols = append(vols, claimVolume("data", DataClaimName(in.Env.Name)))
+	mounts = append(mounts, corev1.VolumeMount{Name: "data", MountPath: db.DataPath})
+	labels := componentLabels(in, ComponentDatabase)
+	labels[LabelVersion] = db.Version
+	return &appsv1.StatefulSet{
+		TypeMeta:   typeMeta("apps/v1", "StatefulSet"),
+		ObjectMeta: meta(name, in.Env.Namespace, labels),
+		Spec: appsv1.StatefulSetSpec{
+			Replicas:    scaled(1, hib),
+			ServiceName: name,
+			Selector:    &metav1.LabelSelector{MatchLabels: selector(in.Env.Name, ComponentDatabase)},
+			Template: corev1.PodTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{Labels: labels},
+				Spec: corev1.PodSpec{
+					SecurityContext:              podSecurity(db.UID, false),
+					Affinity:                     regionAffinity(in.Project),
+					AutomountServiceAccountToken: ptr.To(false),
+					Volumes:                      vols,
+					Containers: []corev1.Container{{
+						Name:            "database",
+						Image:           crm.Image(db.Image, db.Version),
+						Env:             db.Env(CredentialsName(in.Env.Name)),
+						Ports:           []corev1.ContainerPort{{Name: "db", ContainerPort: db.Port, Protocol: corev1.ProtocolTCP}},
+						VolumeMounts:    mounts,
+						Resources:       stageResources(in.Env.Spec.Stage),
+						SecurityContext: containerSecurity(true),
+						ReadinessProbe: &corev1.Probe{
+							ProbeHandler:  corev1.ProbeHandler{Exec: &corev1.ExecAction{Command: db.Ready}},
+							PeriodSeconds: 10, TimeoutSeconds: 5, FailureThreshold: 3,
+						},
+						LivenessProbe: &corev1.Probe{
+							ProbeHandler:        corev1.ProbeHandler{TCPSocket: &corev1.TCPSocketAction{Port: intstr.FromInt32(db.Port)}},
+							InitialDelaySeconds: 30, PeriodSeconds: 20, TimeoutSeconds: 5, FailureThreshold: 6,
+						},
+					}},
+				},
+			},
+		},
+	}
+}
+
+func redisDeployment(in *EnvironmentInput, hib bool) *appsv1.Deployment {
+	vols, mounts := scratch([]string{"/data", "/tmp"})
+	labels := componentLabels(in, ComponentRedis)
+	labels[LabelVersion] = crm.Redis.Version
+	return &appsv1.Deployment{
+		TypeMeta:   typeMeta("apps/v1", "Deployment"),
+		ObjectMeta: meta(RedisName(in.Env.Name), in.Env.Namespace, labels),
+		Spec: appsv1.DeploymentSpec{
+			Replicas: scaled(1, hib),
+			Selector: &metav1.LabelSelector{MatchLabels: selector(in.Env.Name, ComponentRedis)},
+			Strategy: appsv1.DeploymentStrategy{Type: appsv1.RecreateDeploymentStrategyType},
+			Template: corev1.PodTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{Labels: labels},
+				Spec: corev1.PodSpec{
+					SecurityContext:              podSecurity(crm.Redis.UID, false),
+					Affinity:                     regionAffinity(in.Project),
+					AutomountServiceAccountToken: ptr.To(false),
+					Volumes:                      vols,
+					Containers: []corev1.Container{{
+						Name:  "redis",
+						Image: crm.Image(crm.Redis.Image, crm.Redis.Version),
+						// The password comes from the Secret through the environment,
+						// never from the command line the kubelet shows.
+						Command: []string{"sh", "-c", `exec redis-server --requirepass "$REDIS_PASSWORD" --save "" --appendonly no`},
+						Env: []corev1.EnvVar{{Name: "REDIS_PASSWORD", ValueFrom: &corev1.EnvVarSource{SecretKeyRef: &corev1.SecretKeySelector{
+							LocalObjectReference: corev1.LocalObjectReference{Name: CredentialsName(in.Env.Name)}, Key: crm.SecretRedisPassword,
+						}}}},
+						Ports:           []corev1.ContainerPort{{Name: "redis", ContainerPort: crm.Redis.Port, Protocol: corev1.ProtocolTCP}},
+						VolumeMounts:    mounts,
+						Resources:       stageResources(crmv1alpha1.StageTest),
+						SecurityContext: containerSecurity(true),
+						ReadinessProbe: &corev1.Probe{
+							ProbeHandler:  corev1.ProbeHandler{TCPSocket: &corev1.TCPSocketAction{Port: intstr.FromInt32(crm.Redis.Port)}},
+							PeriodSeconds: 10,
+						},
+					}},
+				},
+			},
+		},
+	}
+}
+
+// Image is the image the application runs at the input's version.
+func Image(in *EnvironmentInput) string { return crm.Image(in.Profile.Image, in.Version) }
+
+func appPodSpec(in *EnvironmentInput, conn crm.Connection, container corev1.Container) corev1.PodSpec {
+	vols, mounts := scratch(in.Profile.TmpPaths)
+	if in.Profile.FilesPath != "" {
+		vols = append(vols, claimVolume("files", FilesClaimName(in.Env.Name)))
+		mounts = append(mounts, corev1.VolumeMount{Name: "files", MountPath: in.Profile.FilesPath})
+	}
+	container.Image = Image(in)
+	container.VolumeMounts = mounts
+	container.SecurityContext = containerSecurity(in.Profile.ReadOnlyRootFilesystem)
+	container.Env = append(in.Profile.Env(conn), container.Env...)
+	return corev1.PodSpec{
+		SecurityContext:              podSecurity(in.Profile.UID, in.Profile.Port < 1024),
+		Affinity:                     regionAffinity(in.Project),
+		AutomountServiceAccountToken: ptr.To(false),
+		Volumes:                      vols,
+		Containers:                   []corev1.Container{container},
+	}
+}
+
+func appDeployment(in *EnvironmentInput, conn crm.Connection, hib bool) *appsv1.Deployment {
+	port := in.Profile.Port
+	probe := func(initial, failures int32) *corev1.Probe {
+		return &corev1.Probe{
+			ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{
+				Path: in.Profile.HealthPath, Port: intstr.FromInt32(port),
+			}},
+			InitialDelaySeconds: initial, PeriodSeconds: 10, TimeoutSeconds: 5, FailureThreshold: failures,
+		}
+	}
+	labels := componentLabels(in, ComponentApp)
+	labels[LabelVersion] = versionLabel(in.Version)
+	container := corev1.Container{
+		Name:      "app",
+		Command:   in.Profile.Command,
+		Args:      in.Profile.Args,
+		Ports:     []corev1.ContainerPort{{Name: "http", ContainerPort: port, Protocol: corev1.ProtocolTCP}},
+		Resources: appResources(in.Env),
+		// CRMs install their schema on first start: give them minutes.
+		StartupProbe:   probe(10, 60),
+		ReadinessProbe: probe(0, 3),
+		LivenessProbe:  probe(0, 6),
+	}
+	strategy := appsv1.DeploymentStrategy{Type: appsv1.RollingUpdateDeploymentStrategyType}
+	if in.Profile.FilesPath != "" && len(in.Profile.Components) == 0 && replicas(in.Env) == 1 {
+		// A single writer of a ReadWriteOnce volume: stop the old pod first.
+		strategy = appsv1.DeploymentStrategy{Type: appsv1.RecreateDeploymentStrategyType}
+	}
+	return &appsv1.Deployment{
+		TypeMeta:   typeMeta("apps/v1", "Deployment"),
+		ObjectMeta: meta(AppName(in.Env.Name), in.Env.Namespace, labels),
+		Spec: appsv1.DeploymentSpec{
+			Replicas: scaled(replicas(in.Env), hib),
+			Selector: &metav1.LabelSelector{MatchLabels: selector(in.Env.Name, ComponentApp)},
+			Strategy: strategy,
+			Template: corev1.PodTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{Labels: labels},
+				Spec:       appPodSpec(in, conn, container),
+			},
+		},
+	}
+}
+
+func componentDeployment(in *EnvironmentInput, conn crm.Connection, c crm.Component, hib bool) *appsv1.Deployment {
+	labels := componentLabels(in, c.Name)
+	labels[LabelVersion] = versionLabel(in.Version)
+	container := corev1.Container{
+		Name:      c.Name,
+		Command:   c.Command,
+		Args:      c.Args,
+		Resources: stageResources(crmv1alpha1.StageTest),
+	}
+	if c.ExtraEnv != nil {
+		container.Env = c.ExtraEnv(conn, in.Env.Name)
+	}
+	if c.Port != 0 {
+		container.Ports = []corev1.ContainerPort{{Name: "tcp", ContainerPort: c.Port, Protocol: corev1.ProtocolTCP}}
+		container.ReadinessProbe = &corev1.Probe{
+			ProbeHandler:  corev1.ProbeHandler{TCPSocket: &corev1.TCPSocketAction{Port: intstr.FromInt32(c.Port)}},
+			PeriodSeconds: 10,
+		}
+	}
+	return &appsv1.Deployment{
+		TypeMeta:   typeMeta("apps/v1", "Deployment"),
+		ObjectMeta: meta(in.Env.Name+"-"+c.Name, in.Env.Namespace, labels),
+		Spec: appsv1.DeploymentSpec{
+			// Daemons and workers run once per environment.
+			Replicas: scaled(1, hib),
+			Selector: &metav1.LabelSelector{MatchLabels: selector(in.Env.Name, c.Name)},
+			Strategy: appsv1.DeploymentStrategy{Type: appsv1.RecreateDeploymentStrategyType},
+			Template: corev1.PodTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{Labels: labels},
+				Spec:       appPodSpec(in, conn, container),
+			},
+		},
+	}
+}
+
+// versionLabel makes an image tag or digest fit a label value.
+func versionLabel(v string) string {
+	v = strings.NewReplacer("@", "_", ":", "_", "/", "_").Replace(v)
+	if len(v) > 63 {
+		v = v[:63]
+	}
+	return strings.Trim(v, "-_.")
+}
+
+func ingress(in *EnvironmentInput) *networkingv1.Ingress {
+	host := IngressHost(in)
+	prefix := networkingv1.PathTypePrefix
+	backend := func(svc string, port int32) networkingv1.IngressBackend {
+		return networkingv1.IngressBackend{Service: &networkingv1.IngressServiceBackend{
+			Name: svc, Port: networkingv1.ServiceBackendPort{Number: port},
+		}}
+	}
+	var paths []networkingv1.HTTPIngressPath
+	for _, c := range in.Profile.Components {
+		if c.IngressPath != "" && c.Port != 0 {
+			paths = append(paths, networkingv1.HTTPIngressPath{Path: c.IngressPath, PathType: &prefix, Backend: backend(in.Env.Name+"-"+c.Name, c.Port)})
+		}
+	}
+	paths = append(paths, networkingv1.HTTPIngressPath{Path: "/", PathType: &prefix, Backend: backend(AppName(in.Env.Name), in.Profile.Port)})
+	ing := &networkingv1.Ingress{
+		TypeMeta:   typeMeta("networking.k8s.io/v1", "Ingress"),
+		ObjectMeta: meta(in.Env.Name, in.Env.Namespace, componentLabels(in, ComponentApp)),
+		Spec: networkingv1.IngressSpec{
+			Rules: []networkingv1.IngressRule{{Host: host, IngressRuleValue: networkingv1.IngressRuleValue{
+				HTTP: &networkingv1.HTTPIngressRuleValue{Paths: paths},
+			}}},
+		},
+	}
+	if c := in.Project.Spec.Hosting.IngressClassName; c != "" {
+		ing.Spec.IngressClassName = ptr.To(c)
+	}
+	if in.Env.Spec.Ingress != nil && in.Env.Spec.Ingress.TLSSecretName != "" {
+		ing.Spec.TLS = []networkingv1.IngressTLS{{Hosts: []string{host}, SecretName: in.Env.Spec.Ingress.TLSSecretName}}
+	}
+	return ing
+}
+
+func appPDB(in *EnvironmentInput) *policyv1.PodDisruptionBudget {
+	return &policyv1.PodDisruptionBudget{
+		TypeMeta:   typeMeta("policy/v1", "PodDisruptionBudget"),
+		ObjectMeta: meta(AppName(in.Env.Name), in.Env.Namespace, componentLabels(in, ComponentApp)),
+		Spec: policyv1.PodDisruptionBudgetSpec{
+			MaxUnavailable: ptr.To(intstr.FromInt32(1)),
+			Selector:       &metav1.LabelSelector{MatchLabels: selector(in.Env.Name, ComponentApp)},
+		},
+	}
+}
+
+// DesiredVersion is the version the environment's application runs.
+// Production keeps the version it runs once it has one: only promotions
+// change it. Other stages follow spec.version, then the project's version,
+// then the product's default.
+func DesiredVersion(p *crmv1alpha1.ImplementationProject, env *crmv1alpha1.Environment, prof crm.Profile) string {
+	if env.Spec.Stage == crmv1alpha1.StageProduction && env.Status.Version != "" {
+		return env.Status.Version
+	}
+	if env.Spec.Version != "" {
+		return env.Spec.Version
+	}
+	if p.Spec.Product.Version != "" {
+		return p.Spec.Product.Version
+	}
+	return prof.DefaultVersion
+}

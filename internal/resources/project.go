@@ -1,0 +1,161 @@
+// Package resources builds the objects the operator owns from the API objects
+// (CloudNativePG's pkg/specs style): pure functions of their inputs, no client,
+// so that every product x stage x hosting mode is tested table-driven.
+package resources
+
+import (
+	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	crmv1alpha1 "github.com/crmops/crm-operator/api/v1alpha1"
+)
+
+// Names of the project-level objects in the project namespace.
+const (
+	ProjectQuotaName      = "crm-quota"
+	ProjectLimitRangeName = "crm-limits"
+	DefaultDenyPolicyName = "crm-default-deny"
+	ProductOwnerRoleName  = "crm-product-owner"
+	IntegratorRoleName    = "crm-integrator"
+)
+
+// ProjectLabels are the labels of every object the operator creates for a project.
+func ProjectLabels(project string) map[string]string {
+	return map[string]string{
+		crmv1alpha1.LabelManagedBy: crmv1alpha1.ManagedByValue,
+		crmv1alpha1.LabelProject:   project,
+	}
+}
+
+func meta(name, namespace string, labels map[string]string) metav1.ObjectMeta {
+	return metav1.ObjectMeta{Name: name, Namespace: namespace, Labels: labels}
+}
+
+// ProjectObjects are the project's namespace and the objects in it shared by
+// its environments: quota, limits, default-deny network policy, roles.
+// Absent lists objects that must not exist for this spec (quota removed).
+func ProjectObjects(p *crmv1alpha1.ImplementationProject) (desired, absent []client.Object) {
+	ns := p.Name
+	labels := ProjectLabels(p.Name)
+	nsLabels := ProjectLabels(p.Name)
+	// Every pod in the namespace must pass the restricted profile.
+	nsLabels["pod-security.kubernetes.io/enforce"] = "restricted"
+	nsLabels["pod-security.kubernetes.io/enforce-version"] = "latest"
+	nsLabels["pod-security.kubernetes.io/warn"] = "restricted"
+
+	desired = append(desired,
+		&corev1.Namespace{TypeMeta: typeMeta("v1", "Namespace"), ObjectMeta: meta(ns, "", nsLabels)},
+		&corev1.LimitRange{
+			TypeMeta:   typeMeta("v1", "LimitRange"),
+			ObjectMeta: meta(ProjectLimitRangeName, ns, labels),
+			Spec: corev1.LimitRangeSpec{Limits: []corev1.LimitRangeItem{{
+				// Defaults for pods that name no resources, so the quota admits them.
+				Type:           corev1.LimitTypeContainer,
+				DefaultRequest: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("100m"), corev1.ResourceMemory: resource.MustParse("128Mi")},
+				Default:        corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("512Mi")},
+			}}},
+		},
+		&networkingv1.NetworkPolicy{
+			TypeMeta:   typeMeta("networking.k8s.io/v1", "NetworkPolicy"),
+			ObjectMeta: meta(DefaultDenyPolicyName, ns, labels),
+			Spec: networkingv1.NetworkPolicySpec{
+				PodSelector: metav1.LabelSelector{},
+				PolicyTypes: []networkingv1.PolicyType{networkingv1.PolicyTypeIngress, networkingv1.PolicyTypeEgress},
+			},
+		},
+	)
+	desired = append(desired, projectRBAC(p, labels)...)
+
+	quota := &corev1.ResourceQuota{TypeMeta: typeMeta("v1", "ResourceQuota"), ObjectMeta: meta(ProjectQuotaName, ns, labels)}
+	if hard := quotaHard(p.Spec.Quota); len(hard) > 0 {
+		quota.Spec.Hard = hard
+		desired = append(desired, quota)
+	} else {
+		absent = append(absent, quota)
+	}
+	return desired, absent
+}
+
+func quotaHard(q *crmv1alpha1.ProjectQuota) corev1.ResourceList {
+	hard := corev1.ResourceList{}
+	if q == nil {
+		return hard
+	}
+	if q.CPU != nil {
+		hard[corev1.ResourceRequestsCPU] = *q.CPU
+	}
+	if q.Memory != nil {
+		hard[corev1.ResourceRequestsMemory] = *q.Memory
+	}
+	if q.Storage != nil {
+		hard[corev1.ResourceRequestsStorage] = *q.Storage
+	}
+	return hard
+}
+
+var (
+	crmKinds   = []string{"implementationprojects", "environments", "increments"}
+	readCore   = []string{"pods", "pods/log", "services", "persistentvolumeclaims", "configmaps", "events", "endpoints"}
+	readVerbs  = []string{"get", "list", "watch"}
+	writeVerbs = []string{"get", "list", "watch", "create", "update", "patch", "delete"}
+)
+
+// readRules let a project member see the namespace's workloads and CRM objects.
+// Secrets are left out on purpose: they hold the database and admin passwords.
+func readRules() []rbacv1.PolicyRule {
+	return []rbacv1.PolicyRule{
+		{APIGroups: []string{crmv1alpha1.GroupVersion.Group}, Resources: crmKinds, Verbs: readVerbs},
+		{APIGroups: []string{""}, Resources: readCore, Verbs: readVerbs},
+		{APIGroups: []string{"apps"}, Resources: []string{"deployments", "statefulsets", "replicasets"}, Verbs: readVerbs},
+		{APIGroups: []string{"batch"}, Resources: []string{"jobs"}, Verbs: readVerbs},
+		{APIGroups: []string{"networking.k8s.io"}, Resources: []string{"ingresses", "networkpolicies"}, Verbs: readVerbs},
+		{APIGroups: []string{"events.k8s.io"}, Resources: []string{"events"}, Verbs: readVerbs},
+	}
+}
+
+func projectRBAC(p *crmv1alpha1.ImplementationProject, labels map[string]string) []client.Object {
+	ns := p.Name
+	// Product owners read everything but Secrets and may update Increments to
+	// accept or reject them; the admission webhook limits which fields they change.
+	poRules := append(readRules(), rbacv1.PolicyRule{
+		APIGroups: []string{crmv1alpha1.GroupVersion.Group}, Resources: []string{"increments"}, Verbs: []string{"update", "patch"},
+	})
+	// Integrators manage Environments and Increments.
+	intRules := append(readRules(), rbacv1.PolicyRule{
+		APIGroups: []string{crmv1alpha1.GroupVersion.Group}, Resources: []string{"environments", "increments"}, Verbs: writeVerbs,
+	})
+	objs := []client.Object{
+		&rbacv1.Role{TypeMeta: typeMeta("rbac.authorization.k8s.io/v1", "Role"), ObjectMeta: meta(ProductOwnerRoleName, ns, labels), Rules: poRules},
+		&rbacv1.Role{TypeMeta: typeMeta("rbac.authorization.k8s.io/v1", "Role"), ObjectMeta: meta(IntegratorRoleName, ns, labels), Rules: intRules},
+		roleBinding(ProductOwnerRoleName, ns, labels, &p.Spec.ProductOwners),
+		roleBinding(IntegratorRoleName, ns, labels, p.Spec.Integrators),
+	}
+	return objs
+}
+
+func roleBinding(role, ns string, labels map[string]string, who *crmv1alpha1.Subjects) *rbacv1.RoleBinding {
+	rb := &rbacv1.RoleBinding{
+		TypeMeta:   typeMeta("rbac.authorization.k8s.io/v1", "RoleBinding"),
+		ObjectMeta: meta(role, ns, labels),
+		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: role},
+		Subjects:   []rbacv1.Subject{},
+	}
+	if who == nil {
+		return rb
+	}
+	for _, u := range who.Users {
+		rb.Subjects = append(rb.Subjects, rbacv1.Subject{Kind: rbacv1.UserKind, APIGroup: rbacv1.GroupName, Name: u})
+	}
+	for _, g := range who.Groups {
+		rb.Subjects = append(rb.Subjects, rbacv1.Subject{Kind: rbacv1.GroupKind, APIGroup: rbacv1.GroupName, Name: g})
+	}
+	return rb
+}
+
+func typeMeta(apiVersion, kind string) metav1.TypeMeta {
+	return metav1.TypeMeta{APIVersion: apiVersion, Kind: kind}
+}
