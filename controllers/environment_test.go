@@ -1,0 +1,351 @@
+package controllers_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	. "github.com/onsi/gomega"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
+
+	crmv1alpha1 "github.com/crmops/crm-operator/api/v1alpha1"
+	"github.com/crmops/crm-operator/controllers"
+	"github.com/crmops/crm-operator/internal/resources"
+)
+
+const wait = 20 * time.Second
+
+func key(ns, name string) types.NamespacedName { return types.NamespacedName{Namespace: ns, Name: name} }
+
+func exists(ctx context.Context, obj client.Object, ns, name string) func() error {
+	return func() error { return k8s.Get(ctx, key(ns, name), obj) }
+}
+
+func createProject(ctx context.Context, t *testing.T, p *crmv1alpha1.ImplementationProject) {
+	t.Helper()
+	g := NewWithT(t)
+	g.Expect(k8s.Create(ctx, p)).To(Succeed())
+	g.Eventually(exists(ctx, &corev1.Namespace{}, "", p.Name)).WithTimeout(wait).Should(Succeed())
+}
+
+func newEnvironment(project, name string, stage crmv1alpha1.Stage) *crmv1alpha1.Environment {
+	return &crmv1alpha1.Environment{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: project},
+		Spec:       crmv1alpha1.EnvironmentSpec{ProjectRef: crmv1alpha1.ProjectReference{Name: project}, Stage: stage},
+	}
+}
+
+// markWorkloads plays the kube-controller-manager and kubelets, which envtest
+// does not run: every workload of the environment reports its replicas as
+// rolled out and ready.
+func markWorkloads(ctx context.Context, g Gomega, ns, env string) {
+	deps := &appsv1.DeploymentList{}
+	g.Expect(k8s.List(ctx, deps, client.InNamespace(ns), client.MatchingLabels{crmv1alpha1.LabelEnvironment: env})).To(Succeed())
+	g.Expect(deps.Items).NotTo(BeEmpty())
+	for _, d := range deps.Items {
+		n := ptr.Deref(d.Spec.Replicas, 1)
+		d.Status = appsv1.DeploymentStatus{ObservedGeneration: d.Generation, Replicas: n, UpdatedReplicas: n, ReadyReplicas: n, AvailableReplicas: n}
+		g.Expect(k8s.Status().Update(ctx, &d)).To(Succeed())
+	}
+	sts := &appsv1.StatefulSet{}
+	g.Expect(k8s.Get(ctx, key(ns, resources.DatabaseName(env)), sts)).To(Succeed())
+	n := ptr.Deref(sts.Spec.Replicas, 1)
+	sts.Status = appsv1.StatefulSetStatus{ObservedGeneration: sts.Generation, Replicas: n, ReadyReplicas: n, UpdatedReplicas: n, AvailableReplicas: n, CurrentReplicas: n}
+	g.Expect(k8s.Status().Update(ctx, sts)).To(Succeed())
+}
+
+// updateEnvironment changes env's spec, retrying on conflicts with the
+// operator's own writes.
+func updateEnvironment(ctx context.Context, g Gomega, env *crmv1alpha1.Environment, change func()) {
+	g.Eventually(func() error {
+		if err := k8s.Get(ctx, client.ObjectKeyFromObject(env), env); err != nil {
+			return err
+		}
+		change()
+		return k8s.Update(ctx, env)
+	}).WithTimeout(wait).Should(Succeed())
+}
+
+func condition(ctx context.Context, obj client.Object, conds func() []metav1.Condition, typ string) func() metav1.ConditionStatus {
+	return func() metav1.ConditionStatus {
+		if err := k8s.Get(ctx, client.ObjectKeyFromObject(obj), obj); err != nil {
+			return "missing"
+		}
+		c := meta.FindStatusCondition(conds(), typ)
+		if c == nil {
+			return "absent"
+		}
+		return c.Status
+	}
+}
+
+// reconciles reads controller-runtime's reconcile counter of a controller.
+func reconciles(g Gomega, controller string) float64 {
+	families, err := ctrlmetrics.Registry.Gather()
+	g.Expect(err).NotTo(HaveOccurred())
+	total := 0.0
+	for _, f := range families {
+		if f.GetName() != "controller_runtime_reconcile_total" {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "controller" && l.GetValue() == controller {
+					total += m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	return total
+}
+
+func TestProjectProvisionsItsNamespace(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	cpu := resource.MustParse("8")
+	p := newProject("provisioned")
+	p.Spec.Integrators = &crmv1alpha1.Subjects{Groups: []string{"integrators"}}
+	p.Spec.Quota = &crmv1alpha1.ProjectQuota{CPU: &cpu}
+	createProject(ctx, t, p)
+
+	ns := &corev1.Namespace{}
+	g.Expect(k8s.Get(ctx, key("", p.Name), ns)).To(Succeed())
+	g.Expect(ns.Labels).To(HaveKeyWithValue(crmv1alpha1.LabelProject, p.Name))
+	g.Expect(ns.Labels).To(HaveKeyWithValue("pod-security.kubernetes.io/enforce", "restricted"))
+	g.Expect(metav1.IsControlledBy(ns, p)).To(BeTrue())
+
+	quota := &corev1.ResourceQuota{}
+	g.Eventually(exists(ctx, quota, p.Name, resources.ProjectQuotaName)).WithTimeout(wait).Should(Succeed())
+	g.Expect(quota.Spec.Hard[corev1.ResourceRequestsCPU]).To(Equal(cpu))
+	g.Eventually(exists(ctx, &corev1.LimitRange{}, p.Name, resources.ProjectLimitRangeName)).WithTimeout(wait).Should(Succeed())
+	g.Eventually(exists(ctx, &networkingv1.NetworkPolicy{}, p.Name, resources.DefaultDenyPolicyName)).WithTimeout(wait).Should(Succeed())
+	po := &rbacv1.RoleBinding{}
+	g.Eventually(exists(ctx, po, p.Name, resources.ProductOwnerRoleName)).WithTimeout(wait).Should(Succeed())
+	g.Expect(po.Subjects).To(ContainElement(HaveField("Name", "po@customer.example")))
+	g.Eventually(exists(ctx, &rbacv1.Role{}, p.Name, resources.IntegratorRoleName)).WithTimeout(wait).Should(Succeed())
+
+	g.Eventually(condition(ctx, p, func() []metav1.Condition { return p.Status.Conditions }, crmv1alpha1.ConditionReady)).
+		WithTimeout(wait).Should(Equal(metav1.ConditionFalse))
+	g.Expect(meta.FindStatusCondition(p.Status.Conditions, crmv1alpha1.ConditionReady).Reason).To(Equal("NoEnvironments"))
+
+	// Removing the quota removes the ResourceQuota.
+	g.Expect(k8s.Get(ctx, key("", p.Name), p)).To(Succeed())
+	p.Spec.Quota = nil
+	g.Expect(k8s.Update(ctx, p)).To(Succeed())
+	g.Eventually(func() bool {
+		return apierrors.IsNotFound(k8s.Get(ctx, key(p.Name, resources.ProjectQuotaName), &corev1.ResourceQuota{}))
+	}).WithTimeout(wait).Should(BeTrue())
+}
+
+func TestEnvironmentLifecycle(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	p := newProject("lifecycle")
+	p.Spec.Hosting = crmv1alpha1.Hosting{Mode: crmv1alpha1.HostingCloud, Region: "eu-central-1", Domain: "crm.example.net"}
+	createProject(ctx, t, p)
+	env := newEnvironment(p.Name, "test", crmv1alpha1.StageTest)
+	g.Expect(k8s.Create(ctx, env)).To(Succeed())
+	ns := p.Name
+
+	// Children: credentials, database, application and EspoCRM's components, ingress, policies.
+	secret := &corev1.Secret{}
+	g.Eventually(exists(ctx, secret, ns, resources.CredentialsName("test"))).WithTimeout(wait).Should(Succeed())
+	for _, name := range []string{"test-app", "test-daemon", "test-websocket"} {
+		g.Eventually(exists(ctx, &appsv1.Deployment{}, ns, name)).WithTimeout(wait).Should(Succeed())
+	}
+	g.Eventually(exists(ctx, &appsv1.StatefulSet{}, ns, "test-db")).WithTimeout(wait).Should(Succeed())
+	g.Eventually(exists(ctx, &corev1.PersistentVolumeClaim{}, ns, "test-db-data")).WithTimeout(wait).Should(Succeed())
+	g.Eventually(exists(ctx, &corev1.PersistentVolumeClaim{}, ns, "test-files")).WithTimeout(wait).Should(Succeed())
+	g.Eventually(exists(ctx, &networkingv1.Ingress{}, ns, "test")).WithTimeout(wait).Should(Succeed())
+	g.Eventually(exists(ctx, &networkingv1.NetworkPolicy{}, ns, "test-db")).WithTimeout(wait).Should(Succeed())
+	for _, obj := range []client.Object{secret} {
+		g.Expect(metav1.IsControlledBy(obj, env)).To(BeTrue())
+	}
+
+	g.Eventually(condition(ctx, env, func() []metav1.Condition { return env.Status.Conditions }, crmv1alpha1.ConditionReady)).
+		WithTimeout(wait).Should(Equal(metav1.ConditionFalse))
+	g.Expect(env.Status.Phase).To(Equal(crmv1alpha1.EnvironmentProvisioning))
+
+	g.Eventually(func(g Gomega) { markWorkloads(ctx, g, ns, "test") }).WithTimeout(wait).Should(Succeed())
+	g.Eventually(condition(ctx, env, func() []metav1.Condition { return env.Status.Conditions }, crmv1alpha1.ConditionReady)).
+		WithTimeout(wait).Should(Equal(metav1.ConditionTrue))
+	g.Expect(env.Status.Phase).To(Equal(crmv1alpha1.EnvironmentReady))
+	g.Expect(env.Status.URL).To(Equal("http://test.lifecycle.crm.example.net"))
+	g.Expect(env.Status.Version).To(Equal("9.1.8"))
+	g.Expect(env.Status.ObservedGeneration).To(Equal(env.Generation))
+	g.Eventually(condition(ctx, p, func() []metav1.Condition { return p.Status.Conditions }, crmv1alpha1.ConditionReady)).
+		WithTimeout(wait).Should(Equal(metav1.ConditionTrue))
+	g.Expect(p.Status.Environments).To(ConsistOf(HaveField("Phase", crmv1alpha1.EnvironmentReady)))
+
+	t.Run("a reconcile with nothing to change sends no write", func(t *testing.T) {
+		g := NewWithT(t)
+		// Let earlier reconciles (queued while the test marked workloads) finish.
+		g.Eventually(func(g Gomega) {
+			n := writes.Load()
+			g.Consistently(writes.Load).WithTimeout(time.Second).WithPolling(100 * time.Millisecond).Should(Equal(n))
+		}).WithTimeout(wait).Should(Succeed())
+		before, log := writes.Load(), len(written.String())
+		runs := reconciles(g, "environment")
+		// A label on a child wakes the reconciler; nothing it owns changed.
+		// (An annotation would not do: it bumps a Deployment's generation.)
+		d := &appsv1.Deployment{}
+		g.Expect(k8s.Get(ctx, key(ns, "test-app"), d)).To(Succeed())
+		d.Labels["touched-by"] = "test"
+		g.Expect(k8s.Update(ctx, d)).To(Succeed())
+		g.Eventually(func() float64 { return reconciles(g, "environment") }).WithTimeout(wait).Should(BeNumerically(">", runs))
+		g.Expect(writes.Load()-before).To(BeZero(), "writes during a reconcile that found nothing to change:\n%s", written.String()[log:])
+	})
+
+	t.Run("drift is restored", func(t *testing.T) {
+		g := NewWithT(t)
+		g.Expect(k8s.Delete(ctx, &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "test-app"}})).To(Succeed())
+		g.Eventually(exists(ctx, &corev1.Service{}, ns, "test-app")).WithTimeout(wait).Should(Succeed())
+
+		d := &appsv1.Deployment{}
+		g.Expect(k8s.Get(ctx, key(ns, "test-app"), d)).To(Succeed())
+		d.Spec.Replicas = ptr.To(int32(5))
+		g.Expect(k8s.Update(ctx, d)).To(Succeed())
+		g.Eventually(func() int32 {
+			_ = k8s.Get(ctx, key(ns, "test-app"), d)
+			return ptr.Deref(d.Spec.Replicas, -1)
+		}).WithTimeout(wait).Should(Equal(int32(1)))
+	})
+
+	t.Run("hibernate and wake", func(t *testing.T) {
+		g := NewWithT(t)
+		updateEnvironment(ctx, g, env, func() { env.Spec.Hibernate = true })
+		g.Eventually(func() int32 {
+			s := &appsv1.StatefulSet{}
+			_ = k8s.Get(ctx, key(ns, "test-db"), s)
+			return ptr.Deref(s.Spec.Replicas, -1)
+		}).WithTimeout(wait).Should(BeZero())
+		g.Eventually(func() int32 {
+			d := &appsv1.Deployment{}
+			_ = k8s.Get(ctx, key(ns, "test-app"), d)
+			return ptr.Deref(d.Spec.Replicas, -1)
+		}).WithTimeout(wait).Should(BeZero())
+		g.Eventually(func(g Gomega) { markWorkloads(ctx, g, ns, "test") }).WithTimeout(wait).Should(Succeed())
+		g.Eventually(func() crmv1alpha1.EnvironmentPhase {
+			_ = k8s.Get(ctx, client.ObjectKeyFromObject(env), env)
+			return env.Status.Phase
+		}).WithTimeout(wait).Should(Equal(crmv1alpha1.EnvironmentHibernated))
+		g.Expect(exists(ctx, &corev1.PersistentVolumeClaim{}, ns, "test-db-data")()).To(Succeed(), "hibernation must keep the data")
+
+		updateEnvironment(ctx, g, env, func() { env.Spec.Hibernate = false })
+		g.Eventually(func() int32 {
+			d := &appsv1.Deployment{}
+			_ = k8s.Get(ctx, key(ns, "test-app"), d)
+			return ptr.Deref(d.Spec.Replicas, -1)
+		}).WithTimeout(wait).Should(Equal(int32(1)))
+		g.Eventually(func(g Gomega) { markWorkloads(ctx, g, ns, "test") }).WithTimeout(wait).Should(Succeed())
+		g.Eventually(condition(ctx, env, func() []metav1.Condition { return env.Status.Conditions }, crmv1alpha1.ConditionReady)).
+			WithTimeout(wait).Should(Equal(metav1.ConditionTrue))
+	})
+
+	t.Run("a new version rolls a test environment", func(t *testing.T) {
+		g := NewWithT(t)
+		updateEnvironment(ctx, g, env, func() { env.Spec.Version = "9.2.0" })
+		g.Eventually(func() string {
+			d := &appsv1.Deployment{}
+			_ = k8s.Get(ctx, key(ns, "test-app"), d)
+			return d.Spec.Template.Spec.Containers[0].Image
+		}).WithTimeout(wait).Should(HaveSuffix(":9.2.0"))
+	})
+
+	t.Run("credentials never appear in logs, events or status", func(t *testing.T) {
+		g := NewWithT(t)
+		g.Expect(k8s.Get(ctx, key(ns, resources.CredentialsName("test")), secret)).To(Succeed())
+		g.Expect(secret.Data).To(HaveLen(5))
+		events := &corev1.EventList{}
+		g.Expect(k8s.List(ctx, events, client.InNamespace(ns))).To(Succeed())
+		g.Expect(events.Items).NotTo(BeEmpty(), "the operator records events")
+		g.Expect(k8s.Get(ctx, client.ObjectKeyFromObject(env), env)).To(Succeed())
+		status := fmt.Sprintf("%+v", env.Status)
+		for k, v := range secret.Data {
+			g.Expect(len(v)).To(BeNumerically(">=", 32), k)
+			g.Expect(logs.String()).NotTo(ContainSubstring(string(v)), "secret %s in the operator log", k)
+			g.Expect(status).NotTo(ContainSubstring(string(v)), "secret %s in status", k)
+			for _, e := range events.Items {
+				g.Expect(e.Message).NotTo(ContainSubstring(string(v)), "secret %s in an event", k)
+			}
+		}
+	})
+}
+
+func TestDeletionPolicy(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	p := newProject("deletion")
+	createProject(ctx, t, p)
+	ns := p.Name
+	prod := newEnvironment(ns, "production", crmv1alpha1.StageProduction) // Retain by default
+	scratch := newEnvironment(ns, "scratch", crmv1alpha1.StageTest)       // Delete by default
+	g.Expect(k8s.Create(ctx, prod)).To(Succeed())
+	g.Expect(k8s.Create(ctx, scratch)).To(Succeed())
+	for _, env := range []string{"production", "scratch"} {
+		g.Eventually(exists(ctx, &corev1.PersistentVolumeClaim{}, ns, resources.DataClaimName(env))).WithTimeout(wait).Should(Succeed())
+		g.Eventually(exists(ctx, &corev1.Secret{}, ns, resources.CredentialsName(env))).WithTimeout(wait).Should(Succeed())
+		g.Eventually(func() []string {
+			e := &crmv1alpha1.Environment{}
+			_ = k8s.Get(ctx, key(ns, env), e)
+			return e.Finalizers
+		}).WithTimeout(wait).Should(ContainElement(controllers.EnvironmentFinalizer))
+	}
+
+	// The project cannot go while production's data is retained in its namespace.
+	g.Expect(k8s.Delete(ctx, p)).To(Succeed())
+	g.Eventually(func() string {
+		_ = k8s.Get(ctx, key("", p.Name), p)
+		if c := meta.FindStatusCondition(p.Status.Conditions, crmv1alpha1.ConditionReady); c != nil {
+			return c.Reason
+		}
+		return ""
+	}).WithTimeout(wait).Should(Equal("DeletionBlocked"))
+	g.Expect(meta.FindStatusCondition(p.Status.Conditions, crmv1alpha1.ConditionReady).Message).To(ContainSubstring("production"))
+
+	g.Expect(k8s.Delete(ctx, prod)).To(Succeed())
+	g.Expect(k8s.Delete(ctx, scratch)).To(Succeed())
+	for _, env := range []string{"production", "scratch"} {
+		g.Eventually(func() bool {
+			return apierrors.IsNotFound(k8s.Get(ctx, key(ns, env), &crmv1alpha1.Environment{}))
+		}).WithTimeout(wait).Should(BeTrue())
+	}
+
+	// Retain: volumes and credentials stay, without owner, labelled for finding them.
+	for _, obj := range []client.Object{&corev1.PersistentVolumeClaim{}, &corev1.Secret{}} {
+		name := resources.DataClaimName("production")
+		if _, ok := obj.(*corev1.Secret); ok {
+			name = resources.CredentialsName("production")
+		}
+		g.Expect(k8s.Get(ctx, key(ns, name), obj)).To(Succeed())
+		g.Expect(obj.GetOwnerReferences()).To(BeEmpty())
+		g.Expect(obj.GetLabels()).To(HaveKeyWithValue(controllers.LabelRetainedFrom, "production"))
+		g.Expect(obj.GetDeletionTimestamp()).To(BeNil())
+	}
+	// Delete: they are deleted (a claim may wait on kubernetes.io/pvc-protection).
+	g.Eventually(func() bool {
+		pvc := &corev1.PersistentVolumeClaim{}
+		err := k8s.Get(ctx, key(ns, resources.DataClaimName("scratch")), pvc)
+		return apierrors.IsNotFound(err) || pvc.DeletionTimestamp != nil
+	}).WithTimeout(wait).Should(BeTrue())
+	g.Eventually(func() bool {
+		return apierrors.IsNotFound(k8s.Get(ctx, key(ns, resources.CredentialsName("scratch")), &corev1.Secret{}))
+	}).WithTimeout(wait).Should(BeTrue())
+
+	// With no retained environment left, the project goes.
+	g.Eventually(func() bool {
+		return apierrors.IsNotFound(k8s.Get(ctx, key("", p.Name), &crmv1alpha1.ImplementationProject{}))
+	}).WithTimeout(wait).Should(BeTrue())
+}

@@ -1,0 +1,284 @@
+package resources
+
+import (
+	"strings"
+	"testing"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	policyv1 "k8s.io/api/policy/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	crmv1alpha1 "github.com/crmops/crm-operator/api/v1alpha1"
+	"github.com/crmops/crm-operator/internal/crm"
+)
+
+// wantEnv lists variables each product's image really reads (see internal/crm).
+var wantEnv = map[crmv1alpha1.ProductName][]string{
+	crmv1alpha1.ProductSuiteCRM: {"SUITECRM_DATABASE_HOST", "SUITECRM_DATABASE_PORT_NUMBER", "SUITECRM_DATABASE_NAME", "SUITECRM_DATABASE_USER", "SUITECRM_DATABASE_PASSWORD", "SUITECRM_USERNAME", "SUITECRM_PASSWORD", "SUITECRM_HOST"},
+	crmv1alpha1.ProductEspoCRM:  {"ESPOCRM_DATABASE_PLATFORM", "ESPOCRM_DATABASE_HOST", "ESPOCRM_DATABASE_NAME", "ESPOCRM_DATABASE_USER", "ESPOCRM_DATABASE_PASSWORD", "ESPOCRM_ADMIN_USERNAME", "ESPOCRM_ADMIN_PASSWORD", "ESPOCRM_SITE_URL"},
+	crmv1alpha1.ProductOdoo:     {"HOST", "PORT", "USER", "PASSWORD"},
+	crmv1alpha1.ProductTwenty:   {"PG_DATABASE_URL", "REDIS_URL", "SERVER_URL", "APP_SECRET"},
+	crmv1alpha1.ProductCustom:   {"DATABASE_HOST", "DATABASE_PORT", "DATABASE_NAME", "DATABASE_USER", "DATABASE_PASSWORD", "DATABASE_URL", "SITE_URL", "APP_MODE"},
+}
+
+func find[T client.Object](objs []client.Object, name string) T {
+	var zero T
+	for _, o := range objs {
+		if t, ok := o.(T); ok && o.GetName() == name {
+			return t
+		}
+	}
+	return zero
+}
+
+func TestEnvironmentObjects(t *testing.T) {
+	for _, tc := range Combinations("acme") {
+		t.Run(tc.Name, func(t *testing.T) {
+			in := tc.Input
+			desired, absent := EnvironmentObjects(in)
+			env := in.Env.Name
+
+			for _, o := range desired {
+				l := o.GetLabels()
+				if l[crmv1alpha1.LabelManagedBy] != crmv1alpha1.ManagedByValue || l[crmv1alpha1.LabelProject] != "acme" || l[crmv1alpha1.LabelEnvironment] != env {
+					t.Errorf("%T %s: labels %v lack managed-by/project/environment", o, o.GetName(), l)
+				}
+				if o.GetObjectKind().GroupVersionKind().Kind == "" {
+					t.Errorf("%T %s: no kind set: server-side apply needs it", o, o.GetName())
+				}
+			}
+
+			app := find[*appsv1.Deployment](desired, AppName(env))
+			if app == nil {
+				t.Fatal("no application Deployment")
+			}
+			c := app.Spec.Template.Spec.Containers[0]
+			names := map[string]corev1.EnvVar{}
+			for _, e := range c.Env {
+				names[e.Name] = e
+			}
+			for _, want := range wantEnv[in.Project.Spec.Product.Name] {
+				if _, ok := names[want]; !ok {
+					t.Errorf("application lacks env %s", want)
+				}
+			}
+			for _, e := range c.Env {
+				secretish := strings.Contains(e.Name, "PASSWORD") || strings.Contains(e.Name, "SECRET")
+				if secretish && (e.ValueFrom == nil || e.ValueFrom.SecretKeyRef == nil) {
+					t.Errorf("env %s holds a secret as a plain value", e.Name)
+				}
+			}
+			if !strings.HasPrefix(c.Image, in.Profile.Image) || !strings.Contains(c.Image, in.Version) {
+				t.Errorf("image %s does not run %s at %s", c.Image, in.Profile.Image, in.Version)
+			}
+			if c.ReadinessProbe == nil || c.LivenessProbe == nil || c.StartupProbe == nil ||
+				c.ReadinessProbe.HTTPGet.Path != in.Profile.HealthPath || c.ReadinessProbe.HTTPGet.Port.IntVal != in.Profile.Port {
+				t.Errorf("probes %+v do not check %s on %d", c.ReadinessProbe, in.Profile.HealthPath, in.Profile.Port)
+			}
+			if in.Profile.FilesPath != "" {
+				if !mounts(c, in.Profile.FilesPath) || find[*corev1.PersistentVolumeClaim](desired, FilesClaimName(env)) == nil {
+					t.Errorf("files path %s is not on the files claim", in.Profile.FilesPath)
+				}
+			}
+
+			// Every pod of the environment: restricted security, region affinity.
+			for _, o := range desired {
+				spec := podSpec(o)
+				if spec == nil {
+					continue
+				}
+				checkRestricted(t, o.GetName(), spec)
+				region := in.Project.Spec.Hosting.Region
+				hasAffinity := spec.Affinity != nil && spec.Affinity.NodeAffinity != nil
+				if (region != "") != hasAffinity {
+					t.Errorf("%s: region %q but node affinity %v", o.GetName(), region, hasAffinity)
+				}
+				if hasAffinity {
+					expr := spec.Affinity.NodeAffinity.RequiredDuringSchedulingIgnoredDuringExecution.NodeSelectorTerms[0].MatchExpressions[0]
+					if expr.Key != RegionLabel || expr.Values[0] != region {
+						t.Errorf("%s: affinity %v, want %s in %s", o.GetName(), expr, RegionLabel, region)
+					}
+				}
+			}
+
+			db := find[*appsv1.StatefulSet](desired, DatabaseName(env))
+			if db == nil || find[*corev1.PersistentVolumeClaim](desired, DataClaimName(env)) == nil {
+				t.Fatal("no database StatefulSet or data claim")
+			}
+			if got := db.Spec.Template.Spec.Containers[0].Image; !strings.HasPrefix(got, crm.DatabaseFor(in.Profile.Engine).Image+":") {
+				t.Errorf("database image %s, want the %s image", got, in.Profile.Engine)
+			}
+			if (find[*appsv1.Deployment](desired, RedisName(env)) != nil) != in.Profile.NeedsRedis {
+				t.Errorf("Redis present = %v, product needs it = %v", !in.Profile.NeedsRedis, in.Profile.NeedsRedis)
+			}
+			for _, comp := range in.Profile.Components {
+				if find[*appsv1.Deployment](desired, env+"-"+comp.Name) == nil {
+					t.Errorf("component %s has no Deployment", comp.Name)
+				}
+			}
+
+			isProd := in.Env.Spec.Stage == crmv1alpha1.StageProduction
+			if (find[*policyv1.PodDisruptionBudget](desired, AppName(env)) != nil) != isProd {
+				t.Errorf("PodDisruptionBudget only for production (stage %s)", in.Env.Spec.Stage)
+			}
+			if !isProd && find[*policyv1.PodDisruptionBudget](absent, AppName(env)) == nil {
+				t.Errorf("a non-production environment must remove a PodDisruptionBudget")
+			}
+			ing := find[*networkingv1.Ingress](desired, env)
+			if host := IngressHost(in); (host != "") != (ing != nil) {
+				t.Errorf("ingress host %q but Ingress present %v", host, ing != nil)
+			}
+			if ing != nil && isProd && (len(ing.Spec.TLS) == 0 || ing.Spec.TLS[0].SecretName != "acme-tls") {
+				t.Errorf("TLS secret not used: %+v", ing.Spec.TLS)
+			}
+			svc := find[*corev1.Service](desired, AppName(env))
+			wantType := corev1.ServiceTypeClusterIP
+			if in.Project.Spec.Hosting.Mode == crmv1alpha1.HostingOnPrem && IngressHost(in) == "" {
+				wantType = corev1.ServiceTypeNodePort
+			}
+			if svc.Spec.Type != wantType {
+				t.Errorf("application Service type %s, want %s", svc.Spec.Type, wantType)
+			}
+			for _, name := range []string{AppName(env), DatabaseName(env)} {
+				if find[*networkingv1.NetworkPolicy](desired, name) == nil {
+					t.Errorf("no NetworkPolicy %s", name)
+				}
+			}
+		})
+	}
+}
+
+func mounts(c corev1.Container, path string) bool {
+	for _, m := range c.VolumeMounts {
+		if m.MountPath == path {
+			return true
+		}
+	}
+	return false
+}
+
+func podSpec(o client.Object) *corev1.PodSpec {
+	switch w := o.(type) {
+	case *appsv1.Deployment:
+		return &w.Spec.Template.Spec
+	case *appsv1.StatefulSet:
+		return &w.Spec.Template.Spec
+	}
+	return nil
+}
+
+// checkRestricted asserts the Pod Security "restricted" rules; the API test
+// also sends these pods through the API server's own PodSecurity admission.
+func checkRestricted(t *testing.T, name string, spec *corev1.PodSpec) {
+	t.Helper()
+	psc := spec.SecurityContext
+	if psc == nil || psc.RunAsNonRoot == nil || !*psc.RunAsNonRoot || psc.RunAsUser == nil || *psc.RunAsUser == 0 ||
+		psc.SeccompProfile == nil || psc.SeccompProfile.Type != corev1.SeccompProfileTypeRuntimeDefault {
+		t.Errorf("%s: pod security context %+v is not restricted", name, psc)
+	}
+	for _, c := range spec.Containers {
+		sc := c.SecurityContext
+		if sc == nil || sc.AllowPrivilegeEscalation == nil || *sc.AllowPrivilegeEscalation ||
+			sc.Capabilities == nil || len(sc.Capabilities.Drop) != 1 || sc.Capabilities.Drop[0] != "ALL" || len(sc.Capabilities.Add) != 0 {
+			t.Errorf("%s/%s: container security context %+v is not restricted", name, c.Name, sc)
+		}
+		if c.Resources.Requests.Cpu().IsZero() || c.Resources.Requests.Memory().IsZero() || c.Resources.Limits.Memory().IsZero() {
+			t.Errorf("%s/%s: requests and memory limit must be set: %+v", name, c.Name, c.Resources)
+		}
+	}
+}
+
+func TestStageResources(t *testing.T) {
+	prod := stageResources(crmv1alpha1.StageProduction)
+	test := stageResources(crmv1alpha1.StageTest)
+	if prod.Requests.Memory().Cmp(*test.Requests.Memory()) <= 0 || prod.Requests.Cpu().Cmp(*test.Requests.Cpu()) <= 0 {
+		t.Errorf("production %v should get more than test %v", prod.Requests, test.Requests)
+	}
+}
+
+func TestHibernateScalesEverythingToZero(t *testing.T) {
+	for _, tc := range Combinations("acme") {
+		tc.Input.Env.Spec.Hibernate = true
+		desired, absent := EnvironmentObjects(tc.Input)
+		for _, o := range desired {
+			switch w := o.(type) {
+			case *appsv1.Deployment:
+				if *w.Spec.Replicas != 0 {
+					t.Errorf("%s: Deployment %s has %d replicas while hibernated", tc.Name, w.Name, *w.Spec.Replicas)
+				}
+			case *appsv1.StatefulSet:
+				if *w.Spec.Replicas != 0 {
+					t.Errorf("%s: StatefulSet %s has %d replicas while hibernated", tc.Name, w.Name, *w.Spec.Replicas)
+				}
+			case *policyv1.PodDisruptionBudget:
+				t.Errorf("%s: a hibernated environment keeps a PodDisruptionBudget", tc.Name)
+			}
+		}
+		// Hibernation keeps every volume.
+		for _, o := range absent {
+			if _, ok := o.(*corev1.PersistentVolumeClaim); ok {
+				t.Errorf("%s: hibernation removes claim %s", tc.Name, o.GetName())
+			}
+		}
+		if find[*corev1.PersistentVolumeClaim](desired, DataClaimName(tc.Input.Env.Name)) == nil {
+			t.Errorf("%s: hibernation drops the data claim", tc.Name)
+		}
+	}
+}
+
+func TestDesiredVersion(t *testing.T) {
+	prof, _ := crm.For(crmv1alpha1.Product{Name: crmv1alpha1.ProductOdoo})
+	project := &crmv1alpha1.ImplementationProject{Spec: crmv1alpha1.ImplementationProjectSpec{Product: crmv1alpha1.Product{Name: crmv1alpha1.ProductOdoo}}}
+	pinned := project.DeepCopy()
+	pinned.Spec.Product.Version = "17.0"
+	tests := []struct {
+		name    string
+		project *crmv1alpha1.ImplementationProject
+		stage   crmv1alpha1.Stage
+		spec    string
+		running string
+		want    string
+	}{
+		{"product default", project, crmv1alpha1.StageTest, "", "", prof.DefaultVersion},
+		{"project version", pinned, crmv1alpha1.StageTest, "", "", "17.0"},
+		{"environment version wins", pinned, crmv1alpha1.StageTest, "18.0", "17.0", "18.0"},
+		{"production starts at its spec", pinned, crmv1alpha1.StageProduction, "16.0", "", "16.0"},
+		{"production ignores spec changes once running", pinned, crmv1alpha1.StageProduction, "18.0", "17.0", "17.0"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			env := &crmv1alpha1.Environment{Spec: crmv1alpha1.EnvironmentSpec{Stage: tt.stage, Version: tt.spec}}
+			env.Status.Version = tt.running
+			if got := DesiredVersion(tt.project, env, prof); got != tt.want {
+				t.Errorf("DesiredVersion = %s, want %s", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestExternalDatabase(t *testing.T) {
+	in := Combinations("acme")[0].Input
+	in.External = &ExternalDatabase{Host: "db.internal.example", Port: 3307, Name: "crm_prod", User: "crm", SecretName: "ext-db"}
+	desired, absent := EnvironmentObjects(in)
+	if find[*appsv1.StatefulSet](desired, DatabaseName(in.Env.Name)) != nil {
+		t.Error("an external database must not run a StatefulSet")
+	}
+	if find[*appsv1.StatefulSet](absent, DatabaseName(in.Env.Name)) == nil {
+		t.Error("switching to an external database must remove the StatefulSet")
+	}
+	app := find[*appsv1.Deployment](desired, AppName(in.Env.Name))
+	var host, pass corev1.EnvVar
+	for _, e := range app.Spec.Template.Spec.Containers[0].Env {
+		switch e.Name {
+		case "SUITECRM_DATABASE_HOST":
+			host = e
+		case "SUITECRM_DATABASE_PASSWORD":
+			pass = e
+		}
+	}
+	if host.Value != "db.internal.example" || pass.ValueFrom.SecretKeyRef.Name != "ext-db" || pass.ValueFrom.SecretKeyRef.Key != "password" {
+		t.Errorf("external database not wired: host %+v password %+v", host, pass.ValueFrom.SecretKeyRef)
+	}
+}
