@@ -27,7 +27,9 @@ import (
 
 const wait = 20 * time.Second
 
-func key(ns, name string) types.NamespacedName { return types.NamespacedName{Namespace: ns, Name: name} }
+func key(ns, name string) types.NamespacedName {
+	return types.NamespacedName{Namespace: ns, Name: name}
+}
 
 func exists(ctx context.Context, obj client.Object, ns, name string) func() error {
 	return func() error { return k8s.Get(ctx, key(ns, name), obj) }

@@ -6,10 +6,13 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 
+	rbacv1 "k8s.io/api/rbac/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
@@ -19,6 +22,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+	"sigs.k8s.io/yaml"
 
 	crmv1alpha1 "github.com/crmops/crm-operator/api/v1alpha1"
 	"github.com/crmops/crm-operator/controllers"
@@ -65,7 +69,7 @@ func TestMain(m *testing.M) {
 		_ = testEnv.Stop() // Start may fail after launching etcd and kube-apiserver
 		os.Exit(1)
 	}
-	code := run(m, cfg)
+	code := run(m, testEnv, cfg)
 	if err := testEnv.Stop(); err != nil {
 		fmt.Fprintln(os.Stderr, "stopping the control plane:", err)
 	}
@@ -122,7 +126,38 @@ func countWrites(config *rest.Config, options client.Options) (client.Client, er
 	}), nil
 }
 
-func run(m *testing.M, cfg *rest.Config) int {
+// operatorUser runs the manager with exactly the generated ClusterRole
+// (config/rbac/role.yaml), so a missing RBAC marker fails the tests.
+func operatorUser(testEnv *envtest.Environment, admin client.Client) (*rest.Config, error) {
+	data, err := os.ReadFile(filepath.Join("..", "config", "rbac", "role.yaml"))
+	if err != nil {
+		return nil, err
+	}
+	role := &rbacv1.ClusterRole{}
+	if err := yaml.Unmarshal(data, role); err != nil {
+		return nil, err
+	}
+	ctx := context.Background()
+	if err := admin.Create(ctx, role); err != nil {
+		return nil, err
+	}
+	const user = "system:serviceaccount:crm-operator-system:crm-operator"
+	binding := &rbacv1.ClusterRoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: "crm-operator-manager"},
+		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: role.Name},
+		Subjects:   []rbacv1.Subject{{Kind: rbacv1.UserKind, APIGroup: rbacv1.GroupName, Name: user}},
+	}
+	if err := admin.Create(ctx, binding); err != nil {
+		return nil, err
+	}
+	u, err := testEnv.AddUser(envtest.User{Name: user}, nil)
+	if err != nil {
+		return nil, err
+	}
+	return u.Config(), nil
+}
+
+func run(m *testing.M, testEnv *envtest.Environment, cfg *rest.Config) int {
 	scheme := runtime.NewScheme()
 	_ = clientgoscheme.AddToScheme(scheme)
 	_ = crmv1alpha1.AddToScheme(scheme)
@@ -132,7 +167,12 @@ func run(m *testing.M, cfg *rest.Config) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+	operatorCfg, err := operatorUser(testEnv, k8s)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "setting up the operator's RBAC:", err)
+		return 1
+	}
+	mgr, err := ctrl.NewManager(operatorCfg, ctrl.Options{
 		Scheme:                 scheme,
 		Cache:                  controllers.CacheOptions(),
 		NewClient:              countWrites,
@@ -151,6 +191,11 @@ func run(m *testing.M, cfg *rest.Config) int {
 	done := make(chan error, 1)
 	go func() { done <- mgr.Start(ctx) }()
 	code := m.Run()
+	// A missing RBAC marker shows up as a refused request in the log.
+	if strings.Contains(logs.String(), "is forbidden") {
+		fmt.Fprintln(os.Stderr, "FAIL: the operator was refused a request: its generated RBAC lacks a rule")
+		code = 1
+	}
 	cancel()
 	if err := <-done; err != nil {
 		fmt.Fprintln(os.Stderr, "manager:", err)

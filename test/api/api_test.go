@@ -202,6 +202,33 @@ func TestSamplesAreAccepted(t *testing.T) {
 	// Projects first: their namespace holds the namespaced samples.
 	sort.SliceStable(all, func(i, j int) bool { return all[i].GetNamespace() == "" && all[j].GetNamespace() != "" })
 	cleanup(t, all)
+	// Every product has a sample project with a test and a production environment.
+	products := map[string]string{} // project -> product
+	stages := map[string]map[string]bool{}
+	for _, o := range all {
+		switch o.GetKind() {
+		case "ImplementationProject":
+			name, _, _ := unstructured.NestedString(o.Object, "spec", "product", "name")
+			products[o.GetName()] = name
+		case "Environment":
+			stage, _, _ := unstructured.NestedString(o.Object, "spec", "stage")
+			if stages[o.GetNamespace()] == nil {
+				stages[o.GetNamespace()] = map[string]bool{}
+			}
+			stages[o.GetNamespace()][stage] = true
+		}
+	}
+	covered := map[string]bool{}
+	for project, product := range products {
+		if stages[project]["test"] && stages[project]["production"] {
+			covered[product] = true
+		}
+	}
+	for _, product := range []string{"suitecrm", "espocrm", "odoo", "twenty", "custom"} {
+		if !covered[product] {
+			t.Errorf("config/samples has no %s project with test and production environments", product)
+		}
+	}
 	for _, o := range all {
 		ensureNamespace(ctx, t, o.GetNamespace())
 		if err := k8s.Create(ctx, o); err != nil {
