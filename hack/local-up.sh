@@ -56,7 +56,7 @@ The control plane and the operator are running. Try:
 
   export KUBECONFIG=$kubeconfig
   kubectl apply -f config/samples/crm_v1alpha1_implementationproject.yaml
-  kubectl create namespace acme
+  kubectl wait --for=jsonpath='{.status.namespace}'=acme implementationproject/acme
   kubectl apply -f config/samples/crm_v1alpha1_environment_test.yaml
   kubectl get crm -A
   kubectl explain implementationproject.spec.gdpr
