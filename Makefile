@@ -42,7 +42,7 @@ verify-generated: manifests generate ## Fail when generated files differ from th
 		echo "generated files are stale: run 'make manifests generate' and commit"; exit 1; fi
 
 .PHONY: test
-test: manifests generate vet envtest-bins ## Unit tests and envtest suites on a real kube-apiserver + etcd.
+test: manifests generate vet envtest-bins test-servers ## Unit tests, envtest suites on a real kube-apiserver + etcd, agent tests on real PostgreSQL, MariaDB and S3.
 	KUBEBUILDER_ASSETS=$(KUBEBUILDER_ASSETS) go test $(GO_TEST_FLAGS) ./...
 
 .PHONY: build
@@ -64,6 +64,10 @@ down: ## Stop everything `make run` started.
 .PHONY: controller-gen
 controller-gen: ## Build controller-gen.
 	@hack/build-tools.sh controller-gen
+
+.PHONY: test-servers
+test-servers: ## Build versitygw, the S3 server of the agent's tests.
+	@hack/build-tools.sh versitygw
 
 .PHONY: envtest-bins
 envtest-bins: ## Build kube-apiserver, etcd and kubectl for envtest.

@@ -15,6 +15,7 @@ cache=${CRM_TOOLS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/crm-operator}
 K8S_VERSION=${K8S_VERSION:-1.37.2}
 ETCD_VERSION=${ETCD_VERSION:-3.7.3}
 CONTROLLER_TOOLS_VERSION=${CONTROLLER_TOOLS_VERSION:-v0.23.0}
+VERSITYGW_VERSION=${VERSITYGW_VERSION:-v1.8.0}
 export GOFLAGS=${GOFLAGS:--buildvcs=false}
 
 k8s_bin=$root/bin/k8s/$K8S_VERSION
@@ -53,13 +54,16 @@ go_build_k8s() { # CMD OUT
 go_build_etcd() { # OUT
 	(cd "$root/hack/tools/etcd" && go build -trimpath -ldflags "-s -w" -o "$1" go.etcd.io/etcd/server/v3)
 }
-go_install_controller_gen() { # OUT
+go_install() { # PACKAGE@VERSION OUT
 	local gobin
 	gobin=$(mktemp -d)
-	GOBIN=$gobin go install "sigs.k8s.io/controller-tools/cmd/controller-gen@$CONTROLLER_TOOLS_VERSION"
-	mv "$gobin/controller-gen" "$1"
+	GOBIN=$gobin go install "$1"
+	mv "$gobin/$(basename "${1%@*}")" "$2"
 	rmdir "$gobin"
 }
+go_install_controller_gen() { go_install "sigs.k8s.io/controller-tools/cmd/controller-gen@$CONTROLLER_TOOLS_VERSION" "$1"; }
+# versitygw serves S3 over a directory: the agent's tests use it as a real S3 server.
+go_install_versitygw() { go_install "github.com/versity/versitygw/cmd/versitygw@$VERSITYGW_VERSION" "$1"; }
 
 link() { # TARGET LINK
 	ln -sfn "$1" "$2"
@@ -81,6 +85,11 @@ for tool in "$@"; do
 		dest=$cache/controller-gen/$CONTROLLER_TOOLS_VERSION/controller-gen
 		build "controller-gen $CONTROLLER_TOOLS_VERSION" "$dest" go_install_controller_gen
 		link "$dest" "$root/bin/controller-gen"
+		;;
+	versitygw)
+		dest=$cache/versitygw/$VERSITYGW_VERSION/versitygw
+		build "versitygw $VERSITYGW_VERSION" "$dest" go_install_versitygw
+		link "$dest" "$root/bin/versitygw"
 		;;
 	*)
 		log "unknown tool: $tool"

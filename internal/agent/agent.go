@@ -1,0 +1,265 @@
+package agent
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"os"
+	"path"
+	"time"
+
+	"github.com/klauspost/compress/zstd"
+)
+
+// BackupOptions say what to back up and how to label it.
+type BackupOptions struct {
+	// Name of the backup: the prefix of its objects in the store.
+	Name           string
+	Database       Database
+	FilesDir       string // empty: the product keeps no files
+	Product        string
+	ProductVersion string
+	Environment    string
+	Increment      string
+	// Now is the clock; nil uses time.Now.
+	Now func() time.Time
+}
+
+// Result is what the agent reports through its termination message.
+type Result struct {
+	Location string   `json:"location,omitempty"`
+	Size     int64    `json:"size,omitempty"`
+	Checksum string   `json:"checksum,omitempty"` // sha256 of the manifest
+	Objects  []Object `json:"objects,omitempty"`
+	Error    string   `json:"error,omitempty"`
+}
+
+// countingHash sums and counts what passes through.
+type countingHash struct {
+	h hash.Hash
+	n int64
+}
+
+func (c *countingHash) Write(p []byte) (int, error) {
+	c.n += int64(len(p))
+	return c.h.Write(p)
+}
+
+// compressTo streams produce's output, zstd-compressed, into the store under
+// key, summing the stored bytes.
+func compressTo(ctx context.Context, store Store, key string, produce func(io.Writer) error) (Object, error) {
+	pr, pw := io.Pipe()
+	sum := &countingHash{h: sha256.New()}
+	go func() {
+		enc, err := zstd.NewWriter(io.MultiWriter(pw, sum), zstd.WithEncoderLevel(zstd.SpeedFastest))
+		if err != nil {
+			pw.CloseWithError(err)
+			return
+		}
+		err = produce(enc)
+		if cerr := enc.Close(); err == nil {
+			err = cerr
+		}
+		pw.CloseWithError(err) // nil closes with EOF
+	}()
+	if err := store.Put(ctx, key, pr); err != nil {
+		pr.CloseWithError(err)
+		return Object{}, fmt.Errorf("storing %s: %w", key, err)
+	}
+	return Object{Name: path.Base(key), Size: sum.n, SHA256: hex.EncodeToString(sum.h.Sum(nil))}, nil
+}
+
+// Backup dumps the database and archives the files into the store, then
+// writes the manifest. Any failure before the manifest leaves the backup
+// incomplete, and it is never restored.
+func Backup(ctx context.Context, store Store, o BackupOptions) (*Manifest, Result, error) {
+	now := o.Now
+	if now == nil {
+		now = time.Now
+	}
+	m := &Manifest{
+		Format: FormatVersion, Product: o.Product, ProductVersion: o.ProductVersion, Engine: o.Database.Engine,
+		Environment: o.Environment, Increment: o.Increment, StartedAt: now().UTC().Truncate(time.Second),
+	}
+	fail := func(err error) (*Manifest, Result, error) { return nil, Result{Error: err.Error()}, err }
+
+	obj, err := compressTo(ctx, store, path.Join(o.Name, DatabaseObject), func(w io.Writer) error {
+		r, err := dump(ctx, o.Database)
+		if err != nil {
+			return err
+		}
+		defer r.Close()
+		_, err = io.Copy(w, r)
+		return err
+	})
+	if err != nil {
+		return fail(fmt.Errorf("database dump: %w", err))
+	}
+	m.Objects = append(m.Objects, obj)
+
+	if o.FilesDir != "" {
+		obj, err := compressTo(ctx, store, path.Join(o.Name, FilesObject), func(w io.Writer) error {
+			return writeTar(o.FilesDir, w)
+		})
+		if err != nil {
+			return fail(fmt.Errorf("files archive: %w", err))
+		}
+		m.Objects = append(m.Objects, obj)
+	}
+
+	m.CompletedAt = now().UTC().Truncate(time.Second)
+	data, err := json.MarshalIndent(m, "", "  ")
+	if err != nil {
+		return fail(err)
+	}
+	manifestKey := path.Join(o.Name, ManifestName)
+	if err := store.Put(ctx, manifestKey, bytesReader(data)); err != nil {
+		return fail(fmt.Errorf("writing the manifest: %w", err))
+	}
+	sum := sha256.Sum256(data)
+	return m, Result{
+		Location: store.Location(o.Name), Size: m.Size(), Checksum: "sha256:" + hex.EncodeToString(sum[:]), Objects: m.Objects,
+	}, nil
+}
+
+// ErrIncomplete marks a backup without a manifest.
+var ErrIncomplete = errors.New("backup is incomplete: it has no manifest")
+
+// ReadManifest loads and validates the manifest of backup name.
+func ReadManifest(ctx context.Context, store Store, name string) (*Manifest, error) {
+	r, err := store.Get(ctx, path.Join(name, ManifestName))
+	if errors.Is(err, ErrNotFound) {
+		return nil, fmt.Errorf("%s: %w", store.Location(name), ErrIncomplete)
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer r.Close()
+	data, err := io.ReadAll(io.LimitReader(r, 1<<20))
+	if err != nil {
+		return nil, err
+	}
+	return ParseManifest(data)
+}
+
+// fetchVerified downloads every object of the backup into dir and checks
+// its size and sum against the manifest.
+func fetchVerified(ctx context.Context, store Store, name string, m *Manifest, dir string) (map[string]string, error) {
+	files := map[string]string{}
+	for _, o := range m.Objects {
+		r, err := store.Get(ctx, path.Join(name, o.Name))
+		if err != nil {
+			return nil, err
+		}
+		f, err := os.CreateTemp(dir, o.Name+".*")
+		if err != nil {
+			r.Close()
+			return nil, err
+		}
+		sum := &countingHash{h: sha256.New()}
+		_, err = io.Copy(io.MultiWriter(f, sum), r)
+		r.Close()
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return nil, fmt.Errorf("downloading %s: %w", o.Name, err)
+		}
+		if got := hex.EncodeToString(sum.h.Sum(nil)); got != o.SHA256 || sum.n != o.Size {
+			return nil, fmt.Errorf("object %s is corrupt: sha256 %s (%d bytes), manifest says %s (%d bytes)", o.Name, got, sum.n, o.SHA256, o.Size)
+		}
+		files[o.Name] = f.Name()
+	}
+	return files, nil
+}
+
+// Verify checks that the backup is complete and every object matches its sum.
+func Verify(ctx context.Context, store Store, name string) (*Manifest, error) {
+	m, err := ReadManifest(ctx, store, name)
+	if err != nil {
+		return nil, err
+	}
+	dir, err := os.MkdirTemp("", "crm-verify-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(dir)
+	_, err = fetchVerified(ctx, store, name, m, dir)
+	return m, err
+}
+
+// RestoreOptions say where to restore a backup.
+type RestoreOptions struct {
+	Name     string
+	Database Database
+	FilesDir string
+	// Product the target runs: a backup of another product is refused.
+	Product string
+	// ScratchDir holds the verified download; empty uses the system's.
+	ScratchDir string
+}
+
+// Restore verifies the whole backup first, and only then replaces the
+// database and the files.
+func Restore(ctx context.Context, store Store, o RestoreOptions) (*Manifest, error) {
+	m, err := ReadManifest(ctx, store, o.Name)
+	if err != nil {
+		return nil, err
+	}
+	if m.Engine != o.Database.Engine {
+		return nil, fmt.Errorf("backup %s is a %s backup; the target runs %s", o.Name, m.Engine, o.Database.Engine)
+	}
+	if o.Product != "" && m.Product != o.Product {
+		return nil, fmt.Errorf("backup %s is of product %s; the target runs %s", o.Name, m.Product, o.Product)
+	}
+	dir, err := os.MkdirTemp(o.ScratchDir, "crm-restore-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(dir)
+	files, err := fetchVerified(ctx, store, o.Name, m, dir)
+	if err != nil {
+		return nil, fmt.Errorf("nothing restored: %w", err)
+	}
+
+	if err := decompressFile(files[DatabaseObject], func(r io.Reader) error { return load(ctx, o.Database, r) }); err != nil {
+		return nil, fmt.Errorf("restoring the database: %w", err)
+	}
+	if p, ok := files[FilesObject]; ok && o.FilesDir != "" {
+		if err := clearDir(o.FilesDir); err != nil {
+			return nil, err
+		}
+		if err := decompressFile(p, func(r io.Reader) error { return extractTar(r, o.FilesDir) }); err != nil {
+			return nil, fmt.Errorf("restoring the files: %w", err)
+		}
+	}
+	return m, nil
+}
+
+func decompressFile(p string, consume func(io.Reader) error) error {
+	f, err := os.Open(p)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	dec, err := zstd.NewReader(f)
+	if err != nil {
+		return err
+	}
+	defer dec.Close()
+	return consume(dec)
+}
+
+// Delete removes every object of a backup, manifest first so that a
+// half-deleted backup is never taken for complete.
+func Delete(ctx context.Context, store Store, name string) error {
+	if err := store.Delete(ctx, path.Join(name, ManifestName)); err != nil {
+		return err
+	}
+	return store.DeletePrefix(ctx, name)
+}

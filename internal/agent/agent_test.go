@@ -1,0 +1,321 @@
+package agent
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+var tables = []string{"accounts", "contacts", "notes"}
+
+// seed fills a CRM-like schema: names, e-mail addresses, free text with
+// quotes and newlines, binary data, and a foreign key.
+func seed(t *testing.T, d Database, rows int) {
+	t.Helper()
+	blob, serial, text := "bytea", "SERIAL PRIMARY KEY", "TEXT"
+	if d.Engine == "mariadb" {
+		blob, serial, text = "LONGBLOB", "INT AUTO_INCREMENT PRIMARY KEY", "LONGTEXT"
+	}
+	sql(t, d, fmt.Sprintf(`CREATE TABLE accounts (id %s, name VARCHAR(200) NOT NULL, region VARCHAR(32));
+CREATE TABLE contacts (id %s, account_id INT REFERENCES accounts(id), email VARCHAR(200), phone VARCHAR(50), photo %s);
+CREATE TABLE notes (id %s, contact_id INT REFERENCES contacts(id), body %s);`, serial, serial, blob, serial, text))
+	var b strings.Builder
+	for i := 1; i <= rows; i++ {
+		fmt.Fprintf(&b, "INSERT INTO accounts (name, region) VALUES ('Account %d O''Brien & Söhne', 'eu-%d');\n", i, i%3)
+		photo := fmt.Sprintf("'\\x%x'", []byte{0, byte(i), 0xff, 0x10})
+		if d.Engine == "mariadb" {
+			photo = fmt.Sprintf("X'%x'", []byte{0, byte(i), 0xff, 0x10})
+		}
+		fmt.Fprintf(&b, "INSERT INTO contacts (account_id, email, phone, photo) VALUES (%d, 'person%d@customer.example', '+49 30 %07d', %s);\n", i, i, i, photo)
+		fmt.Fprintf(&b, "INSERT INTO notes (contact_id, body) VALUES (%d, 'Called on %d.\nSaid: \"renew\" -- maybe; ünïcödé');\n", i, i)
+	}
+	sql(t, d, b.String())
+}
+
+// fingerprint is each table's row count and content hash.
+func fingerprint(t *testing.T, d Database) map[string]string {
+	t.Helper()
+	fp := map[string]string{}
+	for _, tbl := range tables {
+		if d.Engine == "postgresql" {
+			fp[tbl] = sql(t, d, fmt.Sprintf("SELECT count(*) || ' ' || md5(coalesce(string_agg(t::text, '|' ORDER BY t::text), '')) FROM %s t", tbl))
+		} else {
+			// CHECKSUM TABLE prints "<db>.<table>\t<sum>": keep the sum.
+			sum := strings.Fields(sql(t, d, "CHECKSUM TABLE "+tbl+" EXTENDED"))
+			fp[tbl] = sql(t, d, fmt.Sprintf("SELECT COUNT(*) FROM %s", tbl)) + " " + sum[len(sum)-1]
+		}
+	}
+	return fp
+}
+
+func writeFiles(t *testing.T, dir string) {
+	t.Helper()
+	for name, content := range map[string]string{
+		"upload/2026/11/contract.pdf": "%PDF-1.7 \x00\x01\x02 binary",
+		"upload/avatar.png":           string(bytes.Repeat([]byte{0x89, 'P', 'N', 'G', 0}, 5000)),
+		"custom/Espo/Custom/a.json":   `{"fields": []}`,
+		"empty.txt":                   "",
+	} {
+		p := filepath.Join(dir, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(content), 0o640); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.MkdirAll(filepath.Join(dir, "cache", "empty-dir"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("upload/avatar.png", filepath.Join(dir, "latest-avatar")); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// tree maps every path under dir to its type, mode and content.
+func tree(t *testing.T, dir string) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(dir, p)
+		info, _ := d.Info()
+		switch {
+		case info.Mode()&fs.ModeSymlink != 0:
+			l, _ := os.Readlink(p)
+			out[rel] = "link " + l
+		case info.IsDir():
+			out[rel] = "dir"
+		default:
+			data, _ := os.ReadFile(p)
+			out[rel] = fmt.Sprintf("file %v %x", info.Mode().Perm(), data)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func equalMaps(t *testing.T, what string, got, want map[string]string) {
+	t.Helper()
+	if len(got) != len(want) {
+		t.Errorf("%s: %d entries, want %d", what, len(got), len(want))
+	}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("%s %s differs:\n got %.120s\nwant %.120s", what, k, got[k], v)
+		}
+	}
+}
+
+var seq int
+
+func unique(prefix string) string {
+	seq++
+	return fmt.Sprintf("%s%d%d", prefix, time.Now().UnixNano()%100000, seq)
+}
+
+func TestBackupRestoreRoundTrip(t *testing.T) {
+	for _, srv := range []**server{&postgres, &mariadb} {
+		s := *srv
+		t.Run(s.engine, func(t *testing.T) {
+			need(t, s)
+			need(t, s3)
+			ctx := context.Background()
+			src := createDatabase(t, s, unique("src"))
+			seed(t, src, 200)
+			files := t.TempDir()
+			writeFiles(t, files)
+			store := s3.store(t, "acme")
+
+			m, res, err := Backup(ctx, store, BackupOptions{
+				Name: "test-20261125", Database: src, FilesDir: files,
+				Product: "espocrm", ProductVersion: "9.1.8", Environment: "test", Increment: "sprint-7",
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(m.Objects) != 2 || res.Size != m.Size() || !strings.HasPrefix(res.Checksum, "sha256:") ||
+				res.Location != "s3://backups/acme/test-20261125" {
+				t.Errorf("unexpected result %+v", res)
+			}
+			if _, err := Verify(ctx, store, "test-20261125"); err != nil {
+				t.Fatalf("verify: %v", err)
+			}
+
+			dst := createDatabase(t, s, unique("dst"))
+			target := t.TempDir()
+			if err := os.WriteFile(filepath.Join(target, "stale.txt"), []byte("replaced by the restore"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := Restore(ctx, store, RestoreOptions{Name: "test-20261125", Database: dst, FilesDir: target, Product: "espocrm"}); err != nil {
+				t.Fatal(err)
+			}
+			equalMaps(t, "table", fingerprint(t, dst), fingerprint(t, src))
+			equalMaps(t, "file", tree(t, target), tree(t, files))
+
+			// Restoring again over the restored data is idempotent.
+			if _, err := Restore(ctx, store, RestoreOptions{Name: "test-20261125", Database: dst, FilesDir: target}); err != nil {
+				t.Fatalf("second restore: %v", err)
+			}
+			equalMaps(t, "table", fingerprint(t, dst), fingerprint(t, src))
+		})
+	}
+}
+
+func TestCorruptObjectIsDetectedAndNothingRestored(t *testing.T) {
+	need(t, postgres)
+	need(t, s3)
+	ctx := context.Background()
+	src := createDatabase(t, postgres, unique("src"))
+	seed(t, src, 20)
+	store := s3.store(t, "corrupt")
+	if _, _, err := Backup(ctx, store, BackupOptions{Name: "b1", Database: src, Product: "odoo", Environment: "production"}); err != nil {
+		t.Fatal(err)
+	}
+	// Flip one byte of the stored dump behind the store's back.
+	p := filepath.Join(s3.dir, "backups", "corrupt", "b1", DatabaseObject)
+	data, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data[len(data)/2] ^= 0xff
+	if err := os.WriteFile(p, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	dst := createDatabase(t, postgres, unique("dst"))
+	sql(t, dst, "CREATE TABLE keep (v TEXT); INSERT INTO keep VALUES ('untouched')")
+	_, err = Restore(ctx, store, RestoreOptions{Name: "b1", Database: dst})
+	if err == nil || !strings.Contains(err.Error(), "corrupt") || !strings.Contains(err.Error(), "nothing restored") {
+		t.Fatalf("restore of a corrupt backup: %v", err)
+	}
+	if got := sql(t, dst, "SELECT v FROM keep"); got != "untouched" {
+		t.Errorf("the target was changed: %q", got)
+	}
+	if _, err := Verify(ctx, store, "b1"); err == nil {
+		t.Error("verify passed a corrupt backup")
+	}
+}
+
+// failingStore passes objects to a real store but breaks the upload of the
+// database dump midway, as a lost connection would.
+type failingStore struct {
+	Store
+	after int64
+}
+
+type failAfter struct {
+	r     io.Reader
+	left  int64
+	wrote int64
+}
+
+func (f *failAfter) Read(p []byte) (int, error) {
+	if f.left <= 0 {
+		return 0, errors.New("connection reset by peer")
+	}
+	if int64(len(p)) > f.left {
+		p = p[:f.left]
+	}
+	n, err := f.r.Read(p)
+	f.left -= int64(n)
+	return n, err
+}
+
+func (f failingStore) Put(ctx context.Context, key string, r io.Reader) error {
+	if strings.HasSuffix(key, DatabaseObject) {
+		return f.Store.Put(ctx, key, &failAfter{r: r, left: f.after})
+	}
+	return f.Store.Put(ctx, key, r)
+}
+
+func TestInterruptedUploadIsNeverComplete(t *testing.T) {
+	need(t, mariadb)
+	need(t, s3)
+	ctx := context.Background()
+	src := createDatabase(t, mariadb, unique("src"))
+	seed(t, src, 300)
+	store := s3.store(t, "interrupted")
+	_, res, err := Backup(ctx, failingStore{Store: store, after: 4096}, BackupOptions{Name: "b1", Database: src, Product: "espocrm"})
+	if err == nil || res.Error == "" {
+		t.Fatalf("a broken upload reported success: %+v", res)
+	}
+	if _, err := ReadManifest(ctx, store, "b1"); !errors.Is(err, ErrIncomplete) {
+		t.Fatalf("manifest after a broken upload: %v", err)
+	}
+	dst := createDatabase(t, mariadb, unique("dst"))
+	if _, err := Restore(ctx, store, RestoreOptions{Name: "b1", Database: dst}); !errors.Is(err, ErrIncomplete) {
+		t.Fatalf("restore of an incomplete backup: %v", err)
+	}
+}
+
+func TestFailingDumpIsNeverComplete(t *testing.T) {
+	need(t, postgres)
+	ctx := context.Background()
+	store := NewDirStore(t.TempDir())
+	missing := postgres.db("no_such_database")
+	if _, _, err := Backup(ctx, store, BackupOptions{Name: "b1", Database: missing}); err == nil {
+		t.Fatal("a dump of a missing database succeeded")
+	}
+	if _, err := ReadManifest(ctx, store, "b1"); !errors.Is(err, ErrIncomplete) {
+		t.Fatalf("manifest after a failed dump: %v", err)
+	}
+}
+
+func TestRestoreRefusesAnotherEngineOrProduct(t *testing.T) {
+	need(t, postgres)
+	ctx := context.Background()
+	src := createDatabase(t, postgres, unique("src"))
+	seed(t, src, 5)
+	store := NewDirStore(t.TempDir())
+	if _, _, err := Backup(ctx, store, BackupOptions{Name: "b1", Database: src, Product: "odoo"}); err != nil {
+		t.Fatal(err)
+	}
+	other := Database{Engine: "mariadb", Host: "127.0.0.1", Port: 1, Name: "x", User: "x"}
+	if _, err := Restore(ctx, store, RestoreOptions{Name: "b1", Database: other}); err == nil || !strings.Contains(err.Error(), "postgresql backup") {
+		t.Errorf("restore into another engine: %v", err)
+	}
+	if _, err := Restore(ctx, store, RestoreOptions{Name: "b1", Database: postgres.db("x"), Product: "twenty"}); err == nil || !strings.Contains(err.Error(), "product odoo") {
+		t.Errorf("restore into another product: %v", err)
+	}
+}
+
+func TestVolumeTargetAndDelete(t *testing.T) {
+	need(t, mariadb)
+	ctx := context.Background()
+	src := createDatabase(t, mariadb, unique("src"))
+	seed(t, src, 50)
+	root := t.TempDir()
+	store := NewDirStore(root)
+	_, res, err := Backup(ctx, store, BackupOptions{Name: "nightly", Database: src, Product: "suitecrm"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(res.Location, "file://"+root) {
+		t.Errorf("location %s", res.Location)
+	}
+	dst := createDatabase(t, mariadb, unique("dst"))
+	if _, err := Restore(ctx, store, RestoreOptions{Name: "nightly", Database: dst}); err != nil {
+		t.Fatal(err)
+	}
+	equalMaps(t, "table", fingerprint(t, dst), fingerprint(t, src))
+	if err := Delete(ctx, store, "nightly"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(root, "nightly")); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("backup data left after delete: %v", err)
+	}
+}

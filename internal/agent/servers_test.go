@@ -1,0 +1,266 @@
+package agent
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// Real servers for the agent's tests, started once per test binary on
+// loopback in temporary directories and stopped at the end, also on failure.
+// Under CI=true a missing server fails the run instead of skipping.
+var (
+	postgres *server
+	mariadb  *server
+	s3       *server
+)
+
+type server struct {
+	engine  string
+	port    int
+	dir     string
+	stop    func()
+	bin     string // client tools' directory
+	skipWhy string
+}
+
+func (s *server) db(name string) Database {
+	d := Database{Engine: s.engine, Host: "127.0.0.1", Port: s.port, Name: name, BinDir: s.bin}
+	if s.engine == "postgresql" {
+		d.User, d.Password = "postgres", "unused"
+	} else {
+		d.User, d.Password = "root", ""
+	}
+	return d
+}
+
+// need skips (or under CI fails) a test whose server could not start.
+func need(t *testing.T, s *server) {
+	t.Helper()
+	if s.skipWhy == "" {
+		return
+	}
+	if os.Getenv("CI") == "true" {
+		t.Fatalf("test server unavailable under CI: %s", s.skipWhy)
+	}
+	t.Skip(s.skipWhy)
+}
+
+func freePort() int {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		panic(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+func waitPort(port int, d time.Duration) error {
+	deadline := time.Now().Add(d)
+	for time.Now().Before(deadline) {
+		c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port), time.Second)
+		if err == nil {
+			c.Close()
+			return nil
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return fmt.Errorf("nothing listens on port %d after %s", port, d)
+}
+
+func run(name string, args ...string) error {
+	out, err := exec.Command(name, args...).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("%s %s: %w: %s", name, strings.Join(args, " "), err, out)
+	}
+	return nil
+}
+
+func postgresBin() string {
+	dirs, _ := filepath.Glob("/usr/lib/postgresql/*/bin")
+	for i := len(dirs) - 1; i >= 0; i-- {
+		if _, err := os.Stat(filepath.Join(dirs[i], "pg_ctl")); err == nil {
+			return dirs[i]
+		}
+	}
+	return ""
+}
+
+// startPostgres: initdb refuses to run as root, so the cluster belongs to the
+// postgres user (see shared/environment-notes.md).
+func startPostgres() *server {
+	s := &server{engine: "postgresql"}
+	bin := postgresBin()
+	if bin == "" {
+		s.skipWhy = "PostgreSQL server binaries not installed (Debian package postgresql)"
+		return s
+	}
+	s.bin = bin
+	dir, err := os.MkdirTemp("", "crm-pg-")
+	if err != nil {
+		s.skipWhy = err.Error()
+		return s
+	}
+	s.dir = dir
+	s.port = freePort()
+	asPostgres := func(cmd string) error { return run("su", "postgres", "-s", "/bin/sh", "-c", cmd) }
+	if u, err := user.Current(); err == nil && u.Uid == "0" {
+		if err := run("chown", "postgres:postgres", dir); err != nil {
+			s.skipWhy = err.Error()
+			return s
+		}
+	} else {
+		asPostgres = func(cmd string) error { return run("/bin/sh", "-c", cmd) }
+	}
+	data := filepath.Join(dir, "data")
+	if err := asPostgres(fmt.Sprintf("%s/initdb -D %s -A trust -U postgres >/dev/null", bin, data)); err != nil {
+		s.skipWhy = err.Error()
+		return s
+	}
+	if err := asPostgres(fmt.Sprintf("%s/pg_ctl -D %s -o '-p %d -k %s -c listen_addresses=127.0.0.1 -c fsync=off' -l %s/log -w start >/dev/null",
+		bin, data, s.port, dir, dir)); err != nil {
+		s.skipWhy = err.Error()
+		return s
+	}
+	s.stop = func() {
+		_ = asPostgres(fmt.Sprintf("%s/pg_ctl -D %s -m immediate stop >/dev/null", bin, data))
+		os.RemoveAll(dir)
+	}
+	return s
+}
+
+func startMariaDB() *server {
+	s := &server{engine: "mariadb"}
+	mariadbd, err := exec.LookPath("mariadbd")
+	if err != nil {
+		if _, serr := os.Stat("/usr/sbin/mariadbd"); serr != nil {
+			s.skipWhy = "MariaDB server not installed (Debian package mariadb-server)"
+			return s
+		}
+		mariadbd = "/usr/sbin/mariadbd"
+	}
+	dir, err := os.MkdirTemp("", "crm-mariadb-")
+	if err != nil {
+		s.skipWhy = err.Error()
+		return s
+	}
+	s.dir = dir
+	s.port = freePort()
+	data := filepath.Join(dir, "data")
+	if err := run("mariadb-install-db", "--no-defaults", "--datadir="+data, "--user=root", "--auth-root-authentication-method=normal", "--skip-test-db"); err != nil {
+		s.skipWhy = err.Error()
+		return s
+	}
+	cmd := exec.Command(mariadbd, "--no-defaults", "--datadir="+data, "--user=root", "--socket="+filepath.Join(dir, "sock"),
+		"--port="+strconv.Itoa(s.port), "--bind-address=127.0.0.1", "--skip-log-bin", "--innodb-flush-log-at-trx-commit=0",
+		"--log-error="+filepath.Join(dir, "log"))
+	if err := cmd.Start(); err != nil {
+		s.skipWhy = err.Error()
+		return s
+	}
+	s.stop = func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		os.RemoveAll(dir)
+	}
+	if err := waitPort(s.port, 60*time.Second); err != nil {
+		s.skipWhy = err.Error()
+	}
+	return s
+}
+
+const s3Key, s3Secret = "crm-test-access", "crm-test-secret-key"
+
+func startS3() *server {
+	s := &server{engine: "s3"}
+	bin, _ := filepath.Abs(filepath.Join("..", "..", "bin", "versitygw"))
+	if _, err := os.Stat(bin); err != nil {
+		s.skipWhy = "bin/versitygw missing: run `make test` (hack/build-tools.sh versitygw builds it)"
+		return s
+	}
+	dir, err := os.MkdirTemp("", "crm-s3-")
+	if err != nil {
+		s.skipWhy = err.Error()
+		return s
+	}
+	s.dir = dir
+	s.port = freePort()
+	if err := os.Mkdir(filepath.Join(dir, "backups"), 0o755); err != nil { // a directory is a bucket
+		s.skipWhy = err.Error()
+		return s
+	}
+	cmd := exec.Command(bin, "--port", fmt.Sprintf("127.0.0.1:%d", s.port), "--access", s3Key, "--secret", s3Secret, "posix", dir)
+	cmd.Stdout, cmd.Stderr = nil, nil
+	if err := cmd.Start(); err != nil {
+		s.skipWhy = err.Error()
+		return s
+	}
+	s.stop = func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		os.RemoveAll(dir)
+	}
+	if err := waitPort(s.port, 30*time.Second); err != nil {
+		s.skipWhy = err.Error()
+	}
+	return s
+}
+
+func (s *server) store(t *testing.T, prefix string) Store {
+	t.Helper()
+	st, err := NewS3Store(S3Config{
+		Endpoint: fmt.Sprintf("http://127.0.0.1:%d", s.port), Bucket: "backups", Prefix: prefix,
+		Region: "us-east-1", AccessKey: s3Key, SecretKey: s3Secret,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+func TestMain(m *testing.M) {
+	postgres, mariadb, s3 = startPostgres(), startMariaDB(), startS3()
+	code := m.Run()
+	for _, s := range []*server{postgres, mariadb, s3} {
+		if s.stop != nil {
+			s.stop()
+		}
+	}
+	os.Exit(code)
+}
+
+// sql runs statements with the engine's command-line client and returns its output.
+func sql(t *testing.T, d Database, statements string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	var cmd *exec.Cmd
+	if d.Engine == "postgresql" {
+		cmd = d.command(ctx, "psql", "--host", d.Host, "--port", strconv.Itoa(d.Port), "--username", d.User, "--dbname", d.Name,
+			"--no-psqlrc", "--quiet", "--tuples-only", "--no-align", "--set", "ON_ERROR_STOP=1", "-c", statements)
+	} else {
+		cmd = d.command(ctx, "mariadb", "--host", d.Host, "--port", strconv.Itoa(d.Port), "--user", d.User, "--protocol=tcp",
+			"--batch", "--skip-column-names", "-e", statements, d.Name)
+	}
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s: %v: %s", statements, err, out)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+// createDatabase makes an empty database on the server.
+func createDatabase(t *testing.T, s *server, name string) Database {
+	t.Helper()
+	admin := s.db(map[string]string{"postgresql": "postgres", "mariadb": "mysql"}[s.engine])
+	sql(t, admin, "CREATE DATABASE "+name)
+	return s.db(name)
+}
