@@ -1,0 +1,163 @@
+// Command crm-agent backs up, verifies, restores and deletes an environment's
+// database and files. The operator runs it in Jobs, in the database image
+// itself so that pg_dump or mariadb-dump match the server's version; it
+// reports through its termination message and needs no Kubernetes API access.
+//
+//	crm-agent install DIR                      copy this binary into DIR (init container)
+//	crm-agent backup  --name N [flags]         dump database and files, write the manifest last
+//	crm-agent restore --name N [flags]         verify every object, then replace database and files
+//	crm-agent verify  --name N [flags]         check the manifest and every checksum
+//	crm-agent delete  --name N [flags]         delete a backup's objects, manifest first
+//
+// Secrets come from the environment: DB_PASSWORD, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+
+	"github.com/crmops/crm-operator/internal/agent"
+)
+
+func main() {
+	if len(os.Args) < 2 {
+		usage()
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	cmd, args := os.Args[1], os.Args[2:]
+	if cmd == "install" {
+		if len(args) != 1 {
+			usage()
+		}
+		exitOn(install(args[0]))
+		return
+	}
+	res, err := run(ctx, cmd, args)
+	if err != nil {
+		res.Error = err.Error()
+	}
+	if werr := agent.WriteResult(terminationLog, res); werr != nil {
+		fmt.Fprintln(os.Stderr, "crm-agent: writing the termination message:", werr)
+	}
+	os.Stdout.Write(append(agent.EncodeResult(res), '\n'))
+	exitOn(err)
+}
+
+var terminationLog string
+
+func usage() {
+	fmt.Fprintln(os.Stderr, "usage: crm-agent install DIR | backup|restore|verify|delete --name NAME [flags]")
+	os.Exit(2)
+}
+
+func exitOn(err error) {
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "crm-agent:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, cmd string, args []string) (agent.Result, error) {
+	fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
+	var (
+		name, filesDir, volume                   string
+		product, version, environment, increment string
+		s3                                       agent.S3Config
+		db                                       agent.Database
+	)
+	fs.StringVar(&terminationLog, "termination-log", "/dev/termination-log", "Where to write the result for the kubelet; empty: stdout only.")
+	fs.StringVar(&name, "name", "", "Name of the backup (the prefix of its objects).")
+	fs.StringVar(&filesDir, "files-dir", "", "The environment's files volume; empty: no files.")
+	fs.StringVar(&volume, "volume", "", "Store backups under this mounted directory instead of S3.")
+	fs.StringVar(&s3.Endpoint, "s3-endpoint", "", "S3 endpoint URL.")
+	fs.StringVar(&s3.Bucket, "s3-bucket", "", "S3 bucket.")
+	fs.StringVar(&s3.Prefix, "s3-prefix", "", "Prefix of every object key.")
+	fs.StringVar(&s3.Region, "s3-region", "", "S3 region.")
+	fs.StringVar(&db.Engine, "engine", "", "Database engine: postgresql or mariadb.")
+	fs.StringVar(&db.Host, "db-host", "127.0.0.1", "Database host.")
+	fs.IntVar(&db.Port, "db-port", 0, "Database port (default: the engine's).")
+	fs.StringVar(&db.Name, "db-name", "crm", "Database name.")
+	fs.StringVar(&db.User, "db-user", "crm", "Database user.")
+	fs.StringVar(&product, "product", "", "Product of the environment (recorded; restore refuses another).")
+	fs.StringVar(&version, "product-version", "", "Product version (recorded).")
+	fs.StringVar(&environment, "environment", "", "Environment (recorded).")
+	fs.StringVar(&increment, "increment", "", "Increment the backup precedes (recorded).")
+	if err := fs.Parse(args); err != nil {
+		return agent.Result{}, err
+	}
+	if name == "" {
+		return agent.Result{}, errors.New("--name is required")
+	}
+	db.Password = os.Getenv("DB_PASSWORD")
+	if db.Port == 0 {
+		db.Port = map[string]int{"postgresql": 5432, "mariadb": 3306}[db.Engine]
+	}
+	var store agent.Store
+	if volume != "" {
+		store = agent.NewDirStore(volume)
+	} else {
+		s3.AccessKey, s3.SecretKey = os.Getenv("AWS_ACCESS_KEY_ID"), os.Getenv("AWS_SECRET_ACCESS_KEY")
+		var err error
+		if store, err = agent.NewS3Store(s3); err != nil {
+			return agent.Result{}, err
+		}
+	}
+	switch cmd {
+	case "backup":
+		_, res, err := agent.Backup(ctx, store, agent.BackupOptions{
+			Name: name, Database: db, FilesDir: filesDir,
+			Product: product, ProductVersion: version, Environment: environment, Increment: increment,
+		})
+		return res, err
+	case "restore":
+		m, err := agent.Restore(ctx, store, agent.RestoreOptions{Name: name, Database: db, FilesDir: filesDir, Product: product})
+		if err != nil {
+			return agent.Result{}, err
+		}
+		return agent.Result{Location: store.Location(name), Size: m.Size(), Objects: m.Objects}, nil
+	case "verify":
+		m, err := agent.Verify(ctx, store, name)
+		if err != nil {
+			return agent.Result{}, err
+		}
+		return agent.Result{Location: store.Location(name), Size: m.Size(), Objects: m.Objects}, nil
+	case "delete":
+		if err := agent.Delete(ctx, store, name); err != nil {
+			return agent.Result{}, err
+		}
+		return agent.Result{Location: store.Location(name)}, nil
+	}
+	usage()
+	return agent.Result{}, nil
+}
+
+// install copies this binary into dir: the init container of a backup Job
+// puts the agent beside the database image's own client tools.
+func install(dir string) error {
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	src, err := os.Open(self)
+	if err != nil {
+		return err
+	}
+	defer src.Close()
+	dst, err := os.OpenFile(filepath.Join(dir, "crm-agent"), os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o755)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(dst, src); err != nil {
+		dst.Close()
+		return err
+	}
+	return dst.Close()
+}
