@@ -49,6 +49,8 @@ type EnvironmentReconciler struct {
 	Recorder                events.EventRecorder
 	IngressNamespace        string
 	MaxConcurrentReconciles int
+	// Clock tells the time for backup schedules and retention; nil is time.Now.
+	Clock func() time.Time
 }
 
 // +kubebuilder:rbac:groups=crm.crmops.io,resources=environments,verbs=get;list;watch;create;update;patch;delete
@@ -103,11 +105,17 @@ func (r *EnvironmentReconciler) reconcileNormal(ctx context.Context, env *crmv1a
 		IngressNamespace: r.IngressNamespace,
 	}
 	if ext := env.Spec.Database.External; ext != nil {
-		if in.External, err = r.externalDatabase(ctx, env.Namespace, ext.SecretName, profile.Engine); err != nil {
+		if in.External, err = readExternalDatabase(ctx, r.APIReader, env.Namespace, ext.SecretName, profile.Engine); err != nil {
 			r.notReady(env, "ExternalDatabaseInvalid", err.Error())
 			return ctrl.Result{RequeueAfter: time.Minute}, nil
 		}
 	}
+
+	st, err := r.backupState(ctx, env)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	in.DatabaseNeeded, in.ApplicationStopped = st.databaseNeeded, st.restoring
 
 	ap := applier{r.Client}
 	if err := r.ensureCredentials(ctx, env, in); err != nil {
@@ -125,7 +133,12 @@ func (r *EnvironmentReconciler) reconcileNormal(ctx context.Context, env *crmv1a
 		}
 	}
 	r.observe(ctx, env, in)
-	return ctrl.Result{}, nil
+	recordLastBackup(env, st)
+	requeue, err := r.scheduleBackups(ctx, project, env, st)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	return ctrl.Result{RequeueAfter: requeue}, nil
 }
 
 // ensureCredentials creates the credentials Secret once, with random values.
@@ -166,9 +179,9 @@ func randomSecret() ([]byte, error) {
 
 // externalDatabase reads the connection of an external database; the
 // password stays in its Secret and reaches the application by reference.
-func (r *EnvironmentReconciler) externalDatabase(ctx context.Context, ns, name string, engine crmv1alpha1.DatabaseEngine) (*resources.ExternalDatabase, error) {
+func readExternalDatabase(ctx context.Context, apiReader client.Reader, ns, name string, engine crmv1alpha1.DatabaseEngine) (*resources.ExternalDatabase, error) {
 	s := &corev1.Secret{}
-	if err := r.APIReader.Get(ctx, types.NamespacedName{Namespace: ns, Name: name}, s); err != nil {
+	if err := apiReader.Get(ctx, types.NamespacedName{Namespace: ns, Name: name}, s); err != nil {
 		return nil, fmt.Errorf("reading Secret %s of spec.database.external: %w", name, err)
 	}
 	for _, k := range []string{"host", "database", "username", "password"} {
@@ -212,6 +225,9 @@ func (r *EnvironmentReconciler) observe(ctx context.Context, env *crmv1alpha1.En
 	setCondition(&env.Status.Conditions, gen, crmv1alpha1.ConditionApplicationReady, boolStatus(appReady), reason(appReady, "ApplicationReady", "ApplicationNotReady"), appMsg)
 
 	switch {
+	case in.ApplicationStopped:
+		env.Status.Phase = crmv1alpha1.EnvironmentDegraded
+		setCondition(&env.Status.Conditions, gen, crmv1alpha1.ConditionReady, metav1.ConditionFalse, "Restoring", "a Restore is replacing the data; the application is stopped")
 	case env.Spec.Hibernate && dbReady && appReady:
 		env.Status.Phase = crmv1alpha1.EnvironmentHibernated
 		setCondition(&env.Status.Conditions, gen, crmv1alpha1.ConditionReady, metav1.ConditionFalse, "Hibernated", "the environment is hibernated: nothing runs, every volume is kept")
@@ -384,6 +400,8 @@ func (r *EnvironmentReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Owns(&networkingv1.Ingress{}).
 		Owns(&networkingv1.NetworkPolicy{}).
 		Owns(&policyv1.PodDisruptionBudget{}).
+		Watches(&crmv1alpha1.Backup{}, handler.EnqueueRequestsFromMapFunc(environmentOfBackupOrRestore)).
+		Watches(&crmv1alpha1.Restore{}, handler.EnqueueRequestsFromMapFunc(environmentOfBackupOrRestore)).
 		Watches(&crmv1alpha1.ImplementationProject{}, handler.EnqueueRequestsFromMapFunc(r.environmentsOfProject),
 			builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		WithOptions(controller.Options{MaxConcurrentReconciles: r.MaxConcurrentReconciles}).

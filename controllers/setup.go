@@ -5,6 +5,7 @@ package controllers
 
 import (
 	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	policyv1 "k8s.io/api/policy/v1"
@@ -17,6 +18,9 @@ import (
 	crmv1alpha1 "github.com/crmops/crm-operator/api/v1alpha1"
 )
 
+// DefaultAgentImage is the operator's image, which carries crm-agent.
+const DefaultAgentImage = "ghcr.io/crmops/crm-operator:v0.1.0"
+
 // Options tune every reconciler.
 type Options struct {
 	// MaxConcurrentReconciles is the number of workers of each controller.
@@ -24,6 +28,8 @@ type Options struct {
 	// IngressNamespace is where the cluster's ingress controller runs; the
 	// environments' network policies admit traffic from it.
 	IngressNamespace string
+	// AgentImage holds crm-agent at /crm-agent (the operator's own image).
+	AgentImage string
 }
 
 // CacheOptions caches only the objects the operator labelled as its own:
@@ -37,6 +43,7 @@ func CacheOptions() cache.Options {
 		&appsv1.Deployment{}, &appsv1.StatefulSet{},
 		&networkingv1.Ingress{}, &networkingv1.NetworkPolicy{}, &policyv1.PodDisruptionBudget{},
 		&rbacv1.Role{}, &rbacv1.RoleBinding{},
+		&batchv1.Job{}, &corev1.Pod{},
 	} {
 		byObject[obj] = own
 	}
@@ -49,6 +56,9 @@ func SetupWithManager(mgr ctrl.Manager, opts Options) error {
 	if opts.IngressNamespace == "" {
 		opts.IngressNamespace = "ingress-nginx"
 	}
+	if opts.AgentImage == "" {
+		opts.AgentImage = DefaultAgentImage
+	}
 	if err := (&ImplementationProjectReconciler{
 		Client: c, Recorder: mgr.GetEventRecorder("implementationproject-controller"), MaxConcurrentReconciles: opts.MaxConcurrentReconciles,
 	}).SetupWithManager(mgr); err != nil {
@@ -57,6 +67,18 @@ func SetupWithManager(mgr ctrl.Manager, opts Options) error {
 	if err := (&EnvironmentReconciler{
 		Client: c, APIReader: mgr.GetAPIReader(), Recorder: mgr.GetEventRecorder("environment-controller"),
 		IngressNamespace: opts.IngressNamespace, MaxConcurrentReconciles: opts.MaxConcurrentReconciles,
+	}).SetupWithManager(mgr); err != nil {
+		return err
+	}
+	if err := (&BackupReconciler{
+		Client: c, APIReader: mgr.GetAPIReader(), Recorder: mgr.GetEventRecorder("backup-controller"),
+		AgentImage: opts.AgentImage, MaxConcurrentReconciles: opts.MaxConcurrentReconciles,
+	}).SetupWithManager(mgr); err != nil {
+		return err
+	}
+	if err := (&RestoreReconciler{
+		Client: c, APIReader: mgr.GetAPIReader(), Recorder: mgr.GetEventRecorder("restore-controller"),
+		AgentImage: opts.AgentImage, MaxConcurrentReconciles: opts.MaxConcurrentReconciles,
 	}).SetupWithManager(mgr); err != nil {
 		return err
 	}

@@ -186,6 +186,19 @@ type EnvironmentSpec struct {
 	// Bootstrap fills the new environment from a backup. Immutable.
 	// +optional
 	Bootstrap *Bootstrap `json:"bootstrap,omitempty"`
+	// Backup overrides the project's backup schedule and retention for this environment.
+	// +optional
+	Backup *EnvironmentBackup `json:"backup,omitempty"`
+}
+
+// EnvironmentBackup overrides the project's backup policy for one environment.
+type EnvironmentBackup struct {
+	// Schedule of scheduled backups (cron, UTC); overrides the project's.
+	// +optional
+	Schedule CronSchedule `json:"schedule,omitempty"`
+	// Retention overrides the project's; the GDPR maxBackupAge still caps it.
+	// +optional
+	Retention *BackupRetention `json:"retention,omitempty"`
 }
 
 // BackupReference names a completed backup.
@@ -225,6 +238,12 @@ type EnvironmentStatus struct {
 	// LastBackup is the newest completed backup of the environment.
 	// +optional
 	LastBackup *BackupReference `json:"lastBackup,omitempty"`
+	// LastScheduleTime is the schedule slot of the last scheduled backup.
+	// +optional
+	LastScheduleTime *metav1.Time `json:"lastScheduleTime,omitempty"`
+	// NextScheduleTime is when the next scheduled backup is due.
+	// +optional
+	NextScheduleTime *metav1.Time `json:"nextScheduleTime,omitempty"`
 }
 
 // Environment is one complete CRM instance of a project (test, staging,
@@ -240,6 +259,7 @@ type EnvironmentStatus struct {
 // +kubebuilder:printcolumn:name="Version",type=string,JSONPath=`.status.version`
 // +kubebuilder:printcolumn:name="Increment",type=string,JSONPath=`.status.currentIncrement`,priority=1
 // +kubebuilder:printcolumn:name="URL",type=string,JSONPath=`.status.url`
+// +kubebuilder:printcolumn:name="Last-Backup",type=date,JSONPath=`.status.lastBackup.completedAt`,priority=1
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 // +kubebuilder:validation:XValidation:rule="self.metadata.name.size() <= 40 && self.metadata.name.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?$')",message="metadata.name must be a DNS label of at most 40 characters: it prefixes the names of the environment's objects"
 type Environment struct {

@@ -31,6 +31,7 @@ func main() {
 		kubeAPIBurst  int
 		leaderElectNS string
 		ingressNS     string
+		agentImage    string
 	)
 	flag.StringVar(&metricsAddr, "metrics-bind-address", ":8080", "Address the Prometheus metrics endpoint binds to; \"0\" disables it.")
 	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "Address the /healthz and /readyz probes bind to.")
@@ -45,6 +46,7 @@ func main() {
 	flag.Float64Var(&kubeAPIQPS, "kube-api-qps", 200, "Queries per second to the API server.")
 	flag.IntVar(&kubeAPIBurst, "kube-api-burst", 400, "Burst of queries to the API server.")
 	flag.StringVar(&ingressNS, "ingress-namespace", "ingress-nginx", "Namespace of the cluster's ingress controller; environments admit traffic from it.")
+	flag.StringVar(&agentImage, "agent-image", controllers.DefaultAgentImage, "Image holding crm-agent at /crm-agent, run in backup and restore Jobs.")
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(flag.CommandLine)
 	flag.Parse()
@@ -79,7 +81,7 @@ func main() {
 		log.Error(err, "unable to create the manager")
 		os.Exit(1)
 	}
-	if err := controllers.SetupWithManager(mgr, controllers.Options{MaxConcurrentReconciles: concurrency, IngressNamespace: ingressNS}); err != nil {
+	if err := controllers.SetupWithManager(mgr, controllers.Options{MaxConcurrentReconciles: concurrency, IngressNamespace: ingressNS, AgentImage: agentImage}); err != nil {
 		log.Error(err, "unable to set up the controllers")
 		os.Exit(1)
 	}

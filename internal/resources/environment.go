@@ -51,6 +51,12 @@ type EnvironmentInput struct {
 	// IngressNamespace is where the ingress controller runs; its pods may
 	// reach the application.
 	IngressNamespace string
+	// DatabaseNeeded runs the database of a hibernated environment, for a
+	// backup or restore.
+	DatabaseNeeded bool
+	// ApplicationStopped scales the application and its components to zero
+	// while a restore replaces their data.
+	ApplicationStopped bool
 }
 
 // Names of an environment's objects.
@@ -166,7 +172,7 @@ func EnvironmentObjects(in *EnvironmentInput) (desired, absent []client.Object) 
 		desired = append(desired,
 			claim(in, DataClaimName(env.Name), ComponentDatabase, dataSize(env)),
 			headlessService(in, DatabaseName(env.Name), ComponentDatabase, db.Port),
-			databaseStatefulSet(in, db, hib),
+			databaseStatefulSet(in, db, hib && !in.DatabaseNeeded),
 			databasePolicy(in, db.Port),
 		)
 	} else {
@@ -189,16 +195,22 @@ func EnvironmentObjects(in *EnvironmentInput) (desired, absent []client.Object) 
 	}
 	desired = append(desired,
 		service(in, AppName(env.Name), ComponentApp, in.Profile.Port, appServiceType(in)),
-		appDeployment(in, conn, hib),
+		appDeployment(in, conn, hib || in.ApplicationStopped),
 		appPolicy(in),
 	)
 	for _, c := range in.Profile.Components {
-		desired = append(desired, componentDeployment(in, conn, c, hib))
+		desired = append(desired, componentDeployment(in, conn, c, hib || in.ApplicationStopped))
 		if c.Port != 0 {
 			desired = append(desired, service(in, env.Name+"-"+c.Name, c.Name, c.Port, corev1.ServiceTypeClusterIP))
 		}
 	}
 
+	if in.Project.Spec.Backup != nil {
+		desired = append(desired, agentPolicy(in))
+	}
+	if in.Project.Spec.Backup != nil {
+		desired = append(desired, agentPolicy(in))
+	}
 	ing := &networkingv1.Ingress{TypeMeta: typeMeta("networking.k8s.io/v1", "Ingress"), ObjectMeta: meta(env.Name, ns, nil)}
 	if IngressHost(in) != "" {
 		desired = append(desired, ingress(in))

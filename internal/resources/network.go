@@ -106,8 +106,13 @@ func backendPolicy(in *EnvironmentInput, name, component string, port int32) *ne
 	return np
 }
 
+// databasePolicy also admits the environment's agent Jobs (backup, restore).
 func databasePolicy(in *EnvironmentInput, port int32) *networkingv1.NetworkPolicy {
-	return backendPolicy(in, DatabaseName(in.Env.Name), ComponentDatabase, port)
+	np := backendPolicy(in, DatabaseName(in.Env.Name), ComponentDatabase, port)
+	np.Spec.Ingress[0].From = append(np.Spec.Ingress[0].From, networkingv1.NetworkPolicyPeer{
+		PodSelector: &metav1.LabelSelector{MatchLabels: selector(in.Env.Name, ComponentAgent)},
+	})
+	return np
 }
 
 func redisPolicy(in *EnvironmentInput) *networkingv1.NetworkPolicy {

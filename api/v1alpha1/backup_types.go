@@ -1,0 +1,221 @@
+package v1alpha1
+
+import (
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// BackupReason says why a backup was taken.
+// +kubebuilder:validation:Enum=manual;scheduled;pre-promotion
+type BackupReason string
+
+// The backup reasons.
+const (
+	BackupManual       BackupReason = "manual"
+	BackupScheduled    BackupReason = "scheduled"
+	BackupPrePromotion BackupReason = "pre-promotion"
+)
+
+// BackupPhase is where a backup is.
+// +kubebuilder:validation:Enum=Pending;Running;Completed;Failed
+type BackupPhase string
+
+// The backup phases.
+const (
+	BackupPending   BackupPhase = "Pending"
+	BackupRunning   BackupPhase = "Running"
+	BackupCompleted BackupPhase = "Completed"
+	BackupFailed    BackupPhase = "Failed"
+)
+
+// LabelBackupReason is set on Backups so that retention can select them.
+const LabelBackupReason = "crm.crmops.io/backup-reason"
+
+// BackupSpec says what to back up.
+type BackupSpec struct {
+	// EnvironmentRef names the Environment (in the same namespace) to back up.
+	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="environmentRef is immutable"
+	// +required
+	EnvironmentRef LocalObjectReference `json:"environmentRef"`
+	// Reason is manual, scheduled or pre-promotion. Defaults to manual.
+	// +kubebuilder:default=manual
+	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="reason is immutable"
+	// +optional
+	Reason BackupReason `json:"reason,omitempty"`
+	// Increment this backup precedes, for pre-promotion backups.
+	// +kubebuilder:validation:MaxLength=253
+	// +optional
+	Increment string `json:"increment,omitempty"`
+}
+
+// BackupStatus is what the operator observed of the backup.
+type BackupStatus struct {
+	// Phase: Pending, Running, Completed or Failed.
+	// +optional
+	Phase BackupPhase `json:"phase,omitempty"`
+	// Conditions: Ready (Completed and verified by the agent's checksums).
+	// +listType=map
+	// +listMapKey=type
+	// +optional
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+	// ObservedGeneration is the spec generation the status describes.
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+	// Location of the backup's objects, e.g. s3://bucket/prefix/name.
+	// +optional
+	Location string `json:"location,omitempty"`
+	// SizeBytes stored (compressed).
+	// +optional
+	SizeBytes int64 `json:"sizeBytes,omitempty"`
+	// Size stored, for people (e.g. "312.4Mi").
+	// +optional
+	Size string `json:"size,omitempty"`
+	// Checksum of the manifest ("sha256:...").
+	// +optional
+	Checksum string `json:"checksum,omitempty"`
+	// StartedAt is when the backup Job started.
+	// +optional
+	StartedAt *metav1.Time `json:"startedAt,omitempty"`
+	// CompletedAt is when the backup completed.
+	// +optional
+	CompletedAt *metav1.Time `json:"completedAt,omitempty"`
+	// Product and ProductVersion the environment ran.
+	// +optional
+	Product string `json:"product,omitempty"`
+	// +optional
+	ProductVersion string `json:"productVersion,omitempty"`
+	// Engine of the dumped database.
+	// +optional
+	Engine DatabaseEngine `json:"engine,omitempty"`
+	// Job running the agent.
+	// +optional
+	JobName string `json:"jobName,omitempty"`
+	// Error of a failed backup.
+	// +optional
+	Error string `json:"error,omitempty"`
+}
+
+// Backup is one backup of an environment's database and files, taken by
+// crm-agent in a Job and stored in the project's backup target. Deleting a
+// Backup deletes its stored data.
+//
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:shortName=crmbak,categories=crm
+// +kubebuilder:printcolumn:name="Environment",type=string,JSONPath=`.spec.environmentRef.name`
+// +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.spec.reason`
+// +kubebuilder:printcolumn:name="Phase",type=string,JSONPath=`.status.phase`
+// +kubebuilder:printcolumn:name="Size",type=string,JSONPath=`.status.size`
+// +kubebuilder:printcolumn:name="Version",type=string,JSONPath=`.status.productVersion`,priority=1
+// +kubebuilder:printcolumn:name="Location",type=string,JSONPath=`.status.location`,priority=1
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+type Backup struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	// Spec is the desired backup.
+	// +required
+	Spec BackupSpec `json:"spec"`
+	// Status is what the operator observed.
+	// +optional
+	Status BackupStatus `json:"status,omitempty"`
+}
+
+// BackupList is a list of Backups.
+//
+// +kubebuilder:object:root=true
+type BackupList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []Backup `json:"items"`
+}
+
+// RestorePhase is where a restore is.
+// +kubebuilder:validation:Enum=Pending;Running;Completed;Failed
+type RestorePhase string
+
+// The restore phases.
+const (
+	RestorePending   RestorePhase = "Pending"
+	RestoreRunning   RestorePhase = "Running"
+	RestoreCompleted RestorePhase = "Completed"
+	RestoreFailed    RestorePhase = "Failed"
+)
+
+// RestoreSpec says which backup to restore where.
+// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="a Restore cannot be changed: create a new one"
+type RestoreSpec struct {
+	// BackupRef names the Backup (in the same namespace) to restore.
+	// +required
+	BackupRef LocalObjectReference `json:"backupRef"`
+	// EnvironmentRef names the Environment whose database and files are replaced.
+	// +required
+	EnvironmentRef LocalObjectReference `json:"environmentRef"`
+	// Confirm must equal the environment's name to restore into production:
+	// a restore replaces all of its data.
+	// +kubebuilder:validation:MaxLength=63
+	// +optional
+	Confirm string `json:"confirm,omitempty"`
+}
+
+// RestoreStatus is what the operator observed of the restore.
+type RestoreStatus struct {
+	// Phase: Pending, Running, Completed or Failed.
+	// +optional
+	Phase RestorePhase `json:"phase,omitempty"`
+	// Message explains the phase.
+	// +optional
+	Message string `json:"message,omitempty"`
+	// Conditions: Ready when the restore completed.
+	// +listType=map
+	// +listMapKey=type
+	// +optional
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+	// ObservedGeneration is the spec generation the status describes.
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+	// JobName of the restore Job.
+	// +optional
+	JobName string `json:"jobName,omitempty"`
+	// StartedAt and CompletedAt bound the restore.
+	// +optional
+	StartedAt *metav1.Time `json:"startedAt,omitempty"`
+	// +optional
+	CompletedAt *metav1.Time `json:"completedAt,omitempty"`
+}
+
+// Restore replaces an environment's database and files with a Backup: the
+// agent verifies every checksum first; the application is scaled down
+// during the restore and back after.
+//
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:shortName=crmrestore,categories=crm
+// +kubebuilder:printcolumn:name="Backup",type=string,JSONPath=`.spec.backupRef.name`
+// +kubebuilder:printcolumn:name="Environment",type=string,JSONPath=`.spec.environmentRef.name`
+// +kubebuilder:printcolumn:name="Phase",type=string,JSONPath=`.status.phase`
+// +kubebuilder:printcolumn:name="Message",type=string,JSONPath=`.status.message`,priority=1
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+type Restore struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	// Spec is the desired restore.
+	// +required
+	Spec RestoreSpec `json:"spec"`
+	// Status is what the operator observed.
+	// +optional
+	Status RestoreStatus `json:"status,omitempty"`
+}
+
+// RestoreList is a list of Restores.
+//
+// +kubebuilder:object:root=true
+type RestoreList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []Restore `json:"items"`
+}
+
+func init() {
+	SchemeBuilder.Register(&Backup{}, &BackupList{}, &Restore{}, &RestoreList{})
+}

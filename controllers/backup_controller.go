@@ -1,0 +1,286 @@
+package controllers
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/events"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+
+	crmv1alpha1 "github.com/crmops/crm-operator/api/v1alpha1"
+	"github.com/crmops/crm-operator/internal/agent"
+	"github.com/crmops/crm-operator/internal/crm"
+	"github.com/crmops/crm-operator/internal/resources"
+)
+
+// BackupFinalizer deletes a Backup's stored data before the Backup goes.
+const BackupFinalizer = "crm.crmops.io/backup-data"
+
+// BackupReconciler runs crm-agent in a Job for each Backup and records the
+// result the agent reports in its termination message.
+type BackupReconciler struct {
+	client.Client
+	APIReader               client.Reader
+	Recorder                events.EventRecorder
+	AgentImage              string
+	MaxConcurrentReconciles int
+}
+
+// +kubebuilder:rbac:groups=crm.crmops.io,resources=backups,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups=crm.crmops.io,resources=backups/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=crm.crmops.io,resources=backups/finalizers,verbs=update
+// +kubebuilder:rbac:groups=batch,resources=jobs,verbs=get;list;watch;create;update;patch;delete
+
+// Reconcile moves a Backup from Pending through Running to Completed or Failed.
+func (r *BackupReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	b := &crmv1alpha1.Backup{}
+	if err := r.Get(ctx, req.NamespacedName, b); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	if !b.DeletionTimestamp.IsZero() {
+		return r.reconcileDelete(ctx, b)
+	}
+	if controllerutil.AddFinalizer(b, BackupFinalizer) {
+		if err := r.Update(ctx, b); err != nil {
+			return ctrl.Result{}, err
+		}
+	}
+	if !resources.BackupInProgress(b.Status.Phase) {
+		return ctrl.Result{}, nil // Completed and Failed are final
+	}
+	before := b.DeepCopy()
+	result, err := r.reconcileNormal(ctx, b)
+	b.Status.ObservedGeneration = b.Generation
+	if perr := patchStatusIfChanged(ctx, r.Client, b, before, b.Status, before.Status); perr != nil && err == nil {
+		err = perr
+	}
+	return result, err
+}
+
+func (r *BackupReconciler) reconcileNormal(ctx context.Context, b *crmv1alpha1.Backup) (ctrl.Result, error) {
+	if b.Status.Phase == "" {
+		b.Status.Phase = crmv1alpha1.BackupPending
+	}
+	in, err := loadEnvironmentInput(ctx, r.Client, r.APIReader, b.Namespace, b.Spec.EnvironmentRef.Name)
+	if err != nil {
+		if b.Status.JobName == "" {
+			setCondition(&b.Status.Conditions, b.Generation, crmv1alpha1.ConditionReady, metav1.ConditionFalse, "Waiting", err.Error())
+			return ctrl.Result{RequeueAfter: 30 * time.Second}, nil
+		}
+	}
+	jobName := resources.AgentJobName(b.Name, "backup")
+	job := &batchv1.Job{}
+	switch err := r.Get(ctx, types.NamespacedName{Namespace: b.Namespace, Name: jobName}, job); {
+	case apierrors.IsNotFound(err):
+		if in == nil {
+			return ctrl.Result{RequeueAfter: 30 * time.Second}, nil
+		}
+		if in.Project.Spec.Backup == nil {
+			return ctrl.Result{}, r.fail(b, "NoBackupTarget", fmt.Sprintf("project %s has no spec.backup target", in.Project.Name))
+		}
+		// A hibernated database is started for the dump: wait until it runs.
+		if ok, msg := databaseRunning(ctx, r.Client, in); !ok {
+			setCondition(&b.Status.Conditions, b.Generation, crmv1alpha1.ConditionReady, metav1.ConditionFalse, "WaitingForDatabase", msg)
+			return ctrl.Result{RequeueAfter: 10 * time.Second}, nil
+		}
+		job, err := resources.AgentJob(resources.AgentJobInput{
+			EnvironmentInput: in, Command: "backup", JobName: jobName, BackupName: b.Name,
+			Increment: b.Spec.Increment, AgentImage: r.AgentImage,
+		})
+		if err != nil {
+			return ctrl.Result{}, r.fail(b, "InvalidJob", err.Error())
+		}
+		if err := controllerutil.SetControllerReference(b, job, r.Scheme()); err != nil {
+			return ctrl.Result{}, err
+		}
+		if err := r.Create(ctx, job); err != nil && !apierrors.IsAlreadyExists(err) {
+			return ctrl.Result{}, err
+		}
+		now := metav1.Now()
+		b.Status.Phase, b.Status.JobName, b.Status.StartedAt = crmv1alpha1.BackupRunning, jobName, &now
+		b.Status.Product, b.Status.ProductVersion, b.Status.Engine = string(in.Project.Spec.Product.Name), in.Version, in.Profile.Engine
+		setCondition(&b.Status.Conditions, b.Generation, crmv1alpha1.ConditionReady, metav1.ConditionFalse, "Running", "crm-agent is backing up the environment in Job "+jobName)
+		r.Recorder.Eventf(b, nil, corev1.EventTypeNormal, "Started", "Backup", "backup Job %s started", jobName)
+		return ctrl.Result{}, nil
+	case err != nil:
+		return ctrl.Result{}, err
+	}
+
+	b.Status.Phase, b.Status.JobName = crmv1alpha1.BackupRunning, jobName
+	done, res, why := jobOutcome(ctx, r.Client, job)
+	switch {
+	case !done:
+		return ctrl.Result{}, nil // the Job watch brings us back
+	case res.Error != "" || why != "":
+		msg := res.Error
+		if msg == "" {
+			msg = why
+		}
+		return ctrl.Result{}, r.fail(b, "AgentFailed", msg)
+	}
+	now := metav1.Now()
+	b.Status.Phase, b.Status.CompletedAt = crmv1alpha1.BackupCompleted, &now
+	b.Status.Location, b.Status.SizeBytes, b.Status.Checksum = res.Location, res.Size, res.Checksum
+	b.Status.Size = resource.NewQuantity(res.Size, resource.BinarySI).String()
+	setCondition(&b.Status.Conditions, b.Generation, crmv1alpha1.ConditionReady, metav1.ConditionTrue, "Completed",
+		fmt.Sprintf("%d objects, %s, checksums recorded in the manifest", len(res.Objects), b.Status.Size))
+	r.Recorder.Eventf(b, nil, corev1.EventTypeNormal, "Completed", "Backup", "backup stored at %s (%s)", res.Location, b.Status.Size)
+	return ctrl.Result{}, nil
+}
+
+func (r *BackupReconciler) fail(b *crmv1alpha1.Backup, reason, msg string) error {
+	b.Status.Phase, b.Status.Error = crmv1alpha1.BackupFailed, msg
+	setCondition(&b.Status.Conditions, b.Generation, crmv1alpha1.ConditionReady, metav1.ConditionFalse, reason, msg)
+	r.Recorder.Eventf(b, nil, corev1.EventTypeWarning, reason, "Backup", "%s", msg)
+	return nil
+}
+
+// reconcileDelete deletes the stored data with a crm-agent delete Job,
+// unless the backup never stored anything.
+func (r *BackupReconciler) reconcileDelete(ctx context.Context, b *crmv1alpha1.Backup) (ctrl.Result, error) {
+	if !controllerutil.ContainsFinalizer(b, BackupFinalizer) {
+		return ctrl.Result{}, nil
+	}
+	if b.Status.JobName != "" {
+		in, err := loadEnvironmentInput(ctx, r.Client, r.APIReader, b.Namespace, b.Spec.EnvironmentRef.Name)
+		if err == nil && in.Project.Spec.Backup != nil {
+			jobName := resources.AgentJobName(b.Name, "delete")
+			job := &batchv1.Job{}
+			switch err := r.Get(ctx, types.NamespacedName{Namespace: b.Namespace, Name: jobName}, job); {
+			case apierrors.IsNotFound(err):
+				job, err := resources.AgentJob(resources.AgentJobInput{
+					EnvironmentInput: in, Command: "delete", JobName: jobName, BackupName: b.Name, AgentImage: r.AgentImage,
+				})
+				if err != nil {
+					return ctrl.Result{}, err
+				}
+				// Owned by the Environment: the Backup is going away.
+				if err := controllerutil.SetControllerReference(in.Env, job, r.Scheme()); err != nil {
+					return ctrl.Result{}, err
+				}
+				return ctrl.Result{}, client.IgnoreAlreadyExists(r.Create(ctx, job))
+			case err != nil:
+				return ctrl.Result{}, err
+			}
+			done, res, why := jobOutcome(ctx, r.Client, job)
+			if !done {
+				return ctrl.Result{}, nil
+			}
+			if res.Error != "" || why != "" {
+				// Keep the Backup: its data may still be stored.
+				r.Recorder.Eventf(b, nil, corev1.EventTypeWarning, "DeleteFailed", "Delete", "stored data not deleted: %s%s", res.Error, why)
+				return ctrl.Result{RequeueAfter: 10 * time.Minute}, nil
+			}
+		}
+		// Without its environment or project the data cannot be reached:
+		// the Backup goes, and the event says where the data is.
+		if err != nil {
+			r.Recorder.Eventf(b, nil, corev1.EventTypeWarning, "DataKept", "Delete", "environment gone, stored data kept at %s", b.Status.Location)
+		}
+	}
+	controllerutil.RemoveFinalizer(b, BackupFinalizer)
+	return ctrl.Result{}, client.IgnoreNotFound(r.Update(ctx, b))
+}
+
+// SetupWithManager registers the reconciler; it follows its Jobs.
+func (r *BackupReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	return ctrl.NewControllerManagedBy(mgr).
+		For(&crmv1alpha1.Backup{}).
+		Owns(&batchv1.Job{}).
+		WithOptions(controller.Options{MaxConcurrentReconciles: r.MaxConcurrentReconciles}).
+		Complete(r)
+}
+
+// loadEnvironmentInput gathers what the builders need about an environment.
+func loadEnvironmentInput(ctx context.Context, c client.Client, apiReader client.Reader, ns, name string) (*resources.EnvironmentInput, error) {
+	env := &crmv1alpha1.Environment{}
+	if err := c.Get(ctx, types.NamespacedName{Namespace: ns, Name: name}, env); err != nil {
+		return nil, fmt.Errorf("environment %s: %w", name, err)
+	}
+	project := &crmv1alpha1.ImplementationProject{}
+	if err := c.Get(ctx, types.NamespacedName{Name: env.Spec.ProjectRef.Name}, project); err != nil {
+		return nil, fmt.Errorf("project %s: %w", env.Spec.ProjectRef.Name, err)
+	}
+	profile, err := crm.For(project.Spec.Product)
+	if err != nil {
+		return nil, err
+	}
+	in := &resources.EnvironmentInput{Project: project, Env: env, Profile: profile, Version: resources.DesiredVersion(project, env, profile)}
+	if env.Status.Version != "" {
+		in.Version = env.Status.Version
+	}
+	if ext := env.Spec.Database.External; ext != nil {
+		if in.External, err = readExternalDatabase(ctx, apiReader, ns, ext.SecretName, profile.Engine); err != nil {
+			return nil, err
+		}
+	}
+	return in, nil
+}
+
+// databaseRunning reports whether the environment's database serves.
+func databaseRunning(ctx context.Context, c client.Client, in *resources.EnvironmentInput) (bool, string) {
+	if in.External != nil {
+		return true, ""
+	}
+	r := &EnvironmentReconciler{Client: c}
+	return r.statefulSetReady(ctx, in.Env.Namespace, resources.DatabaseName(in.Env.Name), false)
+}
+
+// jobOutcome reads a finished Job's result from its pod's termination message.
+func jobOutcome(ctx context.Context, c client.Client, job *batchv1.Job) (done bool, res agent.Result, why string) {
+	finished, failed := false, false
+	for _, cond := range job.Status.Conditions {
+		if cond.Status != corev1.ConditionTrue {
+			continue
+		}
+		switch cond.Type {
+		case batchv1.JobComplete:
+			finished = true
+		case batchv1.JobFailed:
+			finished, failed, why = true, true, cond.Message
+			if why == "" {
+				why = cond.Reason
+			}
+		}
+	}
+	if !finished {
+		return false, res, ""
+	}
+	pods := &corev1.PodList{}
+	if err := c.List(ctx, pods, client.InNamespace(job.Namespace), client.MatchingLabels{"batch.kubernetes.io/job-name": job.Name}); err != nil {
+		return true, res, err.Error()
+	}
+	var newest *corev1.ContainerStateTerminated
+	for _, p := range pods.Items {
+		for _, cs := range p.Status.ContainerStatuses {
+			if t := cs.State.Terminated; cs.Name == "agent" && t != nil && t.Message != "" &&
+				(newest == nil || t.FinishedAt.After(newest.FinishedAt.Time)) {
+				newest = t
+			}
+		}
+	}
+	if newest == nil {
+		if failed {
+			return true, res, why
+		}
+		return true, res, "the agent's pod reported no result"
+	}
+	parsed, err := agent.ParseResult(newest.Message)
+	if err != nil {
+		return true, res, err.Error()
+	}
+	if failed && parsed.Error == "" {
+		parsed.Error = why
+	}
+	return true, parsed, ""
+}

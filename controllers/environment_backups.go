@@ -1,0 +1,179 @@
+package controllers
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	crmv1alpha1 "github.com/crmops/crm-operator/api/v1alpha1"
+	"github.com/crmops/crm-operator/internal/policy"
+	"github.com/crmops/crm-operator/internal/resources"
+)
+
+// backupState is what an environment's Backups and Restores ask of it.
+type backupState struct {
+	backups  []crmv1alpha1.Backup
+	restores []crmv1alpha1.Restore
+	// databaseNeeded: a backup or restore runs (start a hibernated database).
+	databaseNeeded bool
+	// restoring: a restore runs (stop the application).
+	restoring bool
+	// inUse names Backups a Restore still reads.
+	inUse map[string]bool
+}
+
+func (r *EnvironmentReconciler) backupState(ctx context.Context, env *crmv1alpha1.Environment) (*backupState, error) {
+	st := &backupState{inUse: map[string]bool{}}
+	backups := &crmv1alpha1.BackupList{}
+	if err := r.List(ctx, backups, client.InNamespace(env.Namespace)); err != nil {
+		return nil, err
+	}
+	for _, b := range backups.Items {
+		if b.Spec.EnvironmentRef.Name != env.Name {
+			continue
+		}
+		st.backups = append(st.backups, b)
+		if resources.BackupInProgress(b.Status.Phase) && b.DeletionTimestamp == nil {
+			st.databaseNeeded = true
+		}
+	}
+	restores := &crmv1alpha1.RestoreList{}
+	if err := r.List(ctx, restores, client.InNamespace(env.Namespace)); err != nil {
+		return nil, err
+	}
+	for _, rs := range restores.Items {
+		final := rs.Status.Phase == crmv1alpha1.RestoreCompleted || rs.Status.Phase == crmv1alpha1.RestoreFailed
+		if !final {
+			st.inUse[rs.Spec.BackupRef.Name] = true
+		}
+		if rs.Spec.EnvironmentRef.Name == env.Name && rs.Status.Phase == crmv1alpha1.RestoreRunning {
+			st.restoring, st.databaseNeeded = true, true
+		}
+	}
+	return st, nil
+}
+
+// recordLastBackup puts the newest completed backup in status.
+func recordLastBackup(env *crmv1alpha1.Environment, st *backupState) {
+	for _, b := range st.backups {
+		if b.Status.Phase != crmv1alpha1.BackupCompleted || b.Status.CompletedAt == nil {
+			continue
+		}
+		if env.Status.LastBackup == nil || env.Status.LastBackup.CompletedAt == nil ||
+			b.Status.CompletedAt.After(env.Status.LastBackup.CompletedAt.Time) ||
+			(env.Status.LastBackup.Name == b.Name) {
+			env.Status.LastBackup = &crmv1alpha1.BackupReference{Name: b.Name, CompletedAt: b.Status.CompletedAt}
+		}
+	}
+}
+
+// scheduleBackups creates the Backup of a due schedule slot and prunes
+// expired ones; it returns when to come back. A paused project does neither.
+func (r *EnvironmentReconciler) scheduleBackups(ctx context.Context, p *crmv1alpha1.ImplementationProject, env *crmv1alpha1.Environment, st *backupState) (time.Duration, error) {
+	if p.Spec.Paused || p.Spec.Backup == nil {
+		return 0, nil
+	}
+	now := r.now()
+	var requeue time.Duration
+	if s := policy.EffectiveSchedule(p, env); s != "" {
+		sched, err := policy.Schedule(s)
+		if err != nil {
+			return 0, err
+		}
+		last := env.CreationTimestamp.Time
+		if env.Status.LastScheduleTime != nil {
+			last = env.Status.LastScheduleTime.Time
+		}
+		slot, next, due := policy.DueBackup(sched, last, now)
+		if due {
+			b := &crmv1alpha1.Backup{
+				ObjectMeta: metav1.ObjectMeta{
+					Name: fmt.Sprintf("%s-%s", env.Name, slot.UTC().Format("20060102-1504")), Namespace: env.Namespace,
+					Labels: map[string]string{crmv1alpha1.LabelEnvironment: env.Name, crmv1alpha1.LabelBackupReason: string(crmv1alpha1.BackupScheduled)},
+				},
+				Spec: crmv1alpha1.BackupSpec{EnvironmentRef: crmv1alpha1.LocalObjectReference{Name: env.Name}, Reason: crmv1alpha1.BackupScheduled},
+			}
+			// Owned by the environment only for garbage collection of the
+			// object; the data is deleted by the Backup's own finalizer.
+			if err := controllerutil.SetOwnerReference(env, b, r.Scheme()); err != nil {
+				return 0, err
+			}
+			if err := r.Create(ctx, b); err != nil && !apierrors.IsAlreadyExists(err) {
+				return 0, err
+			}
+			r.Recorder.Eventf(env, nil, corev1.EventTypeNormal, "BackupScheduled", "Backup", "scheduled Backup %s created", b.Name)
+			env.Status.LastScheduleTime = &metav1.Time{Time: slot}
+		}
+		env.Status.NextScheduleTime = &metav1.Time{Time: next}
+		requeue = next.Sub(now)
+	}
+
+	keepLast, maxAge, err := policy.EffectiveRetention(p, env)
+	if err != nil {
+		return 0, err
+	}
+	for _, name := range policy.Expired(st.backups, keepLast, maxAge, now, st.inUse) {
+		b := &crmv1alpha1.Backup{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: env.Namespace}}
+		if err := r.Delete(ctx, b); client.IgnoreNotFound(err) != nil {
+			return 0, err
+		}
+		log.FromContext(ctx).Info("backup expired by retention", "backup", name, "keepLast", keepLast, "maxAge", maxAge.String())
+		r.Recorder.Eventf(env, nil, corev1.EventTypeNormal, "BackupExpired", "Retention", "Backup %s deleted by the retention policy", name)
+	}
+	if maxAge > 0 {
+		// Come back when the oldest kept backup expires.
+		for _, b := range st.backups {
+			if b.Status.CompletedAt != nil {
+				if d := b.Status.CompletedAt.Add(maxAge).Sub(now); d > 0 && (requeue == 0 || d < requeue) {
+					requeue = d
+				}
+			}
+		}
+	}
+	return requeue, nil
+}
+
+func (r *EnvironmentReconciler) now() time.Time {
+	if r.Clock != nil {
+		return r.Clock()
+	}
+	return time.Now()
+}
+
+// environmentOfBackupOrRestore maps a Backup or Restore to its environment.
+func environmentOfBackupOrRestore(_ context.Context, obj client.Object) []reconcile.Request {
+	var env string
+	switch o := obj.(type) {
+	case *crmv1alpha1.Backup:
+		env = o.Spec.EnvironmentRef.Name
+	case *crmv1alpha1.Restore:
+		env = o.Spec.EnvironmentRef.Name
+	}
+	return []reconcile.Request{{NamespacedName: client.ObjectKey{Namespace: obj.GetNamespace(), Name: env}}}
+}
+
+// enqueueRestoresOfBackup wakes the Restores waiting on a Backup.
+func enqueueRestoresOfBackup(c client.Client) handler.EventHandler {
+	return handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, obj client.Object) []reconcile.Request {
+		list := &crmv1alpha1.RestoreList{}
+		if err := c.List(ctx, list, client.InNamespace(obj.GetNamespace())); err != nil {
+			return nil
+		}
+		var reqs []reconcile.Request
+		for _, rs := range list.Items {
+			if rs.Spec.BackupRef.Name == obj.GetName() {
+				reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&rs)})
+			}
+		}
+		return reqs
+	})
+}

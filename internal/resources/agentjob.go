@@ -1,0 +1,188 @@
+package resources
+
+import (
+	"fmt"
+	"strconv"
+
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+
+	crmv1alpha1 "github.com/crmops/crm-operator/api/v1alpha1"
+	"github.com/crmops/crm-operator/internal/crm"
+)
+
+// ComponentAgent labels the pods of backup, restore and delete Jobs.
+const ComponentAgent = "agent"
+
+// AgentPath is where the operator image keeps the crm-agent binary.
+const AgentPath = "/crm-agent"
+
+// AgentJobInput is everything an agent Job depends on.
+type AgentJobInput struct {
+	*EnvironmentInput
+	// Command is backup, restore, verify or delete.
+	Command string
+	// JobName and BackupName (the prefix of the backup's objects).
+	JobName, BackupName string
+	// Increment recorded in the manifest.
+	Increment string
+	// AgentImage holds crm-agent at AgentPath (the operator's image).
+	AgentImage string
+}
+
+// AgentJobName names the Job of an agent command on an object, within the
+// 63 characters a Job's pods may carry in labels.
+func AgentJobName(object, command string) string {
+	name := object + "-" + command
+	if len(name) > 63 {
+		name = fmt.Sprintf("%s-%s", object[:63-len(command)-1], command)
+	}
+	return name
+}
+
+// AgentJob runs crm-agent in the database image itself, so that pg_dump or
+// mariadb-dump match the server's version: an init container copies the
+// agent from the operator image into a shared emptyDir.
+func AgentJob(in AgentJobInput) (*batchv1.Job, error) {
+	backup := in.Project.Spec.Backup
+	if backup == nil {
+		return nil, fmt.Errorf("project %s has no spec.backup target", in.Project.Name)
+	}
+	env := in.Env
+	db := crm.DatabaseFor(in.Profile.Engine)
+	conn := connection(in.EnvironmentInput)
+
+	args := []string{in.Command, "--name", in.BackupName,
+		"--engine", string(in.Profile.Engine),
+		"--db-host", conn.DatabaseHost, "--db-port", strconv.Itoa(int(conn.DatabasePort)),
+		"--db-name", conn.DatabaseName, "--db-user", conn.DatabaseUser,
+		"--product", string(in.Project.Spec.Product.Name), "--product-version", in.Version,
+		"--environment", env.Name,
+	}
+	if in.Increment != "" {
+		args = append(args, "--increment", in.Increment)
+	}
+	pwd := conn.DatabasePassword
+	envVars := []corev1.EnvVar{
+		{Name: "DB_PASSWORD", ValueFrom: &corev1.EnvVarSource{SecretKeyRef: &pwd}},
+		{Name: "TMPDIR", Value: "/scratch"},
+		{Name: "HOME", Value: "/scratch"},
+	}
+	vols := []corev1.Volume{
+		{Name: "agent", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}},
+		// A restore downloads and verifies everything before touching the target.
+		{Name: "scratch", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}},
+	}
+	mounts := []corev1.VolumeMount{{Name: "agent", MountPath: "/agent", ReadOnly: true}, {Name: "scratch", MountPath: "/scratch"}}
+
+	if in.Profile.FilesPath != "" {
+		vols = append(vols, claimVolume("files", FilesClaimName(env.Name)))
+		mounts = append(mounts, corev1.VolumeMount{Name: "files", MountPath: "/files", ReadOnly: in.Command == "backup"})
+		args = append(args, "--files-dir", "/files")
+	}
+	switch {
+	case backup.Target.S3 != nil:
+		s3 := backup.Target.S3
+		prefix := s3.Prefix
+		if prefix == "" {
+			prefix = in.Project.Name
+		}
+		args = append(args, "--s3-endpoint", s3.Endpoint, "--s3-bucket", s3.Bucket, "--s3-prefix", prefix+"/"+env.Name)
+		if s3.Region != "" {
+			args = append(args, "--s3-region", s3.Region)
+		}
+		for _, k := range []string{"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"} {
+			envVars = append(envVars, corev1.EnvVar{Name: k, ValueFrom: &corev1.EnvVarSource{SecretKeyRef: &corev1.SecretKeySelector{
+				LocalObjectReference: corev1.LocalObjectReference{Name: s3.SecretName}, Key: k,
+			}}})
+		}
+	case backup.Target.Volume != nil:
+		vols = append(vols, claimVolume("backups", backup.Target.Volume.ClaimName))
+		mounts = append(mounts, corev1.VolumeMount{Name: "backups", MountPath: "/backups"})
+		args = append(args, "--volume", "/backups/"+env.Name)
+	}
+
+	labels := componentLabels(in.EnvironmentInput, ComponentAgent)
+	sc := podSecurity(db.UID, false)
+	// Group access to the files the application wrote.
+	sc.SupplementalGroups = []int64{in.Profile.UID}
+	sc.FSGroup = ptr.To(in.Profile.UID)
+	affinity := regionAffinity(in.Project)
+	if in.Profile.FilesPath != "" {
+		// A ReadWriteOnce files volume is mounted on one node: run beside the application.
+		if affinity == nil {
+			affinity = &corev1.Affinity{}
+		}
+		affinity.PodAffinity = &corev1.PodAffinity{PreferredDuringSchedulingIgnoredDuringExecution: []corev1.WeightedPodAffinityTerm{{
+			Weight: 100,
+			PodAffinityTerm: corev1.PodAffinityTerm{
+				LabelSelector: &metav1.LabelSelector{MatchLabels: selector(env.Name, ComponentApp)},
+				TopologyKey:   corev1.LabelHostname,
+			},
+		}}}
+	}
+	return &batchv1.Job{
+		TypeMeta:   typeMeta("batch/v1", "Job"),
+		ObjectMeta: meta(in.JobName, env.Namespace, labels),
+		Spec: batchv1.JobSpec{
+			// Bounded retries; a hung agent is stopped by the deadline.
+			BackoffLimit:            ptr.To(int32(2)),
+			ActiveDeadlineSeconds:   ptr.To(int64(6 * 3600)),
+			TTLSecondsAfterFinished: ptr.To(int32(7 * 24 * 3600)),
+			Template: corev1.PodTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{Labels: labels},
+				Spec: corev1.PodSpec{
+					RestartPolicy:                corev1.RestartPolicyNever,
+					SecurityContext:              sc,
+					Affinity:                     affinity,
+					AutomountServiceAccountToken: ptr.To(false),
+					Volumes:                      vols,
+					InitContainers: []corev1.Container{{
+						Name:            "install-agent",
+						Image:           in.AgentImage,
+						Command:         []string{AgentPath, "install", "/agent"},
+						VolumeMounts:    []corev1.VolumeMount{{Name: "agent", MountPath: "/agent"}},
+						SecurityContext: containerSecurity(true),
+						Resources:       agentResources(),
+					}},
+					Containers: []corev1.Container{{
+						Name:                     "agent",
+						Image:                    crm.Image(db.Image, db.Version),
+						Command:                  append([]string{"/agent/crm-agent"}, args...),
+						Env:                      envVars,
+						VolumeMounts:             mounts,
+						SecurityContext:          containerSecurity(true),
+						Resources:                agentResources(),
+						TerminationMessagePath:   corev1.TerminationMessagePathDefault,
+						TerminationMessagePolicy: corev1.TerminationMessageReadFile,
+					}},
+				},
+			},
+		},
+	}, nil
+}
+
+func agentResources() corev1.ResourceRequirements {
+	return corev1.ResourceRequirements{
+		Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("100m"), corev1.ResourceMemory: resource.MustParse("128Mi")},
+		Limits:   corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("512Mi")},
+	}
+}
+
+// agentPolicy lets agent pods reach the database and the backup store; no
+// traffic reaches them.
+func agentPolicy(in *EnvironmentInput) *networkingv1.NetworkPolicy {
+	np := policy(in, in.Env.Name+"-agent", ComponentAgent, metav1.LabelSelector{MatchLabels: selector(in.Env.Name, ComponentAgent)})
+	// The store may be anywhere, an on-premises S3 on a private address included.
+	np.Spec.Egress = []networkingv1.NetworkPolicyEgressRule{{}}
+	return np
+}
+
+// BackupInProgress reports whether the crmv1alpha1 phase is not final.
+func BackupInProgress(p crmv1alpha1.BackupPhase) bool {
+	return p == "" || p == crmv1alpha1.BackupPending || p == crmv1alpha1.BackupRunning
+}
