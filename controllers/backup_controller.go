@@ -164,8 +164,8 @@ func (r *BackupReconciler) reconcileDelete(ctx context.Context, b *crmv1alpha1.B
 				if err != nil {
 					return ctrl.Result{}, err
 				}
-				// Owned by the Environment: the Backup is going away.
-				if err := controllerutil.SetControllerReference(in.Env, job, r.Scheme()); err != nil {
+				// Owned by the Backup, whose finalizer waits for it; it goes with the Backup.
+				if err := controllerutil.SetControllerReference(b, job, r.Scheme()); err != nil {
 					return ctrl.Result{}, err
 				}
 				return ctrl.Result{}, client.IgnoreAlreadyExists(r.Create(ctx, job))

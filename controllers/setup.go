@@ -4,6 +4,8 @@
 package controllers
 
 import (
+	"time"
+
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -30,6 +32,8 @@ type Options struct {
 	IngressNamespace string
 	// AgentImage holds crm-agent at /crm-agent (the operator's own image).
 	AgentImage string
+	// Clock tells the time for schedules and retention; nil is time.Now.
+	Clock func() time.Time
 }
 
 // CacheOptions caches only the objects the operator labelled as its own:
@@ -66,7 +70,7 @@ func SetupWithManager(mgr ctrl.Manager, opts Options) error {
 	}
 	if err := (&EnvironmentReconciler{
 		Client: c, APIReader: mgr.GetAPIReader(), Recorder: mgr.GetEventRecorder("environment-controller"),
-		IngressNamespace: opts.IngressNamespace, MaxConcurrentReconciles: opts.MaxConcurrentReconciles,
+		IngressNamespace: opts.IngressNamespace, MaxConcurrentReconciles: opts.MaxConcurrentReconciles, Clock: opts.Clock,
 	}).SetupWithManager(mgr); err != nil {
 		return err
 	}

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -38,7 +39,11 @@ var (
 	written = &syncBuffer{}
 	// logs holds everything the operator logged.
 	logs = &syncBuffer{}
+	// clockOffset moves the operator's clock forward (schedules, retention).
+	clockOffset atomic.Int64
 )
+
+func operatorClock() time.Time { return time.Now().Add(time.Duration(clockOffset.Load())) }
 
 type syncBuffer struct {
 	mu  sync.Mutex
@@ -183,7 +188,7 @@ func run(m *testing.M, testEnv *envtest.Environment, cfg *rest.Config) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	if err := controllers.SetupWithManager(mgr, controllers.Options{MaxConcurrentReconciles: 4}); err != nil {
+	if err := controllers.SetupWithManager(mgr, controllers.Options{MaxConcurrentReconciles: 4, AgentImage: "registry.example.com/crm-operator:test", Clock: operatorClock}); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}

@@ -96,7 +96,18 @@ func Expired(backups []crmv1alpha1.Backup, keepLast int, maxAge time.Duration, n
 			done = append(done, b)
 		}
 	}
-	sort.Slice(done, func(i, j int) bool { return done[i].Status.CompletedAt.After(done[j].Status.CompletedAt.Time) })
+	// Newest first. Times have a resolution of a second: ties fall back to
+	// creation, then to the name (scheduled names sort by their slot).
+	sort.Slice(done, func(i, j int) bool {
+		a, b := done[i], done[j]
+		if !a.Status.CompletedAt.Equal(b.Status.CompletedAt) {
+			return a.Status.CompletedAt.After(b.Status.CompletedAt.Time)
+		}
+		if !a.CreationTimestamp.Equal(&b.CreationTimestamp) {
+			return a.CreationTimestamp.After(b.CreationTimestamp.Time)
+		}
+		return a.Name > b.Name
+	})
 	var out []string
 	for i, b := range done {
 		tooMany := keepLast > 0 && i >= keepLast

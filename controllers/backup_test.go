@@ -1,0 +1,304 @@
+package controllers_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	. "github.com/onsi/gomega"
+	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	crmv1alpha1 "github.com/crmops/crm-operator/api/v1alpha1"
+	"github.com/crmops/crm-operator/internal/agent"
+	"github.com/crmops/crm-operator/internal/resources"
+)
+
+// backupProject is an Odoo project with an S3 backup target and a retention policy.
+func backupProject(name string, keepLast int32) *crmv1alpha1.ImplementationProject {
+	p := newProject(name)
+	p.Spec.Product = crmv1alpha1.Product{Name: crmv1alpha1.ProductOdoo, Version: "18.0"}
+	p.Spec.Backup = &crmv1alpha1.BackupPolicy{
+		Schedule:  "@daily",
+		Retention: crmv1alpha1.BackupRetention{KeepLast: ptr.To(keepLast)},
+		Target: crmv1alpha1.BackupTarget{S3: &crmv1alpha1.S3Target{
+			Endpoint: "https://s3.eu-central-1.example.net", Bucket: "crm-backups", Region: "eu-central-1", SecretName: "backup-s3",
+		}},
+	}
+	return p
+}
+
+// finishJob plays the Job controller and kubelet: a pod of the Job whose
+// agent container terminated with msg, and the Job's final condition.
+func finishJob(ctx context.Context, g Gomega, ns, name string, res agent.Result, succeeded bool) {
+	job := &batchv1.Job{}
+	g.Expect(k8s.Get(ctx, key(ns, name), job)).To(Succeed())
+	pod := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: name + "-x1", Namespace: ns, Labels: job.Spec.Template.Labels},
+		Spec:       job.Spec.Template.Spec,
+	}
+	pod.Labels["batch.kubernetes.io/job-name"] = name
+	if err := k8s.Create(ctx, pod); err != nil && !apierrors.IsAlreadyExists(err) {
+		g.Expect(err).NotTo(HaveOccurred())
+	}
+	exit := int32(0)
+	if !succeeded {
+		exit = 1
+	}
+	now := metav1.Now()
+	pod.Status = corev1.PodStatus{Phase: corev1.PodSucceeded, ContainerStatuses: []corev1.ContainerStatus{{
+		Name: "agent", Image: pod.Spec.Containers[0].Image,
+		State: corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{
+			ExitCode: exit, Message: string(agent.EncodeResult(res)), StartedAt: now, FinishedAt: now,
+		}},
+	}}}
+	if !succeeded {
+		pod.Status.Phase = corev1.PodFailed
+	}
+	g.Expect(k8s.Status().Update(ctx, pod)).To(Succeed())
+
+	start := metav1.NewTime(now.Add(-time.Minute))
+	job.Status.StartTime = &start
+	if succeeded {
+		job.Status.Succeeded = 1
+		job.Status.CompletionTime = &now
+		job.Status.Conditions = []batchv1.JobCondition{
+			{Type: batchv1.JobSuccessCriteriaMet, Status: corev1.ConditionTrue, LastTransitionTime: now},
+			{Type: batchv1.JobComplete, Status: corev1.ConditionTrue, LastTransitionTime: now},
+		}
+	} else {
+		job.Status.Failed = 3
+		job.Status.Conditions = []batchv1.JobCondition{
+			{Type: batchv1.JobFailureTarget, Status: corev1.ConditionTrue, Reason: "BackoffLimitExceeded", LastTransitionTime: now},
+			{Type: batchv1.JobFailed, Status: corev1.ConditionTrue, Reason: "BackoffLimitExceeded", Message: "Job has reached the specified backoff limit", LastTransitionTime: now},
+		}
+	}
+	g.Expect(k8s.Status().Update(ctx, job)).To(Succeed())
+}
+
+func backupPhase(ctx context.Context, b *crmv1alpha1.Backup) func() crmv1alpha1.BackupPhase {
+	return func() crmv1alpha1.BackupPhase {
+		if err := k8s.Get(ctx, client.ObjectKeyFromObject(b), b); err != nil {
+			return "missing"
+		}
+		return b.Status.Phase
+	}
+}
+
+func readyEnvironment(ctx context.Context, t *testing.T, p *crmv1alpha1.ImplementationProject, name string, stage crmv1alpha1.Stage) *crmv1alpha1.Environment {
+	t.Helper()
+	g := NewWithT(t)
+	env := newEnvironment(p.Name, name, stage)
+	g.Expect(k8s.Create(ctx, env)).To(Succeed())
+	g.Eventually(exists(ctx, &appsv1.StatefulSet{}, p.Name, resources.DatabaseName(name))).WithTimeout(wait).Should(Succeed())
+	g.Eventually(func(g Gomega) { markWorkloads(ctx, g, p.Name, name) }).WithTimeout(wait).Should(Succeed())
+	g.Eventually(condition(ctx, env, func() []metav1.Condition { return env.Status.Conditions }, crmv1alpha1.ConditionReady)).
+		WithTimeout(wait).Should(Equal(metav1.ConditionTrue))
+	return env
+}
+
+func TestBackupRunsTheAgentAndRecordsItsResult(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	p := backupProject("backups", 2)
+	createProject(ctx, t, p)
+	ns := p.Name
+	readyEnvironment(ctx, t, p, "test", crmv1alpha1.StageTest)
+
+	b := &crmv1alpha1.Backup{
+		ObjectMeta: metav1.ObjectMeta{Name: "manual-1", Namespace: ns},
+		Spec:       crmv1alpha1.BackupSpec{EnvironmentRef: crmv1alpha1.LocalObjectReference{Name: "test"}},
+	}
+	g.Expect(k8s.Create(ctx, b)).To(Succeed())
+	g.Eventually(backupPhase(ctx, b)).WithTimeout(wait).Should(Equal(crmv1alpha1.BackupRunning))
+	g.Expect(b.Spec.Reason).To(Equal(crmv1alpha1.BackupManual))
+
+	// The Job: the agent from the operator image, run in the database image.
+	job := &batchv1.Job{}
+	g.Expect(k8s.Get(ctx, key(ns, b.Status.JobName), job)).To(Succeed())
+	spec := job.Spec.Template.Spec
+	g.Expect(spec.InitContainers[0].Image).To(Equal("registry.example.com/crm-operator:test"))
+	g.Expect(spec.InitContainers[0].Command).To(Equal([]string{"/crm-agent", "install", "/agent"}))
+	c := spec.Containers[0]
+	g.Expect(c.Image).To(HavePrefix("postgres:"))
+	args := strings.Join(c.Command, " ")
+	g.Expect(args).To(HavePrefix("/agent/crm-agent backup --name manual-1"))
+	g.Expect(args).To(ContainSubstring("--engine postgresql"))
+	g.Expect(args).To(ContainSubstring("--s3-bucket crm-backups --s3-prefix backups/test"))
+	g.Expect(args).To(ContainSubstring("--files-dir /files"))
+	g.Expect(c.Env).To(ContainElement(HaveField("ValueFrom.SecretKeyRef.Name", "backup-s3")))
+	g.Expect(c.Env).To(ContainElement(And(HaveField("Name", "DB_PASSWORD"), HaveField("ValueFrom.SecretKeyRef.Name", resources.CredentialsName("test")))))
+	g.Expect(*job.Spec.BackoffLimit).To(Equal(int32(2)))
+	g.Expect(metav1.IsControlledBy(job, b)).To(BeTrue())
+
+	res := agent.Result{Location: "s3://crm-backups/backups/test/manual-1", Size: 3 << 20, Checksum: "sha256:abc",
+		Objects: []agent.Object{{Name: agent.DatabaseObject, Size: 3 << 20, SHA256: strings.Repeat("a", 64)}}}
+	g.Eventually(func(g Gomega) { finishJob(ctx, g, ns, job.Name, res, true) }).WithTimeout(wait).Should(Succeed())
+	g.Eventually(backupPhase(ctx, b)).WithTimeout(wait).Should(Equal(crmv1alpha1.BackupCompleted))
+	g.Expect(b.Status.Location).To(Equal(res.Location))
+	g.Expect(b.Status.SizeBytes).To(Equal(int64(3 << 20)))
+	g.Expect(b.Status.Size).To(Equal("3Mi"))
+	g.Expect(b.Status.Checksum).To(Equal("sha256:abc"))
+	g.Expect(b.Status.ProductVersion).To(Equal("18.0"))
+	g.Expect(b.Status.CompletedAt).NotTo(BeNil())
+
+	env := &crmv1alpha1.Environment{}
+	g.Eventually(func() string {
+		_ = k8s.Get(ctx, key(ns, "test"), env)
+		if env.Status.LastBackup == nil {
+			return ""
+		}
+		return env.Status.LastBackup.Name
+	}).WithTimeout(wait).Should(Equal("manual-1"))
+
+	t.Run("a failed agent fails the backup with its error", func(t *testing.T) {
+		g := NewWithT(t)
+		bad := &crmv1alpha1.Backup{
+			ObjectMeta: metav1.ObjectMeta{Name: "manual-bad", Namespace: ns},
+			Spec:       crmv1alpha1.BackupSpec{EnvironmentRef: crmv1alpha1.LocalObjectReference{Name: "test"}},
+		}
+		g.Expect(k8s.Create(ctx, bad)).To(Succeed())
+		g.Eventually(backupPhase(ctx, bad)).WithTimeout(wait).Should(Equal(crmv1alpha1.BackupRunning))
+		g.Eventually(func(g Gomega) {
+			finishJob(ctx, g, ns, bad.Status.JobName, agent.Result{Error: "database dump: pg_dump: connection refused"}, false)
+		}).WithTimeout(wait).Should(Succeed())
+		g.Eventually(backupPhase(ctx, bad)).WithTimeout(wait).Should(Equal(crmv1alpha1.BackupFailed))
+		g.Expect(bad.Status.Error).To(ContainSubstring("connection refused"))
+	})
+
+	t.Run("retention deletes the oldest backups with their data", func(t *testing.T) {
+		g := NewWithT(t)
+		// Two more completed backups: keepLast 2 expires manual-1, the oldest.
+		for _, name := range []string{"manual-2", "manual-3"} {
+			nb := &crmv1alpha1.Backup{
+				ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
+				Spec:       crmv1alpha1.BackupSpec{EnvironmentRef: crmv1alpha1.LocalObjectReference{Name: "test"}},
+			}
+			g.Expect(k8s.Create(ctx, nb)).To(Succeed())
+			g.Eventually(backupPhase(ctx, nb)).WithTimeout(wait).Should(Equal(crmv1alpha1.BackupRunning))
+			r := res
+			r.Location = strings.Replace(res.Location, "manual-1", name, 1)
+			g.Eventually(func(g Gomega) { finishJob(ctx, g, ns, nb.Status.JobName, r, true) }).WithTimeout(wait).Should(Succeed())
+			g.Eventually(backupPhase(ctx, nb)).WithTimeout(wait).Should(Equal(crmv1alpha1.BackupCompleted))
+		}
+		// The Backup waits on a crm-agent delete Job for its stored data.
+		deleteJob := resources.AgentJobName("manual-1", "delete")
+		g.Eventually(exists(ctx, &batchv1.Job{}, ns, deleteJob)).WithTimeout(wait).Should(Succeed())
+		dj := &batchv1.Job{}
+		g.Expect(k8s.Get(ctx, key(ns, deleteJob), dj)).To(Succeed())
+		g.Expect(strings.Join(dj.Spec.Template.Spec.Containers[0].Command, " ")).To(HavePrefix("/agent/crm-agent delete --name manual-1"))
+		g.Expect(k8s.Get(ctx, key(ns, "manual-1"), &crmv1alpha1.Backup{})).To(Succeed(), "deleted before its data")
+		g.Eventually(func(g Gomega) {
+			finishJob(ctx, g, ns, deleteJob, agent.Result{Location: res.Location}, true)
+		}).WithTimeout(wait).Should(Succeed())
+		g.Eventually(func() bool {
+			return apierrors.IsNotFound(k8s.Get(ctx, key(ns, "manual-1"), &crmv1alpha1.Backup{}))
+		}).WithTimeout(wait).Should(BeTrue())
+		for _, kept := range []string{"manual-2", "manual-3"} {
+			g.Expect(k8s.Get(ctx, key(ns, kept), &crmv1alpha1.Backup{})).To(Succeed())
+		}
+	})
+
+	t.Run("the schedule creates a backup when a slot falls due", func(t *testing.T) {
+		g := NewWithT(t)
+		g.Expect(k8s.Get(ctx, key(ns, "test"), env)).To(Succeed())
+		g.Expect(env.Status.NextScheduleTime).NotTo(BeNil())
+		due := env.Status.NextScheduleTime.Time
+		// Move the operator's clock past the next daily slot and wake the environment.
+		clockOffset.Store(int64(time.Until(due) + time.Minute))
+		t.Cleanup(func() { clockOffset.Store(0) })
+		updateEnvironment(ctx, g, env, func() { env.Spec.Version = "18.0" }) // a spec change wakes the reconciler
+		name := "test-" + due.UTC().Format("20060102-1504")
+		scheduled := &crmv1alpha1.Backup{}
+		g.Eventually(exists(ctx, scheduled, ns, name)).WithTimeout(wait).Should(Succeed())
+		g.Expect(scheduled.Spec.Reason).To(Equal(crmv1alpha1.BackupScheduled))
+		g.Eventually(func() time.Time {
+			_ = k8s.Get(ctx, key(ns, "test"), env)
+			if env.Status.LastScheduleTime == nil {
+				return time.Time{}
+			}
+			return env.Status.LastScheduleTime.Time
+		}).WithTimeout(wait).Should(BeTemporally("==", due))
+	})
+}
+
+func TestRestore(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	p := backupProject("restores", 10)
+	createProject(ctx, t, p)
+	ns := p.Name
+	readyEnvironment(ctx, t, p, "production", crmv1alpha1.StageProduction)
+	readyEnvironment(ctx, t, p, "test", crmv1alpha1.StageTest)
+
+	b := &crmv1alpha1.Backup{
+		ObjectMeta: metav1.ObjectMeta{Name: "prod-copy", Namespace: ns},
+		Spec:       crmv1alpha1.BackupSpec{EnvironmentRef: crmv1alpha1.LocalObjectReference{Name: "production"}},
+	}
+	g.Expect(k8s.Create(ctx, b)).To(Succeed())
+	g.Eventually(backupPhase(ctx, b)).WithTimeout(wait).Should(Equal(crmv1alpha1.BackupRunning))
+	g.Eventually(func(g Gomega) {
+		finishJob(ctx, g, ns, b.Status.JobName, agent.Result{Location: "s3://crm-backups/restores/production/prod-copy", Size: 1024}, true)
+	}).WithTimeout(wait).Should(Succeed())
+	g.Eventually(backupPhase(ctx, b)).WithTimeout(wait).Should(Equal(crmv1alpha1.BackupCompleted))
+
+	restorePhase := func(rs *crmv1alpha1.Restore) func() crmv1alpha1.RestorePhase {
+		return func() crmv1alpha1.RestorePhase {
+			_ = k8s.Get(ctx, client.ObjectKeyFromObject(rs), rs)
+			return rs.Status.Phase
+		}
+	}
+
+	t.Run("production is refused without confirm", func(t *testing.T) {
+		g := NewWithT(t)
+		rs := &crmv1alpha1.Restore{
+			ObjectMeta: metav1.ObjectMeta{Name: "oops", Namespace: ns},
+			Spec: crmv1alpha1.RestoreSpec{BackupRef: crmv1alpha1.LocalObjectReference{Name: "prod-copy"},
+				EnvironmentRef: crmv1alpha1.LocalObjectReference{Name: "production"}},
+		}
+		g.Expect(k8s.Create(ctx, rs)).To(Succeed())
+		g.Eventually(restorePhase(rs)).WithTimeout(wait).Should(Equal(crmv1alpha1.RestoreFailed))
+		g.Expect(rs.Status.Message).To(ContainSubstring(`spec.confirm to "production"`))
+		g.Expect(k8s.Get(ctx, key(ns, resources.AgentJobName("oops", "restore")), &batchv1.Job{})).NotTo(Succeed())
+	})
+
+	t.Run("the application stops, the agent restores, the application starts", func(t *testing.T) {
+		g := NewWithT(t)
+		rs := &crmv1alpha1.Restore{
+			ObjectMeta: metav1.ObjectMeta{Name: "copy-to-test", Namespace: ns},
+			Spec: crmv1alpha1.RestoreSpec{BackupRef: crmv1alpha1.LocalObjectReference{Name: "prod-copy"},
+				EnvironmentRef: crmv1alpha1.LocalObjectReference{Name: "test"}},
+		}
+		g.Expect(k8s.Create(ctx, rs)).To(Succeed())
+		g.Eventually(restorePhase(rs)).WithTimeout(wait).Should(Equal(crmv1alpha1.RestoreRunning))
+		app := &appsv1.Deployment{}
+		g.Eventually(func() int32 {
+			_ = k8s.Get(ctx, key(ns, "test-app"), app)
+			return ptr.Deref(app.Spec.Replicas, -1)
+		}).WithTimeout(wait).Should(BeZero())
+		g.Eventually(func(g Gomega) { markWorkloads(ctx, g, ns, "test") }).WithTimeout(wait).Should(Succeed())
+
+		jobName := resources.AgentJobName("copy-to-test", "restore")
+		g.Eventually(exists(ctx, &batchv1.Job{}, ns, jobName)).WithTimeout(wait).Should(Succeed())
+		job := &batchv1.Job{}
+		g.Expect(k8s.Get(ctx, key(ns, jobName), job)).To(Succeed())
+		g.Expect(strings.Join(job.Spec.Template.Spec.Containers[0].Command, " ")).To(HavePrefix("/agent/crm-agent restore --name prod-copy"))
+		// The backup of production is restored into test's own database.
+		g.Expect(strings.Join(job.Spec.Template.Spec.Containers[0].Command, " ")).To(ContainSubstring("--db-host test-db"))
+
+		g.Eventually(func(g Gomega) {
+			finishJob(ctx, g, ns, jobName, agent.Result{Location: "s3://crm-backups/restores/production/prod-copy", Size: 1024}, true)
+		}).WithTimeout(wait).Should(Succeed())
+		g.Eventually(restorePhase(rs)).WithTimeout(wait).Should(Equal(crmv1alpha1.RestoreCompleted))
+		g.Eventually(func() int32 {
+			_ = k8s.Get(ctx, key(ns, "test-app"), app)
+			return ptr.Deref(app.Spec.Replicas, -1)
+		}).WithTimeout(wait).Should(Equal(int32(1)))
+	})
+}
