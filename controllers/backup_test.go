@@ -16,6 +16,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	crmv1alpha1 "github.com/crmops/crm-operator/api/v1alpha1"
+	"github.com/crmops/crm-operator/controllers"
 	"github.com/crmops/crm-operator/internal/agent"
 	"github.com/crmops/crm-operator/internal/resources"
 )
@@ -300,5 +301,36 @@ func TestRestore(t *testing.T) {
 			_ = k8s.Get(ctx, key(ns, "test-app"), app)
 			return ptr.Deref(app.Spec.Replicas, -1)
 		}).WithTimeout(wait).Should(Equal(int32(1)))
+	})
+
+	t.Run("a new environment is bootstrapped from a backup (disaster recovery)", func(t *testing.T) {
+		g := NewWithT(t)
+		env := newEnvironment(ns, "recovered", crmv1alpha1.StageProduction)
+		env.Spec.Bootstrap = &crmv1alpha1.Bootstrap{FromBackup: crmv1alpha1.BackupSource{Name: "prod-copy"}}
+		g.Expect(k8s.Create(ctx, env)).To(Succeed())
+		rs := &crmv1alpha1.Restore{}
+		g.Eventually(exists(ctx, rs, ns, controllers.BootstrapRestoreName("recovered"))).WithTimeout(wait).Should(Succeed())
+		g.Expect(rs.Spec.Confirm).To(Equal("recovered"))
+		g.Expect(metav1.IsControlledBy(rs, env)).To(BeTrue())
+		// The application does not start on an empty database.
+		app := &appsv1.Deployment{}
+		g.Eventually(exists(ctx, app, ns, "recovered-app")).WithTimeout(wait).Should(Succeed())
+		g.Expect(ptr.Deref(app.Spec.Replicas, -1)).To(BeZero())
+		g.Eventually(func(g Gomega) { markWorkloads(ctx, g, ns, "recovered") }).WithTimeout(wait).Should(Succeed())
+
+		jobName := resources.AgentJobName(rs.Name, "restore")
+		g.Eventually(exists(ctx, &batchv1.Job{}, ns, jobName)).WithTimeout(wait).Should(Succeed())
+		g.Eventually(func(g Gomega) {
+			finishJob(ctx, g, ns, jobName, agent.Result{Location: "s3://crm-backups/restores/production/prod-copy", Size: 1024}, true)
+		}).WithTimeout(wait).Should(Succeed())
+		g.Eventually(condition(ctx, env, func() []metav1.Condition { return env.Status.Conditions }, crmv1alpha1.ConditionBootstrapped)).
+			WithTimeout(wait).Should(Equal(metav1.ConditionTrue))
+		g.Eventually(func() int32 {
+			_ = k8s.Get(ctx, key(ns, "recovered-app"), app)
+			return ptr.Deref(app.Spec.Replicas, -1)
+		}).WithTimeout(wait).Should(Equal(int32(1)))
+		g.Eventually(func(g Gomega) { markWorkloads(ctx, g, ns, "recovered") }).WithTimeout(wait).Should(Succeed())
+		g.Eventually(condition(ctx, env, func() []metav1.Condition { return env.Status.Conditions }, crmv1alpha1.ConditionReady)).
+			WithTimeout(wait).Should(Equal(metav1.ConditionTrue))
 	})
 }

@@ -7,6 +7,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
@@ -176,4 +177,58 @@ func enqueueRestoresOfBackup(c client.Client) handler.EventHandler {
 		}
 		return reqs
 	})
+}
+
+// BootstrapRestoreName names the Restore that fills a new environment from spec.bootstrap.
+func BootstrapRestoreName(env string) string { return env + "-bootstrap" }
+
+// bootstrap fills a new environment from spec.bootstrap.fromBackup through a
+// Restore it owns. It reports whether the environment is bootstrapped (or
+// needs no bootstrap); until then the application stays stopped, so that it
+// does not install an empty schema over which the backup would be restored.
+func (r *EnvironmentReconciler) bootstrap(ctx context.Context, env *crmv1alpha1.Environment) (bool, error) {
+	if env.Spec.Bootstrap == nil {
+		return true, nil
+	}
+	gen := env.Generation
+	if c := meta.FindStatusCondition(env.Status.Conditions, crmv1alpha1.ConditionBootstrapped); c != nil && c.Status == metav1.ConditionTrue {
+		return true, nil
+	}
+	rs := &crmv1alpha1.Restore{}
+	err := r.Get(ctx, client.ObjectKey{Namespace: env.Namespace, Name: BootstrapRestoreName(env.Name)}, rs)
+	if apierrors.IsNotFound(err) {
+		rs = &crmv1alpha1.Restore{
+			ObjectMeta: metav1.ObjectMeta{Name: BootstrapRestoreName(env.Name), Namespace: env.Namespace},
+			Spec: crmv1alpha1.RestoreSpec{
+				BackupRef:      crmv1alpha1.LocalObjectReference{Name: env.Spec.Bootstrap.FromBackup.Name},
+				EnvironmentRef: crmv1alpha1.LocalObjectReference{Name: env.Name},
+				// The environment was created from this backup on purpose.
+				Confirm: env.Name,
+			},
+		}
+		if err := controllerutil.SetControllerReference(env, rs, r.Scheme()); err != nil {
+			return false, err
+		}
+		if err := r.Create(ctx, rs); err != nil && !apierrors.IsAlreadyExists(err) {
+			return false, err
+		}
+		setCondition(&env.Status.Conditions, gen, crmv1alpha1.ConditionBootstrapped, metav1.ConditionFalse, "Restoring",
+			fmt.Sprintf("restoring Backup %s through Restore %s", env.Spec.Bootstrap.FromBackup.Name, rs.Name))
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	switch rs.Status.Phase {
+	case crmv1alpha1.RestoreCompleted:
+		setCondition(&env.Status.Conditions, gen, crmv1alpha1.ConditionBootstrapped, metav1.ConditionTrue, "Restored",
+			fmt.Sprintf("restored Backup %s", env.Spec.Bootstrap.FromBackup.Name))
+		r.Recorder.Eventf(env, nil, corev1.EventTypeNormal, "Bootstrapped", "Bootstrap", "environment filled from Backup %s", env.Spec.Bootstrap.FromBackup.Name)
+		return true, nil
+	case crmv1alpha1.RestoreFailed:
+		setCondition(&env.Status.Conditions, gen, crmv1alpha1.ConditionBootstrapped, metav1.ConditionFalse, "RestoreFailed", rs.Status.Message)
+	default:
+		setCondition(&env.Status.Conditions, gen, crmv1alpha1.ConditionBootstrapped, metav1.ConditionFalse, "Restoring", rs.Status.Message)
+	}
+	return false, nil
 }

@@ -115,7 +115,11 @@ func (r *EnvironmentReconciler) reconcileNormal(ctx context.Context, env *crmv1a
 	if err != nil {
 		return ctrl.Result{}, err
 	}
-	in.DatabaseNeeded, in.ApplicationStopped = st.databaseNeeded, st.restoring
+	bootstrapped, err := r.bootstrap(ctx, env)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	in.DatabaseNeeded, in.ApplicationStopped = st.databaseNeeded, st.restoring || !bootstrapped
 
 	ap := applier{r.Client}
 	if err := r.ensureCredentials(ctx, env, in); err != nil {
@@ -225,6 +229,9 @@ func (r *EnvironmentReconciler) observe(ctx context.Context, env *crmv1alpha1.En
 	setCondition(&env.Status.Conditions, gen, crmv1alpha1.ConditionApplicationReady, boolStatus(appReady), reason(appReady, "ApplicationReady", "ApplicationNotReady"), appMsg)
 
 	switch {
+	case in.ApplicationStopped && env.Status.Phase != crmv1alpha1.EnvironmentReady && env.Status.Phase != crmv1alpha1.EnvironmentDegraded:
+		env.Status.Phase = crmv1alpha1.EnvironmentProvisioning
+		setCondition(&env.Status.Conditions, gen, crmv1alpha1.ConditionReady, metav1.ConditionFalse, "Bootstrapping", "filling the environment from spec.bootstrap; the application starts after the restore")
 	case in.ApplicationStopped:
 		env.Status.Phase = crmv1alpha1.EnvironmentDegraded
 		setCondition(&env.Status.Conditions, gen, crmv1alpha1.ConditionReady, metav1.ConditionFalse, "Restoring", "a Restore is replacing the data; the application is stopped")

@@ -12,6 +12,8 @@ const (
 	ConditionDatabaseReady = "DatabaseReady"
 	// ConditionApplicationReady is True when the application is rolled out and ready.
 	ConditionApplicationReady = "ApplicationReady"
+	// ConditionBootstrapped is True when spec.bootstrap's backup was restored.
+	ConditionBootstrapped = "Bootstrapped"
 )
 
 // Stage is the role an environment plays in the project.
@@ -135,7 +137,7 @@ type Bootstrap struct {
 }
 
 // EnvironmentSpec is one complete CRM instance of a project.
-// +kubebuilder:validation:XValidation:rule="!has(self.bootstrap) || !self.bootstrap.anonymize || self.stage != 'production'",message="bootstrap.anonymize is not allowed for a production environment",fieldPath=".bootstrap.anonymize"
+// +kubebuilder:validation:XValidation:rule="!has(self.bootstrap) || !has(self.bootstrap.anonymize) || !self.bootstrap.anonymize || self.stage != 'production'",message="bootstrap.anonymize is not allowed for a production environment",fieldPath=".bootstrap.anonymize"
 // +kubebuilder:validation:XValidation:rule="has(oldSelf.bootstrap) == has(self.bootstrap) && (!has(self.bootstrap) || self.bootstrap == oldSelf.bootstrap)",message="bootstrap is immutable: it applies only when the environment is created",fieldPath=".bootstrap"
 type EnvironmentSpec struct {
 	// ProjectRef names the ImplementationProject; the environment must be in the
