@@ -46,8 +46,13 @@ test: manifests generate vet envtest-bins test-servers ## Unit tests, envtest su
 	KUBEBUILDER_ASSETS=$(KUBEBUILDER_ASSETS) go test $(GO_TEST_FLAGS) ./...
 
 .PHONY: build
-build: generate ## Build the manager binary.
+build: generate ## Build the manager and crm-agent binaries.
 	go build -o $(BIN)/manager ./cmd/manager
+	go build -o $(BIN)/crm-agent ./cmd/crm-agent
+
+.PHONY: bench-agent
+bench-agent: test-servers ## Agent backup throughput vs pg_dump | gzip (BENCH_AGENT_MB, default 300).
+	go test -run '^$$' -bench BackupVsPgDumpGzip -benchtime 1x ./internal/agent/
 
 ##@ Local control plane
 

@@ -214,7 +214,7 @@ func startS3() *server {
 	return s
 }
 
-func (s *server) store(t *testing.T, prefix string) Store {
+func (s *server) store(t testing.TB, prefix string) Store {
 	t.Helper()
 	st, err := NewS3Store(S3Config{
 		Endpoint: fmt.Sprintf("http://127.0.0.1:%d", s.port), Bucket: "backups", Prefix: prefix,
@@ -238,7 +238,7 @@ func TestMain(m *testing.M) {
 }
 
 // sql runs statements with the engine's command-line client and returns its output.
-func sql(t *testing.T, d Database, statements string) string {
+func sql(t testing.TB, d Database, statements string) string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -258,7 +258,7 @@ func sql(t *testing.T, d Database, statements string) string {
 }
 
 // createDatabase makes an empty database on the server.
-func createDatabase(t *testing.T, s *server, name string) Database {
+func createDatabase(t testing.TB, s *server, name string) Database {
 	t.Helper()
 	admin := s.db(map[string]string{"postgresql": "postgres", "mariadb": "mysql"}[s.engine])
 	sql(t, admin, "CREATE DATABASE "+name)
