@@ -158,6 +158,34 @@ func TestBackupRunsTheAgentAndRecordsItsResult(t *testing.T) {
 		return env.Status.LastBackup.Name
 	}).WithTimeout(wait).Should(Equal("manual-1"))
 
+	t.Run("a hibernated environment's database runs only for the dump", func(t *testing.T) {
+		g := NewWithT(t)
+		sleeper := readyEnvironment(ctx, t, p, "sleeper", crmv1alpha1.StageTest)
+		updateEnvironment(ctx, g, sleeper, func() { sleeper.Spec.Hibernate = true })
+		dbReplicas := func() int32 {
+			s := &appsv1.StatefulSet{}
+			_ = k8s.Get(ctx, key(ns, resources.DatabaseName("sleeper")), s)
+			return ptr.Deref(s.Spec.Replicas, -1)
+		}
+		g.Eventually(dbReplicas).WithTimeout(wait).Should(BeZero())
+		g.Eventually(func(g Gomega) { markWorkloads(ctx, g, ns, "sleeper") }).WithTimeout(wait).Should(Succeed())
+
+		hb := &crmv1alpha1.Backup{
+			ObjectMeta: metav1.ObjectMeta{Name: "sleeper-manual", Namespace: ns},
+			Spec:       crmv1alpha1.BackupSpec{EnvironmentRef: crmv1alpha1.LocalObjectReference{Name: "sleeper"}},
+		}
+		g.Expect(k8s.Create(ctx, hb)).To(Succeed())
+		g.Eventually(dbReplicas).WithTimeout(wait).Should(Equal(int32(1)))
+		g.Consistently(backupPhase(ctx, hb)).WithTimeout(time.Second).Should(Equal(crmv1alpha1.BackupPending), "the Job waits for the database")
+		g.Eventually(func(g Gomega) { markWorkloads(ctx, g, ns, "sleeper") }).WithTimeout(wait).Should(Succeed())
+		g.Eventually(backupPhase(ctx, hb)).WithTimeout(wait).Should(Equal(crmv1alpha1.BackupRunning))
+		g.Eventually(func(g Gomega) {
+			finishJob(ctx, g, ns, hb.Status.JobName, agent.Result{Location: "s3://crm-backups/backups/sleeper/sleeper-manual", Size: 10}, true)
+		}).WithTimeout(wait).Should(Succeed())
+		g.Eventually(backupPhase(ctx, hb)).WithTimeout(wait).Should(Equal(crmv1alpha1.BackupCompleted))
+		g.Eventually(dbReplicas).WithTimeout(wait).Should(BeZero())
+	})
+
 	t.Run("a failed agent fails the backup with its error", func(t *testing.T) {
 		g := NewWithT(t)
 		bad := &crmv1alpha1.Backup{

@@ -305,8 +305,8 @@ func (r *EnvironmentReconciler) statefulSetReady(ctx context.Context, ns, name s
 		return false, fmt.Sprintf("StatefulSet %s: %v", name, err)
 	}
 	want := int32(1)
-	if s.Spec.Replicas != nil {
-		want = *s.Spec.Replicas
+	if s.Spec.Replicas != nil && *s.Spec.Replicas > 0 {
+		want = *s.Spec.Replicas // a database scaled to zero does not serve
 	}
 	st := s.Status
 	switch {
