@@ -21,6 +21,7 @@ manifests: controller-gen ## Generate CRDs and RBAC from the markers.
 		output:crd:artifacts:config=config/crd/bases output:rbac:artifacts:config=config/rbac
 	cp config/crd/bases/*.yaml charts/crm-operator/crds/
 	cp config/rbac/role.yaml charts/crm-operator/files/role.yaml
+	cp config/admission/increment_acceptance.yaml config/admission/production_version.yaml charts/crm-operator/templates/
 
 .PHONY: generate
 generate: controller-gen ## Generate deepcopy code.
@@ -36,9 +37,9 @@ vet: ## go vet.
 
 .PHONY: verify-generated
 verify-generated: manifests generate ## Fail when generated files differ from the committed ones.
-	@if [ -n "$$(git status --porcelain -- api config charts/crm-operator/crds charts/crm-operator/files)" ]; then \
-		git status --porcelain -- api config charts/crm-operator/crds charts/crm-operator/files; \
-		git --no-pager diff --stat -- api config charts/crm-operator/crds charts/crm-operator/files; \
+	@if [ -n "$$(git status --porcelain -- api config charts/crm-operator)" ]; then \
+		git status --porcelain -- api config charts/crm-operator; \
+		git --no-pager diff --stat -- api config charts/crm-operator; \
 		echo "generated files are stale: run 'make manifests generate' and commit"; exit 1; fi
 
 .PHONY: test

@@ -247,6 +247,7 @@ func (r *EnvironmentReconciler) observe(ctx context.Context, env *crmv1alpha1.En
 		}
 		env.Status.Phase = crmv1alpha1.EnvironmentReady
 		env.Status.Version = in.Version
+		env.Status.CurrentIncrement = env.Annotations[crmv1alpha1.AnnotationIncrement]
 		setCondition(&env.Status.Conditions, gen, crmv1alpha1.ConditionReady, metav1.ConditionTrue, "Ready", "database and application are ready")
 	default:
 		// Once it has been Ready, losing readiness is a degradation, not provisioning.

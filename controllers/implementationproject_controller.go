@@ -108,6 +108,9 @@ func (r *ImplementationProjectReconciler) reconcileNormal(ctx context.Context, p
 	}
 	sort.Slice(summaries, func(i, j int) bool { return summaries[i].Name < summaries[j].Name })
 	project.Status.Environments = summaries
+	if err := r.recordDeliveries(ctx, project); err != nil {
+		return err
+	}
 
 	switch {
 	case len(summaries) == 0:
@@ -119,6 +122,40 @@ func (r *ImplementationProjectReconciler) reconcileNormal(ctx context.Context, p
 	default:
 		setCondition(&project.Status.Conditions, project.Generation, crmv1alpha1.ConditionReady, metav1.ConditionTrue, "EnvironmentsReady",
 			fmt.Sprintf("%d environments ready", len(summaries)))
+	}
+	return nil
+}
+
+// recordDeliveries derives what production runs and the delivered hours from
+// the promoted increments, level-based: a restart recounts, never double counts.
+func (r *ImplementationProjectReconciler) recordDeliveries(ctx context.Context, project *crmv1alpha1.ImplementationProject) error {
+	incs := &crmv1alpha1.IncrementList{}
+	if err := r.List(ctx, incs, client.InNamespace(project.Name)); err != nil {
+		return err
+	}
+	var hours int32
+	var latest *crmv1alpha1.Increment
+	for i := range incs.Items {
+		inc := &incs.Items[i]
+		c := meta.FindStatusCondition(inc.Status.Conditions, crmv1alpha1.ConditionPromoted)
+		if inc.Spec.ProjectRef.Name != project.Name || c == nil || c.Status != metav1.ConditionTrue {
+			continue
+		}
+		for _, ch := range inc.Spec.Changes {
+			hours += ch.Hours
+		}
+		if latest == nil || inc.Spec.Sprint > latest.Spec.Sprint {
+			latest = inc
+		}
+	}
+	project.Status.DeliveredHours = hours
+	if latest != nil {
+		c := meta.FindStatusCondition(latest.Status.Conditions, crmv1alpha1.ConditionPromoted)
+		version := latest.Spec.Version
+		if version == "" {
+			version = latest.Spec.Image
+		}
+		project.Status.Production = &crmv1alpha1.ProductionStatus{Version: version, Increment: latest.Name, PromotedAt: &c.LastTransitionTime}
 	}
 	return nil
 }
@@ -168,6 +205,9 @@ func (r *ImplementationProjectReconciler) SetupWithManager(mgr ctrl.Manager) err
 		Owns(&rbacv1.RoleBinding{}).
 		Watches(&crmv1alpha1.Environment{}, handler.EnqueueRequestsFromMapFunc(func(_ context.Context, o client.Object) []reconcile.Request {
 			return []reconcile.Request{{NamespacedName: client.ObjectKey{Name: o.(*crmv1alpha1.Environment).Spec.ProjectRef.Name}}}
+		})).
+		Watches(&crmv1alpha1.Increment{}, handler.EnqueueRequestsFromMapFunc(func(_ context.Context, o client.Object) []reconcile.Request {
+			return []reconcile.Request{{NamespacedName: client.ObjectKey{Name: o.(*crmv1alpha1.Increment).Spec.ProjectRef.Name}}}
 		})).
 		WithOptions(controller.Options{MaxConcurrentReconciles: r.MaxConcurrentReconciles}).
 		Complete(r)

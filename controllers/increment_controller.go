@@ -2,46 +2,449 @@ package controllers
 
 import (
 	"context"
+	"fmt"
+	"time"
 
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
-	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	crmv1alpha1 "github.com/crmops/crm-operator/api/v1alpha1"
+	"github.com/crmops/crm-operator/internal/crm"
+	"github.com/crmops/crm-operator/internal/policy"
+	"github.com/crmops/crm-operator/internal/promotion"
+	"github.com/crmops/crm-operator/internal/resources"
 )
 
 // IncrementReconciler carries a sprint increment from its first stage to
-// production.
+// production. Every step is recorded in status before the next one starts
+// and is guarded by what status says already happened, so a restart never
+// takes a second backup, runs a migration twice or rolls out twice.
 type IncrementReconciler struct {
 	client.Client
+	APIReader               client.Reader
+	Recorder                events.EventRecorder
 	MaxConcurrentReconciles int
+	Clock                   func() time.Time
 }
 
 // +kubebuilder:rbac:groups=crm.crmops.io,resources=increments,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups=crm.crmops.io,resources=increments/status,verbs=get;update;patch
+// The operator changes production's version (admission policy crm-production-version asks for
+// environments/promote) and grants product owners increments/acceptance, which RBAC requires it to hold.
+// +kubebuilder:rbac:groups=crm.crmops.io,resources=environments/promote;increments/acceptance,verbs=update
 
-// Reconcile records what it observed of the increment in its status.
+func (r *IncrementReconciler) now() time.Time {
+	if r.Clock != nil {
+		return r.Clock()
+	}
+	return time.Now()
+}
+
+// Reconcile advances the increment by at most one step.
 func (r *IncrementReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	inc := &crmv1alpha1.Increment{}
 	if err := r.Get(ctx, req.NamespacedName, inc); err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	before := inc.DeepCopy()
-
+	result, err := r.reconcileNormal(ctx, inc)
 	inc.Status.ObservedGeneration = inc.Generation
-	if inc.Status.Phase == "" {
-		inc.Status.Phase = crmv1alpha1.IncrementPending
+	if perr := patchStatusLocked(ctx, r.Client, inc, before, inc.Status, before.Status); perr != nil && err == nil {
+		err = perr
 	}
-
-	return ctrl.Result{}, patchStatusIfChanged(ctx, r.Client, inc, before, inc.Status, before.Status)
+	return result, err
 }
 
-// SetupWithManager registers the reconciler.
+func (r *IncrementReconciler) event(inc *crmv1alpha1.Increment, typ, reason, format string, args ...any) {
+	r.Recorder.Eventf(inc, nil, typ, reason, "Promote", format, args...)
+}
+
+func (r *IncrementReconciler) cond(inc *crmv1alpha1.Increment, typ string, status metav1.ConditionStatus, reason, msg string) {
+	setCondition(&inc.Status.Conditions, inc.Generation, typ, status, reason, msg)
+}
+
+func (r *IncrementReconciler) reconcileNormal(ctx context.Context, inc *crmv1alpha1.Increment) (ctrl.Result, error) {
+	project := &crmv1alpha1.ImplementationProject{}
+	if err := r.Get(ctx, types.NamespacedName{Name: inc.Spec.ProjectRef.Name}, project); err != nil {
+		if apierrors.IsNotFound(err) {
+			inc.Status.Phase = crmv1alpha1.IncrementPending
+			r.cond(inc, crmv1alpha1.ConditionWaiting, metav1.ConditionTrue, "ProjectNotFound", "project "+inc.Spec.ProjectRef.Name+" does not exist")
+			return ctrl.Result{}, nil
+		}
+		return ctrl.Result{}, err
+	}
+	promotion.EnsureStages(&inc.Status, project.Spec.Stages)
+	r.recordAcceptance(inc)
+	if promotion.Final(inc.Status.Phase) {
+		return ctrl.Result{}, nil
+	}
+
+	i := promotion.CurrentStage(&inc.Status)
+	if i < 0 {
+		return ctrl.Result{}, nil
+	}
+	stage := &inc.Status.Stages[i]
+	inc.Status.CurrentStage = stage.Name
+	last := i == len(inc.Status.Stages)-1
+
+	if i > 0 && stage.Phase == crmv1alpha1.StagePending {
+		// Gates of stages after the first: acceptance, a promotion request,
+		// sprint order, one promotion at a time.
+		if ok, res, err := r.gate(ctx, project, inc, stage, last); !ok || err != nil {
+			return res, err
+		}
+	}
+
+	env := &crmv1alpha1.Environment{}
+	if err := r.Get(ctx, types.NamespacedName{Namespace: inc.Namespace, Name: stage.Name}, env); err != nil {
+		if apierrors.IsNotFound(err) {
+			r.cond(inc, crmv1alpha1.ConditionWaiting, metav1.ConditionTrue, "EnvironmentNotFound", fmt.Sprintf("stage %s has no Environment %s", stage.Name, stage.Name))
+			return ctrl.Result{RequeueAfter: 30 * time.Second}, nil
+		}
+		return ctrl.Result{}, err
+	}
+	if i == 0 {
+		inc.Status.Phase = crmv1alpha1.IncrementDeploying
+	} else {
+		inc.Status.Phase = crmv1alpha1.IncrementPromoting
+	}
+	return r.step(ctx, project, inc, i, env, last)
+}
+
+// recordAcceptance copies the product owner's decision and identity, which
+// the API server's admission policies stamped into the annotation
+// crm.crmops.io/accepted-by: a value a client wrote into status is replaced.
+func (r *IncrementReconciler) recordAcceptance(inc *crmv1alpha1.Increment) {
+	acc := inc.Spec.Acceptance
+	by := inc.Annotations[crmv1alpha1.AnnotationAcceptedBy]
+	if acc == nil || by == "" {
+		inc.Status.AcceptedBy, inc.Status.AcceptedAt = "", nil
+		if acc == nil {
+			meta.RemoveStatusCondition(&inc.Status.Conditions, crmv1alpha1.ConditionAccepted)
+		}
+		return
+	}
+	if inc.Status.AcceptedBy != by || inc.Status.AcceptedAt == nil {
+		now := metav1.NewTime(r.now())
+		inc.Status.AcceptedAt = &now
+		if acc.Decision == crmv1alpha1.DecisionAccepted {
+			r.event(inc, corev1.EventTypeNormal, "Accepted", "accepted by %s", by)
+		} else {
+			r.event(inc, corev1.EventTypeWarning, "Rejected", "rejected by %s: %s", by, acc.Comment)
+		}
+	}
+	inc.Status.AcceptedBy = by
+	if acc.Decision == crmv1alpha1.DecisionAccepted {
+		r.cond(inc, crmv1alpha1.ConditionAccepted, metav1.ConditionTrue, "Accepted", "accepted by "+by)
+		return
+	}
+	r.cond(inc, crmv1alpha1.ConditionAccepted, metav1.ConditionFalse, "Rejected", fmt.Sprintf("rejected by %s: %s", by, acc.Comment))
+	if !promotion.Final(inc.Status.Phase) && !meta.IsStatusConditionTrue(inc.Status.Conditions, crmv1alpha1.ConditionPromoted) {
+		inc.Status.Phase = crmv1alpha1.IncrementRejected
+	}
+}
+
+// gate decides whether stage (index > 0) may start.
+func (r *IncrementReconciler) gate(ctx context.Context, project *crmv1alpha1.ImplementationProject, inc *crmv1alpha1.Increment, stage *crmv1alpha1.StageStatus, last bool) (bool, ctrl.Result, error) {
+	if !meta.IsStatusConditionTrue(inc.Status.Conditions, crmv1alpha1.ConditionAccepted) {
+		inc.Status.Phase = crmv1alpha1.IncrementAwaitingAcceptance
+		return false, ctrl.Result{}, nil
+	}
+	if !inc.Spec.AutoPromote && !inc.Spec.Promote {
+		inc.Status.Phase = crmv1alpha1.IncrementAwaitingPromotion
+		r.cond(inc, crmv1alpha1.ConditionWaiting, metav1.ConditionTrue, "AwaitingPromotion", "accepted; set spec.promote: true to promote to "+stage.Name)
+		return false, ctrl.Result{}, nil
+	}
+	if project.Spec.Paused {
+		r.cond(inc, crmv1alpha1.ConditionWaiting, metav1.ConditionTrue, "ProjectPaused", "the project is paused: promotions wait")
+		return false, ctrl.Result{}, nil
+	}
+	all := &crmv1alpha1.IncrementList{}
+	if err := r.List(ctx, all, client.InNamespace(inc.Namespace)); err != nil {
+		return false, ctrl.Result{}, err
+	}
+	if newer := promotion.NewerAccepted(inc, all.Items, last); newer != "" {
+		inc.Status.Phase = crmv1alpha1.IncrementSuperseded
+		r.cond(inc, crmv1alpha1.ConditionSuperseded, metav1.ConditionTrue, "Superseded", "a newer accepted increment, "+newer+", replaces this one")
+		r.event(inc, corev1.EventTypeNormal, "Superseded", "superseded by %s", newer)
+		return false, ctrl.Result{}, nil
+	}
+	if other := promotion.InFlight(inc, all.Items, stage.Name); other != "" {
+		r.cond(inc, crmv1alpha1.ConditionWaiting, metav1.ConditionTrue, "PromotionInProgress", fmt.Sprintf("increment %s is being promoted to %s", other, stage.Name))
+		return false, ctrl.Result{RequeueAfter: 15 * time.Second}, nil
+	}
+	return true, ctrl.Result{}, nil
+}
+
+// step performs the next step of stage i.
+func (r *IncrementReconciler) step(ctx context.Context, project *crmv1alpha1.ImplementationProject, inc *crmv1alpha1.Increment, i int, env *crmv1alpha1.Environment, last bool) (ctrl.Result, error) {
+	stage := &inc.Status.Stages[i]
+	now := metav1.NewTime(r.now())
+	switch stage.Phase {
+	case crmv1alpha1.StagePending:
+		stage.StartedAt = &now
+		meta.RemoveStatusCondition(&inc.Status.Conditions, crmv1alpha1.ConditionWaiting)
+		if last && i > 0 {
+			stage.Phase, stage.Message = crmv1alpha1.StageBackingUp, "taking a pre-promotion backup of "+env.Name
+		} else {
+			stage.Phase, stage.Message = crmv1alpha1.StageWaiting, ""
+		}
+		r.event(inc, corev1.EventTypeNormal, "StageStarted", "started on %s", stage.Name)
+		return ctrl.Result{}, nil
+
+	case crmv1alpha1.StageBackingUp:
+		return r.backUp(ctx, project, inc, stage, env)
+
+	case crmv1alpha1.StageWaiting:
+		if w := env.Spec.MaintenanceWindow; w != nil && i > 0 {
+			open, until, err := policy.InWindow(w, r.now())
+			if err != nil {
+				return ctrl.Result{}, r.fail(inc, stage, "InvalidWindow", err.Error())
+			}
+			if !open {
+				msg := fmt.Sprintf("waiting for the maintenance window of %s, which opens at %s", env.Name, until.UTC().Format(time.RFC3339))
+				stage.Message = msg
+				r.cond(inc, crmv1alpha1.ConditionWaiting, metav1.ConditionTrue, "MaintenanceWindow", msg)
+				return ctrl.Result{RequeueAfter: until.Sub(r.now())}, nil
+			}
+		}
+		meta.RemoveStatusCondition(&inc.Status.Conditions, crmv1alpha1.ConditionWaiting)
+		if inc.Spec.Migration != nil {
+			stage.Phase, stage.Message = crmv1alpha1.StageMigrating, "running the migration"
+		} else {
+			stage.Phase, stage.Message = crmv1alpha1.StageRollingOut, "rolling out"
+		}
+		return ctrl.Result{}, nil
+
+	case crmv1alpha1.StageMigrating:
+		return r.migrate(ctx, project, inc, stage, env)
+
+	case crmv1alpha1.StageRollingOut:
+		if stage.RolloutStartedAt == nil {
+			// Recorded before the rollout, so that a restart rolls back to
+			// what ran before, never to this increment.
+			stage.PreviousVersion, stage.PreviousImage = env.Spec.Version, env.Spec.Image
+			if stage.PreviousVersion == "" {
+				stage.PreviousVersion = env.Status.Version
+			}
+			stage.PreviousIncrement = env.Annotations[crmv1alpha1.AnnotationIncrement]
+			stage.RolloutStartedAt = &now
+			return ctrl.Result{}, nil
+		}
+		if err := r.setEnvironmentVersion(ctx, env, promotion.Version(inc), inc.Spec.Image, inc.Name); err != nil {
+			return ctrl.Result{}, err
+		}
+		stage.Phase, stage.Version, stage.Message = crmv1alpha1.StageVerifying, promotion.Version(inc), "verifying the rollout"
+		r.cond(inc, crmv1alpha1.ConditionDeployed, metav1.ConditionTrue, "RolledOut", fmt.Sprintf("%s rolled out to %s", promotion.Version(inc), env.Name))
+		r.event(inc, corev1.EventTypeNormal, "RolledOut", "rolled out to %s", env.Name)
+		return ctrl.Result{}, nil
+
+	case crmv1alpha1.StageVerifying:
+		return r.verify(ctx, inc, i, env, last)
+	}
+	return ctrl.Result{}, nil
+}
+
+func (r *IncrementReconciler) backUp(ctx context.Context, project *crmv1alpha1.ImplementationProject, inc *crmv1alpha1.Increment, stage *crmv1alpha1.StageStatus, env *crmv1alpha1.Environment) (ctrl.Result, error) {
+	name := resources.AgentJobName(inc.Name, "pre-"+env.Name)
+	if project.Spec.Backup == nil {
+		return ctrl.Result{}, r.fail(inc, stage, "NoBackupTarget", "production is never changed without a backup: project "+project.Name+" has no spec.backup")
+	}
+	if stage.Backup == "" {
+		b := &crmv1alpha1.Backup{
+			ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: inc.Namespace, Labels: map[string]string{
+				crmv1alpha1.LabelEnvironment: env.Name, crmv1alpha1.LabelBackupReason: string(crmv1alpha1.BackupPrePromotion)}},
+			Spec: crmv1alpha1.BackupSpec{EnvironmentRef: crmv1alpha1.LocalObjectReference{Name: env.Name}, Reason: crmv1alpha1.BackupPrePromotion, Increment: inc.Name},
+		}
+		// Created at most once: the name is fixed and recorded before anything else happens.
+		if err := r.Create(ctx, b); err != nil && !apierrors.IsAlreadyExists(err) {
+			return ctrl.Result{}, err
+		}
+		stage.Backup = name
+		r.event(inc, corev1.EventTypeNormal, "BackupStarted", "pre-promotion Backup %s of %s", name, env.Name)
+		return ctrl.Result{}, nil
+	}
+	b := &crmv1alpha1.Backup{}
+	if err := r.Get(ctx, types.NamespacedName{Namespace: inc.Namespace, Name: stage.Backup}, b); err != nil {
+		if apierrors.IsNotFound(err) {
+			return ctrl.Result{}, r.fail(inc, stage, "BackupMissing", "pre-promotion Backup "+stage.Backup+" was deleted")
+		}
+		return ctrl.Result{}, err
+	}
+	switch b.Status.Phase {
+	case crmv1alpha1.BackupCompleted:
+		r.cond(inc, crmv1alpha1.ConditionBackedUp, metav1.ConditionTrue, "BackupCompleted", fmt.Sprintf("Backup %s of %s completed (%s)", b.Name, env.Name, b.Status.Size))
+		stage.Phase, stage.Message = crmv1alpha1.StageWaiting, ""
+		return ctrl.Result{}, nil
+	case crmv1alpha1.BackupFailed:
+		r.cond(inc, crmv1alpha1.ConditionBackedUp, metav1.ConditionFalse, "BackupFailed", b.Status.Error)
+		return ctrl.Result{}, r.fail(inc, stage, "BackupFailed", "pre-promotion Backup "+b.Name+" failed: "+b.Status.Error+"; "+env.Name+" was not changed")
+	}
+	r.cond(inc, crmv1alpha1.ConditionBackedUp, metav1.ConditionFalse, "BackupRunning", "waiting for Backup "+b.Name)
+	return ctrl.Result{}, nil // the Backup watch brings us back
+}
+
+func (r *IncrementReconciler) migrate(ctx context.Context, project *crmv1alpha1.ImplementationProject, inc *crmv1alpha1.Increment, stage *crmv1alpha1.StageStatus, env *crmv1alpha1.Environment) (ctrl.Result, error) {
+	name := resources.AgentJobName(inc.Name, "migrate-"+env.Name)
+	job := &batchv1.Job{}
+	err := r.Get(ctx, types.NamespacedName{Namespace: inc.Namespace, Name: name}, job)
+	if apierrors.IsNotFound(err) {
+		if stage.MigrationJob != "" {
+			return ctrl.Result{}, r.fail(inc, stage, "MigrationJobMissing", "migration Job "+name+" disappeared; it is not run again")
+		}
+		profile, err := crm.For(project.Spec.Product)
+		if err != nil {
+			return ctrl.Result{}, r.fail(inc, stage, "InvalidProduct", err.Error())
+		}
+		in := &resources.EnvironmentInput{Project: project, Env: env.DeepCopy(), Profile: profile, Version: promotion.Version(inc)}
+		in.Env.Spec.Image = inc.Spec.Image
+		if ext := env.Spec.Database.External; ext != nil {
+			if in.External, err = readExternalDatabase(ctx, r.APIReader, env.Namespace, ext.SecretName, profile.Engine); err != nil {
+				return ctrl.Result{}, r.fail(inc, stage, "ExternalDatabaseInvalid", err.Error())
+			}
+		}
+		timeout := 30 * time.Minute
+		if d, err := policy.ParseDuration(inc.Spec.Migration.Timeout); err == nil && d > 0 {
+			timeout = d
+		}
+		job := resources.MigrationJob(in, name, inc.Spec.Migration.Command, int64(timeout.Seconds()))
+		if err := controllerutil.SetControllerReference(inc, job, r.Scheme()); err != nil {
+			return ctrl.Result{}, err
+		}
+		// Recorded with the Job's creation: a restart finds it and never runs it twice.
+		if err := r.Create(ctx, job); err != nil && !apierrors.IsAlreadyExists(err) {
+			return ctrl.Result{}, err
+		}
+		stage.MigrationJob = name
+		r.event(inc, corev1.EventTypeNormal, "MigrationStarted", "migration Job %s on %s", name, env.Name)
+		return ctrl.Result{}, nil
+	}
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	stage.MigrationJob = name
+	for _, c := range job.Status.Conditions {
+		if c.Status != corev1.ConditionTrue {
+			continue
+		}
+		switch c.Type {
+		case batchv1.JobComplete:
+			stage.Phase, stage.Message = crmv1alpha1.StageRollingOut, "migration done; rolling out"
+			r.event(inc, corev1.EventTypeNormal, "MigrationCompleted", "migration on %s completed", env.Name)
+			return ctrl.Result{}, nil
+		case batchv1.JobFailed:
+			// Nothing rolled out yet: the application still runs the previous version.
+			return ctrl.Result{}, r.fail(inc, stage, "MigrationFailed", fmt.Sprintf("migration Job %s failed on %s: %s", name, env.Name, c.Message))
+		}
+	}
+	return ctrl.Result{}, nil
+}
+
+func (r *IncrementReconciler) verify(ctx context.Context, inc *crmv1alpha1.Increment, i int, env *crmv1alpha1.Environment, last bool) (ctrl.Result, error) {
+	stage := &inc.Status.Stages[i]
+	if promotion.Healthy(env, inc) {
+		now := metav1.NewTime(r.now())
+		stage.Phase, stage.FinishedAt, stage.Message = crmv1alpha1.StageSucceeded, &now, "verified"
+		r.cond(inc, crmv1alpha1.ConditionVerified, metav1.ConditionTrue, "Verified", fmt.Sprintf("%s is Ready on %s", promotion.Version(inc), env.Name))
+		r.event(inc, corev1.EventTypeNormal, "Verified", "verified on %s", env.Name)
+		switch {
+		case last:
+			inc.Status.Phase = crmv1alpha1.IncrementPromoted
+			r.cond(inc, crmv1alpha1.ConditionPromoted, metav1.ConditionTrue, "Promoted", fmt.Sprintf("%s runs on %s", promotion.Version(inc), env.Name))
+			r.event(inc, corev1.EventTypeNormal, "Promoted", "promoted to %s", env.Name)
+		case meta.IsStatusConditionTrue(inc.Status.Conditions, crmv1alpha1.ConditionAccepted):
+			inc.Status.Phase = crmv1alpha1.IncrementAwaitingPromotion
+		default:
+			inc.Status.Phase = crmv1alpha1.IncrementAwaitingAcceptance
+		}
+		return ctrl.Result{}, nil
+	}
+	deadline := stage.RolloutStartedAt.Add(promotion.VerifyTimeout(inc))
+	if r.now().Before(deadline) {
+		return ctrl.Result{RequeueAfter: deadline.Sub(r.now())}, nil
+	}
+	reason := fmt.Sprintf("%s did not become Ready on %s within %s", promotion.Version(inc), env.Name, promotion.VerifyTimeout(inc))
+	if i == 0 {
+		return ctrl.Result{}, r.fail(inc, stage, "VerificationFailed", reason)
+	}
+	// Roll back to what ran before this increment.
+	if err := r.setEnvironmentVersion(ctx, env, stage.PreviousVersion, stage.PreviousImage, stage.PreviousIncrement); err != nil {
+		return ctrl.Result{}, err
+	}
+	now := metav1.NewTime(r.now())
+	stage.Phase, stage.FinishedAt, stage.Message = crmv1alpha1.StageRolledBack, &now, reason+"; rolled back to "+stage.PreviousVersion
+	inc.Status.Phase = crmv1alpha1.IncrementRolledBack
+	r.cond(inc, crmv1alpha1.ConditionVerified, metav1.ConditionFalse, "VerificationFailed", reason)
+	r.cond(inc, crmv1alpha1.ConditionRolledBack, metav1.ConditionTrue, "RolledBack", fmt.Sprintf("%s runs %s again", env.Name, stage.PreviousVersion))
+	r.cond(inc, crmv1alpha1.ConditionFailed, metav1.ConditionTrue, "VerificationFailed", reason)
+	r.event(inc, corev1.EventTypeWarning, "RolledBack", "%s; rolled back %s to %s", reason, env.Name, stage.PreviousVersion)
+	return ctrl.Result{}, nil
+}
+
+// setEnvironmentVersion points the environment at a version (and image),
+// recording the increment it runs. Idempotent.
+func (r *IncrementReconciler) setEnvironmentVersion(ctx context.Context, env *crmv1alpha1.Environment, version, image, increment string) error {
+	if env.Spec.Version == version && env.Spec.Image == image && env.Annotations[crmv1alpha1.AnnotationIncrement] == increment {
+		return nil
+	}
+	patch := client.MergeFrom(env.DeepCopy())
+	env.Spec.Version, env.Spec.Image = version, image
+	if env.Annotations == nil {
+		env.Annotations = map[string]string{}
+	}
+	env.Annotations[crmv1alpha1.AnnotationIncrement] = increment
+	return r.Patch(ctx, env, patch)
+}
+
+func (r *IncrementReconciler) fail(inc *crmv1alpha1.Increment, stage *crmv1alpha1.StageStatus, reason, msg string) error {
+	now := metav1.NewTime(r.now())
+	stage.Phase, stage.FinishedAt, stage.Message = crmv1alpha1.StageFailed, &now, msg
+	inc.Status.Phase = crmv1alpha1.IncrementFailed
+	r.cond(inc, crmv1alpha1.ConditionFailed, metav1.ConditionTrue, reason, msg)
+	r.event(inc, corev1.EventTypeWarning, reason, "%s", msg)
+	return nil
+}
+
+// SetupWithManager registers the reconciler. It follows the increment's
+// Backups and Jobs, and the environments it rolls out to.
 func (r *IncrementReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	return ctrl.NewControllerManagedBy(mgr).
-		For(&crmv1alpha1.Increment{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		For(&crmv1alpha1.Increment{}).
+		Owns(&batchv1.Job{}).
+		Watches(&crmv1alpha1.Backup{}, handler.EnqueueRequestsFromMapFunc(func(_ context.Context, o client.Object) []reconcile.Request {
+			b := o.(*crmv1alpha1.Backup)
+			if b.Spec.Increment == "" {
+				return nil
+			}
+			return []reconcile.Request{{NamespacedName: types.NamespacedName{Namespace: b.Namespace, Name: b.Spec.Increment}}}
+		})).
+		Watches(&crmv1alpha1.Environment{}, handler.EnqueueRequestsFromMapFunc(r.incrementsOfEnvironment)).
 		WithOptions(controller.Options{MaxConcurrentReconciles: r.MaxConcurrentReconciles}).
 		Complete(r)
+}
+
+// incrementsOfEnvironment wakes the increments in progress in its namespace.
+func (r *IncrementReconciler) incrementsOfEnvironment(ctx context.Context, obj client.Object) []reconcile.Request {
+	list := &crmv1alpha1.IncrementList{}
+	if err := r.List(ctx, list, client.InNamespace(obj.GetNamespace())); err != nil {
+		return nil
+	}
+	var reqs []reconcile.Request
+	for _, inc := range list.Items {
+		if !promotion.Final(inc.Status.Phase) {
+			reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&inc)})
+		}
+	}
+	return reqs
 }

@@ -72,7 +72,7 @@ func TestEveryKindRecordsObservedGeneration(t *testing.T) {
 	g.Expect(env.Status.Phase).To(Equal(crmv1alpha1.EnvironmentProvisioning))
 	g.Eventually(observedGeneration(ctx, inc, func() int64 { return inc.Status.ObservedGeneration })).
 		WithTimeout(20 * time.Second).Should(Equal(int64(1)))
-	g.Expect(inc.Status.Phase).To(Equal(crmv1alpha1.IncrementPending))
+	g.Expect(inc.Status.Phase).To(Equal(crmv1alpha1.IncrementDeploying), "the increment starts on its first stage at once")
 
 	// A spec change bumps the generation, and status follows it.
 	replicas := int32(2)

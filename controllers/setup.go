@@ -86,5 +86,8 @@ func SetupWithManager(mgr ctrl.Manager, opts Options) error {
 	}).SetupWithManager(mgr); err != nil {
 		return err
 	}
-	return (&IncrementReconciler{Client: c, MaxConcurrentReconciles: opts.MaxConcurrentReconciles}).SetupWithManager(mgr)
+	return (&IncrementReconciler{
+		Client: c, APIReader: mgr.GetAPIReader(), Recorder: mgr.GetEventRecorder("increment-controller"),
+		MaxConcurrentReconciles: opts.MaxConcurrentReconciles, Clock: opts.Clock,
+	}).SetupWithManager(mgr)
 }

@@ -30,3 +30,13 @@ func setCondition(conditions *[]metav1.Condition, generation int64, condType str
 		ObservedGeneration: generation,
 	})
 }
+
+// patchStatusLocked is patchStatusIfChanged with optimistic locking: a state
+// machine must not write a step decided on a stale copy; the conflict
+// requeues the reconcile with fresh data.
+func patchStatusLocked(ctx context.Context, c client.Client, obj, before client.Object, status, beforeStatus any) error {
+	if equality.Semantic.DeepEqual(status, beforeStatus) {
+		return nil
+	}
+	return c.Status().Patch(ctx, obj, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{}))
+}

@@ -14,6 +14,7 @@ import (
 
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
@@ -162,6 +163,37 @@ func operatorUser(testEnv *envtest.Environment, admin client.Client) (*rest.Conf
 	return u.Config(), nil
 }
 
+// installAdmissionPolicies applies config/admission, which the API server
+// then enforces for every request of the tests.
+func installAdmissionPolicies(admin client.Client) error {
+	files, err := filepath.Glob(filepath.Join("..", "config", "admission", "*.yaml"))
+	if err != nil {
+		return err
+	}
+	for _, f := range files {
+		if filepath.Base(f) == "kustomization.yaml" {
+			continue
+		}
+		data, err := os.ReadFile(f)
+		if err != nil {
+			return err
+		}
+		for _, doc := range strings.Split(string(data), "\n---\n") {
+			u := &unstructured.Unstructured{}
+			if err := yaml.Unmarshal([]byte(doc), &u.Object); err != nil {
+				return fmt.Errorf("%s: %w", f, err)
+			}
+			if len(u.Object) == 0 {
+				continue
+			}
+			if err := admin.Create(context.Background(), u); err != nil {
+				return fmt.Errorf("%s %s: %w", u.GetKind(), u.GetName(), err)
+			}
+		}
+	}
+	return nil
+}
+
 func run(m *testing.M, testEnv *envtest.Environment, cfg *rest.Config) int {
 	scheme := runtime.NewScheme()
 	_ = clientgoscheme.AddToScheme(scheme)
@@ -170,6 +202,10 @@ func run(m *testing.M, testEnv *envtest.Environment, cfg *rest.Config) int {
 	var err error
 	if k8s, err = client.New(cfg, client.Options{Scheme: scheme}); err != nil {
 		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	if err := installAdmissionPolicies(k8s); err != nil {
+		fmt.Fprintln(os.Stderr, "installing the admission policies:", err)
 		return 1
 	}
 	operatorCfg, err := operatorUser(testEnv, k8s)

@@ -156,6 +156,13 @@ type EnvironmentSpec struct {
 	// +kubebuilder:validation:Pattern=`^[A-Za-z0-9_][A-Za-z0-9_.-]*$`
 	// +optional
 	Version string `json:"version,omitempty"`
+	// Image runs this full image reference instead of the project's image at
+	// spec.version (an increment built as its own image). Production changes
+	// it, like spec.version, only through promotions.
+	// +kubebuilder:validation:MaxLength=512
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]+([._/:@-][A-Za-z0-9_]+)*$`
+	// +optional
+	Image string `json:"image,omitempty"`
 	// Replicas of the application. Defaults to 1.
 	// +kubebuilder:default=1
 	// +kubebuilder:validation:Minimum=0

@@ -20,6 +20,19 @@ const (
 	ConditionRolledBack = "RolledBack"
 	// ConditionFailed is True when the increment cannot go further.
 	ConditionFailed = "Failed"
+	// ConditionSuperseded is True when a newer accepted increment replaced this one.
+	ConditionSuperseded = "Superseded"
+	// ConditionWaiting is True while a promotion waits (maintenance window, another promotion).
+	ConditionWaiting = "Waiting"
+)
+
+// Annotations the admission policies and the operator use.
+const (
+	// AnnotationAcceptedBy is set by the API server's mutating admission
+	// policy to the user name that set spec.acceptance; clients cannot forge it.
+	AnnotationAcceptedBy = "crm.crmops.io/accepted-by"
+	// AnnotationIncrement on an Environment names the Increment it runs.
+	AnnotationIncrement = "crm.crmops.io/increment"
 )
 
 // AcceptanceDecision is a product owner's verdict on an increment.
@@ -33,7 +46,7 @@ const (
 )
 
 // IncrementPhase summarises where an increment is.
-// +kubebuilder:validation:Enum=Pending;Deploying;Verifying;AwaitingAcceptance;Promoting;Promoted;Rejected;RolledBack;Failed
+// +kubebuilder:validation:Enum=Pending;Deploying;Verifying;AwaitingAcceptance;AwaitingPromotion;Promoting;Promoted;Rejected;RolledBack;Failed;Superseded
 type IncrementPhase string
 
 // The increment phases.
@@ -42,6 +55,8 @@ const (
 	IncrementDeploying          IncrementPhase = "Deploying"
 	IncrementVerifying          IncrementPhase = "Verifying"
 	IncrementAwaitingAcceptance IncrementPhase = "AwaitingAcceptance"
+	IncrementAwaitingPromotion  IncrementPhase = "AwaitingPromotion"
+	IncrementSuperseded         IncrementPhase = "Superseded"
 	IncrementPromoting          IncrementPhase = "Promoting"
 	IncrementPromoted           IncrementPhase = "Promoted"
 	IncrementRejected           IncrementPhase = "Rejected"
@@ -163,6 +178,11 @@ type IncrementSpec struct {
 	// AutoPromote moves the increment on as soon as it is accepted.
 	// +optional
 	AutoPromote bool `json:"autoPromote,omitempty"`
+	// VerifyTimeout bounds the health check after a rollout; past it the
+	// rollout counts as failed and production is rolled back. Defaults to 10m.
+	// +kubebuilder:validation:XValidation:rule="!self.matches('^([0-9]+(h|m|s|ms))+$') || duration(self) >= duration('10s')",message="verifyTimeout must be at least 10s"
+	// +optional
+	VerifyTimeout Duration `json:"verifyTimeout,omitempty"`
 }
 
 // StageStatus is the increment's progress on one stage.
@@ -184,6 +204,24 @@ type StageStatus struct {
 	// Message explains the phase.
 	// +optional
 	Message string `json:"message,omitempty"`
+	// PreviousVersion is what the stage ran before, for a rollback.
+	// +optional
+	PreviousVersion string `json:"previousVersion,omitempty"`
+	// PreviousImage is the image override the stage ran before, if any.
+	// +optional
+	PreviousImage string `json:"previousImage,omitempty"`
+	// PreviousIncrement is the increment the stage ran before.
+	// +optional
+	PreviousIncrement string `json:"previousIncrement,omitempty"`
+	// Backup is the pre-promotion Backup of this stage.
+	// +optional
+	Backup string `json:"backup,omitempty"`
+	// MigrationJob ran the increment's migration on this stage.
+	// +optional
+	MigrationJob string `json:"migrationJob,omitempty"`
+	// RolloutStartedAt is when the new version was applied, for the verification deadline.
+	// +optional
+	RolloutStartedAt *metav1.Time `json:"rolloutStartedAt,omitempty"`
 }
 
 // IncrementStatus is what the operator observed of the increment.

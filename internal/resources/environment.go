@@ -477,8 +477,14 @@ func redisDeployment(in *EnvironmentInput, hib bool) *appsv1.Deployment {
 	}
 }
 
-// Image is the image the application runs at the input's version.
-func Image(in *EnvironmentInput) string { return crm.Image(in.Profile.Image, in.Version) }
+// Image is the image the application runs: spec.image, else the product's
+// image at the input's version.
+func Image(in *EnvironmentInput) string {
+	if in.Env.Spec.Image != "" {
+		return in.Env.Spec.Image
+	}
+	return crm.Image(in.Profile.Image, in.Version)
+}
 
 func appPodSpec(in *EnvironmentInput, conn crm.Connection, container corev1.Container) corev1.PodSpec {
 	vols, mounts := scratch(in.Profile.TmpPaths)
@@ -630,11 +636,15 @@ func appPDB(in *EnvironmentInput) *policyv1.PodDisruptionBudget {
 	}
 }
 
-// DesiredVersion is the version the environment's application runs.
-// Production keeps the version it runs once it has one: only promotions
-// change it. Other stages follow spec.version, then the project's version,
-// then the product's default.
+// DesiredVersion is the version the environment's application runs:
+// spec.version, then the project's version, then the product's default.
+// Production's spec.version changes only through promotions (admission
+// policy); production also keeps the version it runs when the project's
+// default moves on.
 func DesiredVersion(p *crmv1alpha1.ImplementationProject, env *crmv1alpha1.Environment, prof crm.Profile) string {
+	if env.Spec.Version != "" {
+		return env.Spec.Version
+	}
 	if env.Spec.Stage == crmv1alpha1.StageProduction && env.Status.Version != "" {
 		return env.Status.Version
 	}

@@ -245,7 +245,8 @@ func TestDesiredVersion(t *testing.T) {
 		{"project version", pinned, crmv1alpha1.StageTest, "", "", "17.0"},
 		{"environment version wins", pinned, crmv1alpha1.StageTest, "18.0", "17.0", "18.0"},
 		{"production starts at its spec", pinned, crmv1alpha1.StageProduction, "16.0", "", "16.0"},
-		{"production ignores spec changes once running", pinned, crmv1alpha1.StageProduction, "18.0", "17.0", "17.0"},
+		{"production follows its spec (changed only by promotions)", pinned, crmv1alpha1.StageProduction, "18.0", "17.0", "18.0"},
+		{"production keeps what it runs when the project default moves", pinned, crmv1alpha1.StageProduction, "", "16.0", "16.0"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

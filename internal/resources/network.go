@@ -18,7 +18,7 @@ var privateRanges = []string{"10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "1
 // appTier selects the application pods of an environment: the web
 // application and its components, not the database or Redis.
 func appTier(in *EnvironmentInput) *metav1.LabelSelector {
-	components := []string{ComponentApp}
+	components := []string{ComponentApp, ComponentMigration}
 	for _, c := range in.Profile.Components {
 		components = append(components, c.Name)
 	}

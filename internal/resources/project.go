@@ -123,6 +123,10 @@ func projectRBAC(p *crmv1alpha1.ImplementationProject, labels map[string]string)
 	// accept or reject them; the admission webhook limits which fields they change.
 	poRules := append(readRules(), rbacv1.PolicyRule{
 		APIGroups: []string{crmv1alpha1.GroupVersion.Group}, Resources: []string{"increments"}, Verbs: []string{"update", "patch"},
+	}, rbacv1.PolicyRule{
+		// A virtual subresource: the admission policy crm-increment-acceptance
+		// asks the authorizer for it before anyone changes spec.acceptance.
+		APIGroups: []string{crmv1alpha1.GroupVersion.Group}, Resources: []string{"increments/acceptance"}, Verbs: []string{"update"},
 	})
 	// Integrators manage Environments and Increments.
 	intRules := append(readRules(), rbacv1.PolicyRule{
