@@ -40,6 +40,8 @@ var (
 	written = &syncBuffer{}
 	// logs holds everything the operator logged.
 	logs = &syncBuffer{}
+	// env is the control plane, for impersonated users.
+	env *envtest.Environment
 	// clockOffset moves the operator's clock forward (schedules, retention).
 	clockOffset atomic.Int64
 )
@@ -75,6 +77,7 @@ func TestMain(m *testing.M) {
 		_ = testEnv.Stop() // Start may fail after launching etcd and kube-apiserver
 		os.Exit(1)
 	}
+	env = testEnv
 	code := run(m, testEnv, cfg)
 	if err := testEnv.Stop(); err != nil {
 		fmt.Fprintln(os.Stderr, "stopping the control plane:", err)
