@@ -98,9 +98,7 @@ func readyEnvironment(ctx context.Context, t *testing.T, p *crmv1alpha1.Implemen
 	env := newEnvironment(p.Name, name, stage)
 	g.Expect(k8s.Create(ctx, env)).To(Succeed())
 	g.Eventually(exists(ctx, &appsv1.StatefulSet{}, p.Name, resources.DatabaseName(name))).WithTimeout(wait).Should(Succeed())
-	g.Eventually(func(g Gomega) { markWorkloads(ctx, g, p.Name, name) }).WithTimeout(wait).Should(Succeed())
-	g.Eventually(condition(ctx, env, func() []metav1.Condition { return env.Status.Conditions }, crmv1alpha1.ConditionReady)).
-		WithTimeout(wait).Should(Equal(metav1.ConditionTrue))
+	markUntilReady(ctx, g, p.Name, name)
 	return env
 }
 

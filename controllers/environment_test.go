@@ -80,6 +80,18 @@ func updateEnvironment(ctx context.Context, g Gomega, env *crmv1alpha1.Environme
 	}).WithTimeout(wait).Should(Succeed())
 }
 
+// markUntilReady reports the environment's workloads ready until the
+// environment is Ready: a rollout the operator applies after one marking
+// needs another, as the kubelets would report it.
+func markUntilReady(ctx context.Context, g Gomega, ns, name string) {
+	g.Eventually(func(g Gomega) {
+		markWorkloads(ctx, g, ns, name)
+		e := &crmv1alpha1.Environment{}
+		g.Expect(k8s.Get(ctx, key(ns, name), e)).To(Succeed())
+		g.Expect(meta.IsStatusConditionTrue(e.Status.Conditions, crmv1alpha1.ConditionReady)).To(BeTrue())
+	}).WithTimeout(wait).WithPolling(300 * time.Millisecond).Should(Succeed())
+}
+
 func condition(ctx context.Context, obj client.Object, conds func() []metav1.Condition, typ string) func() metav1.ConditionStatus {
 	return func() metav1.ConditionStatus {
 		if err := k8s.Get(ctx, client.ObjectKeyFromObject(obj), obj); err != nil {
@@ -251,9 +263,7 @@ func TestEnvironmentLifecycle(t *testing.T) {
 			_ = k8s.Get(ctx, key(ns, "test-app"), d)
 			return ptr.Deref(d.Spec.Replicas, -1)
 		}).WithTimeout(wait).Should(Equal(int32(1)))
-		g.Eventually(func(g Gomega) { markWorkloads(ctx, g, ns, "test") }).WithTimeout(wait).Should(Succeed())
-		g.Eventually(condition(ctx, env, func() []metav1.Condition { return env.Status.Conditions }, crmv1alpha1.ConditionReady)).
-			WithTimeout(wait).Should(Equal(metav1.ConditionTrue))
+		markUntilReady(ctx, g, ns, "test")
 	})
 
 	t.Run("a new version rolls a test environment", func(t *testing.T) {
