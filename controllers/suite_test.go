@@ -18,9 +18,11 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
+	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
+	"sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
@@ -216,33 +218,56 @@ func run(m *testing.M, testEnv *envtest.Environment, cfg *rest.Config) int {
 		fmt.Fprintln(os.Stderr, "setting up the operator's RBAC:", err)
 		return 1
 	}
-	mgr, err := ctrl.NewManager(operatorCfg, ctrl.Options{
-		Scheme:                 scheme,
-		Cache:                  controllers.CacheOptions(),
-		NewClient:              countWrites,
-		Metrics:                metricsserver.Options{BindAddress: "0"},
-		HealthProbeBindAddress: "0",
-	})
-	if err != nil {
+	newManager = func() (ctrl.Manager, error) {
+		mgr, err := ctrl.NewManager(operatorCfg, ctrl.Options{
+			Scheme:                 scheme,
+			Cache:                  controllers.CacheOptions(),
+			NewClient:              countWrites,
+			Metrics:                metricsserver.Options{BindAddress: "0"},
+			HealthProbeBindAddress: "0",
+			// Tests restart the manager in-process.
+			Controller: config.Controller{SkipNameValidation: ptr.To(true)},
+		})
+		if err != nil {
+			return nil, err
+		}
+		return mgr, controllers.SetupWithManager(mgr, controllers.Options{MaxConcurrentReconciles: 4, AgentImage: "registry.example.com/crm-operator:test", Clock: operatorClock})
+	}
+	if err := startManager(); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	if err := controllers.SetupWithManager(mgr, controllers.Options{MaxConcurrentReconciles: 4, AgentImage: "registry.example.com/crm-operator:test", Clock: operatorClock}); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- mgr.Start(ctx) }()
 	code := m.Run()
 	// A missing RBAC marker shows up as a refused request in the log.
 	if strings.Contains(logs.String(), "is forbidden") {
 		fmt.Fprintln(os.Stderr, "FAIL: the operator was refused a request: its generated RBAC lacks a rule")
 		code = 1
 	}
-	cancel()
-	if err := <-done; err != nil {
-		fmt.Fprintln(os.Stderr, "manager:", err)
-	}
+	stopManager()
 	return code
+}
+
+var (
+	newManager  func() (ctrl.Manager, error)
+	stopManager = func() {}
+)
+
+// startManager runs a new manager with every controller; stopManager stops
+// it as a shutdown would (tests use it to restart mid-promotion).
+func startManager() error {
+	mgr, err := newManager()
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- mgr.Start(ctx) }()
+	stopManager = func() {
+		cancel()
+		if err := <-done; err != nil {
+			fmt.Fprintln(os.Stderr, "manager:", err)
+		}
+		stopManager = func() {}
+	}
+	return nil
 }

@@ -1,0 +1,196 @@
+package controllers_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	. "github.com/onsi/gomega"
+	batchv1 "k8s.io/api/batch/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	crmv1alpha1 "github.com/crmops/crm-operator/api/v1alpha1"
+	"github.com/crmops/crm-operator/internal/agent"
+	"github.com/crmops/crm-operator/internal/resources"
+)
+
+// verifiedOnTest creates an increment and plays its rollout on test until it
+// awaits acceptance.
+func verifiedOnTest(ctx context.Context, t *testing.T, ns, name string, sprint int32, version string, mutate func(*crmv1alpha1.Increment)) *crmv1alpha1.Increment {
+	t.Helper()
+	g := NewWithT(t)
+	inc := &crmv1alpha1.Increment{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
+		Spec:       crmv1alpha1.IncrementSpec{ProjectRef: crmv1alpha1.ProjectReference{Name: ns}, Sprint: sprint, Version: version},
+	}
+	if mutate != nil {
+		mutate(inc)
+	}
+	g.Expect(k8s.Create(ctx, inc)).To(Succeed())
+	if inc.Spec.Migration != nil {
+		job := resources.AgentJobName(name, "migrate-test")
+		g.Eventually(exists(ctx, &batchv1.Job{}, ns, job)).WithTimeout(wait).Should(Succeed())
+		g.Eventually(func(g Gomega) { completeJob(ctx, g, ns, job, true) }).WithTimeout(wait).Should(Succeed())
+	}
+	g.Eventually(envVersion(ctx, ns, "test")).WithTimeout(wait).Should(Equal(version))
+	markRolledOut(ctx, g, ns, "test", version)
+	g.Eventually(incPhase(ctx, inc)).WithTimeout(wait).Should(Equal(crmv1alpha1.IncrementAwaitingAcceptance))
+	return inc
+}
+
+func accept(ctx context.Context, t *testing.T, po client.Client, inc *crmv1alpha1.Increment) {
+	t.Helper()
+	NewWithT(t).Expect(updateIncrement(ctx, po, inc, func(i *crmv1alpha1.Increment) {
+		i.Spec.Acceptance = &crmv1alpha1.Acceptance{Decision: crmv1alpha1.DecisionAccepted}
+	})).To(Succeed())
+}
+
+func finishPreBackup(ctx context.Context, g Gomega, ns, inc string) {
+	pre := &crmv1alpha1.Backup{}
+	name := resources.AgentJobName(inc, "pre-production")
+	g.Eventually(exists(ctx, pre, ns, name)).WithTimeout(wait).Should(Succeed())
+	g.Eventually(backupPhase(ctx, pre)).WithTimeout(wait).Should(Equal(crmv1alpha1.BackupRunning))
+	g.Eventually(func(g Gomega) {
+		finishJob(ctx, g, ns, pre.Status.JobName, agent.Result{Location: "s3://crm-backups/" + ns + "/production/" + name, Size: 1}, true)
+	}).WithTimeout(wait).Should(Succeed())
+}
+
+func TestPromotionRules(t *testing.T) {
+	ctx := context.Background()
+	p := backupProject("rules", 20)
+	createProject(ctx, t, p)
+	ns := p.Name
+	readyEnvironment(ctx, t, p, "test", crmv1alpha1.StageTest)
+	prod := readyEnvironment(ctx, t, p, "production", crmv1alpha1.StageProduction)
+	po := userClient(t, "po@customer.example")
+
+	t.Run("a rejection with a comment stops the increment", func(t *testing.T) {
+		g := NewWithT(t)
+		inc := verifiedOnTest(ctx, t, ns, "sprint-1", 1, "18.1", func(i *crmv1alpha1.Increment) { i.Spec.AutoPromote = true })
+		g.Expect(updateIncrement(ctx, po, inc, func(i *crmv1alpha1.Increment) {
+			i.Spec.Acceptance = &crmv1alpha1.Acceptance{Decision: crmv1alpha1.DecisionRejected, Comment: "quotes lose their discount"}
+		})).To(Succeed())
+		g.Eventually(incPhase(ctx, inc)).WithTimeout(wait).Should(Equal(crmv1alpha1.IncrementRejected))
+		c := meta.FindStatusCondition(inc.Status.Conditions, crmv1alpha1.ConditionAccepted)
+		g.Expect(c).NotTo(BeNil())
+		g.Expect(c.Status).To(Equal(metav1.ConditionFalse))
+		g.Expect(c.Message).To(ContainSubstring("quotes lose their discount"))
+		g.Expect(inc.Status.AcceptedBy).To(Equal("po@customer.example"))
+		g.Consistently(envVersion(ctx, ns, "production")).WithTimeout(time.Second).Should(Equal(""))
+	})
+
+	t.Run("the maintenance window holds the promotion until it opens", func(t *testing.T) {
+		g := NewWithT(t)
+		// A one-hour window that opened 90 minutes ago: closed now, opens in 22.5 hours.
+		opens := time.Now().UTC().Add(-90 * time.Minute)
+		updateEnvironment(ctx, g, prod, func() {
+			prod.Spec.MaintenanceWindow = &crmv1alpha1.MaintenanceWindow{
+				Schedule: crmv1alpha1.CronSchedule(opens.Format("4 15 * * *")), Duration: "1h",
+			}
+		})
+		inc := verifiedOnTest(ctx, t, ns, "sprint-2", 2, "18.2", func(i *crmv1alpha1.Increment) { i.Spec.AutoPromote = true })
+		accept(ctx, t, po, inc)
+		finishPreBackup(ctx, g, ns, "sprint-2")
+		g.Eventually(func() string {
+			_ = k8s.Get(ctx, client.ObjectKeyFromObject(inc), inc)
+			if c := meta.FindStatusCondition(inc.Status.Conditions, crmv1alpha1.ConditionWaiting); c != nil && c.Status == metav1.ConditionTrue {
+				return c.Message
+			}
+			return ""
+		}).WithTimeout(wait).Should(ContainSubstring("maintenance window of production, which opens at " + opens.Add(24*time.Hour).Truncate(time.Minute).Format(time.RFC3339)))
+		g.Consistently(envVersion(ctx, ns, "production")).WithTimeout(time.Second).Should(Equal(""))
+
+		// The operator's clock reaches the window: the promotion proceeds.
+		clockOffset.Store(int64(22*time.Hour + 31*time.Minute))
+		t.Cleanup(func() { clockOffset.Store(0) })
+		// Any change wakes the increment (its requeue is set for the real window).
+		g.Expect(updateIncrement(ctx, k8s, inc, func(i *crmv1alpha1.Increment) {
+			i.Annotations = map[string]string{"wake": "1", crmv1alpha1.AnnotationAcceptedBy: i.Annotations[crmv1alpha1.AnnotationAcceptedBy]}
+		})).To(Succeed())
+		g.Eventually(envVersion(ctx, ns, "production")).WithTimeout(wait).Should(Equal("18.2"))
+		markRolledOut(ctx, g, ns, "production", "18.2")
+		g.Eventually(incPhase(ctx, inc)).WithTimeout(wait).Should(Equal(crmv1alpha1.IncrementPromoted))
+		clockOffset.Store(0)
+		updateEnvironment(ctx, g, prod, func() { prod.Spec.MaintenanceWindow = nil })
+	})
+
+	t.Run("sprint order: a newer accepted increment supersedes an older one", func(t *testing.T) {
+		g := NewWithT(t)
+		older := verifiedOnTest(ctx, t, ns, "sprint-3", 3, "18.3", nil)
+		accept(ctx, t, po, older)
+		newer := verifiedOnTest(ctx, t, ns, "sprint-4", 4, "18.4", func(i *crmv1alpha1.Increment) { i.Spec.AutoPromote = true })
+		accept(ctx, t, po, newer)
+		finishPreBackup(ctx, g, ns, "sprint-4")
+		g.Eventually(envVersion(ctx, ns, "production")).WithTimeout(wait).Should(Equal("18.4"))
+		markRolledOut(ctx, g, ns, "production", "18.4")
+		g.Eventually(incPhase(ctx, newer)).WithTimeout(wait).Should(Equal(crmv1alpha1.IncrementPromoted))
+
+		// Promoting the older one now would replace a newer version on production.
+		g.Expect(updateIncrement(ctx, k8s, older, func(i *crmv1alpha1.Increment) { i.Spec.Promote = true })).To(Succeed())
+		g.Eventually(incPhase(ctx, older)).WithTimeout(wait).Should(Equal(crmv1alpha1.IncrementSuperseded))
+		g.Expect(meta.IsStatusConditionTrue(older.Status.Conditions, crmv1alpha1.ConditionSuperseded)).To(BeTrue())
+		g.Expect(envVersion(ctx, ns, "production")()).To(Equal("18.4"))
+		g.Expect(k8s.Get(ctx, key(ns, resources.AgentJobName("sprint-3", "pre-production")), &crmv1alpha1.Backup{})).NotTo(Succeed())
+	})
+
+	t.Run("a manager restarted mid-promotion backs up and migrates exactly once", func(t *testing.T) {
+		g := NewWithT(t)
+		inc := verifiedOnTest(ctx, t, ns, "sprint-5", 5, "18.5", func(i *crmv1alpha1.Increment) {
+			i.Spec.AutoPromote = true
+			i.Spec.Migration = &crmv1alpha1.Migration{Command: []string{"odoo", "-u", "all", "--stop-after-init"}}
+		})
+		accept(ctx, t, po, inc)
+		pre := &crmv1alpha1.Backup{}
+		preName := resources.AgentJobName("sprint-5", "pre-production")
+		g.Eventually(exists(ctx, pre, ns, preName)).WithTimeout(wait).Should(Succeed())
+		g.Eventually(backupPhase(ctx, pre)).WithTimeout(wait).Should(Equal(crmv1alpha1.BackupRunning))
+
+		// Stopped while the backup runs; the backup finishes meanwhile.
+		stopManager()
+		g.Eventually(func(g Gomega) {
+			finishJob(ctx, g, ns, pre.Status.JobName, agent.Result{Location: "s3://x/" + preName, Size: 1}, true)
+		}).WithTimeout(wait).Should(Succeed())
+		g.Expect(startManager()).To(Succeed())
+
+		migrate := resources.AgentJobName("sprint-5", "migrate-production")
+		g.Eventually(exists(ctx, &batchv1.Job{}, ns, migrate)).WithTimeout(wait).Should(Succeed())
+		// Stopped while the migration runs; it completes meanwhile.
+		stopManager()
+		g.Eventually(func(g Gomega) { completeJob(ctx, g, ns, migrate, true) }).WithTimeout(wait).Should(Succeed())
+		g.Expect(startManager()).To(Succeed())
+
+		g.Eventually(envVersion(ctx, ns, "production")).WithTimeout(wait).Should(Equal("18.5"))
+		markRolledOut(ctx, g, ns, "production", "18.5")
+		g.Eventually(incPhase(ctx, inc)).WithTimeout(wait).Should(Equal(crmv1alpha1.IncrementPromoted))
+
+		backups := &crmv1alpha1.BackupList{}
+		g.Expect(k8s.List(ctx, backups, client.InNamespace(ns))).To(Succeed())
+		n := 0
+		for _, b := range backups.Items {
+			if b.Spec.Increment == "sprint-5" {
+				n++
+			}
+		}
+		g.Expect(n).To(Equal(1), "pre-promotion backups of sprint-5")
+		jobs := &batchv1.JobList{}
+		g.Expect(k8s.List(ctx, jobs, client.InNamespace(ns), client.MatchingLabels{resources.LabelComponent: resources.ComponentMigration})).To(Succeed())
+		runs := 0
+		for _, j := range jobs.Items {
+			if metav1.IsControlledBy(&j, inc) {
+				runs++
+			}
+		}
+		g.Expect(runs).To(Equal(2), "one migration on test, one on production")
+		backupJobs := &batchv1.JobList{}
+		g.Expect(k8s.List(ctx, backupJobs, client.InNamespace(ns))).To(Succeed())
+		agentRuns := 0
+		for _, j := range backupJobs.Items {
+			if j.Name == resources.AgentJobName(preName, "backup") {
+				agentRuns++
+			}
+		}
+		g.Expect(agentRuns).To(Equal(1))
+	})
+}
