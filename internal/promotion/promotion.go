@@ -3,6 +3,7 @@
 package promotion
 
 import (
+	"strings"
 	"time"
 
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -100,12 +101,17 @@ func NewerAccepted(inc *crmv1alpha1.Increment, all []crmv1alpha1.Increment, last
 	return ""
 }
 
-// Version is what the increment rolls out: its version, or its image's tag or digest.
+// Version is what the increment rolls out, as an Environment's spec.version:
+// its version, or its image's tag, or its image's digest as "sha256-<hex>"
+// (a version may not contain ':').
 func Version(inc *crmv1alpha1.Increment) string {
 	if inc.Spec.Version != "" {
 		return inc.Spec.Version
 	}
 	img := inc.Spec.Image
+	if at := strings.LastIndex(img, "@"); at >= 0 {
+		return strings.ReplaceAll(img[at+1:], ":", "-")
+	}
 	for i := len(img) - 1; i >= 0; i-- {
 		switch img[i] {
 		case '@', ':':
