@@ -122,6 +122,30 @@ func (r *IncrementReconciler) reconcileNormal(ctx context.Context, inc *crmv1alp
 	return r.step(ctx, project, inc, i, env, last)
 }
 
+// restoreAfterRollback restores the stage's pre-promotion backup when a
+// migration ran and the project asks for it; it returns the Restore's name.
+func (r *IncrementReconciler) restoreAfterRollback(ctx context.Context, project *crmv1alpha1.ImplementationProject, inc *crmv1alpha1.Increment, stage *crmv1alpha1.StageStatus) (string, error) {
+	if !project.Spec.RestoreDatabaseOnRollback || stage.MigrationJob == "" || stage.Backup == "" {
+		return "", nil
+	}
+	rs := &crmv1alpha1.Restore{
+		ObjectMeta: metav1.ObjectMeta{Name: resources.AgentJobName(inc.Name, "rollback-"+stage.Name), Namespace: inc.Namespace},
+		Spec: crmv1alpha1.RestoreSpec{
+			BackupRef:      crmv1alpha1.LocalObjectReference{Name: stage.Backup},
+			EnvironmentRef: crmv1alpha1.LocalObjectReference{Name: stage.Name},
+			// The project's policy is the confirmation.
+			Confirm: stage.Name,
+		},
+	}
+	if err := controllerutil.SetControllerReference(inc, rs, r.Scheme()); err != nil {
+		return "", err
+	}
+	if err := r.Create(ctx, rs); err != nil && !apierrors.IsAlreadyExists(err) {
+		return "", err
+	}
+	return rs.Name, nil
+}
+
 // recordAcceptance copies the product owner's decision and identity, which
 // the API server's admission policies stamped into the annotation
 // crm.crmops.io/accepted-by: a value a client wrote into status is replaced.
@@ -251,7 +275,7 @@ func (r *IncrementReconciler) step(ctx context.Context, project *crmv1alpha1.Imp
 		return ctrl.Result{}, nil
 
 	case crmv1alpha1.StageVerifying:
-		return r.verify(ctx, inc, i, env, last)
+		return r.verify(ctx, project, inc, i, env, last)
 	}
 	return ctrl.Result{}, nil
 }
@@ -351,7 +375,7 @@ func (r *IncrementReconciler) migrate(ctx context.Context, project *crmv1alpha1.
 	return ctrl.Result{}, nil
 }
 
-func (r *IncrementReconciler) verify(ctx context.Context, inc *crmv1alpha1.Increment, i int, env *crmv1alpha1.Environment, last bool) (ctrl.Result, error) {
+func (r *IncrementReconciler) verify(ctx context.Context, project *crmv1alpha1.ImplementationProject, inc *crmv1alpha1.Increment, i int, env *crmv1alpha1.Environment, last bool) (ctrl.Result, error) {
 	stage := &inc.Status.Stages[i]
 	if promotion.Healthy(env, inc) {
 		now := metav1.NewTime(r.now())
@@ -381,6 +405,13 @@ func (r *IncrementReconciler) verify(ctx context.Context, inc *crmv1alpha1.Incre
 	// Roll back to what ran before this increment.
 	if err := r.setEnvironmentVersion(ctx, env, stage.PreviousVersion, stage.PreviousImage, stage.PreviousIncrement); err != nil {
 		return ctrl.Result{}, err
+	}
+	restore, err := r.restoreAfterRollback(ctx, project, inc, stage)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	if restore != "" {
+		reason += "; the database is restored from " + stage.Backup + " by Restore " + restore
 	}
 	now := metav1.NewTime(r.now())
 	stage.Phase, stage.FinishedAt, stage.Message = crmv1alpha1.StageRolledBack, &now, reason+"; rolled back to "+stage.PreviousVersion
@@ -422,6 +453,7 @@ func (r *IncrementReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&crmv1alpha1.Increment{}).
 		Owns(&batchv1.Job{}).
+		Owns(&crmv1alpha1.Restore{}).
 		Watches(&crmv1alpha1.Backup{}, handler.EnqueueRequestsFromMapFunc(func(_ context.Context, o client.Object) []reconcile.Request {
 			b := o.(*crmv1alpha1.Backup)
 			if b.Spec.Increment == "" {

@@ -193,4 +193,31 @@ func TestPromotionRules(t *testing.T) {
 		}
 		g.Expect(agentRuns).To(Equal(1))
 	})
+
+	t.Run("a rollback after a migration restores the pre-promotion backup when the project says so", func(t *testing.T) {
+		g := NewWithT(t)
+		g.Eventually(func() error {
+			if err := k8s.Get(ctx, key("", ns), p); err != nil {
+				return err
+			}
+			p.Spec.RestoreDatabaseOnRollback = true
+			return k8s.Update(ctx, p)
+		}).WithTimeout(wait).Should(Succeed())
+		inc := verifiedOnTest(ctx, t, ns, "sprint-6", 6, "18.6", func(i *crmv1alpha1.Increment) {
+			i.Spec.AutoPromote, i.Spec.VerifyTimeout = true, "10s"
+			i.Spec.Migration = &crmv1alpha1.Migration{Command: []string{"odoo", "-u", "all", "--stop-after-init"}}
+		})
+		accept(ctx, t, po, inc)
+		finishPreBackup(ctx, g, ns, "sprint-6")
+		migrate := resources.AgentJobName("sprint-6", "migrate-production")
+		g.Eventually(exists(ctx, &batchv1.Job{}, ns, migrate)).WithTimeout(wait).Should(Succeed())
+		g.Eventually(func(g Gomega) { completeJob(ctx, g, ns, migrate, true) }).WithTimeout(wait).Should(Succeed())
+		g.Eventually(envVersion(ctx, ns, "production")).WithTimeout(wait).Should(Equal("18.6"))
+		g.Eventually(incPhase(ctx, inc)).WithTimeout(40 * time.Second).Should(Equal(crmv1alpha1.IncrementRolledBack))
+		g.Expect(envVersion(ctx, ns, "production")()).To(Equal("18.5"))
+		rs := &crmv1alpha1.Restore{}
+		g.Expect(k8s.Get(ctx, key(ns, resources.AgentJobName("sprint-6", "rollback-production")), rs)).To(Succeed())
+		g.Expect(rs.Spec.BackupRef.Name).To(Equal(resources.AgentJobName("sprint-6", "pre-production")))
+		g.Expect(rs.Spec.Confirm).To(Equal("production"))
+	})
 }

@@ -322,6 +322,12 @@ type ImplementationProjectSpec struct {
 	// project; running environments keep running.
 	// +optional
 	Paused bool `json:"paused,omitempty"`
+	// RestoreDatabaseOnRollback restores the pre-promotion backup when a
+	// promotion whose migration already ran is rolled back, so that the
+	// previous version finds the schema it expects. Writes since the backup
+	// are lost, so it is off unless the project asks for it.
+	// +optional
+	RestoreDatabaseOnRollback bool `json:"restoreDatabaseOnRollback,omitempty"`
 }
 
 // EnvironmentSummary is one environment as the project status shows it.
