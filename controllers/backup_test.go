@@ -174,6 +174,7 @@ func TestBackupRunsTheAgentAndRecordsItsResult(t *testing.T) {
 		}
 		g.Expect(k8s.Create(ctx, hb)).To(Succeed())
 		g.Eventually(dbReplicas).WithTimeout(wait).Should(Equal(int32(1)))
+		g.Eventually(backupPhase(ctx, hb)).WithTimeout(wait).Should(Equal(crmv1alpha1.BackupPending))
 		g.Consistently(backupPhase(ctx, hb)).WithTimeout(time.Second).Should(Equal(crmv1alpha1.BackupPending), "the Job waits for the database")
 		g.Eventually(func(g Gomega) { markWorkloads(ctx, g, ns, "sleeper") }).WithTimeout(wait).Should(Succeed())
 		g.Eventually(backupPhase(ctx, hb)).WithTimeout(wait).Should(Equal(crmv1alpha1.BackupRunning))
