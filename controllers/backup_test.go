@@ -64,23 +64,7 @@ func finishJob(ctx context.Context, g Gomega, ns, name string, res agent.Result,
 	}
 	g.Expect(k8s.Status().Update(ctx, pod)).To(Succeed())
 
-	start := metav1.NewTime(now.Add(-time.Minute))
-	job.Status.StartTime = &start
-	if succeeded {
-		job.Status.Succeeded = 1
-		job.Status.CompletionTime = &now
-		job.Status.Conditions = []batchv1.JobCondition{
-			{Type: batchv1.JobSuccessCriteriaMet, Status: corev1.ConditionTrue, LastTransitionTime: now},
-			{Type: batchv1.JobComplete, Status: corev1.ConditionTrue, LastTransitionTime: now},
-		}
-	} else {
-		job.Status.Failed = 3
-		job.Status.Conditions = []batchv1.JobCondition{
-			{Type: batchv1.JobFailureTarget, Status: corev1.ConditionTrue, Reason: "BackoffLimitExceeded", LastTransitionTime: now},
-			{Type: batchv1.JobFailed, Status: corev1.ConditionTrue, Reason: "BackoffLimitExceeded", Message: "Job has reached the specified backoff limit", LastTransitionTime: now},
-		}
-	}
-	g.Expect(k8s.Status().Update(ctx, job)).To(Succeed())
+	completeJob(ctx, g, ns, name, succeeded)
 }
 
 func backupPhase(ctx context.Context, b *crmv1alpha1.Backup) func() crmv1alpha1.BackupPhase {

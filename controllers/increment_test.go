@@ -39,7 +39,7 @@ func userClient(t *testing.T, name string) client.Client {
 	return c
 }
 
-// completeJob plays the Job controller for a Job that needs no result.
+// completeJob plays the Job controller: the Job's final conditions.
 func completeJob(ctx context.Context, g Gomega, ns, name string, succeeded bool) {
 	job := &batchv1.Job{}
 	g.Expect(k8s.Get(ctx, key(ns, name), job)).To(Succeed())
@@ -56,7 +56,7 @@ func completeJob(ctx context.Context, g Gomega, ns, name string, succeeded bool)
 		job.Status.Failed = 1
 		job.Status.Conditions = []batchv1.JobCondition{
 			{Type: batchv1.JobFailureTarget, Status: corev1.ConditionTrue, Reason: "BackoffLimitExceeded", LastTransitionTime: now},
-			{Type: batchv1.JobFailed, Status: corev1.ConditionTrue, Reason: "BackoffLimitExceeded", Message: "migration exited 1", LastTransitionTime: now},
+			{Type: batchv1.JobFailed, Status: corev1.ConditionTrue, Reason: "BackoffLimitExceeded", Message: "Job has reached the specified backoff limit", LastTransitionTime: now},
 		}
 	}
 	g.Expect(k8s.Status().Update(ctx, job)).To(Succeed())

@@ -162,6 +162,12 @@ func startMariaDB() *server {
 	cmd := exec.Command(mariadbd, "--no-defaults", "--datadir="+data, "--user=root", "--socket="+filepath.Join(dir, "sock"),
 		"--port="+strconv.Itoa(s.port), "--bind-address=127.0.0.1", "--skip-log-bin", "--innodb-flush-log-at-trx-commit=0",
 		"--log-error="+filepath.Join(dir, "log"))
+	return s.run(cmd, 60*time.Second)
+}
+
+// run starts the server process, arranges its stop (which also removes its
+// directory) and waits until it listens.
+func (s *server) run(cmd *exec.Cmd, timeout time.Duration) *server {
 	if err := cmd.Start(); err != nil {
 		s.skipWhy = err.Error()
 		return s
@@ -169,9 +175,9 @@ func startMariaDB() *server {
 	s.stop = func() {
 		_ = cmd.Process.Kill()
 		_ = cmd.Wait()
-		os.RemoveAll(dir)
+		os.RemoveAll(s.dir)
 	}
-	if err := waitPort(s.port, 60*time.Second); err != nil {
+	if err := waitPort(s.port, timeout); err != nil {
 		s.skipWhy = err.Error()
 	}
 	return s
@@ -198,20 +204,7 @@ func startS3() *server {
 		return s
 	}
 	cmd := exec.Command(bin, "--port", fmt.Sprintf("127.0.0.1:%d", s.port), "--access", s3Key, "--secret", s3Secret, "posix", dir)
-	cmd.Stdout, cmd.Stderr = nil, nil
-	if err := cmd.Start(); err != nil {
-		s.skipWhy = err.Error()
-		return s
-	}
-	s.stop = func() {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-		os.RemoveAll(dir)
-	}
-	if err := waitPort(s.port, 30*time.Second); err != nil {
-		s.skipWhy = err.Error()
-	}
-	return s
+	return s.run(cmd, 30*time.Second)
 }
 
 func (s *server) store(t testing.TB, prefix string) Store {
