@@ -21,7 +21,7 @@ manifests: controller-gen ## Generate CRDs and RBAC from the markers.
 		output:crd:artifacts:config=config/crd/bases output:rbac:artifacts:config=config/rbac
 	cp config/crd/bases/*.yaml charts/crm-operator/crds/
 	cp config/rbac/role.yaml charts/crm-operator/files/role.yaml
-	cp config/admission/increment_acceptance.yaml config/admission/production_version.yaml charts/crm-operator/templates/
+	cp config/admission/increment_acceptance.yaml config/admission/production_version.yaml config/admission/gdpr_environment.yaml charts/crm-operator/templates/
 
 .PHONY: generate
 generate: controller-gen ## Generate deepcopy code.

@@ -22,6 +22,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	crmv1alpha1 "github.com/crmops/crm-operator/api/v1alpha1"
+	"github.com/crmops/crm-operator/internal/policy"
 	"github.com/crmops/crm-operator/internal/resources"
 )
 
@@ -112,6 +113,8 @@ func (r *ImplementationProjectReconciler) reconcileNormal(ctx context.Context, p
 		return err
 	}
 
+	r.recordCompliance(project, envs.Items)
+
 	switch {
 	case len(summaries) == 0:
 		setCondition(&project.Status.Conditions, project.Generation, crmv1alpha1.ConditionReady, metav1.ConditionFalse, "NoEnvironments",
@@ -124,6 +127,34 @@ func (r *ImplementationProjectReconciler) reconcileNormal(ctx context.Context, p
 			fmt.Sprintf("%d environments ready", len(summaries)))
 	}
 	return nil
+}
+
+// recordCompliance lists on the Compliant condition (and in an Event when it
+// changes) the objects that break the project's GDPR policy: ones admitted
+// before the policy was tightened. Nothing is changed or deleted for it.
+func (r *ImplementationProjectReconciler) recordCompliance(project *crmv1alpha1.ImplementationProject, envs []crmv1alpha1.Environment) {
+	var own []crmv1alpha1.Environment
+	for _, e := range envs {
+		if e.Spec.ProjectRef.Name == project.Name {
+			own = append(own, e)
+		}
+	}
+	violations := policy.Violations(project, own)
+	// A copy: setCondition changes the condition in place.
+	var before *metav1.Condition
+	if c := meta.FindStatusCondition(project.Status.Conditions, crmv1alpha1.ConditionCompliant); c != nil {
+		cp := *c
+		before = &cp
+	}
+	if len(violations) == 0 {
+		setCondition(&project.Status.Conditions, project.Generation, crmv1alpha1.ConditionCompliant, metav1.ConditionTrue, "Compliant", "every environment satisfies the GDPR policy")
+		return
+	}
+	msg := strings.Join(violations, "; ")
+	setCondition(&project.Status.Conditions, project.Generation, crmv1alpha1.ConditionCompliant, metav1.ConditionFalse, "PolicyViolations", msg)
+	if before == nil || before.Message != msg {
+		r.Recorder.Eventf(project, nil, corev1.EventTypeWarning, "PolicyViolations", "Audit", "%s", msg)
+	}
 }
 
 // recordDeliveries derives what production runs and the delivered hours from
@@ -178,7 +209,7 @@ func (r *ImplementationProjectReconciler) reconcileDelete(ctx context.Context, p
 		}
 	}
 	if len(retained) > 0 {
-		before := project.DeepCopy()
+		before := project.DeepCopy() // a copy: the condition below changes in place
 		msg := fmt.Sprintf("deletion waits: environments %s keep their data (deletionPolicy Retain); delete them first or set deletionPolicy: Delete",
 			strings.Join(retained, ", "))
 		setCondition(&project.Status.Conditions, project.Generation, crmv1alpha1.ConditionReady, metav1.ConditionFalse, "DeletionBlocked", msg)

@@ -14,7 +14,6 @@ import (
 
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
@@ -30,6 +29,7 @@ import (
 
 	crmv1alpha1 "github.com/crmops/crm-operator/api/v1alpha1"
 	"github.com/crmops/crm-operator/controllers"
+	"github.com/crmops/crm-operator/test/fixtures"
 )
 
 var (
@@ -168,37 +168,6 @@ func operatorUser(testEnv *envtest.Environment, admin client.Client) (*rest.Conf
 	return u.Config(), nil
 }
 
-// installAdmissionPolicies applies config/admission, which the API server
-// then enforces for every request of the tests.
-func installAdmissionPolicies(admin client.Client) error {
-	files, err := filepath.Glob(filepath.Join("..", "config", "admission", "*.yaml"))
-	if err != nil {
-		return err
-	}
-	for _, f := range files {
-		if filepath.Base(f) == "kustomization.yaml" {
-			continue
-		}
-		data, err := os.ReadFile(f)
-		if err != nil {
-			return err
-		}
-		for _, doc := range strings.Split(string(data), "\n---\n") {
-			u := &unstructured.Unstructured{}
-			if err := yaml.Unmarshal([]byte(doc), &u.Object); err != nil {
-				return fmt.Errorf("%s: %w", f, err)
-			}
-			if len(u.Object) == 0 {
-				continue
-			}
-			if err := admin.Create(context.Background(), u); err != nil {
-				return fmt.Errorf("%s %s: %w", u.GetKind(), u.GetName(), err)
-			}
-		}
-	}
-	return nil
-}
-
 func run(m *testing.M, testEnv *envtest.Environment, cfg *rest.Config) int {
 	scheme := runtime.NewScheme()
 	_ = clientgoscheme.AddToScheme(scheme)
@@ -209,7 +178,7 @@ func run(m *testing.M, testEnv *envtest.Environment, cfg *rest.Config) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	if err := installAdmissionPolicies(k8s); err != nil {
+	if err := fixtures.InstallAdmissionPolicies(context.Background(), k8s, filepath.Join("..", "config", "admission")); err != nil {
 		fmt.Fprintln(os.Stderr, "installing the admission policies:", err)
 		return 1
 	}

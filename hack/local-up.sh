@@ -35,7 +35,7 @@ fi
 # The CRDs may be newer than the running control plane's: apply them again.
 kubectl --kubeconfig "$kubeconfig" apply --server-side --force-conflicts -f config/crd/bases >/dev/null
 step "CRDs: applied ($(kubectl --kubeconfig "$kubeconfig" get crd -o name | grep -c crmops.io) crm.crmops.io kinds)"
-kubectl --kubeconfig "$kubeconfig" apply --server-side --force-conflicts -f config/admission/increment_acceptance.yaml -f config/admission/production_version.yaml >/dev/null
+kubectl --kubeconfig "$kubeconfig" apply --server-side --force-conflicts -f config/admission/increment_acceptance.yaml -f config/admission/production_version.yaml -f config/admission/gdpr_environment.yaml >/dev/null
 step "admission policies: applied (product-owner acceptance, production versions)"
 
 if alive manager; then

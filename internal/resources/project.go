@@ -12,6 +12,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	crmv1alpha1 "github.com/crmops/crm-operator/api/v1alpha1"
+	gdpr "github.com/crmops/crm-operator/internal/policy"
 )
 
 // Names of the project-level objects in the project namespace.
@@ -48,7 +49,9 @@ func ProjectObjects(p *crmv1alpha1.ImplementationProject) (desired, absent []cli
 	nsLabels["pod-security.kubernetes.io/warn"] = "restricted"
 
 	desired = append(desired,
-		&corev1.Namespace{TypeMeta: typeMeta("v1", "Namespace"), ObjectMeta: meta(ns, "", nsLabels)},
+		&corev1.Namespace{TypeMeta: typeMeta("v1", "Namespace"), ObjectMeta: metav1.ObjectMeta{
+			Name: ns, Labels: nsLabels, Annotations: gdpr.NamespaceAnnotations(p),
+		}},
 		&corev1.LimitRange{
 			TypeMeta:   typeMeta("v1", "LimitRange"),
 			ObjectMeta: meta(ProjectLimitRangeName, ns, labels),

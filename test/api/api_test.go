@@ -29,6 +29,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	crmv1alpha1 "github.com/crmops/crm-operator/api/v1alpha1"
+	"github.com/crmops/crm-operator/test/fixtures"
 )
 
 var (
@@ -53,6 +54,10 @@ func TestMain(m *testing.M) {
 	_ = crmv1alpha1.AddToScheme(scheme)
 	if k8s, err = client.New(cfg, client.Options{Scheme: scheme}); err != nil {
 		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	if err := fixtures.InstallAdmissionPolicies(context.Background(), k8s, filepath.Join("..", "..", "config", "admission")); err != nil {
+		fmt.Fprintln(os.Stderr, "installing the admission policies:", err)
 		os.Exit(1)
 	}
 	code := m.Run()
