@@ -176,6 +176,8 @@ func (r *IncrementReconciler) recordAcceptance(inc *crmv1alpha1.Increment) {
 	r.cond(inc, crmv1alpha1.ConditionAccepted, metav1.ConditionFalse, "Rejected", fmt.Sprintf("rejected by %s: %s", by, acc.Comment))
 	if !promotion.Final(inc.Status.Phase) && !meta.IsStatusConditionTrue(inc.Status.Conditions, crmv1alpha1.ConditionPromoted) {
 		inc.Status.Phase = crmv1alpha1.IncrementRejected
+		// Failed too, so that a pipeline waiting for Promoted stops early.
+		r.cond(inc, crmv1alpha1.ConditionFailed, metav1.ConditionTrue, "Rejected", fmt.Sprintf("rejected by %s: %s", by, acc.Comment))
 	}
 }
 
@@ -201,6 +203,7 @@ func (r *IncrementReconciler) gate(ctx context.Context, project *crmv1alpha1.Imp
 	if newer := promotion.NewerAccepted(inc, all.Items, last); newer != "" {
 		inc.Status.Phase = crmv1alpha1.IncrementSuperseded
 		r.cond(inc, crmv1alpha1.ConditionSuperseded, metav1.ConditionTrue, "Superseded", "a newer accepted increment, "+newer+", replaces this one")
+		r.cond(inc, crmv1alpha1.ConditionFailed, metav1.ConditionTrue, "Superseded", "superseded by "+newer+": it will not reach "+stage.Name)
 		r.event(inc, corev1.EventTypeNormal, "Superseded", "superseded by %s", newer)
 		return false, ctrl.Result{}, nil
 	}

@@ -78,6 +78,7 @@ func TestPromotionRules(t *testing.T) {
 		g.Expect(c.Status).To(Equal(metav1.ConditionFalse))
 		g.Expect(c.Message).To(ContainSubstring("quotes lose their discount"))
 		g.Expect(inc.Status.AcceptedBy).To(Equal("po@customer.example"))
+		g.Expect(meta.IsStatusConditionTrue(inc.Status.Conditions, crmv1alpha1.ConditionFailed)).To(BeTrue(), "a pipeline waiting for Promoted must be able to stop")
 		g.Consistently(envVersion(ctx, ns, "production")).WithTimeout(time.Second).Should(Equal(""))
 	})
 
@@ -131,6 +132,7 @@ func TestPromotionRules(t *testing.T) {
 		g.Expect(updateIncrement(ctx, k8s, older, func(i *crmv1alpha1.Increment) { i.Spec.Promote = true })).To(Succeed())
 		g.Eventually(incPhase(ctx, older)).WithTimeout(wait).Should(Equal(crmv1alpha1.IncrementSuperseded))
 		g.Expect(meta.IsStatusConditionTrue(older.Status.Conditions, crmv1alpha1.ConditionSuperseded)).To(BeTrue())
+		g.Expect(meta.IsStatusConditionTrue(older.Status.Conditions, crmv1alpha1.ConditionFailed)).To(BeTrue())
 		g.Expect(envVersion(ctx, ns, "production")()).To(Equal("18.4"))
 		g.Expect(k8s.Get(ctx, key(ns, resources.AgentJobName("sprint-3", "pre-production")), &crmv1alpha1.Backup{})).NotTo(Succeed())
 	})
