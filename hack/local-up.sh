@@ -36,7 +36,7 @@ fi
 kubectl --kubeconfig "$kubeconfig" apply --server-side --force-conflicts -f config/crd/bases >/dev/null
 step "CRDs: applied ($(kubectl --kubeconfig "$kubeconfig" get crd -o name | grep -c crmops.io) crm.crmops.io kinds)"
 kubectl --kubeconfig "$kubeconfig" apply --server-side --force-conflicts -f config/admission/increment_acceptance.yaml -f config/admission/production_version.yaml -f config/admission/gdpr_environment.yaml >/dev/null
-step "admission policies: applied (product-owner acceptance, production versions)"
+step "admission policies: applied (product-owner acceptance, production versions, GDPR)"
 
 if alive manager; then
 	step "manager: already running (pid $(cat "$dir/manager.pid"))"
