@@ -8,12 +8,16 @@
 //	crm-agent restore --name N [flags]         verify every object, then replace database and files
 //	crm-agent verify  --name N [flags]         check the manifest and every checksum
 //	crm-agent delete  --name N [flags]         delete a backup's objects, manifest first
+//	crm-agent anonymize --product P [flags]    pseudonymize personal data of a restored copy in place,
+//	                                           switch off its outgoing mail and scheduled jobs
 //
 // Secrets come from the environment: DB_PASSWORD, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY.
 package main
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
@@ -54,7 +58,7 @@ func main() {
 var terminationLog string
 
 func usage() {
-	fmt.Fprintln(os.Stderr, "usage: crm-agent install DIR | backup|restore|verify|delete --name NAME [flags]")
+	fmt.Fprintln(os.Stderr, "usage: crm-agent install DIR | backup|restore|verify|delete --name NAME [flags] | anonymize --product P [flags]")
 	os.Exit(2)
 }
 
@@ -93,12 +97,29 @@ func run(ctx context.Context, cmd string, args []string) (agent.Result, error) {
 	if err := fs.Parse(args); err != nil {
 		return agent.Result{}, err
 	}
-	if name == "" {
-		return agent.Result{}, errors.New("--name is required")
-	}
 	db.Password = os.Getenv("DB_PASSWORD")
 	if db.Port == 0 {
 		db.Port = map[string]int{"postgresql": 5432, "mariadb": 3306}[db.Engine]
+	}
+	if cmd == "anonymize" {
+		// A fresh random salt per copy unless one is given: pseudonyms stay
+		// consistent inside the copy but cannot be linked across copies.
+		salt := os.Getenv("ANONYMIZE_SALT")
+		if salt == "" {
+			b := make([]byte, 24)
+			if _, err := rand.Read(b); err != nil {
+				return agent.Result{}, err
+			}
+			salt = hex.EncodeToString(b)
+		}
+		res, err := agent.Anonymize(ctx, db, product, salt)
+		if err != nil {
+			return agent.Result{}, err
+		}
+		return agent.Result{Location: fmt.Sprintf("%s/%s", db.Host, db.Name), Size: int64(len(res.Columns))}, nil
+	}
+	if name == "" {
+		return agent.Result{}, errors.New("--name is required")
 	}
 	var store agent.Store
 	if volume != "" {

@@ -254,6 +254,10 @@ func sql(t testing.TB, d Database, statements string) string {
 func createDatabase(t testing.TB, s *server, name string) Database {
 	t.Helper()
 	admin := s.db(map[string]string{"postgresql": "postgres", "mariadb": "mysql"}[s.engine])
-	sql(t, admin, "CREATE DATABASE "+name)
+	stmt := "CREATE DATABASE " + name
+	if s.engine == "mariadb" {
+		stmt += " CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci" // as EspoCRM and SuiteCRM require
+	}
+	sql(t, admin, stmt)
 	return s.db(name)
 }

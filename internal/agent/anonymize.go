@@ -1,0 +1,144 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os/exec"
+	"sort"
+	"strings"
+
+	crmv1alpha1 "github.com/crmops/crm-operator/api/v1alpha1"
+	"github.com/crmops/crm-operator/internal/crm"
+)
+
+// query runs one statement with the engine's client and returns its rows as
+// tab-separated fields.
+func query(ctx context.Context, d Database, statement string) ([][]string, error) {
+	var cmd = d.command(ctx, "mariadb", "--host", d.Host, "--port", fmt.Sprint(d.Port), "--user", d.User, "--protocol=tcp",
+		"--batch", "--skip-column-names", "-e", statement, d.Name)
+	if d.Engine == "postgresql" {
+		cmd = d.command(ctx, "psql", "--host", d.Host, "--port", fmt.Sprint(d.Port), "--username", d.User, "--dbname", d.Name,
+			"--no-psqlrc", "--quiet", "--tuples-only", "--no-align", "--field-separator=\t", "--set", "ON_ERROR_STOP=1", "-c", statement)
+	}
+	out, err := cmd.Output()
+	if err != nil {
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			return nil, fmt.Errorf("%s: %w: %s", cmd.Args[0], err, strings.TrimSpace(lastLines(string(ee.Stderr), 12)))
+		}
+		return nil, fmt.Errorf("%s: %w", cmd.Args[0], err)
+	}
+	var rows [][]string
+	for _, line := range strings.Split(strings.TrimRight(string(out), "\n"), "\n") {
+		if line != "" {
+			rows = append(rows, strings.Split(line, "\t"))
+		}
+	}
+	return rows, nil
+}
+
+// pseudonym is SQL common to PostgreSQL and MariaDB that replaces a value by
+// a deterministic pseudonym: the same original gives the same result in
+// every table, so that relations and duplicates stay consistent, while the
+// salt keeps it from being reversed by hashing guesses.
+func pseudonym(kind crm.PersonalData, column, salt string) string {
+	h := func(n int) string {
+		return fmt.Sprintf("SUBSTRING(MD5(CONCAT('%s', LOWER(%s))), 1, %d)", salt, column, n)
+	}
+	var expr string
+	switch kind {
+	case crm.Email:
+		expr = fmt.Sprintf("CONCAT('person-', %s, '@example.invalid')", h(12))
+	case crm.Name:
+		expr = fmt.Sprintf("CONCAT('Person ', %s)", h(8))
+	case crm.Phone:
+		expr = fmt.Sprintf("CONCAT('+000', %s)", h(10))
+	case crm.Address:
+		expr = fmt.Sprintf("CONCAT('Street ', %s)", h(6))
+	default:
+		expr = fmt.Sprintf("CONCAT('[anonymized ', %s, ']')", h(8))
+	}
+	return fmt.Sprintf("CASE WHEN %s IS NULL OR %s = '' THEN %s ELSE %s END", column, column, column, expr)
+}
+
+// AnonymizeResult tells what was rewritten.
+type AnonymizeResult struct {
+	Columns  []string `json:"columns"`
+	Disabled int      `json:"disabled"`
+}
+
+// Anonymize rewrites the personal data of a product's database in place
+// (a copy of production restored into another environment) and switches
+// off outgoing mail and scheduled jobs there. Columns the schema lacks are
+// skipped; everything runs in one transaction.
+func Anonymize(ctx context.Context, d Database, product, salt string) (AnonymizeResult, error) {
+	rules, ok := crm.AnonymizationFor(crmProduct(product))
+	if !ok {
+		return AnonymizeResult{}, fmt.Errorf("no anonymization rules for product %q", product)
+	}
+	if strings.ContainsAny(salt, `'\`) || len(salt) < 16 {
+		return AnonymizeResult{}, fmt.Errorf("the anonymization salt must be at least 16 characters without quotes")
+	}
+	schema := "DATABASE()"
+	if d.Engine == "postgresql" {
+		schema = "current_schema()"
+	}
+	rows, err := query(ctx, d, "SELECT table_name, column_name FROM information_schema.columns WHERE table_schema = "+schema)
+	if err != nil {
+		return AnonymizeResult{}, fmt.Errorf("reading the schema: %w", err)
+	}
+	present := map[string]bool{}
+	tables := map[string]bool{}
+	for _, r := range rows {
+		if len(r) == 2 {
+			present[r[0]+"."+r[1]] = true
+			tables[r[0]] = true
+		}
+	}
+	byTable := map[string][]string{}
+	var res AnonymizeResult
+	for _, c := range rules.Columns {
+		if !present[c.Table+"."+c.Column] {
+			continue
+		}
+		col := quoteIdent(d.Engine, c.Column)
+		byTable[c.Table] = append(byTable[c.Table], fmt.Sprintf("%s = %s", col, pseudonym(c.Kind, col, salt)))
+		res.Columns = append(res.Columns, c.Table+"."+c.Column)
+	}
+	names := make([]string, 0, len(byTable))
+	for t := range byTable {
+		names = append(names, t)
+	}
+	sort.Strings(names)
+	var stmts []string
+	for _, t := range names {
+		stmts = append(stmts, fmt.Sprintf("UPDATE %s SET %s", quoteIdent(d.Engine, t), strings.Join(byTable[t], ", ")))
+	}
+	for _, s := range rules.Disable {
+		if table := strings.Fields(s)[1]; tables[table] {
+			stmts = append(stmts, s)
+			res.Disabled++
+		}
+	}
+	script := "START TRANSACTION;\n" + strings.Join(stmts, ";\n") + ";\nCOMMIT;"
+	if d.Engine == "postgresql" {
+		script = "BEGIN;\n" + strings.Join(stmts, ";\n") + ";\nCOMMIT;"
+	}
+	if len(stmts) == 0 {
+		return res, fmt.Errorf("none of the product's personal-data columns exist in database %s", d.Name)
+	}
+	if _, err := query(ctx, d, script); err != nil {
+		return AnonymizeResult{}, fmt.Errorf("anonymizing: %w", err)
+	}
+	return res, nil
+}
+
+func quoteIdent(engine, name string) string {
+	if engine == "postgresql" {
+		return `"` + name + `"`
+	}
+	return "`" + name + "`"
+}
+
+func crmProduct(p string) crmv1alpha1.ProductName { return crmv1alpha1.ProductName(p) }

@@ -1,0 +1,82 @@
+package crm
+
+import (
+	crmv1alpha1 "github.com/crmops/crm-operator/api/v1alpha1"
+)
+
+// PersonalData is the kind of personal data a column holds; it picks the
+// pseudonym that replaces it.
+type PersonalData string
+
+// The kinds of personal data.
+const (
+	Name    PersonalData = "name"
+	Email   PersonalData = "email"
+	Phone   PersonalData = "phone"
+	Address PersonalData = "address"
+	Text    PersonalData = "text"
+)
+
+// Column is one column of a product's database holding personal data.
+type Column struct {
+	Table, Column string
+	Kind          PersonalData
+}
+
+// Anonymization says how to anonymize a copy of a product's database: the
+// columns to pseudonymize and the statements that switch off outgoing mail
+// and scheduled jobs in the copy. Tables or columns a version lacks are skipped.
+type Anonymization struct {
+	Columns []Column
+	// Disable are statements run after the columns are rewritten.
+	Disable []string
+}
+
+// AnonymizationFor returns the rules of a product; custom products have none.
+func AnonymizationFor(p crmv1alpha1.ProductName) (Anonymization, bool) {
+	a, ok := anonymizations[p]
+	return a, ok
+}
+
+var anonymizations = map[crmv1alpha1.ProductName]Anonymization{
+	// EspoCRM's schema (MariaDB, snake_case): people in contact, lead, account
+	// and user; e-mail addresses and phone numbers in their own tables linked
+	// to entities; free text in note.post, email bodies and descriptions.
+	// Mail accounts and scheduled jobs have a status column.
+	crmv1alpha1.ProductEspoCRM: {
+		Columns: []Column{
+			{"contact", "first_name", Name}, {"contact", "last_name", Name}, {"contact", "description", Text},
+			{"contact", "address_street", Address}, {"contact", "address_city", Address}, {"contact", "address_postal_code", Address},
+			{"lead", "first_name", Name}, {"lead", "last_name", Name}, {"lead", "account_name", Name}, {"lead", "description", Text},
+			{"lead", "address_street", Address}, {"lead", "address_city", Address},
+			{"account", "description", Text}, {"account", "billing_address_street", Address},
+			{"email_address", "name", Email}, {"email_address", "lower", Email},
+			{"phone_number", "name", Phone}, {"phone_number", "numeric", Phone},
+			{"note", "post", Text},
+			{"email", "name", Text}, {"email", "body", Text}, {"email", "body_plain", Text}, {"email", "from_string", Email},
+		},
+		Disable: []string{
+			"UPDATE scheduled_job SET status = 'Inactive'",
+			"UPDATE inbound_email SET status = 'Inactive'",
+			"UPDATE email_account SET status = 'Inactive'",
+		},
+	},
+	// Odoo's schema (PostgreSQL): partners (people and companies) in
+	// res_partner, leads in crm_lead, chatter in mail_message; outgoing mail
+	// servers in ir_mail_server, scheduled actions in ir_cron.
+	crmv1alpha1.ProductOdoo: {
+		Columns: []Column{
+			{"res_partner", "name", Name}, {"res_partner", "complete_name", Name}, {"res_partner", "email", Email},
+			{"res_partner", "phone", Phone}, {"res_partner", "mobile", Phone}, {"res_partner", "street", Address},
+			{"res_partner", "street2", Address}, {"res_partner", "city", Address}, {"res_partner", "zip", Address},
+			{"res_partner", "comment", Text}, {"res_partner", "vat", Text},
+			{"crm_lead", "contact_name", Name}, {"crm_lead", "partner_name", Name}, {"crm_lead", "email_from", Email},
+			{"crm_lead", "phone", Phone}, {"crm_lead", "description", Text}, {"crm_lead", "street", Address},
+			{"mail_message", "body", Text}, {"mail_message", "email_from", Email}, {"mail_message", "subject", Text},
+		},
+		Disable: []string{
+			"UPDATE ir_mail_server SET active = false",
+			"UPDATE ir_cron SET active = false",
+		},
+	},
+}
