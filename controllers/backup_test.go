@@ -344,4 +344,38 @@ func TestRestore(t *testing.T) {
 		g.Eventually(condition(ctx, env, func() []metav1.Condition { return env.Status.Conditions }, crmv1alpha1.ConditionReady)).
 			WithTimeout(wait).Should(Equal(metav1.ConditionTrue))
 	})
+
+	t.Run("a copy of production is anonymized before the application starts", func(t *testing.T) {
+		g := NewWithT(t)
+		env := newEnvironment(ns, "copy", crmv1alpha1.StageTest)
+		env.Spec.Bootstrap = &crmv1alpha1.Bootstrap{FromBackup: crmv1alpha1.BackupSource{Name: "prod-copy"}, Anonymize: true}
+		g.Expect(k8s.Create(ctx, env)).To(Succeed())
+		rs := &crmv1alpha1.Restore{}
+		g.Eventually(exists(ctx, rs, ns, controllers.BootstrapRestoreName("copy"))).WithTimeout(wait).Should(Succeed())
+		g.Eventually(func(g Gomega) { markWorkloads(ctx, g, ns, "copy") }).WithTimeout(wait).Should(Succeed())
+		restoreJob := resources.AgentJobName(rs.Name, "restore")
+		g.Eventually(exists(ctx, &batchv1.Job{}, ns, restoreJob)).WithTimeout(wait).Should(Succeed())
+		g.Eventually(func(g Gomega) {
+			finishJob(ctx, g, ns, restoreJob, agent.Result{Location: "s3://crm-backups/restores/production/prod-copy", Size: 1024}, true)
+		}).WithTimeout(wait).Should(Succeed())
+
+		anon := &batchv1.Job{}
+		g.Eventually(exists(ctx, anon, ns, controllers.AnonymizeJobName("copy"))).WithTimeout(wait).Should(Succeed())
+		g.Expect(strings.Join(anon.Spec.Template.Spec.Containers[0].Command, " ")).To(ContainSubstring("crm-agent anonymize"))
+		g.Expect(strings.Join(anon.Spec.Template.Spec.Containers[0].Command, " ")).To(ContainSubstring("--product odoo"))
+		app := &appsv1.Deployment{}
+		g.Expect(k8s.Get(ctx, key(ns, "copy-app"), app)).To(Succeed())
+		g.Expect(ptr.Deref(app.Spec.Replicas, -1)).To(BeZero(), "the application must not see the copy before it is anonymized")
+
+		g.Eventually(func(g Gomega) {
+			finishJob(ctx, g, ns, anon.Name, agent.Result{Location: "copy-db/crm", Size: 12}, true)
+		}).WithTimeout(wait).Should(Succeed())
+		g.Eventually(condition(ctx, env, func() []metav1.Condition { return env.Status.Conditions }, crmv1alpha1.ConditionAnonymized)).
+			WithTimeout(wait).Should(Equal(metav1.ConditionTrue))
+		g.Eventually(func() int32 {
+			_ = k8s.Get(ctx, key(ns, "copy-app"), app)
+			return ptr.Deref(app.Spec.Replicas, -1)
+		}).WithTimeout(wait).Should(Equal(int32(1)))
+		markUntilReady(ctx, g, ns, "copy")
+	})
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -221,6 +222,12 @@ func (r *EnvironmentReconciler) bootstrap(ctx context.Context, env *crmv1alpha1.
 	}
 	switch rs.Status.Phase {
 	case crmv1alpha1.RestoreCompleted:
+		if env.Spec.Bootstrap.Anonymize {
+			done, err := r.anonymize(ctx, env)
+			if err != nil || !done {
+				return false, err
+			}
+		}
 		setCondition(&env.Status.Conditions, gen, crmv1alpha1.ConditionBootstrapped, metav1.ConditionTrue, "Restored",
 			fmt.Sprintf("restored Backup %s", env.Spec.Bootstrap.FromBackup.Name))
 		r.Recorder.Eventf(env, nil, corev1.EventTypeNormal, "Bootstrapped", "Bootstrap", "environment filled from Backup %s", env.Spec.Bootstrap.FromBackup.Name)
@@ -231,4 +238,54 @@ func (r *EnvironmentReconciler) bootstrap(ctx context.Context, env *crmv1alpha1.
 		setCondition(&env.Status.Conditions, gen, crmv1alpha1.ConditionBootstrapped, metav1.ConditionFalse, "Restoring", rs.Status.Message)
 	}
 	return false, nil
+}
+
+// AnonymizeJobName names the Job that anonymizes a bootstrapped copy.
+func AnonymizeJobName(env string) string { return resources.AgentJobName(env, "anonymize") }
+
+// anonymize runs crm-agent anonymize on the restored copy before anything
+// else sees it; it reports whether the copy is anonymized.
+func (r *EnvironmentReconciler) anonymize(ctx context.Context, env *crmv1alpha1.Environment) (bool, error) {
+	gen := env.Generation
+	job := &batchv1.Job{}
+	err := r.Get(ctx, client.ObjectKey{Namespace: env.Namespace, Name: AnonymizeJobName(env.Name)}, job)
+	if apierrors.IsNotFound(err) {
+		in, err := loadEnvironmentInput(ctx, r.Client, r.APIReader, env.Namespace, env.Name)
+		if err != nil {
+			return false, err
+		}
+		job, err := resources.AgentJob(resources.AgentJobInput{
+			EnvironmentInput: in, Command: "anonymize", JobName: AnonymizeJobName(env.Name), BackupName: env.Spec.Bootstrap.FromBackup.Name, AgentImage: r.AgentImage,
+		})
+		if err != nil {
+			return false, err
+		}
+		if err := controllerutil.SetControllerReference(env, job, r.Scheme()); err != nil {
+			return false, err
+		}
+		if err := r.Create(ctx, job); err != nil && !apierrors.IsAlreadyExists(err) {
+			return false, err
+		}
+		setCondition(&env.Status.Conditions, gen, crmv1alpha1.ConditionAnonymized, metav1.ConditionFalse, "Anonymizing", "crm-agent anonymizes the restored copy in Job "+job.Name)
+		r.Recorder.Eventf(env, nil, corev1.EventTypeNormal, "Anonymizing", "Anonymize", "anonymizing the copy of Backup %s", env.Spec.Bootstrap.FromBackup.Name)
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	done, res, why := jobOutcome(ctx, r.Client, job)
+	switch {
+	case !done:
+		return false, nil
+	case res.Error != "" || why != "":
+		msg := "anonymization failed: " + res.Error + why
+		setCondition(&env.Status.Conditions, gen, crmv1alpha1.ConditionAnonymized, metav1.ConditionFalse, "AnonymizationFailed", msg)
+		setCondition(&env.Status.Conditions, gen, crmv1alpha1.ConditionBootstrapped, metav1.ConditionFalse, "AnonymizationFailed", msg+"; the application stays stopped")
+		return false, nil
+	}
+	if !meta.IsStatusConditionTrue(env.Status.Conditions, crmv1alpha1.ConditionAnonymized) {
+		r.Recorder.Eventf(env, nil, corev1.EventTypeNormal, "Anonymized", "Anonymize", "the copy is anonymized; outgoing mail and scheduled jobs are off")
+	}
+	setCondition(&env.Status.Conditions, gen, crmv1alpha1.ConditionAnonymized, metav1.ConditionTrue, "Anonymized", "personal data pseudonymized; outgoing mail and scheduled jobs switched off")
+	return true, nil
 }

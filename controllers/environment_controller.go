@@ -9,6 +9,7 @@ import (
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	policyv1 "k8s.io/api/policy/v1"
@@ -48,6 +49,7 @@ type EnvironmentReconciler struct {
 	APIReader               client.Reader
 	Recorder                events.EventRecorder
 	IngressNamespace        string
+	AgentImage              string
 	MaxConcurrentReconciles int
 	// Clock tells the time for backup schedules and retention; nil is time.Now.
 	Clock func() time.Time
@@ -408,6 +410,7 @@ func (r *EnvironmentReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Owns(&networkingv1.Ingress{}).
 		Owns(&networkingv1.NetworkPolicy{}).
 		Owns(&policyv1.PodDisruptionBudget{}).
+		Owns(&batchv1.Job{}).
 		Watches(&crmv1alpha1.Backup{}, handler.EnqueueRequestsFromMapFunc(environmentOfBackupOrRestore)).
 		Watches(&crmv1alpha1.Restore{}, handler.EnqueueRequestsFromMapFunc(environmentOfBackupOrRestore)).
 		Watches(&crmv1alpha1.ImplementationProject{}, handler.EnqueueRequestsFromMapFunc(r.environmentsOfProject),

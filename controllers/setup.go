@@ -70,7 +70,7 @@ func SetupWithManager(mgr ctrl.Manager, opts Options) error {
 	}
 	if err := (&EnvironmentReconciler{
 		Client: c, APIReader: mgr.GetAPIReader(), Recorder: mgr.GetEventRecorder("environment-controller"),
-		IngressNamespace: opts.IngressNamespace, MaxConcurrentReconciles: opts.MaxConcurrentReconciles, Clock: opts.Clock,
+		IngressNamespace: opts.IngressNamespace, AgentImage: opts.AgentImage, MaxConcurrentReconciles: opts.MaxConcurrentReconciles, Clock: opts.Clock,
 	}).SetupWithManager(mgr); err != nil {
 		return err
 	}

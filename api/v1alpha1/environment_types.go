@@ -12,8 +12,11 @@ const (
 	ConditionDatabaseReady = "DatabaseReady"
 	// ConditionApplicationReady is True when the application is rolled out and ready.
 	ConditionApplicationReady = "ApplicationReady"
-	// ConditionBootstrapped is True when spec.bootstrap's backup was restored.
+	// ConditionBootstrapped is True when spec.bootstrap's backup was restored
+	// (and anonymized, when asked).
 	ConditionBootstrapped = "Bootstrapped"
+	// ConditionAnonymized is True when the restored copy was anonymized.
+	ConditionAnonymized = "Anonymized"
 )
 
 // Stage is the role an environment plays in the project.

@@ -49,7 +49,7 @@ func AgentJobName(object, command string) string {
 // agent from the operator image into a shared emptyDir.
 func AgentJob(in AgentJobInput) (*batchv1.Job, error) {
 	backup := in.Project.Spec.Backup
-	if backup == nil {
+	if backup == nil && in.Command != "anonymize" {
 		return nil, fmt.Errorf("project %s has no spec.backup target", in.Project.Name)
 	}
 	env := in.Env
@@ -85,6 +85,8 @@ func AgentJob(in AgentJobInput) (*batchv1.Job, error) {
 		args = append(args, "--files-dir", "/files")
 	}
 	switch {
+	case in.Command == "anonymize":
+		// Works on the database only: no backup target.
 	case backup.Target.S3 != nil:
 		s3 := backup.Target.S3
 		prefix := s3.Prefix
