@@ -10,6 +10,8 @@
 //	crm-agent delete  --name N [flags]         delete a backup's objects, manifest first
 //	crm-agent anonymize --product P [flags]    pseudonymize personal data of a restored copy in place,
 //	                                           switch off its outgoing mail and scheduled jobs
+//	crm-agent erase --product P [flags]        erase the person whose e-mail address is in
+//	                                           ERASE_SUBJECT_EMAIL (GDPR Art. 17)
 //
 // Secrets come from the environment: DB_PASSWORD, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY.
 package main
@@ -117,6 +119,14 @@ func run(ctx context.Context, cmd string, args []string) (agent.Result, error) {
 			return agent.Result{}, err
 		}
 		return agent.Result{Location: fmt.Sprintf("%s/%s", db.Host, db.Name), Size: int64(len(res.Columns))}, nil
+	}
+	if cmd == "erase" {
+		// From the environment, not argv: process listings show arguments.
+		n, err := agent.Erase(ctx, db, product, os.Getenv("ERASE_SUBJECT_EMAIL"))
+		if err != nil {
+			return agent.Result{}, err
+		}
+		return agent.Result{Location: fmt.Sprintf("%s/%s", db.Host, db.Name), Size: int64(n)}, nil
 	}
 	if name == "" {
 		return agent.Result{}, errors.New("--name is required")

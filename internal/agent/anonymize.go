@@ -142,3 +142,51 @@ func quoteIdent(engine, name string) string {
 }
 
 func crmProduct(p string) crmv1alpha1.ProductName { return crmv1alpha1.ProductName(p) }
+
+// Erase removes one person, identified by e-mail address, from a product's
+// database in one transaction. It reports how many statements ran.
+func Erase(ctx context.Context, d Database, product, email string) (int, error) {
+	rules, ok := crm.ErasureFor(crmProduct(product))
+	if !ok {
+		return 0, fmt.Errorf("no erasure rules for product %q", product)
+	}
+	email = strings.ToLower(strings.TrimSpace(email))
+	if email == "" || strings.ContainsAny(email, "\\\x00") {
+		return 0, fmt.Errorf("invalid subject e-mail address")
+	}
+	literal := "'" + strings.ReplaceAll(email, "'", "''") + "'"
+	schema := "DATABASE()"
+	if d.Engine == "postgresql" {
+		schema = "current_schema()"
+	}
+	rows, err := query(ctx, d, "SELECT DISTINCT table_name FROM information_schema.tables WHERE table_schema = "+schema)
+	if err != nil {
+		return 0, fmt.Errorf("reading the schema: %w", err)
+	}
+	tables := map[string]bool{}
+	for _, r := range rows {
+		tables[r[0]] = true
+	}
+	var stmts []string
+	for _, s := range rules.Statements {
+		if !tables[strings.Fields(s)[1]] {
+			continue
+		}
+		s = strings.ReplaceAll(s, "{email}", literal)
+		if d.Engine == "postgresql" {
+			s = strings.ReplaceAll(s, "`", `"`)
+		}
+		stmts = append(stmts, s)
+	}
+	if len(stmts) == 0 {
+		return 0, fmt.Errorf("none of the product's tables exist in database %s", d.Name)
+	}
+	begin := "START TRANSACTION;\n"
+	if d.Engine == "postgresql" {
+		begin = "BEGIN;\n"
+	}
+	if _, err := query(ctx, d, begin+strings.Join(stmts, ";\n")+";\nCOMMIT;"); err != nil {
+		return 0, fmt.Errorf("erasing: %w", err)
+	}
+	return len(stmts), nil
+}

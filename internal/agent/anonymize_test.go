@@ -173,3 +173,40 @@ func TestAnonymizeOdoo(t *testing.T) {
 		t.Error("a short salt was accepted")
 	}
 }
+
+func TestEraseOneSubject(t *testing.T) {
+	for _, tc := range []struct {
+		product string
+		srv     **server
+		seed    func(*testing.T, Database, []person)
+		columns []string
+	}{
+		{"espocrm", &mariadb, seedEspo, []string{"contact.first_name", "contact.last_name", "contact.description", "contact.address_street",
+			"email_address.name", "email_address.lower", "note.post", "email.body", "email.from_string"}},
+		{"odoo", &postgres, seedOdoo, []string{"res_partner.name", "res_partner.email", "res_partner.phone", "res_partner.street",
+			"res_partner.comment", "crm_lead.contact_name", "crm_lead.email_from", "crm_lead.description", "mail_message.body", "mail_message.email_from"}},
+	} {
+		t.Run(tc.product, func(t *testing.T) {
+			s := *tc.srv
+			need(t, s)
+			d := createDatabase(t, s, unique("erase"))
+			ps := people(10)
+			tc.seed(t, d, ps)
+			subject, others := ps[3], append(append([]person{}, ps[:3]...), ps[4:]...)
+			// The request may name the address in any case.
+			if _, err := Erase(context.Background(), d, tc.product, strings.ToUpper(subject.email)); err != nil {
+				t.Fatal(err)
+			}
+			survivors(t, d, tc.columns, []person{subject})
+			// Everyone else is untouched.
+			for _, p := range others {
+				var n int
+				col := map[string]string{"espocrm": "SELECT COUNT(*) FROM email_address WHERE name = '%s'", "odoo": "SELECT COUNT(*) FROM res_partner WHERE email = '%s'"}[tc.product]
+				fmt.Sscan(sql(t, d, fmt.Sprintf(col, p.email)), &n)
+				if n != 1 {
+					t.Errorf("%s was touched by the erasure of another person", p.email)
+				}
+			}
+		})
+	}
+}
