@@ -11,7 +11,8 @@
 //	crm-agent anonymize --product P [flags]    pseudonymize personal data of a restored copy in place,
 //	                                           switch off its outgoing mail and scheduled jobs
 //	crm-agent erase --product P [flags]        erase the person whose e-mail address is in
-//	                                           ERASE_SUBJECT_EMAIL (GDPR Art. 17)
+//	                                           ERASE_SUBJECT_EMAIL, or whose salted hash is in
+//	                                           ERASE_SUBJECT_HASH with ERASE_SALT (GDPR Art. 17)
 //
 // Secrets come from the environment: DB_PASSWORD, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY.
 package main
@@ -122,7 +123,9 @@ func run(ctx context.Context, cmd string, args []string) (agent.Result, error) {
 	}
 	if cmd == "erase" {
 		// From the environment, not argv: process listings show arguments.
-		n, err := agent.Erase(ctx, db, product, os.Getenv("ERASE_SUBJECT_EMAIL"))
+		n, err := agent.Erase(ctx, db, product, agent.Subject{
+			Email: os.Getenv("ERASE_SUBJECT_EMAIL"), Hash: os.Getenv("ERASE_SUBJECT_HASH"), Salt: os.Getenv("ERASE_SALT"),
+		})
 		if err != nil {
 			return agent.Result{}, err
 		}

@@ -2,9 +2,12 @@ package agent
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"os/exec"
+	"regexp"
 	"sort"
 	"strings"
 
@@ -143,18 +146,52 @@ func quoteIdent(engine, name string) string {
 
 func crmProduct(p string) crmv1alpha1.ProductName { return crmv1alpha1.ProductName(p) }
 
-// Erase removes one person, identified by e-mail address, from a product's
-// database in one transaction. It reports how many statements ran.
-func Erase(ctx context.Context, d Database, product, email string) (int, error) {
+// Subject names the person to erase: by e-mail address, or by the salted
+// SHA-256 of the lowercased address (hex), which is all that is kept once an
+// erasure is done and is enough to apply it again after a restore.
+type Subject struct {
+	Email      string
+	Hash, Salt string
+}
+
+// SubjectHash is the salted hash an erasure is remembered by.
+func SubjectHash(salt, email string) string {
+	sum := sha256.Sum256([]byte(salt + strings.ToLower(strings.TrimSpace(email))))
+	return hex.EncodeToString(sum[:])
+}
+
+var subjectExpr = regexp.MustCompile(`\{subject:([^}]+)\}`)
+
+// matchSQL renders the condition "EXPR holds the subject's address".
+func (s Subject) matchSQL(engine, expr string) (string, error) {
+	if s.Email != "" {
+		email := strings.ToLower(strings.TrimSpace(s.Email))
+		if strings.ContainsAny(email, "\\\x00") {
+			return "", fmt.Errorf("invalid subject e-mail address")
+		}
+		return fmt.Sprintf("LOWER(%s) = '%s'", expr, strings.ReplaceAll(email, "'", "''")), nil
+	}
+	if !hexHash.MatchString(s.Hash) || strings.ContainsAny(s.Salt, `'\`) || s.Salt == "" {
+		return "", fmt.Errorf("invalid subject hash or salt")
+	}
+	if engine == "postgresql" {
+		return fmt.Sprintf("encode(sha256(convert_to(CONCAT('%s', LOWER(%s)), 'UTF8')), 'hex') = '%s'", s.Salt, expr, s.Hash), nil
+	}
+	return fmt.Sprintf("SHA2(CONCAT('%s', LOWER(%s)), 256) = '%s'", s.Salt, expr, s.Hash), nil
+}
+
+var hexHash = regexp.MustCompile(`^[0-9a-f]{64}$`)
+
+// Erase removes one person from a product's database in one transaction.
+// It reports how many statements ran.
+func Erase(ctx context.Context, d Database, product string, subject Subject) (int, error) {
 	rules, ok := crm.ErasureFor(crmProduct(product))
 	if !ok {
 		return 0, fmt.Errorf("no erasure rules for product %q", product)
 	}
-	email = strings.ToLower(strings.TrimSpace(email))
-	if email == "" || strings.ContainsAny(email, "\\\x00") {
-		return 0, fmt.Errorf("invalid subject e-mail address")
+	if subject.Email == "" && subject.Hash == "" {
+		return 0, fmt.Errorf("no subject to erase")
 	}
-	literal := "'" + strings.ReplaceAll(email, "'", "''") + "'"
 	schema := "DATABASE()"
 	if d.Engine == "postgresql" {
 		schema = "current_schema()"
@@ -172,7 +209,17 @@ func Erase(ctx context.Context, d Database, product, email string) (int, error) 
 		if !tables[strings.Fields(s)[1]] {
 			continue
 		}
-		s = strings.ReplaceAll(s, "{email}", literal)
+		var merr error
+		s = subjectExpr.ReplaceAllStringFunc(s, func(m string) string {
+			cond, err := subject.matchSQL(d.Engine, subjectExpr.FindStringSubmatch(m)[1])
+			if err != nil {
+				merr = err
+			}
+			return cond
+		})
+		if merr != nil {
+			return 0, merr
+		}
 		if d.Engine == "postgresql" {
 			s = strings.ReplaceAll(s, "`", `"`)
 		}

@@ -194,10 +194,20 @@ func TestEraseOneSubject(t *testing.T) {
 			tc.seed(t, d, ps)
 			subject, others := ps[3], append(append([]person{}, ps[:3]...), ps[4:]...)
 			// The request may name the address in any case.
-			if _, err := Erase(context.Background(), d, tc.product, strings.ToUpper(subject.email)); err != nil {
+			if _, err := Erase(context.Background(), d, tc.product, Subject{Email: strings.ToUpper(subject.email)}); err != nil {
 				t.Fatal(err)
 			}
 			survivors(t, d, tc.columns, []person{subject})
+
+			// After a restore of an older copy, the erasure is applied again
+			// from the salted hash alone.
+			d2 := createDatabase(t, s, unique("reerase"))
+			tc.seed(t, d2, ps)
+			const salt = "project-erasure-salt-0123456789"
+			if _, err := Erase(context.Background(), d2, tc.product, Subject{Hash: SubjectHash(salt, strings.ToUpper(subject.email)), Salt: salt}); err != nil {
+				t.Fatal(err)
+			}
+			survivors(t, d2, tc.columns, []person{subject})
 			// Everyone else is untouched.
 			for _, p := range others {
 				var n int

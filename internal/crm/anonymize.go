@@ -84,8 +84,10 @@ var anonymizations = map[crmv1alpha1.ProductName]Anonymization{
 // Erasure lists the statements that erase one person (GDPR Art. 17) from a
 // product's database: records that reference the person are overwritten
 // rather than deleted, so that foreign keys and the history of other people
-// stay intact. {email} stands for the subject's e-mail address, lowercased,
-// as an SQL string literal. Statements on tables a version lacks are skipped.
+// stay intact. {subject:EXPR} stands for a condition true when the e-mail
+// address in the SQL expression EXPR is the subject's (the agent matches the
+// address itself, or its salted hash, so that an erasure can be re-applied
+// without keeping the address). Statements on tables a version lacks are skipped.
 type Erasure struct {
 	// Statements in order; each names its table as the second word (UPDATE t / DELETE FROM t: third).
 	Statements []string
@@ -101,18 +103,18 @@ var erasures = map[crmv1alpha1.ProductName]Erasure{
 	crmv1alpha1.ProductEspoCRM: {Statements: []string{
 		// Contacts and leads linked to the address.
 		"UPDATE contact SET first_name = 'Erased', last_name = 'Erased', description = NULL, address_street = NULL, address_city = NULL, address_postal_code = NULL " +
-			"WHERE id IN (SELECT x.entity_id FROM entity_email_address x JOIN email_address e ON e.id = x.email_address_id WHERE e.`lower` = {email})",
+			"WHERE id IN (SELECT x.entity_id FROM entity_email_address x JOIN email_address e ON e.id = x.email_address_id WHERE {subject:e.`lower`})",
 		"UPDATE lead SET first_name = 'Erased', last_name = 'Erased', account_name = NULL, description = NULL, address_street = NULL, address_city = NULL " +
-			"WHERE id IN (SELECT x.entity_id FROM entity_email_address x JOIN email_address e ON e.id = x.email_address_id WHERE e.`lower` = {email})",
-		"UPDATE note SET post = '[erased]' WHERE parent_id IN (SELECT x.entity_id FROM entity_email_address x JOIN email_address e ON e.id = x.email_address_id WHERE e.`lower` = {email})",
-		"UPDATE email SET name = '[erased]', body = NULL, body_plain = NULL, from_string = NULL WHERE LOWER(from_string) = {email}",
-		"UPDATE email_address SET name = CONCAT('erased-', id, '@example.invalid'), `lower` = CONCAT('erased-', id, '@example.invalid') WHERE `lower` = {email}",
+			"WHERE id IN (SELECT x.entity_id FROM entity_email_address x JOIN email_address e ON e.id = x.email_address_id WHERE {subject:e.`lower`})",
+		"UPDATE note SET post = '[erased]' WHERE parent_id IN (SELECT x.entity_id FROM entity_email_address x JOIN email_address e ON e.id = x.email_address_id WHERE {subject:e.`lower`})",
+		"UPDATE email SET name = '[erased]', body = NULL, body_plain = NULL, from_string = NULL WHERE {subject:LOWER(from_string)}",
+		"UPDATE email_address SET name = CONCAT('erased-', id, '@example.invalid'), `lower` = CONCAT('erased-', id, '@example.invalid') WHERE {subject:`lower`}",
 	}},
 	crmv1alpha1.ProductOdoo: {Statements: []string{
-		"UPDATE mail_message SET body = '[erased]', email_from = NULL, subject = NULL WHERE LOWER(email_from) = {email} OR author_id IN (SELECT id FROM res_partner WHERE LOWER(email) = {email})",
+		"UPDATE mail_message SET body = '[erased]', email_from = NULL, subject = NULL WHERE {subject:LOWER(email_from)} OR author_id IN (SELECT id FROM res_partner WHERE {subject:LOWER(email)})",
 		"UPDATE crm_lead SET contact_name = 'Erased', partner_name = NULL, email_from = NULL, phone = NULL, description = NULL, street = NULL " +
-			"WHERE LOWER(email_from) = {email} OR partner_id IN (SELECT id FROM res_partner WHERE LOWER(email) = {email})",
+			"WHERE {subject:LOWER(email_from)} OR partner_id IN (SELECT id FROM res_partner WHERE {subject:LOWER(email)})",
 		"UPDATE res_partner SET name = 'Erased', complete_name = 'Erased', email = NULL, phone = NULL, mobile = NULL, street = NULL, street2 = NULL, city = NULL, zip = NULL, comment = NULL, vat = NULL " +
-			"WHERE LOWER(email) = {email}",
+			"WHERE {subject:LOWER(email)}",
 	}},
 }
