@@ -25,7 +25,7 @@ import (
 	"github.com/crmops/crm-operator/internal/resources"
 )
 
-const wait = 20 * time.Second
+const wait = 45 * time.Second // generous: Eventually returns as soon as the condition holds
 
 func key(ns, name string) types.NamespacedName {
 	return types.NamespacedName{Namespace: ns, Name: name}

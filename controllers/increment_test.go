@@ -10,6 +10,7 @@ import (
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
@@ -63,14 +64,19 @@ func completeJob(ctx context.Context, g Gomega, ns, name string, succeeded bool)
 }
 
 // markRolledOut waits until the environment's application runs version,
-// then reports its workloads ready (as the kubelets would).
+// then reports its workloads ready (as the kubelets would) until the
+// environment is Ready on that version: a later re-apply needs another report.
 func markRolledOut(ctx context.Context, g Gomega, ns, env, version string) {
 	g.Eventually(func(g Gomega) {
 		d := &appsv1.Deployment{}
 		g.Expect(k8s.Get(ctx, key(ns, resources.AppName(env)), d)).To(Succeed())
 		g.Expect(d.Spec.Template.Spec.Containers[0].Image).To(HaveSuffix(":" + version))
 		markWorkloads(ctx, g, ns, env)
-	}).WithTimeout(wait).Should(Succeed())
+		e := &crmv1alpha1.Environment{}
+		g.Expect(k8s.Get(ctx, key(ns, env), e)).To(Succeed())
+		g.Expect(e.Status.Version).To(Equal(version))
+		g.Expect(meta.IsStatusConditionTrue(e.Status.Conditions, crmv1alpha1.ConditionReady)).To(BeTrue())
+	}).WithTimeout(wait).WithPolling(300 * time.Millisecond).Should(Succeed())
 }
 
 func incPhase(ctx context.Context, inc *crmv1alpha1.Increment) func() crmv1alpha1.IncrementPhase {
