@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"k8s.io/apimachinery/pkg/util/wait"
 )
 
 // Real servers for the agent's tests, started once per test binary on
@@ -64,16 +66,19 @@ func freePort() int {
 }
 
 func waitPort(port int, d time.Duration) error {
-	deadline := time.Now().Add(d)
-	for time.Now().Before(deadline) {
-		c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port), time.Second)
-		if err == nil {
-			c.Close()
-			return nil
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	err := wait.PollUntilContextTimeout(context.Background(), 100*time.Millisecond, d, true, func(context.Context) (bool, error) {
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err != nil {
+			return false, nil
 		}
-		time.Sleep(100 * time.Millisecond)
+		c.Close()
+		return true, nil
+	})
+	if err != nil {
+		return fmt.Errorf("nothing listens on %s after %s", addr, d)
 	}
-	return fmt.Errorf("nothing listens on port %d after %s", port, d)
+	return nil
 }
 
 func run(name string, args ...string) error {
