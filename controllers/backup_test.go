@@ -67,6 +67,17 @@ func finishJob(ctx context.Context, g Gomega, ns, name string, res agent.Result,
 	completeJob(ctx, g, ns, name, succeeded)
 }
 
+// runningBackup creates a manual Backup of env and waits until its Job runs.
+func runningBackup(ctx context.Context, g Gomega, ns, name, env string) *crmv1alpha1.Backup {
+	b := &crmv1alpha1.Backup{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
+		Spec:       crmv1alpha1.BackupSpec{EnvironmentRef: crmv1alpha1.LocalObjectReference{Name: env}},
+	}
+	g.Expect(k8s.Create(ctx, b)).To(Succeed())
+	g.Eventually(backupPhase(ctx, b)).WithTimeout(wait).Should(Equal(crmv1alpha1.BackupRunning))
+	return b
+}
+
 func backupPhase(ctx context.Context, b *crmv1alpha1.Backup) func() crmv1alpha1.BackupPhase {
 	return func() crmv1alpha1.BackupPhase {
 		if err := k8s.Get(ctx, client.ObjectKeyFromObject(b), b); err != nil {
@@ -94,12 +105,7 @@ func TestBackupRunsTheAgentAndRecordsItsResult(t *testing.T) {
 	ns := p.Name
 	readyEnvironment(ctx, t, p, "test", crmv1alpha1.StageTest)
 
-	b := &crmv1alpha1.Backup{
-		ObjectMeta: metav1.ObjectMeta{Name: "manual-1", Namespace: ns},
-		Spec:       crmv1alpha1.BackupSpec{EnvironmentRef: crmv1alpha1.LocalObjectReference{Name: "test"}},
-	}
-	g.Expect(k8s.Create(ctx, b)).To(Succeed())
-	g.Eventually(backupPhase(ctx, b)).WithTimeout(wait).Should(Equal(crmv1alpha1.BackupRunning))
+	b := runningBackup(ctx, g, ns, "manual-1", "test")
 	g.Expect(b.Spec.Reason).To(Equal(crmv1alpha1.BackupManual))
 
 	// The Job: the agent from the operator image, run in the database image.
@@ -171,12 +177,7 @@ func TestBackupRunsTheAgentAndRecordsItsResult(t *testing.T) {
 
 	t.Run("a failed agent fails the backup with its error", func(t *testing.T) {
 		g := NewWithT(t)
-		bad := &crmv1alpha1.Backup{
-			ObjectMeta: metav1.ObjectMeta{Name: "manual-bad", Namespace: ns},
-			Spec:       crmv1alpha1.BackupSpec{EnvironmentRef: crmv1alpha1.LocalObjectReference{Name: "test"}},
-		}
-		g.Expect(k8s.Create(ctx, bad)).To(Succeed())
-		g.Eventually(backupPhase(ctx, bad)).WithTimeout(wait).Should(Equal(crmv1alpha1.BackupRunning))
+		bad := runningBackup(ctx, g, ns, "manual-bad", "test")
 		g.Eventually(func(g Gomega) {
 			finishJob(ctx, g, ns, bad.Status.JobName, agent.Result{Error: "database dump: pg_dump: connection refused"}, false)
 		}).WithTimeout(wait).Should(Succeed())
@@ -188,12 +189,7 @@ func TestBackupRunsTheAgentAndRecordsItsResult(t *testing.T) {
 		g := NewWithT(t)
 		// Two more completed backups: keepLast 2 expires manual-1, the oldest.
 		for _, name := range []string{"manual-2", "manual-3"} {
-			nb := &crmv1alpha1.Backup{
-				ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
-				Spec:       crmv1alpha1.BackupSpec{EnvironmentRef: crmv1alpha1.LocalObjectReference{Name: "test"}},
-			}
-			g.Expect(k8s.Create(ctx, nb)).To(Succeed())
-			g.Eventually(backupPhase(ctx, nb)).WithTimeout(wait).Should(Equal(crmv1alpha1.BackupRunning))
+			nb := runningBackup(ctx, g, ns, name, "test")
 			r := res
 			r.Location = strings.Replace(res.Location, "manual-1", name, 1)
 			g.Eventually(func(g Gomega) { finishJob(ctx, g, ns, nb.Status.JobName, r, true) }).WithTimeout(wait).Should(Succeed())
@@ -249,12 +245,7 @@ func TestRestore(t *testing.T) {
 	readyEnvironment(ctx, t, p, "production", crmv1alpha1.StageProduction)
 	readyEnvironment(ctx, t, p, "test", crmv1alpha1.StageTest)
 
-	b := &crmv1alpha1.Backup{
-		ObjectMeta: metav1.ObjectMeta{Name: "prod-copy", Namespace: ns},
-		Spec:       crmv1alpha1.BackupSpec{EnvironmentRef: crmv1alpha1.LocalObjectReference{Name: "production"}},
-	}
-	g.Expect(k8s.Create(ctx, b)).To(Succeed())
-	g.Eventually(backupPhase(ctx, b)).WithTimeout(wait).Should(Equal(crmv1alpha1.BackupRunning))
+	b := runningBackup(ctx, g, ns, "prod-copy", "production")
 	g.Eventually(func(g Gomega) {
 		finishJob(ctx, g, ns, b.Status.JobName, agent.Result{Location: "s3://crm-backups/restores/production/prod-copy", Size: 1024}, true)
 	}).WithTimeout(wait).Should(Succeed())
