@@ -36,8 +36,9 @@ type Options struct {
 	Clock func() time.Time
 }
 
-// CacheOptions caches only the objects the operator labelled as its own:
-// a cluster's Secrets, Deployments and Services are not held in memory.
+// CacheOptions caches only the objects the operator labelled as its own (a
+// cluster's Secrets, Deployments and Services are not held in memory), and
+// without their managed fields.
 func CacheOptions() cache.Options {
 	own := cache.ByObject{Label: labels.SelectorFromSet(labels.Set{crmv1alpha1.LabelManagedBy: crmv1alpha1.ManagedByValue})}
 	byObject := map[client.Object]cache.ByObject{}
@@ -51,7 +52,9 @@ func CacheOptions() cache.Options {
 	} {
 		byObject[obj] = own
 	}
-	return cache.Options{ByObject: byObject}
+	// Managed fields are a large part of every object and the operator never
+	// reads them (it compares only the fields it applies).
+	return cache.Options{ByObject: byObject, DefaultTransform: cache.TransformStripManagedFields()}
 }
 
 // SetupWithManager registers every reconciler of the operator with mgr.
