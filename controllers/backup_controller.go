@@ -232,8 +232,7 @@ func databaseRunning(ctx context.Context, c client.Client, in *resources.Environ
 	if in.External != nil {
 		return true, ""
 	}
-	r := &EnvironmentReconciler{Client: c}
-	return r.statefulSetReady(ctx, in.Env.Namespace, resources.DatabaseName(in.Env.Name), false)
+	return statefulSetReady(ctx, c, in.Env.Namespace, resources.DatabaseName(in.Env.Name), false)
 }
 
 // jobOutcome reads a finished Job's result from its pod's termination message.

@@ -216,16 +216,16 @@ func (r *EnvironmentReconciler) observe(ctx context.Context, env *crmv1alpha1.En
 
 	dbReady, dbMsg := true, "external database"
 	if in.External == nil {
-		dbReady, dbMsg = r.statefulSetReady(ctx, env.Namespace, resources.DatabaseName(env.Name), env.Spec.Hibernate)
+		dbReady, dbMsg = statefulSetReady(ctx, r.Client, env.Namespace, resources.DatabaseName(env.Name), env.Spec.Hibernate)
 	}
-	appReady, appMsg := r.deploymentReady(ctx, env.Namespace, resources.AppName(env.Name), env.Spec.Hibernate)
+	appReady, appMsg := deploymentReady(ctx, r.Client, env.Namespace, resources.AppName(env.Name), env.Spec.Hibernate)
 	for _, c := range in.Profile.Components {
-		if ok, msg := r.deploymentReady(ctx, env.Namespace, env.Name+"-"+c.Name, env.Spec.Hibernate); !ok && appReady {
+		if ok, msg := deploymentReady(ctx, r.Client, env.Namespace, env.Name+"-"+c.Name, env.Spec.Hibernate); !ok && appReady {
 			appReady, appMsg = false, msg
 		}
 	}
 	if in.Profile.NeedsRedis && appReady {
-		appReady, appMsg = r.deploymentReady(ctx, env.Namespace, resources.RedisName(env.Name), env.Spec.Hibernate)
+		appReady, appMsg = deploymentReady(ctx, r.Client, env.Namespace, resources.RedisName(env.Name), env.Spec.Hibernate)
 	}
 	setCondition(&env.Status.Conditions, gen, crmv1alpha1.ConditionDatabaseReady, boolStatus(dbReady), reason(dbReady, "DatabaseReady", "DatabaseNotReady"), dbMsg)
 	setCondition(&env.Status.Conditions, gen, crmv1alpha1.ConditionApplicationReady, boolStatus(appReady), reason(appReady, "ApplicationReady", "ApplicationNotReady"), appMsg)
@@ -279,9 +279,9 @@ func (r *EnvironmentReconciler) notReady(env *crmv1alpha1.Environment, why, msg 
 
 // deploymentReady: rolled out at the current generation with every replica
 // available (or none running, when hibernated).
-func (r *EnvironmentReconciler) deploymentReady(ctx context.Context, ns, name string, hibernate bool) (bool, string) {
+func deploymentReady(ctx context.Context, c client.Reader, ns, name string, hibernate bool) (bool, string) {
 	d := &appsv1.Deployment{}
-	if err := r.Get(ctx, types.NamespacedName{Namespace: ns, Name: name}, d); err != nil {
+	if err := c.Get(ctx, types.NamespacedName{Namespace: ns, Name: name}, d); err != nil {
 		return false, fmt.Sprintf("Deployment %s: %v", name, err)
 	}
 	want := int32(1)
@@ -302,9 +302,9 @@ func (r *EnvironmentReconciler) deploymentReady(ctx context.Context, ns, name st
 	return true, fmt.Sprintf("Deployment %s: %d/%d replicas available", name, st.AvailableReplicas, want)
 }
 
-func (r *EnvironmentReconciler) statefulSetReady(ctx context.Context, ns, name string, hibernate bool) (bool, string) {
+func statefulSetReady(ctx context.Context, c client.Reader, ns, name string, hibernate bool) (bool, string) {
 	s := &appsv1.StatefulSet{}
-	if err := r.Get(ctx, types.NamespacedName{Namespace: ns, Name: name}, s); err != nil {
+	if err := c.Get(ctx, types.NamespacedName{Namespace: ns, Name: name}, s); err != nil {
 		return false, fmt.Sprintf("StatefulSet %s: %v", name, err)
 	}
 	want := int32(1)

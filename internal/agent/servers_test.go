@@ -235,24 +235,21 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// sql runs statements with the engine's command-line client and returns its output.
+// sql runs statements with the agent's own client helper and returns the
+// rows, fields separated by tabs.
 func sql(t testing.TB, d Database, statements string) string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	var cmd *exec.Cmd
-	if d.Engine == "postgresql" {
-		cmd = d.command(ctx, "psql", "--host", d.Host, "--port", strconv.Itoa(d.Port), "--username", d.User, "--dbname", d.Name,
-			"--no-psqlrc", "--quiet", "--tuples-only", "--no-align", "--set", "ON_ERROR_STOP=1", "-c", statements)
-	} else {
-		cmd = d.command(ctx, "mariadb", "--host", d.Host, "--port", strconv.Itoa(d.Port), "--user", d.User, "--protocol=tcp",
-			"--batch", "--skip-column-names", "-e", statements, d.Name)
-	}
-	out, err := cmd.CombinedOutput()
+	rows, err := query(ctx, d, statements)
 	if err != nil {
-		t.Fatalf("%s: %v: %s", statements, err, out)
+		t.Fatalf("%s: %v", statements, err)
 	}
-	return strings.TrimSpace(string(out))
+	lines := make([]string, len(rows))
+	for i, r := range rows {
+		lines[i] = strings.Join(r, "\t")
+	}
+	return strings.TrimSpace(strings.Join(lines, "\n"))
 }
 
 // createDatabase makes an empty database on the server.
