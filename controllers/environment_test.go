@@ -51,20 +51,25 @@ func newEnvironment(project, name string, stage crmv1alpha1.Stage) *crmv1alpha1.
 
 // markWorkloads plays the kube-controller-manager and kubelets, which envtest
 // does not run: every workload of the environment reports its replicas as
-// rolled out and ready.
+// rolled out and ready. A heartbeat condition makes each report a change, so
+// that every report wakes the operator, as real status updates do.
 func markWorkloads(ctx context.Context, g Gomega, ns, env string) {
 	deps := &appsv1.DeploymentList{}
 	g.Expect(k8s.List(ctx, deps, client.InNamespace(ns), client.MatchingLabels{crmv1alpha1.LabelEnvironment: env})).To(Succeed())
 	g.Expect(deps.Items).NotTo(BeEmpty())
 	for _, d := range deps.Items {
 		n := ptr.Deref(d.Spec.Replicas, 1)
-		d.Status = appsv1.DeploymentStatus{ObservedGeneration: d.Generation, Replicas: n, UpdatedReplicas: n, ReadyReplicas: n, AvailableReplicas: n}
+		now := metav1.Now()
+		d.Status = appsv1.DeploymentStatus{ObservedGeneration: d.Generation, Replicas: n, UpdatedReplicas: n, ReadyReplicas: n, AvailableReplicas: n,
+			Conditions: []appsv1.DeploymentCondition{{Type: appsv1.DeploymentAvailable, Status: corev1.ConditionTrue, Reason: "MinimumReplicasAvailable",
+				LastUpdateTime: now, LastTransitionTime: now}}}
 		g.Expect(k8s.Status().Update(ctx, &d)).To(Succeed())
 	}
 	sts := &appsv1.StatefulSet{}
 	g.Expect(k8s.Get(ctx, key(ns, resources.DatabaseName(env)), sts)).To(Succeed())
 	n := ptr.Deref(sts.Spec.Replicas, 1)
-	sts.Status = appsv1.StatefulSetStatus{ObservedGeneration: sts.Generation, Replicas: n, ReadyReplicas: n, UpdatedReplicas: n, AvailableReplicas: n, CurrentReplicas: n}
+	sts.Status = appsv1.StatefulSetStatus{ObservedGeneration: sts.Generation, Replicas: n, ReadyReplicas: n, UpdatedReplicas: n, AvailableReplicas: n, CurrentReplicas: n,
+		Conditions: []appsv1.StatefulSetCondition{{Type: "Heartbeat", Status: corev1.ConditionTrue, LastTransitionTime: metav1.Now()}}}
 	g.Expect(k8s.Status().Update(ctx, sts)).To(Succeed())
 }
 

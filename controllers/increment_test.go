@@ -79,6 +79,27 @@ func markRolledOut(ctx context.Context, g Gomega, ns, env, version string) {
 	}).WithTimeout(wait).WithPolling(300 * time.Millisecond).Should(Succeed())
 }
 
+// pastVerifyDeadline moves the operator's clock past an increment's
+// verification deadline and wakes it (its requeue is set for the real time).
+func pastVerifyDeadline(ctx context.Context, g Gomega, inc *crmv1alpha1.Increment) {
+	clockOffset.Store(int64(11 * time.Minute))
+	g.Expect(updateIncrement(ctx, k8s, inc, func(i *crmv1alpha1.Increment) {
+		if i.Annotations == nil {
+			i.Annotations = map[string]string{}
+		}
+		i.Annotations["wake"] = time.Now().String()
+	})).To(Succeed())
+	g.Eventually(func() bool {
+		_ = k8s.Get(ctx, client.ObjectKeyFromObject(inc), inc)
+		return promotionFinal(inc.Status.Phase)
+	}).WithTimeout(wait).Should(BeTrue())
+	clockOffset.Store(0)
+}
+
+func promotionFinal(p crmv1alpha1.IncrementPhase) bool {
+	return p == crmv1alpha1.IncrementRolledBack || p == crmv1alpha1.IncrementFailed || p == crmv1alpha1.IncrementPromoted
+}
+
 func incPhase(ctx context.Context, inc *crmv1alpha1.Increment) func() crmv1alpha1.IncrementPhase {
 	return func() crmv1alpha1.IncrementPhase {
 		if err := k8s.Get(ctx, client.ObjectKeyFromObject(inc), inc); err != nil {
@@ -261,7 +282,7 @@ func TestIncrementFromTestToProduction(t *testing.T) {
 		bad := &crmv1alpha1.Increment{
 			ObjectMeta: metav1.ObjectMeta{Name: "sprint-2", Namespace: ns},
 			Spec: crmv1alpha1.IncrementSpec{ProjectRef: crmv1alpha1.ProjectReference{Name: ns}, Sprint: 2, Version: "18.2",
-				AutoPromote: true, VerifyTimeout: "10s"},
+				AutoPromote: true},
 		}
 		g.Expect(k8s.Create(ctx, bad)).To(Succeed())
 		g.Eventually(envVersion(ctx, ns, "test")).WithTimeout(wait).Should(Equal("18.2"))
@@ -278,8 +299,10 @@ func TestIncrementFromTestToProduction(t *testing.T) {
 			finishJob(ctx, g, ns, pre.Status.JobName, agent.Result{Location: "s3://crm-backups/promo/production/" + preName, Size: 2048}, true)
 		}).WithTimeout(wait).Should(Succeed())
 		g.Eventually(envVersion(ctx, ns, "production")).WithTimeout(wait).Should(Equal("18.2"))
-		// The new version never becomes Ready: past verifyTimeout, production goes back to 18.1.
-		g.Eventually(incPhase(ctx, bad)).WithTimeout(40 * time.Second).Should(Equal(crmv1alpha1.IncrementRolledBack))
+		// The new version never becomes Ready: past verifyTimeout (10m on the
+		// operator's clock), production goes back to 18.1.
+		pastVerifyDeadline(ctx, g, bad)
+		g.Eventually(incPhase(ctx, bad)).WithTimeout(wait).Should(Equal(crmv1alpha1.IncrementRolledBack))
 		g.Expect(envVersion(ctx, ns, "production")()).To(Equal("18.1"))
 		g.Expect(condition(ctx, bad, func() []metav1.Condition { return bad.Status.Conditions }, crmv1alpha1.ConditionFailed)()).To(Equal(metav1.ConditionTrue))
 		g.Expect(condition(ctx, bad, func() []metav1.Condition { return bad.Status.Conditions }, crmv1alpha1.ConditionRolledBack)()).To(Equal(metav1.ConditionTrue))

@@ -206,7 +206,7 @@ func TestPromotionRules(t *testing.T) {
 			return k8s.Update(ctx, p)
 		}).WithTimeout(wait).Should(Succeed())
 		inc := verifiedOnTest(ctx, t, ns, "sprint-6", 6, "18.6", func(i *crmv1alpha1.Increment) {
-			i.Spec.AutoPromote, i.Spec.VerifyTimeout = true, "10s"
+			i.Spec.AutoPromote = true
 			i.Spec.Migration = &crmv1alpha1.Migration{Command: []string{"odoo", "-u", "all", "--stop-after-init"}}
 		})
 		accept(ctx, t, po, inc)
@@ -215,7 +215,8 @@ func TestPromotionRules(t *testing.T) {
 		g.Eventually(exists(ctx, &batchv1.Job{}, ns, migrate)).WithTimeout(wait).Should(Succeed())
 		g.Eventually(func(g Gomega) { completeJob(ctx, g, ns, migrate, true) }).WithTimeout(wait).Should(Succeed())
 		g.Eventually(envVersion(ctx, ns, "production")).WithTimeout(wait).Should(Equal("18.6"))
-		g.Eventually(incPhase(ctx, inc)).WithTimeout(40 * time.Second).Should(Equal(crmv1alpha1.IncrementRolledBack))
+		pastVerifyDeadline(ctx, g, inc)
+		g.Eventually(incPhase(ctx, inc)).WithTimeout(wait).Should(Equal(crmv1alpha1.IncrementRolledBack))
 		g.Expect(envVersion(ctx, ns, "production")()).To(Equal("18.5"))
 		rs := &crmv1alpha1.Restore{}
 		g.Expect(k8s.Get(ctx, key(ns, resources.AgentJobName("sprint-6", "rollback-production")), rs)).To(Succeed())
