@@ -52,6 +52,13 @@ func (r *EnvironmentReconciler) backupState(ctx context.Context, env *crmv1alpha
 	if err := r.List(ctx, restores, client.InNamespace(env.Namespace)); err != nil {
 		return nil, err
 	}
+	erasures := &crmv1alpha1.ErasureRequestList{}
+	if err := r.List(ctx, erasures, client.InNamespace(env.Namespace)); err != nil {
+		return nil, err
+	}
+	if erasurePendingIn(erasures.Items, env.Name) {
+		st.databaseNeeded = true
+	}
 	for _, rs := range restores.Items {
 		final := rs.Status.Phase == crmv1alpha1.RestoreCompleted || rs.Status.Phase == crmv1alpha1.RestoreFailed
 		if !final {
@@ -161,6 +168,20 @@ func environmentOfBackupOrRestore(_ context.Context, obj client.Object) []reconc
 		env = o.Spec.EnvironmentRef.Name
 	}
 	return []reconcile.Request{{NamespacedName: client.ObjectKey{Namespace: obj.GetNamespace(), Name: env}}}
+}
+
+// environmentsOfErasure wakes every environment of the request's namespace:
+// a hibernated database is started while an erasure waits for it.
+func (r *EnvironmentReconciler) environmentsOfErasure(ctx context.Context, obj client.Object) []reconcile.Request {
+	list := &crmv1alpha1.EnvironmentList{}
+	if err := r.List(ctx, list, client.InNamespace(obj.GetNamespace())); err != nil {
+		return nil
+	}
+	reqs := make([]reconcile.Request, 0, len(list.Items))
+	for _, env := range list.Items {
+		reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&env)})
+	}
+	return reqs
 }
 
 // enqueueRestoresOfBackup wakes the Restores waiting on a Backup.
@@ -284,7 +305,7 @@ func (r *EnvironmentReconciler) anonymize(ctx context.Context, env *crmv1alpha1.
 		return false, nil
 	}
 	if !meta.IsStatusConditionTrue(env.Status.Conditions, crmv1alpha1.ConditionAnonymized) {
-		r.Recorder.Eventf(env, nil, corev1.EventTypeNormal, "Anonymized", "Anonymize", "the copy is anonymized; outgoing mail and scheduled jobs are off")
+		audit(ctx, r.Recorder, env, corev1.EventTypeNormal, "Anonymized", "Anonymize", "the copy of Backup %s is anonymized; outgoing mail and scheduled jobs are off", env.Spec.Bootstrap.FromBackup.Name)
 	}
 	setCondition(&env.Status.Conditions, gen, crmv1alpha1.ConditionAnonymized, metav1.ConditionTrue, "Anonymized", "personal data pseudonymized; outgoing mail and scheduled jobs switched off")
 	return true, nil

@@ -49,6 +49,7 @@ type ImplementationProjectReconciler struct {
 // +kubebuilder:rbac:groups=apps,resources=replicasets,verbs=get;list;watch
 // +kubebuilder:rbac:groups=batch,resources=jobs,verbs=get;list;watch
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=get;list;watch
+// +kubebuilder:rbac:groups=crm.crmops.io,resources=erasurerequests,verbs=create
 
 // Reconcile applies the project's namespace and shared objects and records
 // the state of its environments.

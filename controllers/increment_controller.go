@@ -85,7 +85,7 @@ func (r *IncrementReconciler) reconcileNormal(ctx context.Context, inc *crmv1alp
 		return ctrl.Result{}, err
 	}
 	promotion.EnsureStages(&inc.Status, project.Spec.Stages)
-	r.recordAcceptance(inc)
+	r.recordAcceptance(ctx, inc)
 	if promotion.Final(inc.Status.Phase) {
 		return ctrl.Result{}, nil
 	}
@@ -149,7 +149,7 @@ func (r *IncrementReconciler) restoreAfterRollback(ctx context.Context, project 
 // recordAcceptance copies the product owner's decision and identity, which
 // the API server's admission policies stamped into the annotation
 // crm.crmops.io/accepted-by: a value a client wrote into status is replaced.
-func (r *IncrementReconciler) recordAcceptance(inc *crmv1alpha1.Increment) {
+func (r *IncrementReconciler) recordAcceptance(ctx context.Context, inc *crmv1alpha1.Increment) {
 	acc := inc.Spec.Acceptance
 	by := inc.Annotations[crmv1alpha1.AnnotationAcceptedBy]
 	if acc == nil || by == "" {
@@ -163,9 +163,9 @@ func (r *IncrementReconciler) recordAcceptance(inc *crmv1alpha1.Increment) {
 		now := metav1.NewTime(r.now())
 		inc.Status.AcceptedAt = &now
 		if acc.Decision == crmv1alpha1.DecisionAccepted {
-			r.event(inc, corev1.EventTypeNormal, "Accepted", "accepted by %s", by)
+			audit(ctx, r.Recorder, inc, corev1.EventTypeNormal, "Accepted", "Accept", "accepted by a product owner of the project (status.acceptedBy)")
 		} else {
-			r.event(inc, corev1.EventTypeWarning, "Rejected", "rejected by %s: %s", by, acc.Comment)
+			audit(ctx, r.Recorder, inc, corev1.EventTypeWarning, "Rejected", "Accept", "rejected by a product owner of the project (status.acceptedBy, spec.acceptance.comment)")
 		}
 	}
 	inc.Status.AcceptedBy = by
@@ -389,7 +389,7 @@ func (r *IncrementReconciler) verify(ctx context.Context, project *crmv1alpha1.I
 		case last:
 			inc.Status.Phase = crmv1alpha1.IncrementPromoted
 			r.cond(inc, crmv1alpha1.ConditionPromoted, metav1.ConditionTrue, "Promoted", fmt.Sprintf("%s runs on %s", promotion.Version(inc), env.Name))
-			r.event(inc, corev1.EventTypeNormal, "Promoted", "promoted to %s", env.Name)
+			audit(ctx, r.Recorder, inc, corev1.EventTypeNormal, "Promoted", "Promote", "promoted %s to %s", promotion.Version(inc), env.Name)
 		case meta.IsStatusConditionTrue(inc.Status.Conditions, crmv1alpha1.ConditionAccepted):
 			inc.Status.Phase = crmv1alpha1.IncrementAwaitingPromotion
 		default:
@@ -422,7 +422,7 @@ func (r *IncrementReconciler) verify(ctx context.Context, project *crmv1alpha1.I
 	r.cond(inc, crmv1alpha1.ConditionVerified, metav1.ConditionFalse, "VerificationFailed", reason)
 	r.cond(inc, crmv1alpha1.ConditionRolledBack, metav1.ConditionTrue, "RolledBack", fmt.Sprintf("%s runs %s again", env.Name, stage.PreviousVersion))
 	r.cond(inc, crmv1alpha1.ConditionFailed, metav1.ConditionTrue, "VerificationFailed", reason)
-	r.event(inc, corev1.EventTypeWarning, "RolledBack", "%s; rolled back %s to %s", reason, env.Name, stage.PreviousVersion)
+	audit(ctx, r.Recorder, inc, corev1.EventTypeWarning, "RolledBack", "Promote", "%s; rolled back %s to %s", reason, env.Name, stage.PreviousVersion)
 	return ctrl.Result{}, nil
 }
 

@@ -34,6 +34,7 @@ type RestoreReconciler struct {
 
 // +kubebuilder:rbac:groups=crm.crmops.io,resources=restores,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups=crm.crmops.io,resources=restores/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=crm.crmops.io,resources=erasurerequests,verbs=get;list;watch
 
 // Reconcile moves a Restore from Pending through Running to Completed or Failed.
 func (r *RestoreReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
@@ -103,7 +104,7 @@ func (r *RestoreReconciler) reconcileNormal(ctx context.Context, rs *crmv1alpha1
 		rs.Status.Phase, rs.Status.StartedAt = crmv1alpha1.RestoreRunning, &now
 		rs.Status.Message = "stopping the application"
 		setCondition(&rs.Status.Conditions, rs.Generation, crmv1alpha1.ConditionReady, metav1.ConditionFalse, "Running", rs.Status.Message)
-		r.Recorder.Eventf(rs, nil, corev1.EventTypeNormal, "Started", "Restore", "restoring Backup %s into %s", backup.Name, env.Name)
+		audit(ctx, r.Recorder, rs, corev1.EventTypeNormal, "Started", "Restore", "restoring Backup %s into %s", backup.Name, env.Name)
 		return ctrl.Result{}, nil // the Environment controller now scales the application down
 	}
 
@@ -119,8 +120,15 @@ func (r *RestoreReconciler) reconcileNormal(ctx context.Context, rs *crmv1alpha1
 			rs.Status.Message = msg
 			return ctrl.Result{RequeueAfter: 5 * time.Second}, nil
 		}
+		// Every erasure of the project is applied again before the restore
+		// reports success, so that an older backup brings no erased person back.
+		hashes, err := erasureHashes(ctx, r.Client, rs.Namespace, in.Project.Spec.Product.Name)
+		if err != nil {
+			return ctrl.Result{}, err
+		}
 		job, err := resources.AgentJob(resources.AgentJobInput{
 			EnvironmentInput: in, Command: "restore", JobName: jobName, BackupName: backup.Name, AgentImage: r.AgentImage,
+			ErasureHashes: hashes,
 		})
 		if err != nil {
 			r.fail(rs, "InvalidJob", err.Error())
@@ -133,6 +141,7 @@ func (r *RestoreReconciler) reconcileNormal(ctx context.Context, rs *crmv1alpha1
 			return ctrl.Result{}, err
 		}
 		rs.Status.JobName, rs.Status.Message = jobName, "crm-agent is verifying and restoring the backup in Job "+jobName
+		rs.Status.ErasuresReapplied = int32(len(hashes))
 		return ctrl.Result{}, nil
 	case err != nil:
 		return ctrl.Result{}, err
@@ -147,9 +156,9 @@ func (r *RestoreReconciler) reconcileNormal(ctx context.Context, rs *crmv1alpha1
 	}
 	now := metav1.Now()
 	rs.Status.Phase, rs.Status.CompletedAt = crmv1alpha1.RestoreCompleted, &now
-	rs.Status.Message = fmt.Sprintf("restored Backup %s (%s) into %s", backup.Name, backup.Status.Size, env.Name)
+	rs.Status.Message = fmt.Sprintf("restored Backup %s (%s) into %s; %d erasures re-applied", backup.Name, backup.Status.Size, env.Name, rs.Status.ErasuresReapplied)
 	setCondition(&rs.Status.Conditions, rs.Generation, crmv1alpha1.ConditionReady, metav1.ConditionTrue, "Completed", rs.Status.Message)
-	r.Recorder.Eventf(rs, nil, corev1.EventTypeNormal, "Completed", "Restore", "%s", rs.Status.Message)
+	audit(ctx, r.Recorder, rs, corev1.EventTypeNormal, "Completed", "Restore", "%s", rs.Status.Message)
 	return ctrl.Result{}, nil
 }
 

@@ -89,6 +89,12 @@ func SetupWithManager(mgr ctrl.Manager, opts Options) error {
 	}).SetupWithManager(mgr); err != nil {
 		return err
 	}
+	if err := (&ErasureRequestReconciler{
+		Client: c, APIReader: mgr.GetAPIReader(), Recorder: mgr.GetEventRecorder("erasurerequest-controller"),
+		AgentImage: opts.AgentImage, MaxConcurrentReconciles: opts.MaxConcurrentReconciles,
+	}).SetupWithManager(mgr); err != nil {
+		return err
+	}
 	return (&IncrementReconciler{
 		Client: c, APIReader: mgr.GetAPIReader(), Recorder: mgr.GetEventRecorder("increment-controller"),
 		MaxConcurrentReconciles: opts.MaxConcurrentReconciles, Clock: opts.Clock,

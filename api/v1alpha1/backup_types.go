@@ -176,6 +176,10 @@ type RestoreStatus struct {
 	// JobName of the restore Job.
 	// +optional
 	JobName string `json:"jobName,omitempty"`
+	// ErasuresReapplied is the number of the project's erasures (GDPR Art. 17)
+	// the agent applied again after loading the backup.
+	// +optional
+	ErasuresReapplied int32 `json:"erasuresReapplied,omitempty"`
 	// StartedAt and CompletedAt bound the restore.
 	// +optional
 	StartedAt *metav1.Time `json:"startedAt,omitempty"`

@@ -11,8 +11,12 @@
 //	crm-agent anonymize --product P [flags]    pseudonymize personal data of a restored copy in place,
 //	                                           switch off its outgoing mail and scheduled jobs
 //	crm-agent erase --product P [flags]        erase the person whose e-mail address is in
-//	                                           ERASE_SUBJECT_EMAIL, or whose salted hash is in
-//	                                           ERASE_SUBJECT_HASH with ERASE_SALT (GDPR Art. 17)
+//	                                           ERASE_SUBJECT_EMAIL, or the people whose salted hashes
+//	                                           are in ERASE_SUBJECT_HASHES (comma-separated) with
+//	                                           ERASE_SALT (GDPR Art. 17)
+//
+// restore also re-applies the erasures in ERASE_SUBJECT_HASHES, when set,
+// before it reports success.
 //
 // Secrets come from the environment: DB_PASSWORD, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY.
 package main
@@ -61,7 +65,7 @@ func main() {
 var terminationLog string
 
 func usage() {
-	fmt.Fprintln(os.Stderr, "usage: crm-agent install DIR | backup|restore|verify|delete --name NAME [flags] | anonymize --product P [flags]")
+	fmt.Fprintln(os.Stderr, "usage: crm-agent install DIR | backup|restore|verify|delete --name NAME [flags] | anonymize|erase --product P [flags]")
 	os.Exit(2)
 }
 
@@ -124,7 +128,7 @@ func run(ctx context.Context, cmd string, args []string) (agent.Result, error) {
 	if cmd == "erase" {
 		// From the environment, not argv: process listings show arguments.
 		n, err := agent.Erase(ctx, db, product, agent.Subject{
-			Email: os.Getenv("ERASE_SUBJECT_EMAIL"), Hash: os.Getenv("ERASE_SUBJECT_HASH"), Salt: os.Getenv("ERASE_SALT"),
+			Email: os.Getenv("ERASE_SUBJECT_EMAIL"), Hashes: agent.ParseHashes(os.Getenv("ERASE_SUBJECT_HASHES")), Salt: os.Getenv("ERASE_SALT"),
 		})
 		if err != nil {
 			return agent.Result{}, err
@@ -152,7 +156,11 @@ func run(ctx context.Context, cmd string, args []string) (agent.Result, error) {
 		})
 		return res, err
 	case "restore":
-		m, err := agent.Restore(ctx, store, agent.RestoreOptions{Name: name, Database: db, FilesDir: filesDir, Product: product})
+		o := agent.RestoreOptions{Name: name, Database: db, FilesDir: filesDir, Product: product}
+		if hashes := agent.ParseHashes(os.Getenv("ERASE_SUBJECT_HASHES")); len(hashes) > 0 {
+			o.Erasures = &agent.Subject{Hashes: hashes, Salt: os.Getenv("ERASE_SALT")}
+		}
+		m, err := agent.Restore(ctx, store, o)
 		if err != nil {
 			return agent.Result{}, err
 		}

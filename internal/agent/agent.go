@@ -202,6 +202,9 @@ type RestoreOptions struct {
 	Product string
 	// ScratchDir holds the verified download; empty uses the system's.
 	ScratchDir string
+	// Erasures, when set, are erased again once the database is loaded, so
+	// that a backup taken before an erasure does not bring the person back.
+	Erasures *Subject
 }
 
 // Restore verifies the whole backup first, and only then replaces the
@@ -229,6 +232,11 @@ func Restore(ctx context.Context, store Store, o RestoreOptions) (*Manifest, err
 
 	if err := decompressFile(files[DatabaseObject], func(r io.Reader) error { return load(ctx, o.Database, r) }); err != nil {
 		return nil, fmt.Errorf("restoring the database: %w", err)
+	}
+	if o.Erasures != nil {
+		if _, err := Erase(ctx, o.Database, m.Product, *o.Erasures); err != nil {
+			return nil, fmt.Errorf("re-applying erasures after the restore: %w", err)
+		}
 	}
 	if p, ok := files[FilesObject]; ok && o.FilesDir != "" {
 		if err := clearDir(o.FilesDir); err != nil {

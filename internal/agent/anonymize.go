@@ -146,12 +146,24 @@ func quoteIdent(engine, name string) string {
 
 func crmProduct(p string) crmv1alpha1.ProductName { return crmv1alpha1.ProductName(p) }
 
-// Subject names the person to erase: by e-mail address, or by the salted
-// SHA-256 of the lowercased address (hex), which is all that is kept once an
-// erasure is done and is enough to apply it again after a restore.
+// Subject names the people to erase: one by e-mail address, or any number by
+// the salted SHA-256 of their lowercased address (hex), which is all that is
+// kept once an erasure is done and is enough to apply it again after a restore.
 type Subject struct {
-	Email      string
-	Hash, Salt string
+	Email  string
+	Hashes []string
+	Salt   string
+}
+
+// ParseHashes reads a comma-separated list of subject hashes.
+func ParseHashes(s string) []string {
+	var hs []string
+	for _, h := range strings.Split(s, ",") {
+		if h = strings.TrimSpace(h); h != "" {
+			hs = append(hs, h)
+		}
+	}
+	return hs
 }
 
 // SubjectHash is the salted hash an erasure is remembered by.
@@ -171,13 +183,19 @@ func (s Subject) matchSQL(engine, expr string) (string, error) {
 		}
 		return fmt.Sprintf("LOWER(%s) = '%s'", expr, strings.ReplaceAll(email, "'", "''")), nil
 	}
-	if !hexHash.MatchString(s.Hash) || strings.ContainsAny(s.Salt, `'\`) || s.Salt == "" {
-		return "", fmt.Errorf("invalid subject hash or salt")
+	if strings.ContainsAny(s.Salt, `'\`) || s.Salt == "" {
+		return "", fmt.Errorf("invalid erasure salt")
 	}
+	for _, h := range s.Hashes {
+		if !hexHash.MatchString(h) {
+			return "", fmt.Errorf("invalid subject hash")
+		}
+	}
+	list := "'" + strings.Join(s.Hashes, "', '") + "'"
 	if engine == "postgresql" {
-		return fmt.Sprintf("encode(sha256(convert_to(CONCAT('%s', LOWER(%s)), 'UTF8')), 'hex') = '%s'", s.Salt, expr, s.Hash), nil
+		return fmt.Sprintf("encode(sha256(convert_to(CONCAT('%s', LOWER(%s)), 'UTF8')), 'hex') IN (%s)", s.Salt, expr, list), nil
 	}
-	return fmt.Sprintf("SHA2(CONCAT('%s', LOWER(%s)), 256) = '%s'", s.Salt, expr, s.Hash), nil
+	return fmt.Sprintf("SHA2(CONCAT('%s', LOWER(%s)), 256) IN (%s)", s.Salt, expr, list), nil
 }
 
 var hexHash = regexp.MustCompile(`^[0-9a-f]{64}$`)
@@ -189,7 +207,7 @@ func Erase(ctx context.Context, d Database, product string, subject Subject) (in
 	if !ok {
 		return 0, fmt.Errorf("no erasure rules for product %q", product)
 	}
-	if subject.Email == "" && subject.Hash == "" {
+	if subject.Email == "" && len(subject.Hashes) == 0 {
 		return 0, fmt.Errorf("no subject to erase")
 	}
 	schema := "DATABASE()"

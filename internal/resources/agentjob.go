@@ -3,6 +3,7 @@ package resources
 import (
 	"fmt"
 	"strconv"
+	"strings"
 
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -32,7 +33,14 @@ type AgentJobInput struct {
 	Increment string
 	// AgentImage holds crm-agent at AgentPath (the operator's image).
 	AgentImage string
+	// ErasureHashes are the salted hashes of the people to erase (erase), or
+	// to erase again once the data is loaded (restore); the salt comes from
+	// the project's erasure Secret.
+	ErasureHashes []string
 }
+
+// databaseOnly commands work on the database alone: no backup target.
+func databaseOnly(command string) bool { return command == "anonymize" || command == "erase" }
 
 // AgentJobName names the Job of an agent command on an object, within the
 // 63 characters a Job's pods may carry in labels.
@@ -49,7 +57,7 @@ func AgentJobName(object, command string) string {
 // agent from the operator image into a shared emptyDir.
 func AgentJob(in AgentJobInput) (*batchv1.Job, error) {
 	backup := in.Project.Spec.Backup
-	if backup == nil && in.Command != "anonymize" {
+	if backup == nil && !databaseOnly(in.Command) {
 		return nil, fmt.Errorf("project %s has no spec.backup target", in.Project.Name)
 	}
 	env := in.Env
@@ -84,9 +92,16 @@ func AgentJob(in AgentJobInput) (*batchv1.Job, error) {
 		mounts = append(mounts, corev1.VolumeMount{Name: "files", MountPath: "/files", ReadOnly: in.Command == "backup"})
 		args = append(args, "--files-dir", "/files")
 	}
+	if len(in.ErasureHashes) > 0 {
+		// Hashes only: the operator never puts an e-mail address in a Job.
+		envVars = append(envVars,
+			corev1.EnvVar{Name: "ERASE_SUBJECT_HASHES", Value: strings.Join(in.ErasureHashes, ",")},
+			corev1.EnvVar{Name: "ERASE_SALT", ValueFrom: &corev1.EnvVarSource{SecretKeyRef: &corev1.SecretKeySelector{
+				LocalObjectReference: corev1.LocalObjectReference{Name: crmv1alpha1.ErasureSaltSecretName}, Key: "salt",
+			}}})
+	}
 	switch {
-	case in.Command == "anonymize":
-		// Works on the database only: no backup target.
+	case databaseOnly(in.Command):
 	case backup.Target.S3 != nil:
 		s3 := backup.Target.S3
 		prefix := s3.Prefix

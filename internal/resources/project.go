@@ -101,7 +101,7 @@ func quotaHard(q *crmv1alpha1.ProjectQuota) corev1.ResourceList {
 }
 
 var (
-	crmKinds   = []string{"implementationprojects", "environments", "increments"}
+	crmKinds   = []string{"implementationprojects", "environments", "increments", "backups", "restores", "erasurerequests"}
 	readCore   = []string{"pods", "pods/log", "services", "persistentvolumeclaims", "configmaps", "events", "endpoints"}
 	readVerbs  = []string{"get", "list", "watch"}
 	writeVerbs = []string{"get", "list", "watch", "create", "update", "patch", "delete"}
@@ -120,6 +120,13 @@ func readRules() []rbacv1.PolicyRule {
 	}
 }
 
+// erasureRule lets both roles file erasure requests (the customer's product
+// owner usually receives them). Not delete: a deleted request is forgotten,
+// and a later restore would bring the person back.
+var erasureRule = rbacv1.PolicyRule{
+	APIGroups: []string{crmv1alpha1.GroupVersion.Group}, Resources: []string{"erasurerequests"}, Verbs: []string{"create"},
+}
+
 func projectRBAC(p *crmv1alpha1.ImplementationProject, labels map[string]string) []client.Object {
 	ns := p.Name
 	// Product owners read everything but Secrets and may update Increments to
@@ -130,11 +137,11 @@ func projectRBAC(p *crmv1alpha1.ImplementationProject, labels map[string]string)
 		// A virtual subresource: the admission policy crm-increment-acceptance
 		// asks the authorizer for it before anyone changes spec.acceptance.
 		APIGroups: []string{crmv1alpha1.GroupVersion.Group}, Resources: []string{"increments/acceptance"}, Verbs: []string{"update"},
-	})
-	// Integrators manage Environments and Increments.
+	}, erasureRule)
+	// Integrators manage Environments, Increments, Backups and Restores.
 	intRules := append(readRules(), rbacv1.PolicyRule{
-		APIGroups: []string{crmv1alpha1.GroupVersion.Group}, Resources: []string{"environments", "increments"}, Verbs: writeVerbs,
-	})
+		APIGroups: []string{crmv1alpha1.GroupVersion.Group}, Resources: []string{"environments", "increments", "backups", "restores"}, Verbs: writeVerbs,
+	}, erasureRule)
 	objs := []client.Object{
 		&rbacv1.Role{TypeMeta: typeMeta("rbac.authorization.k8s.io/v1", "Role"), ObjectMeta: meta(ProductOwnerRoleName, ns, labels), Rules: poRules},
 		&rbacv1.Role{TypeMeta: typeMeta("rbac.authorization.k8s.io/v1", "Role"), ObjectMeta: meta(IntegratorRoleName, ns, labels), Rules: intRules},
