@@ -50,16 +50,26 @@ test: manifests generate vet envtest-bins test-servers ## Unit tests, envtest su
 build: generate ## Build the manager and crm-agent binaries.
 	go build -o $(BIN)/manager ./cmd/manager
 	go build -o $(BIN)/crm-agent ./cmd/crm-agent
+	go build -o $(BIN)/kubectl-crm ./cmd/kubectl-crm
+
+.PHONY: install-plugin
+install-plugin: ## Install kubectl-crm into GOBIN (or ~/go/bin), so that `kubectl crm` finds it on the PATH.
+	go install ./cmd/kubectl-crm
+	@gobin=$$(go env GOBIN); echo "installed $${gobin:-$$(go env GOPATH)/bin}/kubectl-crm; with that directory on the PATH: kubectl crm --help"
 
 .PHONY: bench-agent
 bench-agent: test-servers ## Agent backup throughput vs pg_dump | gzip (BENCH_AGENT_MB, default 300).
 	go test -run '^$$' -bench BackupVsPgDumpGzip -benchtime 1x ./internal/agent/
 
-##@ Local control plane
+##@ Local simulated cluster
 
 .PHONY: run
-run: manifests envtest-bins build ## Start etcd + kube-apiserver on loopback, install the CRDs, run the manager.
+run: manifests ## The whole product locally: simulated cluster (kwok), CRDs, policies, the operator and a demo project.
 	hack/local-up.sh
+
+.PHONY: test-e2e
+test-e2e: ## End-to-end: `make run` from scratch, accept and promote with kubectl crm, the plugin's commands, `make down` leaves nothing.
+	go test -tags e2e $(GO_TEST_FLAGS) -timeout 20m -v ./test/e2e/
 
 .PHONY: down
 down: ## Stop everything `make run` started.

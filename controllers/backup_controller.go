@@ -34,6 +34,8 @@ type BackupReconciler struct {
 	Recorder                events.EventRecorder
 	AgentImage              string
 	MaxConcurrentReconciles int
+	// Tolerations are added to every pod the operator creates.
+	Tolerations []corev1.Toleration
 }
 
 // +kubebuilder:rbac:groups=crm.crmops.io,resources=backups,verbs=get;list;watch;create;update;patch;delete
@@ -71,7 +73,7 @@ func (r *BackupReconciler) reconcileNormal(ctx context.Context, b *crmv1alpha1.B
 	if b.Status.Phase == "" {
 		b.Status.Phase = crmv1alpha1.BackupPending
 	}
-	in, err := loadEnvironmentInput(ctx, r.Client, r.APIReader, b.Namespace, b.Spec.EnvironmentRef.Name)
+	in, err := loadEnvironmentInput(ctx, r.Client, r.APIReader, r.Tolerations, b.Namespace, b.Spec.EnvironmentRef.Name)
 	if err != nil {
 		if b.Status.JobName == "" {
 			setCondition(&b.Status.Conditions, b.Generation, crmv1alpha1.ConditionReady, metav1.ConditionFalse, "Waiting", err.Error())
@@ -152,7 +154,7 @@ func (r *BackupReconciler) reconcileDelete(ctx context.Context, b *crmv1alpha1.B
 		return ctrl.Result{}, nil
 	}
 	if b.Status.JobName != "" {
-		in, err := loadEnvironmentInput(ctx, r.Client, r.APIReader, b.Namespace, b.Spec.EnvironmentRef.Name)
+		in, err := loadEnvironmentInput(ctx, r.Client, r.APIReader, r.Tolerations, b.Namespace, b.Spec.EnvironmentRef.Name)
 		if err == nil && in.Project.Spec.Backup != nil {
 			jobName := resources.AgentJobName(b.Name, "delete")
 			job := &batchv1.Job{}
@@ -202,7 +204,7 @@ func (r *BackupReconciler) SetupWithManager(mgr ctrl.Manager) error {
 }
 
 // loadEnvironmentInput gathers what the builders need about an environment.
-func loadEnvironmentInput(ctx context.Context, c client.Client, apiReader client.Reader, ns, name string) (*resources.EnvironmentInput, error) {
+func loadEnvironmentInput(ctx context.Context, c client.Client, apiReader client.Reader, tolerations []corev1.Toleration, ns, name string) (*resources.EnvironmentInput, error) {
 	env := &crmv1alpha1.Environment{}
 	if err := c.Get(ctx, types.NamespacedName{Namespace: ns, Name: name}, env); err != nil {
 		return nil, fmt.Errorf("environment %s: %w", name, err)
@@ -215,7 +217,7 @@ func loadEnvironmentInput(ctx context.Context, c client.Client, apiReader client
 	if err != nil {
 		return nil, err
 	}
-	in := &resources.EnvironmentInput{Project: project, Env: env, Profile: profile, Version: resources.DesiredVersion(project, env, profile)}
+	in := &resources.EnvironmentInput{Project: project, Env: env, Profile: profile, Version: resources.DesiredVersion(project, env, profile), Tolerations: tolerations}
 	if env.Status.Version != "" {
 		in.Version = env.Status.Version
 	}

@@ -271,7 +271,7 @@ func (r *EnvironmentReconciler) anonymize(ctx context.Context, env *crmv1alpha1.
 	job := &batchv1.Job{}
 	err := r.Get(ctx, client.ObjectKey{Namespace: env.Namespace, Name: AnonymizeJobName(env.Name)}, job)
 	if apierrors.IsNotFound(err) {
-		in, err := loadEnvironmentInput(ctx, r.Client, r.APIReader, env.Namespace, env.Name)
+		in, err := loadEnvironmentInput(ctx, r.Client, r.APIReader, r.Tolerations, env.Namespace, env.Name)
 		if err != nil {
 			return false, err
 		}

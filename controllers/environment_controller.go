@@ -53,6 +53,8 @@ type EnvironmentReconciler struct {
 	MaxConcurrentReconciles int
 	// Clock tells the time for backup schedules and retention; nil is time.Now.
 	Clock func() time.Time
+	// Tolerations are added to every pod the operator creates.
+	Tolerations []corev1.Toleration
 }
 
 // +kubebuilder:rbac:groups=crm.crmops.io,resources=environments,verbs=get;list;watch;create;update;patch;delete
@@ -105,6 +107,7 @@ func (r *EnvironmentReconciler) reconcileNormal(ctx context.Context, env *crmv1a
 		Project: project, Env: env, Profile: profile,
 		Version:          resources.DesiredVersion(project, env, profile),
 		IngressNamespace: r.IngressNamespace,
+		Tolerations:      r.Tolerations,
 	}
 	if ext := env.Spec.Database.External; ext != nil {
 		if in.External, err = readExternalDatabase(ctx, r.APIReader, env.Namespace, ext.SecretName, profile.Engine); err != nil {

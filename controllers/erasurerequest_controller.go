@@ -34,6 +34,8 @@ type ErasureRequestReconciler struct {
 	Recorder                events.EventRecorder
 	AgentImage              string
 	MaxConcurrentReconciles int
+	// Tolerations are added to every pod the operator creates.
+	Tolerations []corev1.Toleration
 }
 
 // +kubebuilder:rbac:groups=crm.crmops.io,resources=erasurerequests,verbs=get;list;watch;update;patch
@@ -182,7 +184,7 @@ func (r *ErasureRequestReconciler) eraseIn(ctx context.Context, er *crmv1alpha1.
 		// The restore loads older data; erasing first would be undone.
 		return pending(fmt.Sprintf("waiting for Restore %s, which re-applies the erasure after loading", restore))
 	}
-	in, err := loadEnvironmentInput(ctx, r.Client, r.APIReader, env.Namespace, env.Name)
+	in, err := loadEnvironmentInput(ctx, r.Client, r.APIReader, r.Tolerations, env.Namespace, env.Name)
 	if err != nil {
 		return pending(err.Error())
 	}

@@ -36,6 +36,8 @@ type IncrementReconciler struct {
 	Recorder                events.EventRecorder
 	MaxConcurrentReconciles int
 	Clock                   func() time.Time
+	// Tolerations are added to every pod the operator creates.
+	Tolerations []corev1.Toleration
 }
 
 // +kubebuilder:rbac:groups=crm.crmops.io,resources=increments,verbs=get;list;watch;create;update;patch;delete
@@ -334,7 +336,7 @@ func (r *IncrementReconciler) migrate(ctx context.Context, project *crmv1alpha1.
 		if err != nil {
 			return ctrl.Result{}, r.fail(inc, stage, "InvalidProduct", err.Error())
 		}
-		in := &resources.EnvironmentInput{Project: project, Env: env.DeepCopy(), Profile: profile, Version: promotion.Version(inc)}
+		in := &resources.EnvironmentInput{Project: project, Env: env.DeepCopy(), Profile: profile, Version: promotion.Version(inc), Tolerations: r.Tolerations}
 		in.Env.Spec.Image = inc.Spec.Image
 		if ext := env.Spec.Database.External; ext != nil {
 			if in.External, err = readExternalDatabase(ctx, r.APIReader, env.Namespace, ext.SecretName, profile.Engine); err != nil {

@@ -30,6 +30,8 @@ type RestoreReconciler struct {
 	Recorder                events.EventRecorder
 	AgentImage              string
 	MaxConcurrentReconciles int
+	// Tolerations are added to every pod the operator creates.
+	Tolerations []corev1.Toleration
 }
 
 // +kubebuilder:rbac:groups=crm.crmops.io,resources=restores,verbs=get;list;watch;create;update;patch;delete
@@ -83,7 +85,7 @@ func (r *RestoreReconciler) reconcileNormal(ctx context.Context, rs *crmv1alpha1
 		r.pending(rs, "BackupNotCompleted", fmt.Sprintf("waiting for Backup %s to complete", backup.Name))
 		return ctrl.Result{}, nil // the Backup watch brings us back
 	}
-	in, err := loadEnvironmentInput(ctx, r.Client, r.APIReader, rs.Namespace, rs.Spec.EnvironmentRef.Name)
+	in, err := loadEnvironmentInput(ctx, r.Client, r.APIReader, r.Tolerations, rs.Namespace, rs.Spec.EnvironmentRef.Name)
 	if err != nil {
 		r.pending(rs, "EnvironmentNotFound", err.Error())
 		return ctrl.Result{RequeueAfter: 30 * time.Second}, nil

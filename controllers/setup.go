@@ -34,6 +34,9 @@ type Options struct {
 	AgentImage string
 	// Clock tells the time for schedules and retention; nil is time.Now.
 	Clock func() time.Time
+	// Tolerations are added to every pod the operator creates (e.g. the
+	// simulated nodes' taint in the local cluster).
+	Tolerations []corev1.Toleration
 }
 
 // CacheOptions caches only the objects the operator labelled as its own (a
@@ -73,30 +76,30 @@ func SetupWithManager(mgr ctrl.Manager, opts Options) error {
 	}
 	if err := (&EnvironmentReconciler{
 		Client: c, APIReader: mgr.GetAPIReader(), Recorder: mgr.GetEventRecorder("environment-controller"),
-		IngressNamespace: opts.IngressNamespace, AgentImage: opts.AgentImage, MaxConcurrentReconciles: opts.MaxConcurrentReconciles, Clock: opts.Clock,
+		IngressNamespace: opts.IngressNamespace, AgentImage: opts.AgentImage, MaxConcurrentReconciles: opts.MaxConcurrentReconciles, Tolerations: opts.Tolerations, Clock: opts.Clock,
 	}).SetupWithManager(mgr); err != nil {
 		return err
 	}
 	if err := (&BackupReconciler{
 		Client: c, APIReader: mgr.GetAPIReader(), Recorder: mgr.GetEventRecorder("backup-controller"),
-		AgentImage: opts.AgentImage, MaxConcurrentReconciles: opts.MaxConcurrentReconciles,
+		AgentImage: opts.AgentImage, MaxConcurrentReconciles: opts.MaxConcurrentReconciles, Tolerations: opts.Tolerations,
 	}).SetupWithManager(mgr); err != nil {
 		return err
 	}
 	if err := (&RestoreReconciler{
 		Client: c, APIReader: mgr.GetAPIReader(), Recorder: mgr.GetEventRecorder("restore-controller"),
-		AgentImage: opts.AgentImage, MaxConcurrentReconciles: opts.MaxConcurrentReconciles,
+		AgentImage: opts.AgentImage, MaxConcurrentReconciles: opts.MaxConcurrentReconciles, Tolerations: opts.Tolerations,
 	}).SetupWithManager(mgr); err != nil {
 		return err
 	}
 	if err := (&ErasureRequestReconciler{
 		Client: c, APIReader: mgr.GetAPIReader(), Recorder: mgr.GetEventRecorder("erasurerequest-controller"),
-		AgentImage: opts.AgentImage, MaxConcurrentReconciles: opts.MaxConcurrentReconciles,
+		AgentImage: opts.AgentImage, MaxConcurrentReconciles: opts.MaxConcurrentReconciles, Tolerations: opts.Tolerations,
 	}).SetupWithManager(mgr); err != nil {
 		return err
 	}
 	return (&IncrementReconciler{
 		Client: c, APIReader: mgr.GetAPIReader(), Recorder: mgr.GetEventRecorder("increment-controller"),
-		MaxConcurrentReconciles: opts.MaxConcurrentReconciles, Clock: opts.Clock,
+		MaxConcurrentReconciles: opts.MaxConcurrentReconciles, Clock: opts.Clock, Tolerations: opts.Tolerations,
 	}).SetupWithManager(mgr)
 }

@@ -16,6 +16,8 @@ K8S_VERSION=${K8S_VERSION:-1.37.2}
 ETCD_VERSION=${ETCD_VERSION:-3.7.3}
 CONTROLLER_TOOLS_VERSION=${CONTROLLER_TOOLS_VERSION:-v0.23.0}
 VERSITYGW_VERSION=${VERSITYGW_VERSION:-v1.8.0}
+KWOK_VERSION=${KWOK_VERSION:-v0.8.0}
+HELM_VERSION=${HELM_VERSION:-v3.22.0}
 export GOFLAGS=${GOFLAGS:--buildvcs=false}
 
 k8s_bin=$root/bin/k8s/$K8S_VERSION
@@ -65,6 +67,11 @@ go_install_controller_gen() { go_install "sigs.k8s.io/controller-tools/cmd/contr
 # versitygw serves S3 over a directory: the agent's tests use it as a real S3 server.
 go_install_versitygw() { go_install "github.com/versity/versitygw/cmd/versitygw@$VERSITYGW_VERSION" "$1"; }
 
+# kwok simulates nodes and pods for the local cluster (`make run`).
+go_install_kwok() { go_install "sigs.k8s.io/kwok/cmd/kwok@$KWOK_VERSION" "$1"; }
+# helm renders and lints the chart in the tests.
+go_install_helm() { go_install "helm.sh/helm/v3/cmd/helm@$HELM_VERSION" "$1"; }
+
 link() { # TARGET LINK
 	ln -sfn "$1" "$2"
 }
@@ -90,6 +97,16 @@ for tool in "$@"; do
 		dest=$cache/versitygw/$VERSITYGW_VERSION/versitygw
 		build "versitygw $VERSITYGW_VERSION" "$dest" go_install_versitygw
 		link "$dest" "$root/bin/versitygw"
+		;;
+	kwok)
+		dest=$cache/kwok/$KWOK_VERSION/kwok
+		build "kwok $KWOK_VERSION" "$dest" go_install_kwok
+		link "$dest" "$root/bin/kwok"
+		;;
+	helm)
+		dest=$cache/helm/$HELM_VERSION/helm
+		build "helm $HELM_VERSION" "$dest" go_install_helm
+		link "$dest" "$root/bin/helm"
 		;;
 	*)
 		log "unknown tool: $tool"

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# `make down`: stops what `make run` started, by PID, manager first.
+# `make down`: stops what `make run` started, by PID, manager first; the
+# local cluster stops its own components (kube-controller-manager,
+# kube-scheduler, kwok, etcd, kube-apiserver) before it exits.
 set -uo pipefail
-dir=$(cd "$(dirname "$0")/.." && pwd)/bin/local
+dir=${LOCAL_DIR:-$(cd "$(dirname "$0")/.." && pwd)/bin/local}
 for name in manager localcluster; do
 	pidfile=$dir/$name.pid
 	[ -f "$pidfile" ] || continue

@@ -1,67 +1,146 @@
 #!/usr/bin/env bash
-# `make run`: starts etcd + kube-apiserver on loopback with the CRDs installed,
-# then the manager against it, both in the background, logging to bin/local/.
-# Idempotent: what already runs is left alone. `make down` stops both.
+# `make run`: the whole product on this machine, in one command.
+#
+# Builds what it needs (cached after the first time), starts a simulated
+# cluster on loopback (etcd, kube-apiserver, kube-controller-manager,
+# kube-scheduler, kwok with nodes in eu-central-1 and us-east-1), installs the
+# CRDs and admission policies, starts the operator, applies the demo project
+# (EspoCRM, EU-only GDPR policy, test + production, one increment) and shows
+# it converging until the increment is verified on test. Idempotent: what
+# already runs is left alone. `make down` stops everything by PID.
+#
+#   DEMO=0 make run       cluster and operator only
+#   DEMO_TIMEOUT=600      seconds to wait for the demo (default 300)
+#   LOCAL_DIR, METRICS_PORT, PROBE_PORT   where state and logs go (bin/local) and
+#                         the operator's ports (18080, 18081): the e2e test runs
+#                         its own cluster beside yours
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 K8S_VERSION=${K8S_VERSION:-1.37.2}
-dir=$root/bin/local
+KWOK_VERSION=${KWOK_VERSION:-v0.8.0}
+DEMO=${DEMO:-1}
+DEMO_TIMEOUT=${DEMO_TIMEOUT:-300}
+dir=${LOCAL_DIR:-$root/bin/local}
+METRICS_PORT=${METRICS_PORT:-18080}
+PROBE_PORT=${PROBE_PORT:-18081}
 kubeconfig=$dir/kubeconfig
+kubectl=$root/bin/k8s/$K8S_VERSION/kubectl
 mkdir -p "$dir"
 t0=$SECONDS
 step() { printf '[run %3ds] %s\n' "$((SECONDS - t0))" "$*"; }
-
 alive() { [ -f "$dir/$1.pid" ] && kill -0 "$(cat "$dir/$1.pid")" 2>/dev/null; }
+k() { "$kubectl" --kubeconfig "$kubeconfig" "$@"; }
+
+step "tools: etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, kwok (built once per machine, then cached)"
+hack/build-tools.sh etcd kube-apiserver kube-controller-manager kube-scheduler kubectl kwok 2>&1 | sed 's/^/          /'
+step "binaries: manager, kubectl-crm, localcluster"
+GOFLAGS=${GOFLAGS:--buildvcs=false} go build -o bin/manager ./cmd/manager
+GOFLAGS=${GOFLAGS:--buildvcs=false} go build -o bin/kubectl-crm ./cmd/kubectl-crm
+GOFLAGS=${GOFLAGS:--buildvcs=false} go build -o bin/localcluster ./hack/localcluster
+
+# kwok's stage files ship in its module; resolve them where Go keeps it.
+kwok_dir=$(go mod download -json "sigs.k8s.io/kwok@$KWOK_VERSION" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
+stage=$kwok_dir/kustomize/stage
+stages=$stage/node/fast/node-initialize.yaml,$stage/node/heartbeat-with-lease/node-heartbeat-with-lease.yaml
+stages+=,$stage/pod/fast/pod-ready.yaml,$stage/pod/fast/pod-delete.yaml
+stages+=,$root/hack/local/kwok/job-pod-complete.yaml,$root/hack/local/kwok/agent-complete.yaml
+for f in ${stages//,/ }; do
+	[ -f "$f" ] || { echo "kwok stage file missing: $f (is the module cache intact?)"; exit 1; }
+done
 
 if alive localcluster && [ -f "$kubeconfig" ]; then
-	step "control plane: already running (pid $(cat "$dir/localcluster.pid"))"
+	step "cluster: already running (pid $(cat "$dir/localcluster.pid"))"
 else
-	step "control plane: starting etcd + kube-apiserver v$K8S_VERSION on loopback"
+	step "cluster: starting etcd, kube-apiserver v$K8S_VERSION, kube-controller-manager, kube-scheduler, kwok $KWOK_VERSION on loopback"
 	rm -f "$kubeconfig"
-	go build -o "$root/bin/localcluster" ./hack/localcluster
-	nohup "$root/bin/localcluster" --write-kubeconfig "$kubeconfig" --crds config/crd/bases \
-		--assets "$root/bin/k8s/$K8S_VERSION" >"$dir/localcluster.log" 2>&1 &
+	nohup "$root/bin/localcluster" --nodes --write-kubeconfig "$kubeconfig" --crds config/crd/bases \
+		--assets "$root/bin/k8s/$K8S_VERSION" --kwok "$root/bin/kwok" --kwok-stages "$stages" --log-dir "$dir" \
+		>"$dir/localcluster.log" 2>&1 &
 	echo $! >"$dir/localcluster.pid"
 	for _ in $(seq 1 120); do
 		[ -f "$kubeconfig" ] && break
-		alive localcluster || { cat "$dir/localcluster.log"; echo "control plane failed to start"; exit 1; }
+		alive localcluster || { cat "$dir/localcluster.log"; echo "the cluster failed to start"; exit 1; }
 		sleep 0.5
 	done
-	[ -f "$kubeconfig" ] || { echo "control plane did not come up in 60s; see $dir/localcluster.log"; exit 1; }
-	step "control plane: $(tail -n 1 "$dir/localcluster.log")"
+	[ -f "$kubeconfig" ] || { echo "the cluster did not come up in 60s; see $dir/localcluster.log"; exit 1; }
+	step "cluster: $(tail -n 1 "$dir/localcluster.log")"
 fi
+k wait --for=condition=Ready node --all --timeout=60s >/dev/null
+step "nodes: $(k get nodes -L topology.kubernetes.io/region --no-headers | awk '{printf "%s (%s, %s)  ", $1, $NF, $2}')"
 
-# The CRDs may be newer than the running control plane's: apply them again.
-kubectl --kubeconfig "$kubeconfig" apply --server-side --force-conflicts -f config/crd/bases >/dev/null
-step "CRDs: applied ($(kubectl --kubeconfig "$kubeconfig" get crd -o name | grep -c crmops.io) crm.crmops.io kinds)"
-kubectl --kubeconfig "$kubeconfig" apply --server-side --force-conflicts -f config/admission/increment_acceptance.yaml -f config/admission/production_version.yaml -f config/admission/gdpr_environment.yaml >/dev/null
+# The CRDs may be newer than the running cluster's: apply them again.
+k apply --server-side --force-conflicts -f config/crd/bases >/dev/null
+step "CRDs: applied ($(k get crd -o name | grep -c crmops.io) crm.crmops.io kinds)"
+k apply --server-side --force-conflicts -f config/admission/increment_acceptance.yaml \
+	-f config/admission/production_version.yaml -f config/admission/gdpr_environment.yaml >/dev/null
 step "admission policies: applied (product-owner acceptance, production versions, GDPR)"
 
 if alive manager; then
-	step "manager: already running (pid $(cat "$dir/manager.pid"))"
+	step "operator: already running (pid $(cat "$dir/manager.pid"))"
 else
-	KUBECONFIG=$kubeconfig nohup "$root/bin/manager" --metrics-bind-address=127.0.0.1:18080 \
-		--health-probe-bind-address=127.0.0.1:18081 >"$dir/manager.log" 2>&1 &
+	# The simulated nodes are tainted: the operator's pods tolerate it here only.
+	KUBECONFIG=$kubeconfig nohup "$root/bin/manager" --metrics-bind-address=127.0.0.1:$METRICS_PORT \
+		--health-probe-bind-address=127.0.0.1:$PROBE_PORT --pod-toleration=kwok.x-k8s.io/node=fake:NoSchedule \
+		--agent-image=crm-operator:local >"$dir/manager.log" 2>&1 &
 	echo $! >"$dir/manager.pid"
 	for _ in $(seq 1 60); do
-		curl -fsS http://127.0.0.1:18081/readyz >/dev/null 2>&1 && break
-		alive manager || { cat "$dir/manager.log"; echo "manager failed to start"; exit 1; }
+		curl -fsS http://127.0.0.1:$PROBE_PORT/readyz >/dev/null 2>&1 && break
+		alive manager || { cat "$dir/manager.log"; echo "the operator failed to start"; exit 1; }
 		sleep 0.5
 	done
-	step "manager: running (pid $(cat "$dir/manager.pid")), log: $dir/manager.log"
+	step "operator: running (pid $(cat "$dir/manager.pid")), log: $dir/manager.log, metrics: http://127.0.0.1:$METRICS_PORT/metrics"
 fi
+
+if [ "$DEMO" = 0 ]; then
+	printf '\nexport KUBECONFIG=%s\nStop everything with: make down\n' "$kubeconfig"
+	exit 0
+fi
+
+k apply --server-side -f hack/local/demo-project.yaml >/dev/null
+k wait --for=jsonpath='{.status.namespace}'=demo implementationproject/demo --timeout=60s >/dev/null
+k apply --server-side -f hack/local/demo-environments.yaml >/dev/null
+step "demo: project demo (EspoCRM, EU-only GDPR policy), environments test and production, increment sprint-1"
+
+verified() { [ "$(k get increment sprint-1 -n demo -o jsonpath='{.status.conditions[?(@.type=="Verified")].status}' 2>/dev/null)" = True ]; }
+last=""
+deadline=$((SECONDS + DEMO_TIMEOUT))
+while :; do
+	table=$("$root/bin/kubectl-crm" --kubeconfig "$kubeconfig" status demo 2>&1 || true)
+	if [ "$table" != "$last" ]; then
+		step "status:"
+		printf '%s\n\n' "$table" | sed 's/^/    /'
+		last=$table
+	fi
+	verified && break
+	if [ $SECONDS -ge $deadline ]; then
+		echo "the demo did not reach Verified on test in ${DEMO_TIMEOUT}s; see $dir/manager.log"
+		exit 1
+	fi
+	sleep 1
+done
+step "demo: sprint-1 is deployed and verified on test; it awaits the product owner's acceptance"
 
 cat <<MSG
 
-The control plane and the operator are running. Try:
+The simulated cluster, the operator and the demo are running. Pods run on
+simulated kwok nodes (no container runtime): backups and migrations in the
+demo are simulated Jobs; crm-agent itself is proven by its own tests.
 
-  export KUBECONFIG=$kubeconfig
-  kubectl apply -f config/samples/crm_v1alpha1_implementationproject.yaml
-  kubectl wait --for=jsonpath='{.status.namespace}'=acme implementationproject/acme
-  kubectl apply -f config/samples/crm_v1alpha1_environment_test.yaml
-  kubectl get crm -A
-  kubectl explain implementationproject.spec.gdpr
+  export KUBECONFIG=$kubeconfig PATH=$root/bin:\$PATH
+  kubectl crm status demo
+  kubectl get crm -n demo
+
+Only the customer's product owner may accept the increment; anyone else is
+refused by the API:
+
+  kubectl crm accept sprint-1 -n demo --as ci@integrator.example
+
+Accept it as the product owner (the API records who, from the request's
+identity); it then goes to production step by step: backup first,
+migration, rollout, health check:
+
+  kubectl crm accept sprint-1 -n demo --as jane.po@kunde.example --wait
 
 Stop everything with: make down
 MSG

@@ -3,9 +3,12 @@ package main
 
 import (
 	"flag"
+	"fmt"
 	"os"
+	"strings"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
@@ -32,6 +35,7 @@ func main() {
 		leaderElectNS string
 		ingressNS     string
 		agentImage    string
+		tolerations   tolerationFlag
 	)
 	flag.StringVar(&metricsAddr, "metrics-bind-address", ":8080", "Address the Prometheus metrics endpoint binds to; \"0\" disables it.")
 	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "Address the /healthz and /readyz probes bind to.")
@@ -47,6 +51,8 @@ func main() {
 	flag.IntVar(&kubeAPIBurst, "kube-api-burst", 400, "Burst of queries to the API server.")
 	flag.StringVar(&ingressNS, "ingress-namespace", "ingress-nginx", "Namespace of the cluster's ingress controller; environments admit traffic from it.")
 	flag.StringVar(&agentImage, "agent-image", controllers.DefaultAgentImage, "Image holding crm-agent at /crm-agent, run in backup and restore Jobs.")
+	flag.Var(&tolerations, "pod-toleration", "Toleration added to every pod the operator creates, as key[=value][:Effect]; repeatable. "+
+		"The local cluster uses kwok.x-k8s.io/node=fake:NoSchedule for its simulated nodes.")
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(flag.CommandLine)
 	flag.Parse()
@@ -81,7 +87,9 @@ func main() {
 		log.Error(err, "unable to create the manager")
 		os.Exit(1)
 	}
-	if err := controllers.SetupWithManager(mgr, controllers.Options{MaxConcurrentReconciles: concurrency, IngressNamespace: ingressNS, AgentImage: agentImage}); err != nil {
+	if err := controllers.SetupWithManager(mgr, controllers.Options{
+		MaxConcurrentReconciles: concurrency, IngressNamespace: ingressNS, AgentImage: agentImage, Tolerations: tolerations,
+	}); err != nil {
 		log.Error(err, "unable to set up the controllers")
 		os.Exit(1)
 	}
@@ -99,4 +107,39 @@ func main() {
 		log.Error(err, "the manager stopped with an error")
 		os.Exit(1)
 	}
+}
+
+// tolerationFlag parses repeated --pod-toleration key[=value][:Effect] values.
+type tolerationFlag []corev1.Toleration
+
+func (f *tolerationFlag) String() string { return fmt.Sprint([]corev1.Toleration(*f)) }
+
+func (f *tolerationFlag) Set(s string) error {
+	t, err := parseToleration(s)
+	if err != nil {
+		return err
+	}
+	*f = append(*f, t)
+	return nil
+}
+
+func parseToleration(s string) (corev1.Toleration, error) {
+	kv, effect, hasEffect := strings.Cut(s, ":")
+	key, value, hasValue := strings.Cut(kv, "=")
+	t := corev1.Toleration{Key: key, Operator: corev1.TolerationOpExists}
+	if key == "" {
+		return t, fmt.Errorf("toleration %q: the key is empty", s)
+	}
+	if hasValue {
+		t.Operator, t.Value = corev1.TolerationOpEqual, value
+	}
+	if hasEffect {
+		switch e := corev1.TaintEffect(effect); e {
+		case corev1.TaintEffectNoSchedule, corev1.TaintEffectPreferNoSchedule, corev1.TaintEffectNoExecute:
+			t.Effect = e
+		default:
+			return t, fmt.Errorf("toleration %q: effect must be NoSchedule, PreferNoSchedule or NoExecute", s)
+		}
+	}
+	return t, nil
 }

@@ -1,82 +1,294 @@
-// Command localcluster runs etcd and kube-apiserver on loopback (through
-// controller-runtime's envtest control plane, with the binaries hack/ built),
-// installs the crm.crmops.io CRDs, writes an admin kubeconfig and runs until
-// it receives SIGINT or SIGTERM. `make run` starts it; `make down` stops it.
+// Command localcluster runs a small simulated Kubernetes cluster on loopback:
+// etcd and kube-apiserver (through controller-runtime's envtest control plane,
+// with the binaries hack/ built), and with --nodes also kube-controller-manager,
+// kube-scheduler and kwok with simulated nodes in two regions on which pods
+// become Running and Ready and Jobs complete. It installs the crm.crmops.io
+// CRDs, writes an admin kubeconfig and runs until SIGINT or SIGTERM, then
+// stops everything it started. `make run` starts it; `make down` stops it.
 package main
 
 import (
+	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
+	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 )
+
+// Simulated nodes: kwok manages nodes with this annotation; the taint keeps
+// real workloads off them, so the operator runs with a matching toleration.
+const (
+	kwokAnnotation = "kwok.x-k8s.io/node"
+	kwokTaint      = "kwok.x-k8s.io/node"
+)
+
+// nodes of the local cluster: one per region, so that GDPR residency shows.
+var nodes = []struct{ name, region, zone string }{
+	{"kwok-eu-central-1a", "eu-central-1", "eu-central-1a"},
+	{"kwok-eu-central-1b", "eu-central-1", "eu-central-1b"},
+	{"kwok-us-east-1a", "us-east-1", "us-east-1a"},
+}
 
 func main() {
 	var (
 		kubeconfig = flag.String("write-kubeconfig", "bin/local/kubeconfig", "Where to write the admin kubeconfig.")
 		crds       = flag.String("crds", "config/crd/bases", "Directory of the CRDs to install.")
-		assets     = flag.String("assets", os.Getenv("KUBEBUILDER_ASSETS"), "Directory holding the etcd and kube-apiserver binaries.")
+		assets     = flag.String("assets", os.Getenv("KUBEBUILDER_ASSETS"), "Directory holding etcd, kube-apiserver, kube-controller-manager and kube-scheduler.")
+		withNodes  = flag.Bool("nodes", false, "Also run kube-controller-manager, kube-scheduler and kwok with simulated nodes.")
+		kwok       = flag.String("kwok", "bin/kwok", "The kwok binary (with --nodes).")
+		stages     = flag.String("kwok-stages", "", "Comma-separated kwok stage files (with --nodes).")
+		logDir     = flag.String("log-dir", "bin/local", "Where the components log.")
 	)
 	flag.Parse()
-	if err := run(*kubeconfig, *crds, *assets); err != nil {
+	c := &cluster{kubeconfig: *kubeconfig, crds: *crds, assets: *assets, nodes: *withNodes, kwok: *kwok, logDir: *logDir}
+	if *stages != "" {
+		c.stages = strings.Split(*stages, ",")
+	}
+	if err := c.run(); err != nil {
 		fmt.Fprintln(os.Stderr, "localcluster:", err)
 		os.Exit(1)
 	}
 }
 
-func run(kubeconfigPath, crdDir, assets string) error {
+type cluster struct {
+	kubeconfig, crds, assets, kwok, logDir string
+	nodes                                  bool
+	stages                                 []string
+	env                                    *envtest.Environment
+	procs                                  []*exec.Cmd
+}
+
+func (c *cluster) run() error {
 	start := time.Now()
-	env := &envtest.Environment{
-		CRDDirectoryPaths:        []string{crdDir},
+	c.env = &envtest.Environment{
+		CRDDirectoryPaths:        []string{c.crds},
 		ErrorIfCRDPathMissing:    true,
-		BinaryAssetsDirectory:    assets,
+		BinaryAssetsDirectory:    c.assets,
 		ControlPlaneStartTimeout: time.Minute,
 		ControlPlaneStopTimeout:  time.Minute,
 	}
-	if _, err := env.Start(); err != nil {
-		_ = env.Stop() // Start may fail after launching etcd and kube-apiserver
+	if _, err := c.env.Start(); err != nil {
+		_ = c.env.Stop() // Start may fail after launching etcd and kube-apiserver
 		return fmt.Errorf("starting etcd and kube-apiserver: %w", err)
 	}
-	stop := func() {
-		if err := env.Stop(); err != nil {
-			fmt.Fprintln(os.Stderr, "localcluster: stopping:", err)
-		}
-	}
-	admin, err := env.AddUser(envtest.User{Name: "local-admin", Groups: []string{"system:masters"}}, nil)
+	defer c.stop()
+	admin, err := c.env.AddUser(envtest.User{Name: "local-admin", Groups: []string{"system:masters"}}, nil)
 	if err != nil {
-		stop()
 		return err
 	}
 	data, err := admin.KubeConfig()
 	if err != nil {
-		stop()
 		return err
 	}
-	if err := os.MkdirAll(filepath.Dir(kubeconfigPath), 0o755); err != nil {
-		stop()
+	if err := os.MkdirAll(filepath.Dir(c.kubeconfig), 0o755); err != nil {
 		return err
+	}
+	// The components use a copy: the user's kubeconfig is the readiness signal.
+	componentConfig := filepath.Join(c.logDir, "components.kubeconfig")
+	if err := os.WriteFile(componentConfig, data, 0o600); err != nil {
+		return err
+	}
+	ctx, cancel := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer cancel()
+	if c.nodes {
+		cs, err := kubernetes.NewForConfig(admin.Config())
+		if err != nil {
+			return err
+		}
+		if err := c.startNodes(ctx, cs, componentConfig); err != nil {
+			return err
+		}
 	}
 	// Written last and atomically: its presence tells `make run` the cluster is up.
-	tmp := kubeconfigPath + ".tmp"
+	tmp := c.kubeconfig + ".tmp"
 	if err := os.WriteFile(tmp, data, 0o600); err != nil {
-		stop()
 		return err
 	}
-	if err := os.Rename(tmp, kubeconfigPath); err != nil {
-		stop()
+	if err := os.Rename(tmp, c.kubeconfig); err != nil {
 		return err
 	}
-	fmt.Printf("control plane up in %s at %s; CRDs installed\n", time.Since(start).Round(100*time.Millisecond), env.Config.Host)
-
-	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
-	<-sig
-	_ = os.Remove(kubeconfigPath)
-	stop()
+	what := "etcd, kube-apiserver"
+	if c.nodes {
+		what += fmt.Sprintf(", kube-controller-manager, kube-scheduler, kwok with %d simulated nodes", len(nodes))
+	}
+	fmt.Printf("cluster up in %s at %s: %s; CRDs installed\n", time.Since(start).Round(100*time.Millisecond), c.env.Config.Host, what)
+	<-ctx.Done()
+	_ = os.Remove(c.kubeconfig)
 	return nil
+}
+
+// startNodes runs the components that make pods run on simulated nodes.
+func (c *cluster) startNodes(ctx context.Context, cs kubernetes.Interface, kubeconfig string) error {
+	bin := func(name string) string { return filepath.Join(c.assets, name) }
+	if err := c.spawn("kube-controller-manager", bin("kube-controller-manager"),
+		"--kubeconfig="+kubeconfig, "--authentication-kubeconfig="+kubeconfig, "--authorization-kubeconfig="+kubeconfig,
+		"--leader-elect=false", "--secure-port=0", "--use-service-account-credentials=false",
+		// Simulated nodes go NotReady without leases; the grace period matches kwok's lease.
+		"--node-monitor-grace-period=50s",
+		"--controllers=*,-node-ipam-controller,-persistentvolume-expander-controller,-horizontal-pod-autoscaler-controller",
+	); err != nil {
+		return err
+	}
+	if err := c.spawn("kube-scheduler", bin("kube-scheduler"),
+		"--kubeconfig="+kubeconfig, "--authentication-kubeconfig="+kubeconfig, "--authorization-kubeconfig="+kubeconfig,
+		"--leader-elect=false", "--secure-port=0"); err != nil {
+		return err
+	}
+	if len(c.stages) == 0 {
+		return errors.New("--nodes needs --kwok-stages (kwok has no stages of its own)")
+	}
+	args := []string{"--kubeconfig=" + kubeconfig, "--manage-all-nodes=false",
+		"--manage-nodes-with-annotation-selector=" + kwokAnnotation + "=fake",
+		// Without leases the heartbeat stage fires every 600 s and the nodes go NotReady.
+		"--node-lease-duration-seconds=40", "--server-address=", "--cidr=10.244.0.0/16", "--node-ip=10.0.0.1"}
+	for _, s := range c.stages {
+		if _, err := os.Stat(s); err != nil {
+			return fmt.Errorf("kwok stage file: %w", err)
+		}
+		args = append(args, "--config="+s)
+	}
+	if err := c.spawn("kwok", c.kwok, args...); err != nil {
+		return err
+	}
+	for _, n := range nodes {
+		node := &corev1.Node{
+			ObjectMeta: metav1.ObjectMeta{
+				Name:        n.name,
+				Annotations: map[string]string{kwokAnnotation: "fake"},
+				Labels: map[string]string{
+					"kubernetes.io/hostname": n.name, "kubernetes.io/os": "linux", "kubernetes.io/arch": "amd64",
+					"type": "kwok", corev1.LabelTopologyRegion: n.region, corev1.LabelTopologyZone: n.zone,
+				},
+			},
+			Spec: corev1.NodeSpec{Taints: []corev1.Taint{{Key: kwokTaint, Value: "fake", Effect: corev1.TaintEffectNoSchedule}}},
+			Status: corev1.NodeStatus{
+				Capacity: corev1.ResourceList{
+					corev1.ResourceCPU: resource.MustParse("64"), corev1.ResourceMemory: resource.MustParse("256Gi"), corev1.ResourcePods: resource.MustParse("1000"),
+				},
+				Allocatable: corev1.ResourceList{
+					corev1.ResourceCPU: resource.MustParse("64"), corev1.ResourceMemory: resource.MustParse("256Gi"), corev1.ResourcePods: resource.MustParse("1000"),
+				},
+			},
+		}
+		if _, err := cs.CoreV1().Nodes().Create(ctx, node, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+			return fmt.Errorf("creating node %s: %w", n.name, err)
+		}
+	}
+	go provisionVolumes(ctx, cs)
+	return nil
+}
+
+// provisionVolumes stands in for a storage provisioner, which the local
+// cluster lacks: every pending claim gets a pre-bound hostPath volume (the
+// pods are simulated: nothing is ever written there), and released volumes
+// are deleted.
+func provisionVolumes(ctx context.Context, cs kubernetes.Interface) {
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		claims, err := cs.CoreV1().PersistentVolumeClaims("").List(ctx, metav1.ListOptions{})
+		if err != nil {
+			continue
+		}
+		for _, pvc := range claims.Items {
+			if pvc.Spec.VolumeName != "" || pvc.Status.Phase != corev1.ClaimPending || pvc.DeletionTimestamp != nil {
+				continue
+			}
+			pv := &corev1.PersistentVolume{
+				ObjectMeta: metav1.ObjectMeta{Name: "local-" + string(pvc.UID), Labels: map[string]string{"crm.crmops.io/local-volume": "true"}},
+				Spec: corev1.PersistentVolumeSpec{
+					Capacity:                      corev1.ResourceList{corev1.ResourceStorage: pvc.Spec.Resources.Requests[corev1.ResourceStorage]},
+					AccessModes:                   pvc.Spec.AccessModes,
+					PersistentVolumeReclaimPolicy: corev1.PersistentVolumeReclaimRetain,
+					StorageClassName:              ptrValue(pvc.Spec.StorageClassName),
+					ClaimRef:                      &corev1.ObjectReference{Kind: "PersistentVolumeClaim", Namespace: pvc.Namespace, Name: pvc.Name, UID: pvc.UID},
+					PersistentVolumeSource: corev1.PersistentVolumeSource{HostPath: &corev1.HostPathVolumeSource{
+						Path: "/var/lib/crm-local/" + string(pvc.UID),
+					}},
+				},
+			}
+			if _, err := cs.CoreV1().PersistentVolumes().Create(ctx, pv, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+				fmt.Fprintln(os.Stderr, "localcluster: volume for", pvc.Namespace+"/"+pvc.Name+":", err)
+			}
+		}
+		vols, err := cs.CoreV1().PersistentVolumes().List(ctx, metav1.ListOptions{LabelSelector: "crm.crmops.io/local-volume=true"})
+		if err != nil {
+			continue
+		}
+		for _, pv := range vols.Items {
+			if pv.Status.Phase == corev1.VolumeReleased {
+				_ = cs.CoreV1().PersistentVolumes().Delete(ctx, pv.Name, metav1.DeleteOptions{})
+			}
+		}
+	}
+}
+
+func ptrValue(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
+}
+
+// spawn starts a component that dies with this process, logging to logDir.
+func (c *cluster) spawn(name, path string, args ...string) error {
+	logFile, err := os.Create(filepath.Join(c.logDir, name+".log"))
+	if err != nil {
+		return err
+	}
+	cmd := exec.Command(path, args...)
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	// Even a SIGKILLed localcluster leaves no component behind.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		logFile.Close()
+		return fmt.Errorf("starting %s: %w", name, err)
+	}
+	c.procs = append(c.procs, cmd)
+	go func() {
+		_ = cmd.Wait()
+		logFile.Close()
+	}()
+	return nil
+}
+
+// stop ends the components in reverse order, then the control plane.
+func (c *cluster) stop() {
+	for i := len(c.procs) - 1; i >= 0; i-- {
+		p := c.procs[i].Process
+		_ = p.Signal(syscall.SIGTERM)
+		done := make(chan struct{})
+		go func() {
+			for p.Signal(syscall.Signal(0)) == nil {
+				time.Sleep(100 * time.Millisecond)
+			}
+			close(done)
+		}()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			_ = p.Kill()
+		}
+	}
+	if err := c.env.Stop(); err != nil {
+		fmt.Fprintln(os.Stderr, "localcluster: stopping:", err)
+	}
 }

@@ -156,6 +156,7 @@ func AgentJob(in AgentJobInput) (*batchv1.Job, error) {
 					RestartPolicy:                corev1.RestartPolicyNever,
 					SecurityContext:              sc,
 					Affinity:                     affinity,
+					Tolerations:                  in.Tolerations,
 					AutomountServiceAccountToken: ptr.To(false),
 					Volumes:                      vols,
 					InitContainers: []corev1.Container{{

@@ -57,6 +57,9 @@ type EnvironmentInput struct {
 	// ApplicationStopped scales the application and its components to zero
 	// while a restore replaces their data.
 	ApplicationStopped bool
+	// Tolerations are added to every pod (the manager's --pod-toleration),
+	// e.g. for the simulated nodes of the local cluster.
+	Tolerations []corev1.Toleration
 }
 
 // Names of an environment's objects.
@@ -410,6 +413,7 @@ func databaseStatefulSet(in *EnvironmentInput, db crm.Database, hib bool) *appsv
 				Spec: corev1.PodSpec{
 					SecurityContext:              podSecurity(db.UID, false),
 					Affinity:                     regionAffinity(in.Project),
+					Tolerations:                  in.Tolerations,
 					AutomountServiceAccountToken: ptr.To(false),
 					Volumes:                      vols,
 					Containers: []corev1.Container{{
@@ -451,6 +455,7 @@ func redisDeployment(in *EnvironmentInput, hib bool) *appsv1.Deployment {
 				Spec: corev1.PodSpec{
 					SecurityContext:              podSecurity(crm.Redis.UID, false),
 					Affinity:                     regionAffinity(in.Project),
+					Tolerations:                  in.Tolerations,
 					AutomountServiceAccountToken: ptr.To(false),
 					Volumes:                      vols,
 					Containers: []corev1.Container{{
@@ -499,6 +504,7 @@ func appPodSpec(in *EnvironmentInput, conn crm.Connection, container corev1.Cont
 	return corev1.PodSpec{
 		SecurityContext:              podSecurity(in.Profile.UID, in.Profile.Port < 1024),
 		Affinity:                     regionAffinity(in.Project),
+		Tolerations:                  in.Tolerations,
 		AutomountServiceAccountToken: ptr.To(false),
 		Volumes:                      vols,
 		Containers:                   []corev1.Container{container},

@@ -1,0 +1,202 @@
+//go:build e2e
+
+// Package e2e drives the product the way a newcomer and a CI pipeline do:
+// `make run` from scratch on the simulated local cluster, then the kubectl
+// crm plugin and `kubectl wait`, then `make down`. Run it with `make test-e2e`.
+// It uses its own state directory and ports, so a `make run` of yours keeps
+// running beside it.
+package e2e
+
+import (
+	"bytes"
+	"encoding/base64"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+var (
+	root, _  = filepath.Abs(filepath.Join("..", ".."))
+	localDir = filepath.Join(root, "bin", "e2e")
+	kubecfg  = filepath.Join(localDir, "kubeconfig")
+	kubectl  = filepath.Join(root, "bin", "k8s", "1.37.2", "kubectl")
+	plugin   = filepath.Join(root, "bin", "kubectl-crm")
+)
+
+// run executes a command with the e2e cluster's kubeconfig and returns its
+// combined output and exit code.
+func run(t *testing.T, name string, args ...string) (string, int) {
+	t.Helper()
+	cmd := exec.Command(name, args...)
+	cmd.Dir = root
+	cmd.Env = append(os.Environ(), "KUBECONFIG="+kubecfg, "LOCAL_DIR="+localDir, "METRICS_PORT=18180", "PROBE_PORT=18181")
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	start := time.Now()
+	err := cmd.Run()
+	code := 0
+	if err != nil {
+		code = -1
+		if ee, ok := err.(*exec.ExitError); ok {
+			code = ee.ExitCode()
+		}
+	}
+	t.Logf("$ %s %s  (%s, exit %d)\n%s", filepath.Base(name), strings.Join(args, " "), time.Since(start).Round(time.Millisecond), code, out.String())
+	return out.String(), code
+}
+
+func must(t *testing.T, name string, args ...string) string {
+	t.Helper()
+	out, code := run(t, name, args...)
+	if code != 0 {
+		t.Fatalf("%s %s: exit %d", name, strings.Join(args, " "), code)
+	}
+	return out
+}
+
+func jsonpath(t *testing.T, kind, name, path string) string {
+	t.Helper()
+	return strings.TrimSpace(must(t, kubectl, "get", kind, name, "-n", "demo", "-o", "jsonpath="+path))
+}
+
+// processesOf lists the live processes whose command line mentions dir.
+func processesOf(dir string) []string {
+	var found []string
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		cmdline, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if err != nil || !bytes.Contains(cmdline, []byte(dir)) {
+			continue
+		}
+		found = append(found, e.Name()+": "+string(bytes.ReplaceAll(cmdline, []byte{0}, []byte{' '})))
+	}
+	return found
+}
+
+func TestDemoFromMakeRunToProduction(t *testing.T) {
+	_ = os.RemoveAll(localDir)
+	t.Cleanup(func() {
+		run(t, filepath.Join(root, "hack", "local-down.sh"))
+		if left := processesOf(localDir); len(left) > 0 {
+			t.Errorf("make down left processes behind:\n%s", strings.Join(left, "\n"))
+		}
+	})
+
+	start := time.Now()
+	out := must(t, "make", "run")
+	t.Logf("make run reached a verified demo in %s", time.Since(start).Round(time.Second))
+	for _, want := range []string{"kwok with 3 simulated nodes", "awaits the product owner's acceptance", "kubectl crm accept sprint-1 -n demo --as jane.po@kunde.example --wait"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("make run's output lacks %q", want)
+		}
+	}
+	// What CI does: wait on conditions.
+	must(t, kubectl, "wait", "--for=condition=Verified", "increment/sprint-1", "-n", "demo", "--timeout=60s")
+	must(t, kubectl, "wait", "--for=condition=Ready", "environment/test", "environment/production", "-n", "demo", "--timeout=60s")
+
+	t.Run("only the product owner may accept", func(t *testing.T) {
+		out, code := run(t, plugin, "accept", "sprint-1", "-n", "demo", "--as", "ci@integrator.example")
+		if code == 0 || !strings.Contains(out, "only a product owner of project demo may accept") {
+			t.Fatalf("an integrator accepted the increment (exit %d)", code)
+		}
+	})
+
+	t.Run("acceptance promotes to production step by step", func(t *testing.T) {
+		out := must(t, plugin, "accept", "sprint-1", "-n", "demo", "--as", "jane.po@kunde.example", "--wait")
+		for _, want := range []string{"production: BackingUp", "production: Migrating", "production: Verifying", "Promoted"} {
+			if !strings.Contains(out, want) {
+				t.Errorf("the promotion's progress lacks %q", want)
+			}
+		}
+		must(t, kubectl, "wait", "--for=condition=Promoted", "increment/sprint-1", "-n", "demo", "--timeout=60s")
+		if got := jsonpath(t, "environment", "production", "{.status.version}"); got != "9.2.0" {
+			t.Errorf("production runs %q, want 9.2.0", got)
+		}
+		if got := jsonpath(t, "increment", "sprint-1", "{.status.acceptedBy}"); got != "jane.po@kunde.example" {
+			t.Errorf("accepted by %q, want the product owner's identity", got)
+		}
+		if got := jsonpath(t, "increment", "sprint-1", "{.status.stages[1].backup}"); got == "" {
+			t.Error("no pre-promotion backup recorded")
+		}
+		status := must(t, plugin, "status", "demo")
+		if !strings.Contains(status, "PRODUCTION 9.2.0") {
+			t.Error("kubectl crm status does not show production on 9.2.0")
+		}
+	})
+
+	t.Run("every pod runs in the allowed region", func(t *testing.T) {
+		nodes := must(t, kubectl, "get", "pods", "-n", "demo", "-o", "jsonpath={range .items[*]}{.spec.nodeName}{\"\\n\"}{end}")
+		if strings.Contains(nodes, "us-east") {
+			t.Errorf("a pod of the EU-only project runs in us-east-1:\n%s", nodes)
+		}
+		if !strings.Contains(nodes, "eu-central") {
+			t.Error("no pod was scheduled")
+		}
+	})
+
+	t.Run("the plugin's other commands", func(t *testing.T) {
+		out := must(t, plugin, "backup", "test", "-n", "demo", "--wait")
+		if !strings.Contains(out, "completed") {
+			t.Errorf("backup --wait: %s", out)
+		}
+		backup := strings.Fields(out)[1]
+		if out, code := run(t, plugin, "restore", backup, "--to", "production", "-n", "demo"); code == 0 || !strings.Contains(out, "--confirm") {
+			t.Error("a restore into production without --confirm was not refused")
+		}
+		must(t, plugin, "restore", backup, "--to", "test", "-n", "demo", "--wait")
+		must(t, plugin, "hibernate", "test", "-n", "demo")
+		must(t, kubectl, "wait", "--for=jsonpath={.status.phase}=Hibernated", "environment/test", "-n", "demo", "--timeout=60s")
+		must(t, plugin, "wake", "test", "-n", "demo")
+		must(t, kubectl, "wait", "--for=condition=Ready", "environment/test", "-n", "demo", "--timeout=60s")
+		out = must(t, plugin, "erase", "--project", "demo", "--email", "max.mustermann@kunde.example", "--reason", "e2e", "--wait")
+		if !strings.Contains(out, "completed in 2 environments") {
+			t.Errorf("erase --wait: %s", out)
+		}
+		if strings.Contains(out, "max.mustermann") {
+			t.Error("the plugin echoed the erased address")
+		}
+		if out, code := run(t, plugin, "reject", "sprint-1", "-n", "demo"); code == 0 || !strings.Contains(out, "--comment") {
+			t.Error("a rejection without a comment was not refused")
+		}
+	})
+
+	t.Run("no credential or erased address in the operator's log or events", func(t *testing.T) {
+		log, err := os.ReadFile(filepath.Join(localDir, "manager.log"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		events := must(t, kubectl, "get", "events.events.k8s.io", "-n", "demo", "-o", "jsonpath={range .items[*]}{.note}{\"\\n\"}{end}")
+		secrets := 0
+		for _, env := range []string{"test", "production"} {
+			data := must(t, kubectl, "get", "secret", env+"-credentials", "-n", "demo", "-o", "jsonpath={range .data.*}{@}{\"\\n\"}{end}")
+			for _, b64 := range strings.Fields(data) {
+				v, err := base64.StdEncoding.DecodeString(b64)
+				if err != nil || len(v) < 16 {
+					continue
+				}
+				secrets++
+				if bytes.Contains(log, v) || strings.Contains(events, string(v)) {
+					t.Errorf("a generated credential of %s appears in the log or events", env)
+				}
+			}
+		}
+		if secrets == 0 {
+			t.Fatal("no generated credential found: the scan proves nothing")
+		}
+		if bytes.Contains(bytes.ToLower(log), []byte("max.mustermann")) || strings.Contains(strings.ToLower(events), "max.mustermann") {
+			t.Error("the erased address appears in the log or events")
+		}
+		fmt.Printf("scanned %d KiB of operator log and %d events for %d credentials\n", len(log)/1024, strings.Count(events, "\n"), secrets)
+	})
+
+	t.Run("make run again is idempotent", func(t *testing.T) {
+		out := must(t, "make", "run")
+		if !strings.Contains(out, "cluster: already running") || !strings.Contains(out, "operator: already running") {
+			t.Error("a second make run restarted what runs")
+		}
+	})
+}
