@@ -77,7 +77,9 @@ func (c *CLI) Status(ctx context.Context, project string) error {
 		conditionStatus(p.Status.Conditions, crmv1alpha1.ConditionReady), conditionStatus(p.Status.Conditions, "Compliant"), prod)
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "ENVIRONMENT\tSTAGE\tPHASE\tVERSION\tINCREMENT\tLAST BACKUP\tURL")
-	sort.Slice(envs.Items, func(i, j int) bool { return stageOrder(envs.Items[i].Spec.Stage) < stageOrder(envs.Items[j].Spec.Stage) })
+	sort.Slice(envs.Items, func(i, j int) bool {
+		return stageOrder(envs.Items[i].Spec.Stage) < stageOrder(envs.Items[j].Spec.Stage)
+	})
 	for _, e := range envs.Items {
 		backup := "-"
 		if e.Status.LastBackup != nil {
