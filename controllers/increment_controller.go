@@ -392,6 +392,7 @@ func (r *IncrementReconciler) verify(ctx context.Context, project *crmv1alpha1.I
 			inc.Status.Phase = crmv1alpha1.IncrementPromoted
 			r.cond(inc, crmv1alpha1.ConditionPromoted, metav1.ConditionTrue, "Promoted", fmt.Sprintf("%s runs on %s", promotion.Version(inc), env.Name))
 			audit(ctx, r.Recorder, inc, corev1.EventTypeNormal, "Promoted", "Promote", "promoted %s to %s", promotion.Version(inc), env.Name)
+			recordPromotion(inc, stage, true, resultPromoted, now.Time)
 		case meta.IsStatusConditionTrue(inc.Status.Conditions, crmv1alpha1.ConditionAccepted):
 			inc.Status.Phase = crmv1alpha1.IncrementAwaitingPromotion
 		default:
@@ -425,6 +426,7 @@ func (r *IncrementReconciler) verify(ctx context.Context, project *crmv1alpha1.I
 	r.cond(inc, crmv1alpha1.ConditionRolledBack, metav1.ConditionTrue, "RolledBack", fmt.Sprintf("%s runs %s again", env.Name, stage.PreviousVersion))
 	r.cond(inc, crmv1alpha1.ConditionFailed, metav1.ConditionTrue, "VerificationFailed", reason)
 	audit(ctx, r.Recorder, inc, corev1.EventTypeWarning, "RolledBack", "Promote", "%s; rolled back %s to %s", reason, env.Name, stage.PreviousVersion)
+	recordPromotion(inc, stage, stage.Name == inc.Status.Stages[len(inc.Status.Stages)-1].Name, resultRolledBack, now.Time)
 	return ctrl.Result{}, nil
 }
 
@@ -449,6 +451,7 @@ func (r *IncrementReconciler) fail(inc *crmv1alpha1.Increment, stage *crmv1alpha
 	inc.Status.Phase = crmv1alpha1.IncrementFailed
 	r.cond(inc, crmv1alpha1.ConditionFailed, metav1.ConditionTrue, reason, msg)
 	r.event(inc, corev1.EventTypeWarning, reason, "%s", msg)
+	recordPromotion(inc, stage, stage.Name == inc.Status.Stages[len(inc.Status.Stages)-1].Name, resultFailed, now.Time)
 	return nil
 }
 

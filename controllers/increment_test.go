@@ -216,6 +216,8 @@ func TestIncrementFromTestToProduction(t *testing.T) {
 
 	t.Run("production only after a completed pre-promotion backup", func(t *testing.T) {
 		g := NewWithT(t)
+		promotedBefore, _ := metricValue(g, "crm_promotions_total", map[string]string{"target": "production", "result": "promoted"})
+		acceptedBefore, _ := metricValue(g, "crm_acceptance_to_production_seconds", nil)
 		g.Expect(updateIncrement(ctx, k8s, inc, func(i *crmv1alpha1.Increment) { i.Spec.Promote = true })).To(Succeed())
 		pre := &crmv1alpha1.Backup{}
 		preName := resources.AgentJobName("sprint-1", "pre-production")
@@ -239,6 +241,10 @@ func TestIncrementFromTestToProduction(t *testing.T) {
 		markRolledOut(ctx, g, ns, "production", "18.1")
 		g.Eventually(incPhase(ctx, inc)).WithTimeout(wait).Should(Equal(crmv1alpha1.IncrementPromoted))
 		g.Expect(condition(ctx, inc, func() []metav1.Condition { return inc.Status.Conditions }, crmv1alpha1.ConditionPromoted)()).To(Equal(metav1.ConditionTrue))
+		promoted, _ := metricValue(g, "crm_promotions_total", map[string]string{"target": "production", "result": "promoted"})
+		g.Expect(promoted - promotedBefore).To(Equal(1.0))
+		accepted, _ := metricValue(g, "crm_acceptance_to_production_seconds", nil)
+		g.Expect(accepted - acceptedBefore).To(Equal(1.0))
 
 		project := &crmv1alpha1.ImplementationProject{}
 		g.Eventually(func() int32 {

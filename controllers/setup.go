@@ -4,6 +4,7 @@
 package controllers
 
 import (
+	"sync"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -16,9 +17,12 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	crmv1alpha1 "github.com/crmops/crm-operator/api/v1alpha1"
 )
+
+var collectorOnce sync.Once
 
 // DefaultAgentImage is the operator's image, which carries crm-agent.
 const DefaultAgentImage = "ghcr.io/crmops/crm-operator:v0.1.0"
@@ -63,6 +67,10 @@ func CacheOptions() cache.Options {
 // SetupWithManager registers every reconciler of the operator with mgr.
 func SetupWithManager(mgr ctrl.Manager, opts Options) error {
 	c := mgr.GetClient()
+	// Registered once per process: a second manager in the same process (tests) reuses it.
+	collectorOnce.Do(func() {
+		ctrlmetrics.Registry.MustRegister(&stateCollector{client: mgr.GetCache()})
+	})
 	if opts.IngressNamespace == "" {
 		opts.IngressNamespace = "ingress-nginx"
 	}
