@@ -21,7 +21,7 @@ manifests: controller-gen ## Generate CRDs and RBAC from the markers.
 		output:crd:artifacts:config=config/crd/bases output:rbac:artifacts:config=config/rbac
 	cp config/crd/bases/*.yaml charts/crm-operator/crds/
 	cp config/rbac/role.yaml charts/crm-operator/files/role.yaml
-	cp config/admission/increment_acceptance.yaml config/admission/production_version.yaml config/admission/gdpr_environment.yaml charts/crm-operator/templates/
+	cp config/admission/increment_acceptance.yaml config/admission/production_version.yaml config/admission/gdpr_environment.yaml charts/crm-operator/files/admission/
 
 .PHONY: generate
 generate: controller-gen ## Generate deepcopy code.
@@ -82,8 +82,8 @@ controller-gen: ## Build controller-gen.
 	@hack/build-tools.sh controller-gen
 
 .PHONY: test-servers
-test-servers: ## Build versitygw, the S3 server of the agent's tests.
-	@hack/build-tools.sh versitygw
+test-servers: ## Build versitygw (the S3 server of the agent's tests) and helm (the chart's tests).
+	@hack/build-tools.sh versitygw helm
 
 .PHONY: envtest-bins
 envtest-bins: ## Build kube-apiserver, etcd and kubectl for envtest.

@@ -24,6 +24,10 @@ import (
 
 var collectorOnce sync.Once
 
+// The metrics endpoint authenticates and authorizes its clients (--metrics-secure).
+// +kubebuilder:rbac:groups=authentication.k8s.io,resources=tokenreviews,verbs=create
+// +kubebuilder:rbac:groups=authorization.k8s.io,resources=subjectaccessreviews,verbs=create
+
 // DefaultAgentImage is the operator's image, which carries crm-agent.
 const DefaultAgentImage = "ghcr.io/crmops/crm-operator:v0.1.0"
 

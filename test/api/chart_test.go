@@ -1,0 +1,213 @@
+package api_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	apiwait "k8s.io/apimachinery/pkg/util/wait"
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+)
+
+var (
+	repoRoot = filepath.Join("..", "..")
+	chartDir = filepath.Join(repoRoot, "charts", "crm-operator")
+)
+
+// tool runs a binary built by hack/ and returns its stdout.
+func tool(t *testing.T, name string, args ...string) (string, error) {
+	t.Helper()
+	path := filepath.Join(repoRoot, "bin", name)
+	if name == "kubectl" {
+		path = filepath.Join(repoRoot, "bin", "k8s", "1.37.2", "kubectl")
+	}
+	if _, err := os.Stat(path); err != nil {
+		t.Fatalf("%s is missing: run through `make test`, which builds it (%v)", name, err)
+	}
+	var out, errOut bytes.Buffer
+	cmd := exec.Command(path, args...)
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	err := cmd.Run()
+	if err != nil {
+		err = errors.New(strings.TrimSpace(errOut.String() + " " + err.Error()))
+	}
+	return out.String(), err
+}
+
+func decodeAll(t *testing.T, manifests string) []*unstructured.Unstructured {
+	t.Helper()
+	var objs []*unstructured.Unstructured
+	dec := utilyaml.NewYAMLOrJSONDecoder(strings.NewReader(manifests), 4096)
+	for {
+		u := &unstructured.Unstructured{}
+		if err := dec.Decode(&u.Object); err != nil {
+			if errors.Is(err, io.EOF) {
+				break
+			}
+			t.Fatal(err)
+		}
+		if len(u.Object) > 0 {
+			objs = append(objs, u)
+		}
+	}
+	return objs
+}
+
+// installMonitoringCRDs stands in for the Prometheus operator: permissive
+// CRDs for ServiceMonitor and PrometheusRule, so that the chart's objects
+// of those kinds go through the API server too.
+func installMonitoringCRDs(ctx context.Context, t *testing.T) {
+	t.Helper()
+	for _, kind := range []string{"ServiceMonitor", "PrometheusRule"} {
+		plural := strings.ToLower(kind) + "s"
+		crd := &apiextensionsv1.CustomResourceDefinition{
+			ObjectMeta: metav1.ObjectMeta{Name: plural + ".monitoring.coreos.com"},
+			Spec: apiextensionsv1.CustomResourceDefinitionSpec{
+				Group: "monitoring.coreos.com", Scope: apiextensionsv1.NamespaceScoped,
+				Names: apiextensionsv1.CustomResourceDefinitionNames{Kind: kind, ListKind: kind + "List", Plural: plural, Singular: strings.ToLower(kind)},
+				Versions: []apiextensionsv1.CustomResourceDefinitionVersion{{Name: "v1", Served: true, Storage: true,
+					Schema: &apiextensionsv1.CustomResourceValidation{OpenAPIV3Schema: &apiextensionsv1.JSONSchemaProps{
+						Type: "object", XPreserveUnknownFields: ptr.To(true)}}}},
+			},
+		}
+		if err := k8s.Create(ctx, crd); err != nil && !apierrors.IsAlreadyExists(err) {
+			t.Fatal(err)
+		}
+	}
+	// Wait until both kinds are served.
+	for _, kind := range []string{"ServiceMonitor", "PrometheusRule"} {
+		err := apiwait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
+			u := &unstructured.UnstructuredList{}
+			u.SetAPIVersion("monitoring.coreos.com/v1")
+			u.SetKind(kind + "List")
+			return k8s.List(ctx, u) == nil, nil
+		})
+		if err != nil {
+			t.Fatalf("%s is not served: %v", kind, err)
+		}
+	}
+}
+
+// dryRunAll sends every object through the API server (server-side dry run),
+// and the operator's pod template through the restricted Pod Security profile.
+func dryRunAll(ctx context.Context, t *testing.T, objs []*unstructured.Unstructured, ns string) {
+	t.Helper()
+	for _, o := range objs {
+		if o.GetKind() == "CustomResourceDefinition" {
+			continue // installed for real by TestMain
+		}
+		if o.GetNamespace() == "" && o.GetKind() != "ClusterRole" && o.GetKind() != "ClusterRoleBinding" &&
+			!strings.Contains(o.GetKind(), "AdmissionPolicy") {
+			o.SetNamespace(ns)
+		}
+		if err := k8s.Create(ctx, o, client.DryRunAll); err != nil && !apierrors.IsAlreadyExists(err) {
+			t.Errorf("%s %s: %v", o.GetKind(), o.GetName(), err)
+		}
+		if o.GetKind() == "Deployment" {
+			tmpl, _, _ := unstructured.NestedMap(o.Object, "spec", "template", "spec")
+			spec := corev1.PodSpec{}
+			if err := runtime.DefaultUnstructuredConverter.FromUnstructured(tmpl, &spec); err != nil {
+				t.Fatal(err)
+			}
+			pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "operator-pod", Namespace: ns}, Spec: spec}
+			pod.Spec.ServiceAccountName = ""
+			if err := k8s.Create(ctx, pod, client.DryRunAll); err != nil {
+				t.Errorf("the operator's pod does not pass the restricted profile: %v", err)
+			}
+		}
+	}
+}
+
+func restrictedNS(ctx context.Context, t *testing.T, name string) {
+	t.Helper()
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{
+		"pod-security.kubernetes.io/enforce": "restricted", "pod-security.kubernetes.io/enforce-version": "latest",
+	}}}
+	if err := k8s.Create(ctx, ns); err != nil && !apierrors.IsAlreadyExists(err) {
+		t.Fatal(err)
+	}
+}
+
+func TestHelmChart(t *testing.T) {
+	ctx := context.Background()
+	installMonitoringCRDs(ctx, t)
+	restrictedNS(ctx, t, "crm-system")
+	everything := []string{"--set", "metrics.serviceMonitor.enabled=true", "--set", "metrics.prometheusRule.enabled=true",
+		"--set", "metrics.dashboard.enabled=true", "--set", "manager.podTolerations[0]=dedicated=crm:NoSchedule"}
+
+	for name, values := range map[string][]string{"defaults": nil, "everything enabled": everything,
+		"single replica, plain metrics": {"--set", "replicaCount=1", "--set", "metrics.secure=false"}} {
+		t.Run(name, func(t *testing.T) {
+			if out, err := tool(t, "helm", append([]string{"lint", "--strict", chartDir}, values...)...); err != nil {
+				t.Fatalf("helm lint: %v\n%s", err, out)
+			}
+			out, err := tool(t, "helm", append([]string{"template", "crm", chartDir, "--namespace", "crm-system", "--kube-version", "1.37.2", "--include-crds"}, values...)...)
+			if err != nil {
+				t.Fatalf("helm template: %v", err)
+			}
+			objs := decodeAll(t, out)
+			kinds := map[string]int{}
+			for _, o := range objs {
+				kinds[o.GetKind()]++
+			}
+			for _, want := range []string{"CustomResourceDefinition", "Deployment", "ClusterRole", "ServiceAccount", "Service", "ValidatingAdmissionPolicy", "MutatingAdmissionPolicy"} {
+				if kinds[want] == 0 {
+					t.Errorf("the chart renders no %s", want)
+				}
+			}
+			if kinds["CustomResourceDefinition"] != 6 {
+				t.Errorf("%d CRDs rendered, want 6", kinds["CustomResourceDefinition"])
+			}
+			if name == "everything enabled" && (kinds["ServiceMonitor"] != 1 || kinds["PrometheusRule"] != 1 || kinds["ConfigMap"] != 1) {
+				t.Errorf("monitoring objects missing: %v", kinds)
+			}
+			for _, o := range objs {
+				rules, _, _ := unstructured.NestedSlice(o.Object, "rules")
+				for _, r := range rules {
+					for _, field := range []string{"verbs", "resources", "apiGroups"} {
+						vals, _, _ := unstructured.NestedStringSlice(r.(map[string]any), field)
+						for _, v := range vals {
+							if v == "*" {
+								t.Errorf("%s %s grants %s *", o.GetKind(), o.GetName(), field)
+							}
+						}
+					}
+				}
+			}
+			dryRunAll(ctx, t, objs, "crm-system")
+		})
+	}
+
+	t.Run("bad values are refused by the schema", func(t *testing.T) {
+		for _, bad := range [][]string{{"--set", "replicaCount=0"}, {"--set", "manager.logLevel=verbose"}, {"--set", "metrics.port=70000"},
+			{"--set", "manager.podTolerations[0]=x:Never"}, {"--set", "unknownKey=1"}} {
+			if _, err := tool(t, "helm", append([]string{"template", "crm", chartDir, "--kube-version", "1.37.2"}, bad...)...); err == nil {
+				t.Errorf("helm template accepted %v", bad)
+			}
+		}
+	})
+
+	t.Run("config/default renders with kustomize and applies", func(t *testing.T) {
+		out, err := tool(t, "kubectl", "kustomize", filepath.Join(repoRoot, "config", "default"))
+		if err != nil {
+			t.Fatalf("kubectl kustomize: %v", err)
+		}
+		restrictedNS(ctx, t, "crm-operator-system")
+		dryRunAll(ctx, t, decodeAll(t, out), "crm-operator-system")
+	})
+}
