@@ -17,8 +17,9 @@ help: ## List the targets.
 
 .PHONY: manifests
 manifests: controller-gen ## Generate CRDs and RBAC from the markers.
-	$(CONTROLLER_GEN) rbac:roleName=crm-operator-manager crd:allowDangerousTypes=false paths="./api/...;./controllers/..." \
-		output:crd:artifacts:config=config/crd/bases output:rbac:artifacts:config=config/rbac
+	$(CONTROLLER_GEN) rbac:roleName=crm-operator-manager crd:allowDangerousTypes=false webhook paths="./api/...;./controllers/...;./internal/webhook/..." \
+		output:crd:artifacts:config=config/crd/bases output:rbac:artifacts:config=config/rbac output:webhook:artifacts:config=config/webhook
+	cp config/webhook/manifests.yaml charts/crm-operator/files/webhook.yaml
 	cp config/crd/bases/*.yaml charts/crm-operator/crds/
 	cp config/rbac/role.yaml charts/crm-operator/files/role.yaml
 	cp config/admission/increment_acceptance.yaml config/admission/production_version.yaml config/admission/gdpr_environment.yaml charts/crm-operator/files/admission/

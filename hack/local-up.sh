@@ -11,9 +11,9 @@
 #
 #   DEMO=0 make run       cluster and operator only
 #   DEMO_TIMEOUT=600      seconds to wait for the demo (default 300)
-#   LOCAL_DIR, METRICS_PORT, PROBE_PORT   where state and logs go (bin/local) and
-#                         the operator's ports (18080, 18081): the e2e test runs
-#                         its own cluster beside yours
+#   LOCAL_DIR, METRICS_PORT, PROBE_PORT, WEBHOOK_PORT   where state and logs go
+#                         (bin/local) and the operator's ports (18080, 18081,
+#                         19443): the e2e test runs its own cluster beside yours
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -24,6 +24,7 @@ DEMO_TIMEOUT=${DEMO_TIMEOUT:-300}
 dir=${LOCAL_DIR:-$root/bin/local}
 METRICS_PORT=${METRICS_PORT:-18080}
 PROBE_PORT=${PROBE_PORT:-18081}
+WEBHOOK_PORT=${WEBHOOK_PORT:-19443}
 kubeconfig=$dir/kubeconfig
 kubectl=$root/bin/k8s/$K8S_VERSION/kubectl
 mkdir -p "$dir"
@@ -76,19 +77,34 @@ k apply --server-side --force-conflicts -f config/admission/increment_acceptance
 	-f config/admission/production_version.yaml -f config/admission/gdpr_environment.yaml >/dev/null
 step "admission policies: applied (product-owner acceptance, production versions, GDPR)"
 
+# The reference-checking webhook: the API server calls the operator running
+# here on loopback; the operator creates its certificate in the Secret and
+# injects its CA into this configuration.
+k create namespace crm-system --dry-run=client -o yaml | k apply --server-side -f - >/dev/null
+k create secret generic crm-operator-webhook-tls -n crm-system --dry-run=client -o yaml | k apply --server-side -f - >/dev/null
+sed -e '/^    service:$/d' -e '/^      name: webhook-service$/d' -e '/^      namespace: system$/d' \
+	-e "s#^      path: \(.*\)#    url: https://localhost:$WEBHOOK_PORT\1#" \
+	-e 's/^  name: validating-webhook-configuration$/  name: crm-operator-references-local/' \
+	config/webhook/manifests.yaml | k apply --server-side --force-conflicts -f - >/dev/null
+step "webhook: configured (references checked by the operator at https://localhost:$WEBHOOK_PORT)"
+
 if alive manager; then
 	step "operator: already running (pid $(cat "$dir/manager.pid"))"
 else
 	# The simulated nodes are tainted: the operator's pods tolerate it here only.
-	KUBECONFIG=$kubeconfig nohup "$root/bin/manager" --metrics-bind-address=127.0.0.1:$METRICS_PORT \
+	KUBECONFIG=$kubeconfig POD_NAMESPACE=crm-system nohup "$root/bin/manager" --metrics-bind-address=127.0.0.1:$METRICS_PORT \
+		--webhook-port="$WEBHOOK_PORT" --webhook-cert-mode=self --webhook-cert-dir="$dir/webhook-certs" \
+		--webhook-configuration=crm-operator-references-local --webhook-extra-dns-names=localhost --webhook-write-cert-files \
 		--health-probe-bind-address=127.0.0.1:$PROBE_PORT --pod-toleration=kwok.x-k8s.io/node=fake:NoSchedule \
 		--agent-image=crm-operator:local >"$dir/manager.log" 2>&1 &
 	echo $! >"$dir/manager.pid"
-	for _ in $(seq 1 60); do
-		curl -fsS http://127.0.0.1:$PROBE_PORT/readyz >/dev/null 2>&1 && break
-		alive manager || { cat "$dir/manager.log"; echo "the operator failed to start"; exit 1; }
+	ready=0
+	for _ in $(seq 1 120); do
+		curl -fsS http://127.0.0.1:$PROBE_PORT/readyz >/dev/null 2>&1 && { ready=1; break; }
+		alive manager || { tail -n 30 "$dir/manager.log"; echo "the operator failed to start"; exit 1; }
 		sleep 0.5
 	done
+	[ $ready = 1 ] || { tail -n 30 "$dir/manager.log"; echo "the operator is not ready after 60s (see $dir/manager.log)"; exit 1; }
 	step "operator: running (pid $(cat "$dir/manager.pid")), log: $dir/manager.log, metrics: http://127.0.0.1:$METRICS_PORT/metrics"
 fi
 

@@ -17,9 +17,11 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+	ctrlwebhook "sigs.k8s.io/controller-runtime/pkg/webhook"
 
 	crmv1alpha1 "github.com/crmops/crm-operator/api/v1alpha1"
 	"github.com/crmops/crm-operator/controllers"
+	"github.com/crmops/crm-operator/internal/webhook"
 )
 
 func main() {
@@ -39,11 +41,22 @@ func main() {
 		tolerations   tolerationFlag
 		metricsSecure bool
 		metricsCert   string
+		webhookPort   int
+		webhookOpts   webhook.Options
+		webhookDNS    string
 	)
 	flag.StringVar(&metricsAddr, "metrics-bind-address", ":8080", "Address the Prometheus metrics endpoint binds to; \"0\" disables it.")
 	flag.BoolVar(&metricsSecure, "metrics-secure", false, "Serve metrics over HTTPS and only to clients the API server authenticates and authorizes "+
 		"(get on the non-resource URL /metrics), as the Helm chart does.")
 	flag.StringVar(&metricsCert, "metrics-cert-dir", "", "Directory with tls.crt and tls.key for the metrics endpoint; empty: a self-signed certificate.")
+	flag.IntVar(&webhookPort, "webhook-port", 0, "Port of the validating webhook that checks references (projects, environments, backups); 0 disables it.")
+	flag.StringVar(&webhookOpts.CertMode, "webhook-cert-mode", webhook.CertSelf, "self: the operator creates, injects and rotates its certificate; external: cert-manager (or you) mount it into --webhook-cert-dir.")
+	flag.StringVar(&webhookOpts.CertDir, "webhook-cert-dir", "/tmp/k8s-webhook-server/serving-certs", "Directory of the webhook's tls.crt and tls.key.")
+	flag.StringVar(&webhookOpts.SecretName, "webhook-secret", "crm-operator-webhook-tls", "Secret in the operator's namespace holding the self-managed certificate.")
+	flag.StringVar(&webhookOpts.ServiceName, "webhook-service", "crm-operator-webhook", "Service of the webhook (the certificate names <service>.<namespace>.svc).")
+	flag.StringVar(&webhookOpts.ConfigurationName, "webhook-configuration", "crm-operator-references", "ValidatingWebhookConfiguration to inject the CA bundle into.")
+	flag.BoolVar(&webhookOpts.WriteCertFiles, "webhook-write-cert-files", false, "Copy the self-managed certificate from its Secret into --webhook-cert-dir (an operator running outside the cluster; in a pod the Secret is mounted there).")
+	flag.StringVar(&webhookDNS, "webhook-extra-dns-names", "", "Comma-separated extra DNS names of the self-managed certificate (localhost for a local run).")
 	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "Address the /healthz and /readyz probes bind to.")
 	flag.BoolVar(&leaderElect, "leader-elect", false, "Elect a leader so that several replicas can run with one active.")
 	flag.StringVar(&leaderElectNS, "leader-election-namespace", "", "Namespace of the leader-election Lease; defaults to the pod's namespace.")
@@ -80,8 +93,16 @@ func main() {
 		// TokenReview and SubjectAccessReview: Prometheus presents its token.
 		metrics.FilterProvider = filters.WithAuthenticationAndAuthorization
 	}
+	webhookOpts.Namespace = leaderElectNS
+	if webhookOpts.Namespace == "" {
+		webhookOpts.Namespace = os.Getenv("POD_NAMESPACE")
+	}
+	if webhookDNS != "" {
+		webhookOpts.ExtraDNSNames = strings.Split(webhookDNS, ",")
+	}
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                  scheme,
+		WebhookServer:           ctrlwebhook.NewServer(ctrlwebhook.Options{Port: webhookPort, CertDir: webhookOpts.CertDir}),
 		Cache:                   controllers.CacheOptions(),
 		Metrics:                 metrics,
 		HealthProbeBindAddress:  probeAddr,
@@ -104,6 +125,12 @@ func main() {
 	}); err != nil {
 		log.Error(err, "unable to set up the controllers")
 		os.Exit(1)
+	}
+	if webhookPort != 0 {
+		if err := webhook.Setup(mgr, webhookOpts); err != nil {
+			log.Error(err, "unable to set up the webhook")
+			os.Exit(1)
+		}
 	}
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
 		log.Error(err, "unable to add the health check")

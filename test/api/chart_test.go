@@ -68,17 +68,19 @@ func decodeAll(t *testing.T, manifests string) []*unstructured.Unstructured {
 	return objs
 }
 
-// installMonitoringCRDs stands in for the Prometheus operator: permissive
-// CRDs for ServiceMonitor and PrometheusRule, so that the chart's objects
-// of those kinds go through the API server too.
+// installMonitoringCRDs stands in for the Prometheus operator and
+// cert-manager: permissive CRDs for ServiceMonitor, PrometheusRule, Issuer
+// and Certificate, so that the chart's objects of those kinds go through the
+// API server too (their own schemas are not checked).
 func installMonitoringCRDs(ctx context.Context, t *testing.T) {
 	t.Helper()
-	for _, kind := range []string{"ServiceMonitor", "PrometheusRule"} {
+	for kind, group := range map[string]string{"ServiceMonitor": "monitoring.coreos.com", "PrometheusRule": "monitoring.coreos.com",
+		"Issuer": "cert-manager.io", "Certificate": "cert-manager.io"} {
 		plural := strings.ToLower(kind) + "s"
 		crd := &apiextensionsv1.CustomResourceDefinition{
-			ObjectMeta: metav1.ObjectMeta{Name: plural + ".monitoring.coreos.com"},
+			ObjectMeta: metav1.ObjectMeta{Name: plural + "." + group},
 			Spec: apiextensionsv1.CustomResourceDefinitionSpec{
-				Group: "monitoring.coreos.com", Scope: apiextensionsv1.NamespaceScoped,
+				Group: group, Scope: apiextensionsv1.NamespaceScoped,
 				Names: apiextensionsv1.CustomResourceDefinitionNames{Kind: kind, ListKind: kind + "List", Plural: plural, Singular: strings.ToLower(kind)},
 				Versions: []apiextensionsv1.CustomResourceDefinitionVersion{{Name: "v1", Served: true, Storage: true,
 					Schema: &apiextensionsv1.CustomResourceValidation{OpenAPIV3Schema: &apiextensionsv1.JSONSchemaProps{
@@ -89,11 +91,12 @@ func installMonitoringCRDs(ctx context.Context, t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	// Wait until both kinds are served.
-	for _, kind := range []string{"ServiceMonitor", "PrometheusRule"} {
+	// Wait until the kinds are served.
+	for kind, group := range map[string]string{"ServiceMonitor": "monitoring.coreos.com", "PrometheusRule": "monitoring.coreos.com",
+		"Issuer": "cert-manager.io", "Certificate": "cert-manager.io"} {
 		err := apiwait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
 			u := &unstructured.UnstructuredList{}
-			u.SetAPIVersion("monitoring.coreos.com/v1")
+			u.SetAPIVersion(group + "/v1")
 			u.SetKind(kind + "List")
 			return k8s.List(ctx, u) == nil, nil
 		})
@@ -151,7 +154,8 @@ func TestHelmChart(t *testing.T) {
 		"--set", "metrics.dashboard.enabled=true", "--set", "manager.podTolerations[0]=dedicated=crm:NoSchedule"}
 
 	for name, values := range map[string][]string{"defaults": nil, "everything enabled": everything,
-		"single replica, plain metrics": {"--set", "replicaCount=1", "--set", "metrics.secure=false"}} {
+		"single replica, plain metrics, no webhook": {"--set", "replicaCount=1", "--set", "metrics.secure=false", "--set", "webhook.enabled=false"},
+		"cert-manager certificate":                  {"--set", "webhook.certificate=cert-manager"}} {
 		t.Run(name, func(t *testing.T) {
 			if out, err := tool(t, "helm", append([]string{"lint", "--strict", chartDir}, values...)...); err != nil {
 				t.Fatalf("helm lint: %v\n%s", err, out)
@@ -195,7 +199,7 @@ func TestHelmChart(t *testing.T) {
 
 	t.Run("bad values are refused by the schema", func(t *testing.T) {
 		for _, bad := range [][]string{{"--set", "replicaCount=0"}, {"--set", "manager.logLevel=verbose"}, {"--set", "metrics.port=70000"},
-			{"--set", "manager.podTolerations[0]=x:Never"}, {"--set", "unknownKey=1"}} {
+			{"--set", "manager.podTolerations[0]=x:Never"}, {"--set", "unknownKey=1"}, {"--set", "webhook.certificate=vault"}} {
 			if _, err := tool(t, "helm", append([]string{"template", "crm", chartDir, "--kube-version", "1.37.2"}, bad...)...); err == nil {
 				t.Errorf("helm template accepted %v", bad)
 			}

@@ -33,7 +33,7 @@ func run(t *testing.T, name string, args ...string) (string, int) {
 	t.Helper()
 	cmd := exec.Command(name, args...)
 	cmd.Dir = root
-	cmd.Env = append(os.Environ(), "KUBECONFIG="+kubecfg, "LOCAL_DIR="+localDir, "METRICS_PORT=18180", "PROBE_PORT=18181")
+	cmd.Env = append(os.Environ(), "KUBECONFIG="+kubecfg, "LOCAL_DIR="+localDir, "METRICS_PORT=18180", "PROBE_PORT=18181", "WEBHOOK_PORT=19543")
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	start := time.Now()
@@ -125,6 +125,19 @@ func TestDemoFromMakeRunToProduction(t *testing.T) {
 		status := must(t, plugin, "status", "demo")
 		if !strings.Contains(status, "PRODUCTION 9.2.0") {
 			t.Error("kubectl crm status does not show production on 9.2.0")
+		}
+	})
+
+	t.Run("the webhook refuses references to what does not exist", func(t *testing.T) {
+		manifest := filepath.Join(t.TempDir(), "bad.yaml")
+		bad := "apiVersion: crm.crmops.io/v1alpha1\nkind: Restore\nmetadata: {name: from-nowhere, namespace: demo}\n" +
+			"spec: {backupRef: {name: no-such-backup}, environmentRef: {name: test}}\n"
+		if err := os.WriteFile(manifest, []byte(bad), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		out, code := run(t, kubectl, "apply", "-f", manifest)
+		if code == 0 || !strings.Contains(out, `spec.backupRef.name: Not found: "no-such-backup"`) {
+			t.Fatalf("a Restore of a missing backup was accepted or refused without naming the field (exit %d)", code)
 		}
 	})
 

@@ -1,0 +1,88 @@
+package api_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	crmv1alpha1 "github.com/crmops/crm-operator/api/v1alpha1"
+	"github.com/crmops/crm-operator/internal/webhook"
+)
+
+// The reference checks, reading from the real API server (test/e2e sends a
+// request through the API server to the running webhook).
+func TestWebhookReferences(t *testing.T) {
+	ctx := context.Background()
+	ns := "refs"
+	ensureNamespace(ctx, t, ns)
+	if err := k8s.Create(ctx, &crmv1alpha1.ImplementationProject{
+		ObjectMeta: metav1.ObjectMeta{Name: ns},
+		Spec: crmv1alpha1.ImplementationProjectSpec{Customer: crmv1alpha1.Customer{Name: "Refs"}, Product: crmv1alpha1.Product{Name: crmv1alpha1.ProductOdoo},
+			ProductOwners: crmv1alpha1.Subjects{Users: []string{"po@refs.example"}}},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	env := &crmv1alpha1.Environment{ObjectMeta: metav1.ObjectMeta{Name: "test", Namespace: ns},
+		Spec: crmv1alpha1.EnvironmentSpec{ProjectRef: crmv1alpha1.ProjectReference{Name: ns}, Stage: crmv1alpha1.StageTest}}
+	if err := k8s.Create(ctx, env); err != nil {
+		t.Fatal(err)
+	}
+	refs := &webhook.References{Reader: k8s}
+	check := func(err error) string {
+		if err == nil {
+			return ""
+		}
+		return err.Error()
+	}
+	for _, tc := range []struct {
+		name, want string
+		err        func() error
+	}{
+		{"environment of an existing project", "", func() error { _, err := refs.Environment().ValidateCreate(ctx, env); return err }},
+		{"environment of a missing project", `spec.projectRef.name: Not found: "ghost"`, func() error {
+			e := env.DeepCopy()
+			e.Spec.ProjectRef.Name = "ghost"
+			_, err := refs.Environment().ValidateCreate(ctx, e)
+			return err
+		}},
+		{"environment in another project's namespace", "must be created in the namespace of project refs", func() error {
+			e := env.DeepCopy()
+			e.Namespace = "default"
+			_, err := refs.Environment().ValidateCreate(ctx, e)
+			return err
+		}},
+		{"bootstrap from a missing backup", `spec.bootstrap.fromBackup.name: Not found: "gone"`, func() error {
+			e := env.DeepCopy()
+			e.Spec.Bootstrap = &crmv1alpha1.Bootstrap{FromBackup: crmv1alpha1.BackupSource{Name: "gone"}}
+			_, err := refs.Environment().ValidateCreate(ctx, e)
+			return err
+		}},
+		{"backup of a missing environment", `spec.environmentRef.name: Not found: "staging"`, func() error {
+			_, err := refs.Backup().ValidateCreate(ctx, &crmv1alpha1.Backup{ObjectMeta: metav1.ObjectMeta{Name: "b", Namespace: ns},
+				Spec: crmv1alpha1.BackupSpec{EnvironmentRef: crmv1alpha1.LocalObjectReference{Name: "staging"}}})
+			return err
+		}},
+		{"restore of a missing backup into an existing environment", `spec.backupRef.name: Not found: "nightly"`, func() error {
+			_, err := refs.Restore().ValidateCreate(ctx, &crmv1alpha1.Restore{ObjectMeta: metav1.ObjectMeta{Name: "r", Namespace: ns},
+				Spec: crmv1alpha1.RestoreSpec{BackupRef: crmv1alpha1.LocalObjectReference{Name: "nightly"}, EnvironmentRef: crmv1alpha1.LocalObjectReference{Name: "test"}}})
+			return err
+		}},
+		{"increment of a missing project", `spec.projectRef.name: Not found: "ghost"`, func() error {
+			_, err := refs.Increment().ValidateCreate(ctx, &crmv1alpha1.Increment{ObjectMeta: metav1.ObjectMeta{Name: "i", Namespace: "ghost"},
+				Spec: crmv1alpha1.IncrementSpec{ProjectRef: crmv1alpha1.ProjectReference{Name: "ghost"}, Sprint: 1, Version: "1"}})
+			return err
+		}},
+		{"erasure in the project's namespace", "", func() error {
+			_, err := refs.ErasureRequest().ValidateCreate(ctx, &crmv1alpha1.ErasureRequest{ObjectMeta: metav1.ObjectMeta{Name: "e", Namespace: ns},
+				Spec: crmv1alpha1.ErasureRequestSpec{ProjectRef: crmv1alpha1.ProjectReference{Name: ns}}})
+			return err
+		}},
+	} {
+		got := check(tc.err())
+		if tc.want == "" && got != "" || tc.want != "" && !strings.Contains(got, tc.want) {
+			t.Errorf("%s: got %q, want %q", tc.name, got, tc.want)
+		}
+	}
+}
