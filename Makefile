@@ -58,6 +58,10 @@ install-plugin: ## Install kubectl-crm into GOBIN (or ~/go/bin), so that `kubect
 	go install ./cmd/kubectl-crm
 	@gobin=$$(go env GOBIN); echo "installed $${gobin:-$$(go env GOPATH)/bin}/kubectl-crm; with that directory on the PATH: kubectl crm --help"
 
+.PHONY: bench
+bench: manifests ## Operator vs plain client vs helm loop on the simulated cluster (BENCH_N="100 300 1000" for growth); bin/bench/results.json.
+	hack/bench.sh
+
 .PHONY: bench-agent
 bench-agent: test-servers ## Agent backup throughput vs pg_dump | gzip (BENCH_AGENT_MB, default 300).
 	go test -run '^$$' -bench BackupVsPgDumpGzip -benchtime 1x ./internal/agent/

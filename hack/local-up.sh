@@ -11,6 +11,7 @@
 #
 #   DEMO=0 make run       cluster and operator only
 #   DEMO_TIMEOUT=600      seconds to wait for the demo (default 300)
+#   MANAGER_ARGS          extra flags of the operator (make bench: --sync-period)
 #   LOCAL_DIR, METRICS_PORT, PROBE_PORT, WEBHOOK_PORT   where state and logs go
 #                         (bin/local) and the operator's ports (18080, 18081,
 #                         19443): the e2e test runs its own cluster beside yours
@@ -96,7 +97,7 @@ else
 		--webhook-port="$WEBHOOK_PORT" --webhook-cert-mode=self --webhook-cert-dir="$dir/webhook-certs" \
 		--webhook-configuration=crm-operator-references-local --webhook-extra-dns-names=localhost --webhook-write-cert-files \
 		--health-probe-bind-address=127.0.0.1:$PROBE_PORT --pod-toleration=kwok.x-k8s.io/node=fake:NoSchedule \
-		--agent-image=crm-operator:local >"$dir/manager.log" 2>&1 &
+		--agent-image=crm-operator:local ${MANAGER_ARGS:-} >"$dir/manager.log" 2>&1 &
 	echo $! >"$dir/manager.pid"
 	ready=0
 	for _ in $(seq 1 120); do

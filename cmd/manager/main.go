@@ -13,6 +13,7 @@ import (
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
@@ -44,6 +45,7 @@ func main() {
 		webhookPort   int
 		webhookOpts   webhook.Options
 		webhookDNS    string
+		syncPeriod    time.Duration
 	)
 	flag.StringVar(&metricsAddr, "metrics-bind-address", ":8080", "Address the Prometheus metrics endpoint binds to; \"0\" disables it.")
 	flag.BoolVar(&metricsSecure, "metrics-secure", false, "Serve metrics over HTTPS and only to clients the API server authenticates and authorizes "+
@@ -57,6 +59,7 @@ func main() {
 	flag.StringVar(&webhookOpts.ConfigurationName, "webhook-configuration", "crm-operator-references", "ValidatingWebhookConfiguration to inject the CA bundle into.")
 	flag.BoolVar(&webhookOpts.WriteCertFiles, "webhook-write-cert-files", false, "Copy the self-managed certificate from its Secret into --webhook-cert-dir (an operator running outside the cluster; in a pod the Secret is mounted there).")
 	flag.StringVar(&webhookDNS, "webhook-extra-dns-names", "", "Comma-separated extra DNS names of the self-managed certificate (localhost for a local run).")
+	flag.DurationVar(&syncPeriod, "sync-period", 10*time.Hour, "How often every watched object is reconciled again although nothing changed (make bench shortens it to prove that a resync writes nothing).")
 	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "Address the /healthz and /readyz probes bind to.")
 	flag.BoolVar(&leaderElect, "leader-elect", false, "Elect a leader so that several replicas can run with one active.")
 	flag.StringVar(&leaderElectNS, "leader-election-namespace", "", "Namespace of the leader-election Lease; defaults to the pod's namespace.")
@@ -103,7 +106,7 @@ func main() {
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                  scheme,
 		WebhookServer:           ctrlwebhook.NewServer(ctrlwebhook.Options{Port: webhookPort, CertDir: webhookOpts.CertDir}),
-		Cache:                   controllers.CacheOptions(),
+		Cache:                   cacheOptions(syncPeriod),
 		Metrics:                 metrics,
 		HealthProbeBindAddress:  probeAddr,
 		LeaderElection:          leaderElect,
@@ -181,4 +184,10 @@ func parseToleration(s string) (corev1.Toleration, error) {
 		}
 	}
 	return t, nil
+}
+
+func cacheOptions(syncPeriod time.Duration) cache.Options {
+	o := controllers.CacheOptions()
+	o.SyncPeriod = &syncPeriod
+	return o
 }

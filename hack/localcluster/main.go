@@ -80,6 +80,8 @@ func (c *cluster) run() error {
 		ControlPlaneStartTimeout: time.Minute,
 		ControlPlaneStopTimeout:  time.Minute,
 	}
+	// Room for thousands of Services (envtest's default range has 254 addresses).
+	c.env.ControlPlane.GetAPIServer().Configure().Set("service-cluster-ip-range", "10.96.0.0/12")
 	if _, err := c.env.Start(); err != nil {
 		_ = c.env.Stop() // Start may fail after launching etcd and kube-apiserver
 		return fmt.Errorf("starting etcd and kube-apiserver: %w", err)
@@ -176,10 +178,10 @@ func (c *cluster) startNodes(ctx context.Context, cs kubernetes.Interface, kubec
 			Spec: corev1.NodeSpec{Taints: []corev1.Taint{{Key: kwokTaint, Value: "fake", Effect: corev1.TaintEffectNoSchedule}}},
 			Status: corev1.NodeStatus{
 				Capacity: corev1.ResourceList{
-					corev1.ResourceCPU: resource.MustParse("64"), corev1.ResourceMemory: resource.MustParse("256Gi"), corev1.ResourcePods: resource.MustParse("1000"),
+					corev1.ResourceCPU: resource.MustParse("4000"), corev1.ResourceMemory: resource.MustParse("16Ti"), corev1.ResourcePods: resource.MustParse("10000"),
 				},
 				Allocatable: corev1.ResourceList{
-					corev1.ResourceCPU: resource.MustParse("64"), corev1.ResourceMemory: resource.MustParse("256Gi"), corev1.ResourcePods: resource.MustParse("1000"),
+					corev1.ResourceCPU: resource.MustParse("4000"), corev1.ResourceMemory: resource.MustParse("16Ti"), corev1.ResourcePods: resource.MustParse("10000"),
 				},
 			},
 		}

@@ -119,7 +119,7 @@ func Anonymize(ctx context.Context, d Database, product, salt string) (Anonymize
 		stmts = append(stmts, fmt.Sprintf("UPDATE %s SET %s", quoteIdent(d.Engine, t), strings.Join(byTable[t], ", ")))
 	}
 	for _, s := range rules.Disable {
-		if table := strings.Fields(s)[1]; tables[table] {
+		if tables[statementTable(s)] {
 			stmts = append(stmts, s)
 			res.Disabled++
 		}
@@ -135,6 +135,18 @@ func Anonymize(ctx context.Context, d Database, product, salt string) (Anonymize
 		return AnonymizeResult{}, fmt.Errorf("anonymizing: %w", err)
 	}
 	return res, nil
+}
+
+// statementTable names the table of an UPDATE t ... or DELETE FROM t ... statement.
+func statementTable(statement string) string {
+	f := strings.Fields(statement)
+	if len(f) > 2 && strings.EqualFold(f[0], "DELETE") {
+		return f[2]
+	}
+	if len(f) > 1 {
+		return f[1]
+	}
+	return ""
 }
 
 func quoteIdent(engine, name string) string {
@@ -224,7 +236,7 @@ func Erase(ctx context.Context, d Database, product string, subject Subject) (in
 	}
 	var stmts []string
 	for _, s := range rules.Statements {
-		if !tables[strings.Fields(s)[1]] {
+		if !tables[statementTable(s)] {
 			continue
 		}
 		var merr error

@@ -34,6 +34,77 @@ CREATE TABLE mail_message (id SERIAL PRIMARY KEY, author_id INT REFERENCES res_p
 CREATE TABLE ir_mail_server (id SERIAL PRIMARY KEY, name VARCHAR, active BOOLEAN);
 CREATE TABLE ir_cron (id SERIAL PRIMARY KEY, cron_name VARCHAR, active BOOLEAN);`
 
+// SuiteCRM 8 keeps SuiteCRM 7's tables (MariaDB).
+const suiteSchema = `
+CREATE TABLE accounts (id CHAR(36) PRIMARY KEY, name VARCHAR(150), description TEXT, phone_office VARCHAR(100), billing_address_street VARCHAR(150));
+CREATE TABLE contacts (id CHAR(36) PRIMARY KEY, first_name VARCHAR(100), last_name VARCHAR(100), description TEXT, phone_home VARCHAR(100),
+  phone_mobile VARCHAR(100), phone_work VARCHAR(100), phone_other VARCHAR(100), primary_address_street VARCHAR(150), primary_address_city VARCHAR(100),
+  primary_address_postalcode VARCHAR(20), alt_address_street VARCHAR(150), assistant VARCHAR(75), assistant_phone VARCHAR(100));
+CREATE TABLE accounts_contacts (id CHAR(36) PRIMARY KEY, contact_id CHAR(36), account_id CHAR(36),
+  FOREIGN KEY (contact_id) REFERENCES contacts(id), FOREIGN KEY (account_id) REFERENCES accounts(id));
+CREATE TABLE email_addresses (id CHAR(36) PRIMARY KEY, email_address VARCHAR(255), email_address_caps VARCHAR(255));
+CREATE TABLE email_addr_bean_rel (id CHAR(36) PRIMARY KEY, email_address_id CHAR(36), bean_id CHAR(36), bean_module VARCHAR(100),
+  FOREIGN KEY (email_address_id) REFERENCES email_addresses(id));
+CREATE TABLE notes (id CHAR(36) PRIMARY KEY, name VARCHAR(255), description TEXT, parent_type VARCHAR(255), parent_id CHAR(36));
+CREATE TABLE emails_text (email_id CHAR(36) PRIMARY KEY, from_addr VARCHAR(255), to_addrs TEXT, cc_addrs TEXT, description LONGTEXT, description_html LONGTEXT);
+CREATE TABLE schedulers (id CHAR(36) PRIMARY KEY, name VARCHAR(255), status VARCHAR(100));
+CREATE TABLE outbound_email (id CHAR(36) PRIMARY KEY, name VARCHAR(50), mail_smtpserver VARCHAR(100));
+CREATE TABLE job_queue (id CHAR(36) PRIMARY KEY, name VARCHAR(255), status VARCHAR(20));`
+
+func seedSuite(t *testing.T, d Database, ps []person) {
+	t.Helper()
+	var b strings.Builder
+	b.WriteString(suiteSchema)
+	b.WriteString("\nINSERT INTO schedulers VALUES ('s1','Run Nightly Mass Outbound Campaigns','Active'),('s2','Check Inbound Mailboxes','Active');")
+	b.WriteString("\nINSERT INTO outbound_email VALUES ('o1','system','smtp.kunde.example');")
+	b.WriteString("\nINSERT INTO job_queue VALUES ('q1','send campaign','queued'),('q2','done','done');")
+	for i, p := range ps {
+		fmt.Fprintf(&b, "\nINSERT INTO accounts VALUES ('a%d','%s GmbH','Key account of %s','%s','%s');", i, p.last, p.first, p.phone, p.street)
+		fmt.Fprintf(&b, "\nINSERT INTO contacts VALUES ('c%d','%s','%s','Met %s at the fair','%s','%s','%s',NULL,'%s','Berlin','10115',NULL,NULL,NULL);",
+			i, p.first, p.last, p.first, p.phone, p.phone, p.phone, p.street)
+		fmt.Fprintf(&b, "\nINSERT INTO accounts_contacts VALUES ('ac%d','c%d','a%d');", i, i, i)
+		fmt.Fprintf(&b, "\nINSERT INTO email_addresses VALUES ('e%d','%s','%s');", i, p.email, strings.ToUpper(p.email))
+		fmt.Fprintf(&b, "\nINSERT INTO email_addr_bean_rel VALUES ('r%d','e%d','c%d','Contacts');", i, i, i)
+		fmt.Fprintf(&b, "\nINSERT INTO notes VALUES ('n%d','Call with %s','Called %s %s about renewal','Contacts','c%d');", i, p.last, p.first, p.last, i)
+		fmt.Fprintf(&b, "\nINSERT INTO emails_text VALUES ('m%d','%s','sales@kunde.example',NULL,'Dear %s, ...','<p>Dear %s</p>');", i, p.email, p.first, p.first)
+	}
+	sql(t, d, b.String())
+}
+
+func TestAnonymizeSuiteCRM(t *testing.T) {
+	need(t, mariadb)
+	d := createDatabase(t, mariadb, unique("suite"))
+	ps := people(25)
+	seedSuite(t, d, ps)
+	joins := "SELECT COUNT(*) FROM contacts c JOIN accounts_contacts ac ON ac.contact_id = c.id JOIN accounts a ON a.id = ac.account_id " +
+		"JOIN email_addr_bean_rel r ON r.bean_id = c.id JOIN email_addresses e ON e.id = r.email_address_id"
+	before := sql(t, d, joins)
+	res, err := Anonymize(context.Background(), d, "suitecrm", salt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	survivors(t, d, res.Columns, ps)
+	if after := sql(t, d, joins); after != before {
+		t.Errorf("relations broken: %s joined rows before, %s after", before, after)
+	}
+	if got := sql(t, d, "SELECT COUNT(*) FROM emails_text m JOIN email_addresses e ON e.email_address = m.from_addr"); got != "25" {
+		t.Errorf("pseudonymized addresses no longer match across tables: %s of 25", got)
+	}
+	for q, want := range map[string]string{
+		"SELECT COUNT(*) FROM schedulers WHERE status <> 'Inactive'":               "0",
+		"SELECT COUNT(*) FROM outbound_email WHERE mail_smtpserver LIKE '%kunde%'": "0",
+		"SELECT COUNT(*) FROM job_queue WHERE status = 'queued'":                   "0",
+		"SELECT COUNT(*) FROM job_queue WHERE status = 'done'":                     "1",
+	} {
+		if got := sql(t, d, q); got != want {
+			t.Errorf("%s: %s, want %s", q, got, want)
+		}
+	}
+	if res.Disabled != 3 { // inbound_email does not exist in this schema: skipped
+		t.Errorf("disabled %d, want 3", res.Disabled)
+	}
+}
+
 type person struct{ first, last, email, phone, street string }
 
 func people(n int) []person {
@@ -191,6 +262,8 @@ func TestEraseOneSubject(t *testing.T) {
 	}{
 		{"espocrm", &mariadb, seedEspo, []string{"contact.first_name", "contact.last_name", "contact.description", "contact.address_street",
 			"email_address.name", "email_address.lower", "note.post", "email.body", "email.from_string"}},
+		{"suitecrm", &mariadb, seedSuite, []string{"contacts.first_name", "contacts.last_name", "contacts.description", "contacts.phone_mobile",
+			"contacts.primary_address_street", "email_addresses.email_address", "notes.description", "emails_text.description", "emails_text.from_addr"}},
 		{"odoo", &postgres, seedOdoo, []string{"res_partner.name", "res_partner.email", "res_partner.phone", "res_partner.street",
 			"res_partner.comment", "crm_lead.contact_name", "crm_lead.email_from", "crm_lead.description", "mail_message.body", "mail_message.email_from"}},
 	} {
@@ -231,7 +304,8 @@ func TestEraseOneSubject(t *testing.T) {
 			// Everyone else is untouched.
 			for _, p := range others {
 				var n int
-				col := map[string]string{"espocrm": "SELECT COUNT(*) FROM email_address WHERE name = '%s'", "odoo": "SELECT COUNT(*) FROM res_partner WHERE email = '%s'"}[tc.product]
+				col := map[string]string{"espocrm": "SELECT COUNT(*) FROM email_address WHERE name = '%s'", "odoo": "SELECT COUNT(*) FROM res_partner WHERE email = '%s'",
+					"suitecrm": "SELECT COUNT(*) FROM email_addresses WHERE email_address = '%s'"}[tc.product]
 				fmt.Sscan(sql(t, d, fmt.Sprintf(col, p.email)), &n)
 				if n != 1 {
 					t.Errorf("%s was touched by the erasure of another person", p.email)

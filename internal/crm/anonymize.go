@@ -39,6 +39,32 @@ func AnonymizationFor(p crmv1alpha1.ProductName) (Anonymization, bool) {
 }
 
 var anonymizations = map[crmv1alpha1.ProductName]Anonymization{
+	// SuiteCRM's schema (SuiteCRM 7 tables under SuiteCRM 8, MariaDB): people
+	// in contacts, leads and accounts; e-mail addresses in email_addresses
+	// linked by email_addr_bean_rel; e-mail bodies in emails_text; free text
+	// in notes. Schedulers have a status, outgoing mail servers a host, and
+	// queued jobs wait in job_queue.
+	crmv1alpha1.ProductSuiteCRM: {
+		Columns: []Column{
+			{"contacts", "first_name", Name}, {"contacts", "last_name", Name}, {"contacts", "description", Text},
+			{"contacts", "phone_home", Phone}, {"contacts", "phone_mobile", Phone}, {"contacts", "phone_work", Phone}, {"contacts", "phone_other", Phone},
+			{"contacts", "primary_address_street", Address}, {"contacts", "primary_address_city", Address}, {"contacts", "primary_address_postalcode", Address},
+			{"contacts", "alt_address_street", Address}, {"contacts", "assistant", Name}, {"contacts", "assistant_phone", Phone},
+			{"leads", "first_name", Name}, {"leads", "last_name", Name}, {"leads", "account_name", Name}, {"leads", "description", Text},
+			{"leads", "phone_mobile", Phone}, {"leads", "phone_work", Phone}, {"leads", "primary_address_street", Address}, {"leads", "primary_address_city", Address},
+			{"accounts", "description", Text}, {"accounts", "phone_office", Phone}, {"accounts", "billing_address_street", Address},
+			{"email_addresses", "email_address", Email}, {"email_addresses", "email_address_caps", Email},
+			{"notes", "name", Text}, {"notes", "description", Text},
+			{"emails_text", "description", Text}, {"emails_text", "description_html", Text}, {"emails_text", "from_addr", Email},
+			{"emails_text", "to_addrs", Text}, {"emails_text", "cc_addrs", Text},
+		},
+		Disable: []string{
+			"UPDATE schedulers SET status = 'Inactive'",
+			"UPDATE outbound_email SET mail_smtpserver = 'mail-disabled.invalid'",
+			"DELETE FROM job_queue WHERE status = 'queued'",
+			"UPDATE inbound_email SET status = 'Inactive'",
+		},
+	},
 	// EspoCRM's schema (MariaDB, snake_case): people in contact, lead, account
 	// and user; e-mail addresses and phone numbers in their own tables linked
 	// to entities; free text in note.post, email bodies and descriptions.
@@ -89,7 +115,7 @@ var anonymizations = map[crmv1alpha1.ProductName]Anonymization{
 // address itself, or its salted hash, so that an erasure can be re-applied
 // without keeping the address). Statements on tables a version lacks are skipped.
 type Erasure struct {
-	// Statements in order; each names its table as the second word (UPDATE t / DELETE FROM t: third).
+	// Statements in order: UPDATE t ... or DELETE FROM t ...; those on tables a version lacks are skipped.
 	Statements []string
 }
 
@@ -100,6 +126,17 @@ func ErasureFor(p crmv1alpha1.ProductName) (Erasure, bool) {
 }
 
 var erasures = map[crmv1alpha1.ProductName]Erasure{
+	crmv1alpha1.ProductSuiteCRM: {Statements: []string{
+		"UPDATE contacts SET first_name = 'Erased', last_name = 'Erased', description = NULL, phone_home = NULL, phone_mobile = NULL, phone_work = NULL, phone_other = NULL, " +
+			"primary_address_street = NULL, primary_address_city = NULL, primary_address_postalcode = NULL, alt_address_street = NULL, assistant = NULL, assistant_phone = NULL " +
+			"WHERE id IN (SELECT r.bean_id FROM email_addr_bean_rel r JOIN email_addresses e ON e.id = r.email_address_id WHERE {subject:e.email_address})",
+		"UPDATE leads SET first_name = 'Erased', last_name = 'Erased', account_name = NULL, description = NULL, phone_mobile = NULL, phone_work = NULL, " +
+			"primary_address_street = NULL, primary_address_city = NULL " +
+			"WHERE id IN (SELECT r.bean_id FROM email_addr_bean_rel r JOIN email_addresses e ON e.id = r.email_address_id WHERE {subject:e.email_address})",
+		"UPDATE notes SET name = '[erased]', description = NULL WHERE parent_id IN (SELECT r.bean_id FROM email_addr_bean_rel r JOIN email_addresses e ON e.id = r.email_address_id WHERE {subject:e.email_address})",
+		"UPDATE emails_text SET description = NULL, description_html = NULL, from_addr = NULL, to_addrs = NULL, cc_addrs = NULL WHERE {subject:from_addr}",
+		"UPDATE email_addresses SET email_address = CONCAT('erased-', id, '@example.invalid'), email_address_caps = UPPER(CONCAT('erased-', id, '@example.invalid')) WHERE {subject:email_address}",
+	}},
 	crmv1alpha1.ProductEspoCRM: {Statements: []string{
 		// Contacts and leads linked to the address.
 		"UPDATE contact SET first_name = 'Erased', last_name = 'Erased', description = NULL, address_street = NULL, address_city = NULL, address_postal_code = NULL " +

@@ -211,9 +211,6 @@ func EnvironmentObjects(in *EnvironmentInput) (desired, absent []client.Object) 
 	if in.Project.Spec.Backup != nil {
 		desired = append(desired, agentPolicy(in))
 	}
-	if in.Project.Spec.Backup != nil {
-		desired = append(desired, agentPolicy(in))
-	}
 	ing := &networkingv1.Ingress{TypeMeta: typeMeta("networking.k8s.io/v1", "Ingress"), ObjectMeta: meta(env.Name, ns, nil)}
 	if IngressHost(in) != "" {
 		desired = append(desired, ingress(in))

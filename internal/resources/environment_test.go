@@ -40,7 +40,13 @@ func TestEnvironmentObjects(t *testing.T) {
 			desired, absent := EnvironmentObjects(in)
 			env := in.Env.Name
 
+			seen := map[string]bool{}
 			for _, o := range desired {
+				id := o.GetObjectKind().GroupVersionKind().Kind + "/" + o.GetName()
+				if seen[id] {
+					t.Errorf("%s is built twice", id)
+				}
+				seen[id] = true
 				l := o.GetLabels()
 				if l[crmv1alpha1.LabelManagedBy] != crmv1alpha1.ManagedByValue || l[crmv1alpha1.LabelProject] != "acme" || l[crmv1alpha1.LabelEnvironment] != env {
 					t.Errorf("%T %s: labels %v lack managed-by/project/environment", o, o.GetName(), l)

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# `make bench`: the operator against a plain client and a helm loop on the
+# local simulated cluster, one fresh cluster per size.
+#
+#   BENCH_N="100"            sizes in projects (2 environments each); several
+#                            sizes ("100 300 1000") also report growth
+#   BENCH_IDLE=2m            how long the idle operator is watched
+# Figures: the table printed, and bin/bench/results.json.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+sizes=${BENCH_N:-100}
+idle=${BENCH_IDLE:-2m}
+mkdir -p bin/bench
+rm -f bin/bench/results.json
+hack/build-tools.sh helm >/dev/null 2>&1
+go build -o bin/bench/bench ./test/bench
+first=1
+for n in ${sizes//,/ }; do
+	dir=$root/bin/bench/cluster-$n
+	export LOCAL_DIR=$dir METRICS_PORT=18280 PROBE_PORT=18281 WEBHOOK_PORT=19643
+	trap 'hack/local-down.sh >/dev/null' EXIT
+	rm -rf "$dir" bin/bench/work
+	# A resync every minute: the idle window sees every object reconciled again.
+	DEMO=0 MANAGER_ARGS="--sync-period=60s" hack/local-up.sh | grep -E '^\[run' || { tail -n 30 "$dir/manager.log"; exit 1; }
+	extra=()
+	[ $first = 1 ] || extra=(-helm-n 0 -promotions 0)
+	bin/bench/bench -kubeconfig "$dir/kubeconfig" -n "$n" -idle "$idle" -manager-pid "$(cat "$dir/manager.pid")" \
+		-metrics-url "http://127.0.0.1:$METRICS_PORT/metrics" -helm bin/helm -work-dir bin/bench/work -out bin/bench/results.json "${extra[@]}"
+	hack/local-down.sh >/dev/null
+	first=0
+done
+bin/bench/bench -growth -out bin/bench/results.json

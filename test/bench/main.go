@@ -1,0 +1,760 @@
+// Command bench measures the operator on the local simulated cluster
+// (`make bench` starts it) against what it does not beat by construction:
+//
+//   - convergence of N projects with a test and a production environment,
+//     against a lower bound: a plain client that creates exactly the same
+//     objects (the operator's own builders) with the same rate limits and
+//     workers and waits for the same readiness;
+//   - the same environments installed as one helm release each, sequentially
+//     and 8 at a time;
+//   - the operator's API requests while idle, across forced full resyncs;
+//   - its memory and CPU;
+//   - the overhead of 50 parallel promotions beyond the simulated Jobs and
+//     rollouts.
+//
+// It prints a table and writes the figures as JSON.
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/util/wait"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/tools/clientcmd"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/yaml"
+
+	crmv1alpha1 "github.com/crmops/crm-operator/api/v1alpha1"
+	"github.com/crmops/crm-operator/internal/crm"
+	"github.com/crmops/crm-operator/internal/resources"
+)
+
+type options struct {
+	kubeconfig, metricsURL, helm, out, workDir string
+	n, workers, helmN, promotions            int
+	qps                                      float64
+	burst                                    int
+	managerPID                               int
+	idle                                     time.Duration
+	skipHelm                                 bool
+}
+
+// Results are the figures of one run.
+type Results struct {
+	Machine               string  `json:"machine"`
+	N                     int     `json:"n"`
+	Environments          int     `json:"environments"`
+	OperatorSeconds       float64 `json:"operatorConvergenceSeconds"`
+	LowerBoundSeconds     float64 `json:"lowerBoundSeconds"`
+	RatioToLowerBound     float64 `json:"ratioToLowerBound"`
+	HelmN                 int     `json:"helmEnvironments,omitempty"`
+	HelmSequentialSeconds float64 `json:"helmSequentialSeconds,omitempty"`
+	HelmParallelSeconds   float64 `json:"helmParallel8Seconds,omitempty"`
+	OperatorAtHelmN       float64 `json:"operatorSecondsAtHelmN,omitempty"`
+	HelmSequentialRatio   float64 `json:"helmSequentialOverOperator,omitempty"`
+	HelmParallelRatio     float64 `json:"helmParallel8OverOperator,omitempty"`
+	IdleSeconds           float64 `json:"idleSeconds"`
+	IdleWrites            float64 `json:"idleWrites"`
+	IdleReads             float64 `json:"idleReadsNotFromCache"`
+	IdleReconciles        float64 `json:"idleReconciles"`
+	RSSMiB                float64 `json:"managerRSSMiB"`
+	CPUSeconds            float64 `json:"managerCPUSeconds"`
+	Promotions            int     `json:"promotions"`
+	PromotionMeanSeconds  float64 `json:"promotionMeanSeconds"`
+	SimulatedMeanSeconds  float64 `json:"simulatedMeanSeconds"`
+	OverheadMeanSeconds   float64 `json:"promotionOverheadMeanSeconds"`
+	OverheadMaxSeconds    float64 `json:"promotionOverheadMaxSeconds"`
+}
+
+func main() {
+	var o options
+	flag.StringVar(&o.kubeconfig, "kubeconfig", os.Getenv("KUBECONFIG"), "Kubeconfig of the local cluster.")
+	flag.StringVar(&o.metricsURL, "metrics-url", "http://127.0.0.1:18280/metrics", "The operator's metrics endpoint.")
+	flag.IntVar(&o.managerPID, "manager-pid", 0, "PID of the operator, for its memory and CPU.")
+	flag.StringVar(&o.helm, "helm", "bin/helm", "The helm binary.")
+	flag.StringVar(&o.out, "out", "bin/bench/results.json", "Where to write the figures (appended to a JSON list).")
+	flag.StringVar(&o.workDir, "work-dir", "bin/bench/work", "Scratch directory (helm charts).")
+	flag.IntVar(&o.n, "n", 100, "Projects (each with a test and a production environment).")
+	flag.IntVar(&o.helmN, "helm-n", 100, "Environments installed with helm (0 skips).")
+	flag.IntVar(&o.promotions, "promotions", 50, "Parallel promotions (0 skips).")
+	flag.IntVar(&o.workers, "workers", 8, "Workers of the lower bound and of the helm loop's parallel run (the operator's --concurrency).")
+	flag.Float64Var(&o.qps, "qps", 200, "Client QPS of the lower bound (the operator's --kube-api-qps).")
+	flag.IntVar(&o.burst, "burst", 400, "Client burst of the lower bound (the operator's --kube-api-burst).")
+	flag.DurationVar(&o.idle, "idle", 2*time.Minute, "How long to watch the idle operator.")
+	growth := flag.Bool("growth", false, "Print how convergence grew across the sizes in -out, and exit.")
+	flag.Parse()
+	if *growth {
+		if err := printGrowth(o.out); err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+			os.Exit(1)
+		}
+		return
+	}
+	if err := run(context.Background(), o); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+func logf(format string, args ...any) {
+	fmt.Printf("[bench %s] %s\n", time.Now().Format("15:04:05"), fmt.Sprintf(format, args...))
+}
+
+func newClient(o options) (client.Client, error) {
+	cfg, err := clientcmd.BuildConfigFromFlags("", o.kubeconfig)
+	if err != nil {
+		return nil, err
+	}
+	cfg.QPS, cfg.Burst = float32(o.qps), o.burst
+	scheme := runtime.NewScheme()
+	_ = clientgoscheme.AddToScheme(scheme)
+	_ = crmv1alpha1.AddToScheme(scheme)
+	return client.New(cfg, client.Options{Scheme: scheme})
+}
+
+func run(ctx context.Context, o options) error {
+	c, err := newClient(o)
+	if err != nil {
+		return err
+	}
+	res := Results{N: o.n, Environments: 2 * o.n, Machine: machine()}
+
+	// 1. The lower bound first, on the still empty cluster.
+	logf("lower bound: creating the objects of %d environments with a plain client (%d workers, QPS %.0f, burst %d)", 2*o.n, o.workers, o.qps, o.burst)
+	lb, err := lowerBound(ctx, c, o, "lb", o.n)
+	if err != nil {
+		return fmt.Errorf("lower bound: %w", err)
+	}
+	res.LowerBoundSeconds = lb.Seconds()
+	logf("lower bound: all Ready in %.1fs", res.LowerBoundSeconds)
+
+	// 2. The operator.
+	cpu0, _ := cpuSeconds(o.managerPID)
+	logf("operator: creating %d projects and %d environments", o.n, 2*o.n)
+	op, err := operatorConvergence(ctx, c, o, "op", o.n)
+	if err != nil {
+		return fmt.Errorf("operator: %w", err)
+	}
+	res.OperatorSeconds = op.Seconds()
+	res.RatioToLowerBound = res.OperatorSeconds / res.LowerBoundSeconds
+	logf("operator: all Ready in %.1fs (%.2fx the lower bound)", res.OperatorSeconds, res.RatioToLowerBound)
+
+	// 3. Idle: nothing changes; the operator's resync period is shorter
+	// than the window, so every object is reconciled again at least once.
+	before, err := scrape(o.metricsURL)
+	if err != nil {
+		return err
+	}
+	logf("idle: watching the operator's API requests for %s", o.idle)
+	time.Sleep(o.idle)
+	after, err := scrape(o.metricsURL)
+	if err != nil {
+		return err
+	}
+	res.IdleSeconds = o.idle.Seconds()
+	res.IdleWrites = after.writes - before.writes
+	res.IdleReads = after.reads - before.reads
+	res.IdleReconciles = after.reconciles - before.reconciles
+	logf("idle: %.0f writes, %.0f reads not from the cache, %.0f reconciles", res.IdleWrites, res.IdleReads, res.IdleReconciles)
+
+	res.RSSMiB, _ = rssMiB(o.managerPID)
+	cpu1, _ := cpuSeconds(o.managerPID)
+	res.CPUSeconds = cpu1 - cpu0
+	logf("footprint: RSS %.0f MiB, %.1f CPU seconds since the operator's run began", res.RSSMiB, res.CPUSeconds)
+
+	// 5. Promotions.
+	if o.promotions > 0 {
+		p := min(o.promotions, o.n)
+		logf("promotions: %d increments in parallel", p)
+		if err := promotions(ctx, c, "op", p, &res); err != nil {
+			return fmt.Errorf("promotions: %w", err)
+		}
+		logf("promotions: acceptance to Promoted %.1fs on average, of which simulated Jobs and rollouts %.1fs: overhead %.2fs (max %.2fs)",
+			res.PromotionMeanSeconds, res.SimulatedMeanSeconds, res.OverheadMeanSeconds, res.OverheadMaxSeconds)
+	}
+
+	// 4. helm, at helmN environments, against the operator at the same size.
+	if o.helmN > 0 {
+		projects := o.helmN / 2
+		res.HelmN = 2 * projects
+		opAt, err := operatorConvergence(ctx, c, o, "opref", projects)
+		if err != nil {
+			return err
+		}
+		res.OperatorAtHelmN = opAt.Seconds()
+		logf("operator at %d environments: %.1fs", res.HelmN, res.OperatorAtHelmN)
+		for _, par := range []int{1, o.workers} {
+			d, err := helmLoop(ctx, c, o, fmt.Sprintf("helm%d", par), projects, par)
+			if err != nil {
+				return fmt.Errorf("helm: %w", err)
+			}
+			if par == 1 {
+				res.HelmSequentialSeconds = d.Seconds()
+			} else {
+				res.HelmParallelSeconds = d.Seconds()
+			}
+			logf("helm (parallelism %d): %d releases, all Ready in %.1fs", par, res.HelmN, d.Seconds())
+		}
+		res.HelmSequentialRatio = res.HelmSequentialSeconds / res.OperatorAtHelmN
+		res.HelmParallelRatio = res.HelmParallelSeconds / res.OperatorAtHelmN
+	}
+
+	printTable(res)
+	return appendResult(o.out, res)
+}
+
+func machine() string {
+	cpus := 0
+	if f, err := os.Open("/proc/cpuinfo"); err == nil {
+		s := bufio.NewScanner(f)
+		for s.Scan() {
+			if strings.HasPrefix(s.Text(), "processor") {
+				cpus++
+			}
+		}
+		f.Close()
+	}
+	host, _ := os.Hostname()
+	return fmt.Sprintf("%s, %d CPUs", host, cpus)
+}
+
+// benchProject is the project every run uses: Odoo (an application and a
+// database per environment), no backup schedule, no region.
+func benchProject(name string) *crmv1alpha1.ImplementationProject {
+	return &crmv1alpha1.ImplementationProject{
+		ObjectMeta: metav1.ObjectMeta{Name: name},
+		Spec: crmv1alpha1.ImplementationProjectSpec{
+			Customer:      crmv1alpha1.Customer{Name: "Bench " + name},
+			Product:       crmv1alpha1.Product{Name: crmv1alpha1.ProductOdoo, Version: "18.0"},
+			ProductOwners: crmv1alpha1.Subjects{Users: []string{"po@bench.example"}},
+			Backup: &crmv1alpha1.BackupPolicy{Target: crmv1alpha1.BackupTarget{S3: &crmv1alpha1.S3Target{
+				Endpoint: "https://s3.example.net", Bucket: "bench", SecretName: "bench-s3"}}},
+		},
+	}
+}
+
+func benchEnv(project, name string, stage crmv1alpha1.Stage) *crmv1alpha1.Environment {
+	return &crmv1alpha1.Environment{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: project},
+		Spec:       crmv1alpha1.EnvironmentSpec{ProjectRef: crmv1alpha1.ProjectReference{Name: project}, Stage: stage},
+	}
+}
+
+func projectName(prefix string, i int) string { return fmt.Sprintf("%s-%04d", prefix, i) }
+
+// parallel runs f(i) for i in [0,n) on workers goroutines.
+func parallel(n, workers int, f func(i int) error) error {
+	var (
+		wg    sync.WaitGroup
+		mu    sync.Mutex
+		first error
+		next  = make(chan int)
+	)
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				if err := f(i); err != nil {
+					mu.Lock()
+					if first == nil {
+						first = err
+					}
+					mu.Unlock()
+				}
+			}
+		}()
+	}
+	for i := 0; i < n; i++ {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	return first
+}
+
+var kwokToleration = []corev1.Toleration{{Key: "kwok.x-k8s.io/node", Operator: corev1.TolerationOpEqual, Value: "fake", Effect: corev1.TaintEffectNoSchedule}}
+
+// environmentObjects are the objects the operator creates for one
+// environment, from its own builders.
+func environmentObjects(p *crmv1alpha1.ImplementationProject, env *crmv1alpha1.Environment) ([]client.Object, error) {
+	profile, err := crm.For(p.Spec.Product)
+	if err != nil {
+		return nil, err
+	}
+	in := &resources.EnvironmentInput{Project: p, Env: env, Profile: profile, Version: resources.DesiredVersion(p, env, profile),
+		IngressNamespace: "ingress-nginx", Tolerations: kwokToleration}
+	desired, _ := resources.EnvironmentObjects(in)
+	values := map[string][]byte{}
+	for _, k := range crm.SecretKeys {
+		values[k] = []byte("bench-secret-" + k)
+	}
+	return append([]client.Object{resources.CredentialsSecret(in, values)}, desired...), nil
+}
+
+func lowerBound(ctx context.Context, c client.Client, o options, prefix string, n int) (time.Duration, error) {
+	start := time.Now()
+	err := parallel(n, o.workers, func(i int) error {
+		p := benchProject(projectName(prefix, i))
+		objs, _ := resources.ProjectObjects(p)
+		for _, stage := range []crmv1alpha1.Stage{crmv1alpha1.StageTest, crmv1alpha1.StageProduction} {
+			eo, err := environmentObjects(p, benchEnv(p.Name, string(stage), stage))
+			if err != nil {
+				return err
+			}
+			objs = append(objs, eo...)
+		}
+		for _, obj := range objs {
+			if err := c.Create(ctx, obj); err != nil && !apierrors.IsAlreadyExists(err) {
+				return fmt.Errorf("%T %s: %w", obj, obj.GetName(), err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	logf("lower bound: objects created in %.1fs; waiting for readiness", time.Since(start).Seconds())
+	err = waitWorkloads(ctx, c, prefix+"-", 2*n)
+	return time.Since(start), err
+}
+
+// waitWorkloads waits until every environment in namespaces with prefix
+// has its database StatefulSet ready and its Deployments available: what
+// the operator's Ready condition asks.
+func waitWorkloads(ctx context.Context, c client.Client, prefix string, envs int) error {
+	return wait.PollUntilContextTimeout(ctx, time.Second, 60*time.Minute, false, func(ctx context.Context) (bool, error) {
+		sts := &appsv1.StatefulSetList{}
+		deps := &appsv1.DeploymentList{}
+		if err := c.List(ctx, sts); err != nil {
+			return false, nil
+		}
+		if err := c.List(ctx, deps); err != nil {
+			return false, nil
+		}
+		readySts, total := 0, 0
+		for _, s := range sts.Items {
+			if !strings.HasPrefix(s.Namespace, prefix) {
+				continue
+			}
+			total++
+			if s.Status.ObservedGeneration >= s.Generation && s.Status.ReadyReplicas == ptrDeref(s.Spec.Replicas) {
+				readySts++
+			}
+		}
+		for _, d := range deps.Items {
+			if !strings.HasPrefix(d.Namespace, prefix) {
+				continue
+			}
+			if d.Status.ObservedGeneration < d.Generation || d.Status.AvailableReplicas != ptrDeref(d.Spec.Replicas) || d.Status.UpdatedReplicas != ptrDeref(d.Spec.Replicas) {
+				return false, nil
+			}
+		}
+		return total == envs && readySts == envs, nil
+	})
+}
+
+func ptrDeref(p *int32) int32 {
+	if p == nil {
+		return 1
+	}
+	return *p
+}
+
+func operatorConvergence(ctx context.Context, c client.Client, o options, prefix string, n int) (time.Duration, error) {
+	start := time.Now()
+	err := parallel(n, o.workers, func(i int) error {
+		p := benchProject(projectName(prefix, i))
+		if err := c.Create(ctx, p); err != nil && !apierrors.IsAlreadyExists(err) {
+			return err
+		}
+		// The operator creates the namespace; environments go in once it exists.
+		if err := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, 5*time.Minute, true, func(ctx context.Context) (bool, error) {
+			return c.Get(ctx, client.ObjectKey{Name: p.Name}, &corev1.Namespace{}) == nil, nil
+		}); err != nil {
+			return err
+		}
+		for _, stage := range []crmv1alpha1.Stage{crmv1alpha1.StageTest, crmv1alpha1.StageProduction} {
+			if err := c.Create(ctx, benchEnv(p.Name, string(stage), stage)); err != nil && !apierrors.IsAlreadyExists(err) {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	logf("operator: objects created in %.1fs; waiting for Ready", time.Since(start).Seconds())
+	err = wait.PollUntilContextTimeout(ctx, time.Second, 60*time.Minute, false, func(ctx context.Context) (bool, error) {
+		list := &crmv1alpha1.EnvironmentList{}
+		if err := c.List(ctx, list); err != nil {
+			return false, nil
+		}
+		ready := 0
+		for _, e := range list.Items {
+			if strings.HasPrefix(e.Namespace, prefix+"-") && meta.IsStatusConditionTrue(e.Status.Conditions, crmv1alpha1.ConditionReady) {
+				ready++
+			}
+		}
+		return ready == 2*n, nil
+	})
+	return time.Since(start), err
+}
+
+// helmLoop installs one release per environment, holding the same objects
+// (the project's objects travel with its test environment).
+func helmLoop(ctx context.Context, c client.Client, o options, prefix string, projects, par int) (time.Duration, error) {
+	type release struct{ name, ns, dir string }
+	var releases []release
+	for i := 0; i < projects; i++ {
+		p := benchProject(projectName(prefix, i))
+		projectObjs, _ := resources.ProjectObjects(p)
+		for _, stage := range []crmv1alpha1.Stage{crmv1alpha1.StageTest, crmv1alpha1.StageProduction} {
+			objs, err := environmentObjects(p, benchEnv(p.Name, string(stage), stage))
+			if err != nil {
+				return 0, err
+			}
+			if stage == crmv1alpha1.StageTest {
+				for _, obj := range projectObjs {
+					if _, ok := obj.(*corev1.Namespace); !ok { // helm creates it
+						objs = append(objs, obj)
+					}
+				}
+			}
+			dir := filepath.Join(o.workDir, p.Name+"-"+string(stage))
+			if err := writeChart(dir, objs); err != nil {
+				return 0, err
+			}
+			releases = append(releases, release{name: string(stage), ns: p.Name, dir: dir})
+		}
+	}
+	start := time.Now()
+	err := parallel(len(releases), par, func(i int) error {
+		r := releases[i]
+		cmd := exec.CommandContext(ctx, o.helm, "install", r.name, r.dir, "--namespace", r.ns, "--create-namespace", "--kubeconfig", o.kubeconfig)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return fmt.Errorf("helm install %s/%s: %v: %s", r.ns, r.name, err, out)
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	logf("helm (parallelism %d): releases installed in %.1fs; waiting for readiness", par, time.Since(start).Seconds())
+	err = waitWorkloads(ctx, c, prefix+"-", len(releases))
+	return time.Since(start), err
+}
+
+func writeChart(dir string, objs []client.Object) error {
+	if err := os.MkdirAll(filepath.Join(dir, "templates"), 0o755); err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "Chart.yaml"), []byte("apiVersion: v2\nname: crm-environment\nversion: 0.1.0\n"), 0o644); err != nil {
+		return err
+	}
+	var b strings.Builder
+	for _, obj := range objs {
+		data, err := yaml.Marshal(obj)
+		if err != nil {
+			return err
+		}
+		b.WriteString("---\n")
+		b.Write(data)
+	}
+	return os.WriteFile(filepath.Join(dir, "templates", "objects.yaml"), []byte(b.String()), 0o644)
+}
+
+type counters struct{ writes, reads, reconciles float64 }
+
+// scrape sums the operator's client requests by kind and its reconciles.
+func scrape(url string) (counters, error) {
+	resp, err := http.Get(url)
+	if err != nil {
+		return counters{}, err
+	}
+	defer resp.Body.Close()
+	var c counters
+	s := bufio.NewScanner(resp.Body)
+	s.Buffer(make([]byte, 1<<20), 1<<20)
+	for s.Scan() {
+		line := s.Text()
+		fields := strings.Fields(line)
+		if len(fields) < 2 {
+			continue
+		}
+		v, err := strconv.ParseFloat(fields[len(fields)-1], 64)
+		if err != nil {
+			continue
+		}
+		switch {
+		case strings.HasPrefix(line, "rest_client_requests_total{"):
+			switch {
+			case strings.Contains(line, `method="GET"`):
+				c.reads += v
+			case strings.Contains(line, `method="POST"`), strings.Contains(line, `method="PUT"`),
+				strings.Contains(line, `method="PATCH"`), strings.Contains(line, `method="DELETE"`):
+				c.writes += v
+			}
+		case strings.HasPrefix(line, "controller_runtime_reconcile_total{"):
+			c.reconciles += v
+		}
+	}
+	return c, s.Err()
+}
+
+func rssMiB(pid int) (float64, error) {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if strings.HasPrefix(line, "VmRSS:") {
+			kb, _ := strconv.ParseFloat(strings.Fields(line)[1], 64)
+			return kb / 1024, nil
+		}
+	}
+	return 0, fmt.Errorf("no VmRSS")
+}
+
+func cpuSeconds(pid int) (float64, error) {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	// Fields after the command name (which may hold spaces): utime is 14th, stime 15th.
+	rest := strings.Fields(string(data[strings.LastIndexByte(string(data), ')')+2:]))
+	utime, _ := strconv.ParseFloat(rest[11], 64)
+	stime, _ := strconv.ParseFloat(rest[12], 64)
+	return (utime + stime) / 100, nil // USER_HZ is 100 on Linux
+}
+
+// promotions accepts an increment in each of the first n projects at once
+// and measures acceptance to Promoted, minus the simulated work: the
+// pre-promotion backup Job and the production rollout.
+func promotions(ctx context.Context, c client.Client, prefix string, n int, res *Results) error {
+	for i := 0; i < n; i++ {
+		ns := projectName(prefix, i)
+		inc := &crmv1alpha1.Increment{
+			ObjectMeta: metav1.ObjectMeta{Name: "sprint-1", Namespace: ns},
+			Spec:       crmv1alpha1.IncrementSpec{ProjectRef: crmv1alpha1.ProjectReference{Name: ns}, Sprint: 1, Version: "18.0.1", AutoPromote: true},
+		}
+		if err := c.Create(ctx, inc); err != nil && !apierrors.IsAlreadyExists(err) {
+			return err
+		}
+	}
+	phases := func() (map[string]crmv1alpha1.IncrementPhase, error) {
+		list := &crmv1alpha1.IncrementList{}
+		if err := c.List(ctx, list); err != nil {
+			return nil, err
+		}
+		m := map[string]crmv1alpha1.IncrementPhase{}
+		for _, inc := range list.Items {
+			if strings.HasPrefix(inc.Namespace, prefix+"-") {
+				m[inc.Namespace] = inc.Status.Phase
+			}
+		}
+		return m, nil
+	}
+	if err := wait.PollUntilContextTimeout(ctx, 500*time.Millisecond, 30*time.Minute, true, func(context.Context) (bool, error) {
+		m, err := phases()
+		if err != nil {
+			return false, nil
+		}
+		waiting := 0
+		for _, p := range m {
+			if p == crmv1alpha1.IncrementAwaitingAcceptance {
+				waiting++
+			}
+		}
+		return waiting == n, nil
+	}); err != nil {
+		return fmt.Errorf("waiting for the increments on test: %w", err)
+	}
+	accepted := map[string]time.Time{}
+	var mu sync.Mutex
+	if err := parallel(n, 16, func(i int) error {
+		ns := projectName(prefix, i)
+		inc := &crmv1alpha1.Increment{}
+		if err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: "sprint-1"}, inc); err != nil {
+			return err
+		}
+		patch := client.MergeFrom(inc.DeepCopy())
+		inc.Spec.Acceptance = &crmv1alpha1.Acceptance{Decision: crmv1alpha1.DecisionAccepted}
+		t := time.Now()
+		if err := c.Patch(ctx, inc, patch); err != nil {
+			return err
+		}
+		mu.Lock()
+		accepted[ns] = t
+		mu.Unlock()
+		return nil
+	}); err != nil {
+		return err
+	}
+	promoted := map[string]time.Time{}
+	if err := wait.PollUntilContextTimeout(ctx, 250*time.Millisecond, 30*time.Minute, true, func(context.Context) (bool, error) {
+		m, err := phases()
+		if err != nil {
+			return false, nil
+		}
+		now := time.Now()
+		for ns, p := range m {
+			if _, seen := promoted[ns]; !seen && (p == crmv1alpha1.IncrementPromoted || p == crmv1alpha1.IncrementFailed || p == crmv1alpha1.IncrementRolledBack) {
+				if p != crmv1alpha1.IncrementPromoted {
+					return false, fmt.Errorf("increment in %s ended %s", ns, p)
+				}
+				promoted[ns] = now
+			}
+		}
+		return len(promoted) == n, nil
+	}); err != nil {
+		return err
+	}
+	var totals, simulated, overheads []float64
+	for ns, t0 := range accepted {
+		total := promoted[ns].Sub(t0).Seconds()
+		sim := 0.0
+		job := &batchv1.Job{}
+		if err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: resources.AgentJobName("sprint-1-pre-production", "backup")}, job); err == nil && job.Status.CompletionTime != nil {
+			sim += job.Status.CompletionTime.Sub(job.CreationTimestamp.Time).Seconds()
+		}
+		sim += rolloutSeconds(ctx, c, ns, resources.AppName("production"))
+		totals, simulated, overheads = append(totals, total), append(simulated, sim), append(overheads, total-sim)
+	}
+	res.Promotions = n
+	res.PromotionMeanSeconds, res.SimulatedMeanSeconds, res.OverheadMeanSeconds = mean(totals), mean(simulated), mean(overheads)
+	sort.Float64s(overheads)
+	res.OverheadMaxSeconds = overheads[len(overheads)-1]
+	return nil
+}
+
+// rolloutSeconds is how long the Deployment's newest ReplicaSet took from
+// its creation until its pods were Ready (the simulated rollout).
+func rolloutSeconds(ctx context.Context, c client.Client, ns, name string) float64 {
+	rss := &appsv1.ReplicaSetList{}
+	if err := c.List(ctx, rss, client.InNamespace(ns)); err != nil {
+		return 0
+	}
+	var newest *appsv1.ReplicaSet
+	for i := range rss.Items {
+		rs := &rss.Items[i]
+		if strings.HasPrefix(rs.Name, name+"-") && (newest == nil || rs.CreationTimestamp.After(newest.CreationTimestamp.Time)) {
+			newest = rs
+		}
+	}
+	pods := &corev1.PodList{}
+	if newest == nil || c.List(ctx, pods, client.InNamespace(ns)) != nil {
+		return 0
+	}
+	var ready time.Time
+	for _, p := range pods.Items {
+		if !metav1.IsControlledBy(&p, newest) {
+			continue
+		}
+		for _, cond := range p.Status.Conditions {
+			if cond.Type == corev1.PodReady && cond.Status == corev1.ConditionTrue && cond.LastTransitionTime.After(ready) {
+				ready = cond.LastTransitionTime.Time
+			}
+		}
+	}
+	if ready.IsZero() {
+		return 0
+	}
+	return ready.Sub(newest.CreationTimestamp.Time).Seconds()
+}
+
+func mean(xs []float64) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
+	s := 0.0
+	for _, x := range xs {
+		s += x
+	}
+	return s / float64(len(xs))
+}
+
+func printTable(r Results) {
+	fmt.Printf("\n%-58s %s\n", "measure", "figure")
+	row := func(k, v string) { fmt.Printf("%-58s %s\n", k, v) }
+	row(fmt.Sprintf("convergence, %d environments: operator", r.Environments), fmt.Sprintf("%.1fs", r.OperatorSeconds))
+	row("  lower bound (plain client, same objects and limits)", fmt.Sprintf("%.1fs", r.LowerBoundSeconds))
+	row("  operator / lower bound", fmt.Sprintf("%.2fx (goal <= 1.3x)", r.RatioToLowerBound))
+	if r.HelmN > 0 {
+		row(fmt.Sprintf("helm install per environment, %d environments, sequential", r.HelmN), fmt.Sprintf("%.1fs = %.1fx the operator's %.1fs", r.HelmSequentialSeconds, r.HelmSequentialRatio, r.OperatorAtHelmN))
+		row("  parallelism 8", fmt.Sprintf("%.1fs = %.1fx the operator (goal >= 5x)", r.HelmParallelSeconds, r.HelmParallelRatio))
+	}
+	row(fmt.Sprintf("idle %.0fs with full resyncs: API writes", r.IdleSeconds), fmt.Sprintf("%.0f (goal 0); reads not from cache %.0f; reconciles %.0f", r.IdleWrites, r.IdleReads, r.IdleReconciles))
+	row("manager RSS / CPU seconds", fmt.Sprintf("%.0f MiB / %.1fs", r.RSSMiB, r.CPUSeconds))
+	if r.Promotions > 0 {
+		row(fmt.Sprintf("%d parallel promotions: acceptance to Promoted", r.Promotions), fmt.Sprintf("%.1fs mean, simulated work %.1fs", r.PromotionMeanSeconds, r.SimulatedMeanSeconds))
+		row("  operator overhead per promotion", fmt.Sprintf("%.2fs mean, %.2fs max (goal < 2s)", r.OverheadMeanSeconds, r.OverheadMaxSeconds))
+	}
+	fmt.Println()
+}
+
+func appendResult(path string, r Results) error {
+	var all []Results
+	if data, err := os.ReadFile(path); err == nil {
+		_ = json.Unmarshal(data, &all)
+	}
+	all = append(all, r)
+	data, err := json.MarshalIndent(all, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	return os.WriteFile(path, data, 0o644)
+}
+
+// printGrowth reports convergence per environment across sizes: linear
+// growth keeps it flat.
+func printGrowth(path string) error {
+	var all []Results
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	if err := json.Unmarshal(data, &all); err != nil {
+		return err
+	}
+	if len(all) < 2 {
+		return nil
+	}
+	fmt.Printf("%-14s %-12s %-16s %-14s %s\n", "environments", "operator", "ms/environment", "lower bound", "RSS")
+	for _, r := range all {
+		fmt.Printf("%-14d %-12s %-16.0f %-14s %.0f MiB\n", r.Environments, fmt.Sprintf("%.1fs", r.OperatorSeconds),
+			1000*r.OperatorSeconds/float64(r.Environments), fmt.Sprintf("%.1fs", r.LowerBoundSeconds), r.RSSMiB)
+	}
+	first, last := all[0], all[len(all)-1]
+	perFirst := first.OperatorSeconds / float64(first.Environments)
+	perLast := last.OperatorSeconds / float64(last.Environments)
+	verdict := "linear (or better)"
+	if perLast > 1.25*perFirst {
+		verdict = "worse than linear"
+	}
+	fmt.Printf("time per environment at %d vs %d environments: %.2fx: %s\n", last.Environments, first.Environments, perLast/perFirst, verdict)
+	return nil
+}
