@@ -51,12 +51,12 @@ import (
 
 type options struct {
 	kubeconfig, metricsURL, helm, out, workDir string
-	n, workers, helmN, promotions            int
-	qps                                      float64
-	burst                                    int
-	managerPID                               int
-	idle                                     time.Duration
-	skipHelm                                 bool
+	n, workers, helmN, promotions              int
+	qps                                        float64
+	burst                                      int
+	managerPID                                 int
+	idle                                       time.Duration
+	skipHelm                                   bool
 }
 
 // Results are the figures of one run.
