@@ -4,6 +4,7 @@
 package controllers
 
 import (
+	"fmt"
 	"sync"
 	"time"
 
@@ -20,6 +21,7 @@ import (
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	crmv1alpha1 "github.com/crmops/crm-operator/api/v1alpha1"
+	"github.com/crmops/crm-operator/internal/resources"
 )
 
 var collectorOnce sync.Once
@@ -59,10 +61,19 @@ func CacheOptions() cache.Options {
 		&appsv1.Deployment{}, &appsv1.StatefulSet{},
 		&networkingv1.Ingress{}, &networkingv1.NetworkPolicy{}, &policyv1.PodDisruptionBudget{},
 		&rbacv1.Role{}, &rbacv1.RoleBinding{},
-		&batchv1.Job{}, &corev1.Pod{},
+		&batchv1.Job{},
 	} {
 		byObject[obj] = own
 	}
+	// Of pods, only those of the operator's Jobs are read (their termination
+	// message is the agent's result): the application and database pods,
+	// most of a cluster's pods, stay out of memory.
+	jobPods, err := labels.Parse(fmt.Sprintf("%s=%s,%s in (%s,%s)", crmv1alpha1.LabelManagedBy, crmv1alpha1.ManagedByValue,
+		resources.LabelComponent, resources.ComponentAgent, resources.ComponentMigration))
+	if err != nil {
+		panic(err) // a constant selector
+	}
+	byObject[&corev1.Pod{}] = cache.ByObject{Label: jobPods}
 	// Managed fields are a large part of every object and the operator never
 	// reads them (it compares only the fields it applies).
 	return cache.Options{ByObject: byObject, DefaultTransform: cache.TransformStripManagedFields()}

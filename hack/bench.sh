@@ -5,6 +5,10 @@
 #   BENCH_N="100"            sizes in projects (2 environments each); several
 #                            sizes ("100 300 1000") also report growth
 #   BENCH_IDLE=2m            how long the idle operator is watched
+#   BENCH_MANAGER_ARGS=...   extra operator flags, to measure a tuning step
+#                            ("--kube-api-qps=20 --kube-api-burst=30",
+#                            "--concurrency=1", "--cache-everything")
+#   BENCH_ONLY_CONVERGENCE=1 skip the helm loop and the promotions
 # Figures: the table printed, and bin/bench/results.json.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -22,9 +26,9 @@ for n in ${sizes//,/ }; do
 	trap 'hack/local-down.sh >/dev/null' EXIT
 	rm -rf "$dir" bin/bench/work
 	# A resync every minute: the idle window sees every object reconciled again.
-	DEMO=0 MANAGER_ARGS="--sync-period=60s" hack/local-up.sh | grep -E '^\[run' || { tail -n 30 "$dir/manager.log"; exit 1; }
+	DEMO=0 MANAGER_ARGS="--sync-period=60s ${BENCH_MANAGER_ARGS:-}" hack/local-up.sh | grep -E '^\[run' || { tail -n 30 "$dir/manager.log"; exit 1; }
 	extra=()
-	[ $first = 1 ] || extra=(-helm-n 0 -promotions 0)
+	[ $first = 1 ] && [ -z "${BENCH_ONLY_CONVERGENCE:-}" ] || extra=(-helm-n 0 -promotions 0)
 	bin/bench/bench -kubeconfig "$dir/kubeconfig" -n "$n" -idle "$idle" -manager-pid "$(cat "$dir/manager.pid")" \
 		-metrics-url "http://127.0.0.1:$METRICS_PORT/metrics" -helm bin/helm -work-dir bin/bench/work -out bin/bench/results.json "${extra[@]}"
 	hack/local-down.sh >/dev/null

@@ -46,6 +46,7 @@ func main() {
 		webhookOpts   webhook.Options
 		webhookDNS    string
 		syncPeriod    time.Duration
+		cacheAll      bool
 	)
 	flag.StringVar(&metricsAddr, "metrics-bind-address", ":8080", "Address the Prometheus metrics endpoint binds to; \"0\" disables it.")
 	flag.BoolVar(&metricsSecure, "metrics-secure", false, "Serve metrics over HTTPS and only to clients the API server authenticates and authorizes "+
@@ -60,6 +61,7 @@ func main() {
 	flag.BoolVar(&webhookOpts.WriteCertFiles, "webhook-write-cert-files", false, "Copy the self-managed certificate from its Secret into --webhook-cert-dir (an operator running outside the cluster; in a pod the Secret is mounted there).")
 	flag.StringVar(&webhookDNS, "webhook-extra-dns-names", "", "Comma-separated extra DNS names of the self-managed certificate (localhost for a local run).")
 	flag.DurationVar(&syncPeriod, "sync-period", 10*time.Hour, "How often every watched object is reconciled again although nothing changed (make bench shortens it to prove that a resync writes nothing).")
+	flag.BoolVar(&cacheAll, "cache-everything", false, "Cache every Secret, Deployment, Job, ... of the cluster with managed fields, as controller-runtime does by default (only to measure what the selective cache saves: make bench).")
 	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "Address the /healthz and /readyz probes bind to.")
 	flag.BoolVar(&leaderElect, "leader-elect", false, "Elect a leader so that several replicas can run with one active.")
 	flag.StringVar(&leaderElectNS, "leader-election-namespace", "", "Namespace of the leader-election Lease; defaults to the pod's namespace.")
@@ -106,7 +108,7 @@ func main() {
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                  scheme,
 		WebhookServer:           ctrlwebhook.NewServer(ctrlwebhook.Options{Port: webhookPort, CertDir: webhookOpts.CertDir}),
-		Cache:                   cacheOptions(syncPeriod),
+		Cache:                   cacheOptions(syncPeriod, cacheAll),
 		Metrics:                 metrics,
 		HealthProbeBindAddress:  probeAddr,
 		LeaderElection:          leaderElect,
@@ -186,8 +188,11 @@ func parseToleration(s string) (corev1.Toleration, error) {
 	return t, nil
 }
 
-func cacheOptions(syncPeriod time.Duration) cache.Options {
+func cacheOptions(syncPeriod time.Duration, all bool) cache.Options {
 	o := controllers.CacheOptions()
+	if all {
+		o = cache.Options{}
+	}
 	o.SyncPeriod = &syncPeriod
 	return o
 }
