@@ -121,7 +121,17 @@ func (r *IncrementReconciler) reconcileNormal(ctx context.Context, inc *crmv1alp
 	} else {
 		inc.Status.Phase = crmv1alpha1.IncrementPromoting
 	}
-	return r.step(ctx, project, inc, i, env, last)
+	// Steps that change nothing outside this status follow each other in one
+	// reconcile; a step with an effect elsewhere (the rollout's previous
+	// version, recorded before the Environment changes) ends it, so that
+	// its record is written first.
+	for {
+		from := stage.Phase
+		res, err := r.step(ctx, project, inc, i, env, last)
+		if err != nil || !res.IsZero() || !promotion.Chains(from, stage.Phase) {
+			return res, err
+		}
+	}
 }
 
 // restoreAfterRollback restores the stage's pre-promotion backup when a

@@ -139,3 +139,21 @@ func Healthy(env *crmv1alpha1.Environment, inc *crmv1alpha1.Increment) bool {
 		env.Status.ObservedGeneration == env.Generation && env.Status.Version == Version(inc) &&
 		env.Spec.Image == inc.Spec.Image
 }
+
+// Chains reports whether a stage that moved from one phase to another may
+// take its next step in the same reconcile: the move recorded nothing that
+// must be written before the next step acts (starting a stage, a completed
+// backup, an open maintenance window). A step that stays in its phase, or
+// rolls out, fails or finishes, ends the reconcile.
+func Chains(from, to crmv1alpha1.StagePhase) bool {
+	if from == to {
+		return false
+	}
+	switch from {
+	case crmv1alpha1.StagePending, crmv1alpha1.StageWaiting:
+		return true
+	case crmv1alpha1.StageBackingUp:
+		return to == crmv1alpha1.StageWaiting
+	}
+	return false
+}

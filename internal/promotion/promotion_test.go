@@ -79,3 +79,27 @@ func TestVersion(t *testing.T) {
 		}
 	}
 }
+
+func TestChains(t *testing.T) {
+	for _, tc := range []struct {
+		from, to crmv1alpha1.StagePhase
+		want     bool
+	}{
+		{crmv1alpha1.StagePending, crmv1alpha1.StageBackingUp, true},
+		{crmv1alpha1.StagePending, crmv1alpha1.StageWaiting, true},
+		{crmv1alpha1.StageBackingUp, crmv1alpha1.StageBackingUp, false}, // the Backup was just created: wait for it
+		{crmv1alpha1.StageBackingUp, crmv1alpha1.StageWaiting, true},
+		{crmv1alpha1.StageBackingUp, crmv1alpha1.StageFailed, false},
+		{crmv1alpha1.StageWaiting, crmv1alpha1.StageRollingOut, true},
+		{crmv1alpha1.StageWaiting, crmv1alpha1.StageMigrating, true},
+		{crmv1alpha1.StageWaiting, crmv1alpha1.StageWaiting, false}, // the window is closed
+		{crmv1alpha1.StageRollingOut, crmv1alpha1.StageRollingOut, false}, // the previous version must be written first
+		{crmv1alpha1.StageRollingOut, crmv1alpha1.StageVerifying, false},
+		{crmv1alpha1.StageMigrating, crmv1alpha1.StageRollingOut, false},
+		{crmv1alpha1.StageVerifying, crmv1alpha1.StageSucceeded, false},
+	} {
+		if got := Chains(tc.from, tc.to); got != tc.want {
+			t.Errorf("Chains(%s, %s) = %v, want %v", tc.from, tc.to, got, tc.want)
+		}
+	}
+}
