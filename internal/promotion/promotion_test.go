@@ -92,7 +92,7 @@ func TestChains(t *testing.T) {
 		{crmv1alpha1.StageBackingUp, crmv1alpha1.StageFailed, false},
 		{crmv1alpha1.StageWaiting, crmv1alpha1.StageRollingOut, true},
 		{crmv1alpha1.StageWaiting, crmv1alpha1.StageMigrating, true},
-		{crmv1alpha1.StageWaiting, crmv1alpha1.StageWaiting, false}, // the window is closed
+		{crmv1alpha1.StageWaiting, crmv1alpha1.StageWaiting, false},       // the window is closed
 		{crmv1alpha1.StageRollingOut, crmv1alpha1.StageRollingOut, false}, // the previous version must be written first
 		{crmv1alpha1.StageRollingOut, crmv1alpha1.StageVerifying, false},
 		{crmv1alpha1.StageMigrating, crmv1alpha1.StageRollingOut, false},
