@@ -5,11 +5,13 @@ import (
 	"context"
 	"errors"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	apiwait "k8s.io/apimachinery/pkg/util/wait"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -58,7 +60,7 @@ func TestPluginCommands(t *testing.T) {
 	if err := c.Status().Update(ctx, envs[1]); err != nil {
 		t.Fatal(err)
 	}
-	var out bytes.Buffer
+	var out lockedBuffer
 	cli := &plugin.CLI{Client: c, Out: &out, Namespace: ns, Timeout: 30 * time.Second, Poll: 100 * time.Millisecond}
 
 	t.Run("status lists environments in stage order and increments", func(t *testing.T) {
@@ -85,14 +87,19 @@ func TestPluginCommands(t *testing.T) {
 
 	t.Run("promote --wait fails when production is rolled back", func(t *testing.T) {
 		out.Reset()
+		// The test plays the operator: it reacts to the plugin's request,
+		// and moves on once the plugin has shown the step.
 		go func() {
-			time.Sleep(300 * time.Millisecond)
 			cur := &crmv1alpha1.Increment{}
-			_ = c.Get(ctx, client.ObjectKeyFromObject(inc), cur)
+			_ = apiwait.PollUntilContextTimeout(ctx, 20*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
+				return c.Get(ctx, client.ObjectKeyFromObject(inc), cur) == nil && cur.Spec.Promote, nil
+			})
 			cur.Status.Phase = crmv1alpha1.IncrementPromoting
 			cur.Status.Stages = []crmv1alpha1.StageStatus{{Name: "test", Phase: crmv1alpha1.StageSucceeded}, {Name: "production", Phase: crmv1alpha1.StageVerifying}}
 			_ = c.Status().Update(ctx, cur)
-			time.Sleep(300 * time.Millisecond)
+			_ = apiwait.PollUntilContextTimeout(ctx, 20*time.Millisecond, 30*time.Second, true, func(context.Context) (bool, error) {
+				return strings.Contains(out.String(), "production: Verifying"), nil
+			})
 			cur.Status.Phase = crmv1alpha1.IncrementRolledBack
 			cur.Status.Stages[1] = crmv1alpha1.StageStatus{Name: "production", Phase: crmv1alpha1.StageRolledBack, Message: "not healthy within 10m"}
 			_ = c.Status().Update(ctx, cur)
@@ -155,4 +162,28 @@ func TestPluginCommands(t *testing.T) {
 			t.Fatalf("erasure requests: %+v", list.Items)
 		}
 	})
+}
+
+// lockedBuffer is the plugin's output, read by the test while the plugin writes.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+func (l *lockedBuffer) Reset() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.b.Reset()
 }
