@@ -18,7 +18,6 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	crmv1alpha1 "github.com/crmops/crm-operator/api/v1alpha1"
 	"github.com/crmops/crm-operator/controllers"
@@ -112,22 +111,8 @@ func condition(ctx context.Context, obj client.Object, conds func() []metav1.Con
 
 // reconciles reads controller-runtime's reconcile counter of a controller.
 func reconciles(g Gomega, controller string) float64 {
-	families, err := ctrlmetrics.Registry.Gather()
-	g.Expect(err).NotTo(HaveOccurred())
-	total := 0.0
-	for _, f := range families {
-		if f.GetName() != "controller_runtime_reconcile_total" {
-			continue
-		}
-		for _, m := range f.GetMetric() {
-			for _, l := range m.GetLabel() {
-				if l.GetName() == "controller" && l.GetValue() == controller {
-					total += m.GetCounter().GetValue()
-				}
-			}
-		}
-	}
-	return total
+	v, _ := metricValue(g, "controller_runtime_reconcile_total", map[string]string{"controller": controller})
+	return v
 }
 
 func TestProjectProvisionsItsNamespace(t *testing.T) {
