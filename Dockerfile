@@ -1,6 +1,6 @@
 # The operator image: the manager, and crm-agent at /crm-agent, which backup
 # and restore Jobs copy into the database image (see internal/resources/agentjob.go).
-FROM golang:1.26 AS build
+FROM golang:1.26.10 AS build
 WORKDIR /src
 COPY go.mod go.sum ./
 RUN go mod download

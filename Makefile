@@ -8,6 +8,9 @@ KUBEBUILDER_ASSETS := $(BIN)/k8s/$(K8S_VERSION)
 CONTROLLER_GEN := $(BIN)/controller-gen
 GO_TEST_FLAGS ?= -count=1
 export GOFLAGS ?= -buildvcs=false
+# go.mod's toolchain line (a patched Go release, fetched once from the module
+# proxy) wins over an older local Go; GOROOT's go.env may say "local".
+export GOTOOLCHAIN ?= auto
 
 .PHONY: help
 help: ## List the targets.
@@ -85,6 +88,15 @@ down: ## Stop everything `make run` started.
 .PHONY: controller-gen
 controller-gen: ## Build controller-gen.
 	@hack/build-tools.sh controller-gen
+
+.PHONY: lint
+lint: ## golangci-lint v2 (staticcheck, gosec, ...; .golangci.yml).
+	@hack/build-tools.sh golangci-lint
+	$(BIN)/golangci-lint run --build-tags e2e,faults ./...
+
+.PHONY: vulncheck
+vulncheck: ## govulncheck against a local copy of the Go vulnerability database (golang.org/x/vulndb).
+	@hack/vulncheck.sh
 
 .PHONY: test-servers
 test-servers: ## Build versitygw (the S3 server of the agent's tests) and helm (the chart's tests).

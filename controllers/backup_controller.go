@@ -84,6 +84,9 @@ func (r *BackupReconciler) reconcileNormal(ctx context.Context, b *crmv1alpha1.B
 	job := &batchv1.Job{}
 	switch err := r.Get(ctx, types.NamespacedName{Namespace: b.Namespace, Name: jobName}, job); {
 	case apierrors.IsNotFound(err):
+		if b.Status.JobName != "" {
+			return jobGone(ctx, r.APIReader, b.Namespace, jobName, func(msg string) error { return r.fail(b, "JobDeleted", msg) })
+		}
 		if in == nil {
 			return ctrl.Result{RequeueAfter: 30 * time.Second}, nil
 		}
@@ -201,6 +204,22 @@ func (r *BackupReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Owns(&batchv1.Job{}).
 		WithOptions(controller.Options{MaxConcurrentReconciles: r.MaxConcurrentReconciles}).
 		Complete(r)
+}
+
+// jobGone handles an agent Job that the status says was started but the
+// cache no longer has. If the API server confirms it is gone (deleted
+// mid-run), the owner fails: starting it again would make retries unbounded
+// and could run a backup or restore twice. If the API server still has it,
+// the cache is behind and the Job's watch event brings the owner back.
+func jobGone(ctx context.Context, apiReader client.Reader, ns, name string, fail func(msg string) error) (ctrl.Result, error) {
+	err := apiReader.Get(ctx, types.NamespacedName{Namespace: ns, Name: name}, &batchv1.Job{})
+	switch {
+	case apierrors.IsNotFound(err):
+		return ctrl.Result{}, fail(fmt.Sprintf("Job %s was deleted before it reported a result", name))
+	case err != nil:
+		return ctrl.Result{}, err
+	}
+	return ctrl.Result{RequeueAfter: time.Second}, nil
 }
 
 // loadEnvironmentInput gathers what the builders need about an environment.

@@ -11,6 +11,7 @@ import (
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -183,6 +184,41 @@ func TestBackupRunsTheAgentAndRecordsItsResult(t *testing.T) {
 		}).WithTimeout(wait).Should(Succeed())
 		g.Eventually(backupPhase(ctx, bad)).WithTimeout(wait).Should(Equal(crmv1alpha1.BackupFailed))
 		g.Expect(bad.Status.Error).To(ContainSubstring("connection refused"))
+	})
+
+	t.Run("a hung agent fails the backup when its Job's deadline passes", func(t *testing.T) {
+		g := NewWithT(t)
+		hung := runningBackup(ctx, g, ns, "manual-hung", "test")
+		job := &batchv1.Job{}
+		g.Expect(k8s.Get(ctx, key(ns, hung.Status.JobName), job)).To(Succeed())
+		// The deadline and the retry limit are what bound a hanging or failing agent.
+		g.Expect(job.Spec.ActiveDeadlineSeconds).NotTo(BeNil())
+		g.Expect(*job.Spec.BackoffLimit).To(Equal(int32(2)))
+		// The Job controller's verdict at the deadline: no pod ever reported.
+		now := metav1.Now()
+		job.Status.StartTime = &now
+		job.Status.Conditions = []batchv1.JobCondition{
+			{Type: batchv1.JobFailureTarget, Status: corev1.ConditionTrue, Reason: "DeadlineExceeded", Message: "Job was active longer than specified deadline", LastTransitionTime: now},
+			{Type: batchv1.JobFailed, Status: corev1.ConditionTrue, Reason: "DeadlineExceeded", Message: "Job was active longer than specified deadline", LastTransitionTime: now},
+		}
+		g.Expect(k8s.Status().Update(ctx, job)).To(Succeed())
+		g.Eventually(backupPhase(ctx, hung)).WithTimeout(wait).Should(Equal(crmv1alpha1.BackupFailed))
+		g.Expect(hung.Status.Error).To(ContainSubstring("deadline"))
+		g.Expect(meta.FindStatusCondition(hung.Status.Conditions, crmv1alpha1.ConditionReady).Reason).To(Equal("AgentFailed"))
+	})
+
+	t.Run("a Job deleted mid-run fails the backup and is not started again", func(t *testing.T) {
+		g := NewWithT(t)
+		gone := runningBackup(ctx, g, ns, "manual-gone", "test")
+		job := &batchv1.Job{}
+		g.Expect(k8s.Get(ctx, key(ns, gone.Status.JobName), job)).To(Succeed())
+		g.Expect(k8s.Delete(ctx, job, client.PropagationPolicy(metav1.DeletePropagationBackground))).To(Succeed())
+		g.Eventually(backupPhase(ctx, gone)).WithTimeout(wait).Should(Equal(crmv1alpha1.BackupFailed))
+		g.Expect(meta.FindStatusCondition(gone.Status.Conditions, crmv1alpha1.ConditionReady).Reason).To(Equal("JobDeleted"))
+		// Failed is final: no second Job, however long we look.
+		g.Consistently(func() bool {
+			return apierrors.IsNotFound(k8s.Get(ctx, key(ns, gone.Status.JobName), &batchv1.Job{}))
+		}).WithTimeout(3 * time.Second).Should(BeTrue())
 	})
 
 	t.Run("retention deletes the oldest backups with their data", func(t *testing.T) {

@@ -195,14 +195,14 @@ func readExternalDatabase(ctx context.Context, apiReader client.Reader, ns, name
 	}
 	for _, k := range []string{"host", "database", "username", "password"} {
 		if len(s.Data[k]) == 0 {
-			return nil, fmt.Errorf("Secret %s of spec.database.external has no key %q", name, k)
+			return nil, fmt.Errorf("spec.database.external: Secret %s has no key %q", name, k)
 		}
 	}
 	port := crm.DatabaseFor(engine).Port
 	if p := string(s.Data["port"]); p != "" {
 		n, err := strconv.ParseInt(p, 10, 32)
 		if err != nil || n < 1 || n > 65535 {
-			return nil, fmt.Errorf("Secret %s of spec.database.external: port %q is not a TCP port", name, p)
+			return nil, fmt.Errorf("spec.database.external: Secret %s: port %q is not a TCP port", name, p)
 		}
 		port = int32(n)
 	}

@@ -61,7 +61,6 @@ func recordPromotion(inc *crmv1alpha1.Increment, stage *crmv1alpha1.StageStatus,
 // the figures cannot drift from the objects.
 type stateCollector struct {
 	client client.Reader
-	now    func() time.Time
 }
 
 var (

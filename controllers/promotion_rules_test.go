@@ -7,6 +7,7 @@ import (
 
 	. "github.com/onsi/gomega"
 	batchv1 "k8s.io/api/batch/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -222,5 +223,24 @@ func TestPromotionRules(t *testing.T) {
 		g.Expect(k8s.Get(ctx, key(ns, resources.AgentJobName("sprint-6", "rollback-production")), rs)).To(Succeed())
 		g.Expect(rs.Spec.BackupRef.Name).To(Equal(resources.AgentJobName("sprint-6", "pre-production")))
 		g.Expect(rs.Spec.Confirm).To(Equal("production"))
+	})
+	t.Run("a pre-promotion backup whose Job is deleted stops the promotion", func(t *testing.T) {
+		g := NewWithT(t)
+		inc := verifiedOnTest(ctx, t, ns, "sprint-7", 7, "18.7", func(i *crmv1alpha1.Increment) {
+			i.Spec.AutoPromote = true
+			i.Spec.Migration = &crmv1alpha1.Migration{Command: []string{"odoo", "-u", "all", "--stop-after-init"}}
+		})
+		accept(ctx, t, po, inc)
+		pre := &crmv1alpha1.Backup{}
+		g.Eventually(exists(ctx, pre, ns, resources.AgentJobName("sprint-7", "pre-production"))).WithTimeout(wait).Should(Succeed())
+		g.Eventually(backupPhase(ctx, pre)).WithTimeout(wait).Should(Equal(crmv1alpha1.BackupRunning))
+		g.Expect(k8s.Delete(ctx, &batchv1.Job{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: pre.Status.JobName}},
+			client.PropagationPolicy(metav1.DeletePropagationBackground))).To(Succeed())
+
+		g.Eventually(incPhase(ctx, inc)).WithTimeout(wait).Should(Equal(crmv1alpha1.IncrementFailed))
+		g.Expect(meta.FindStatusCondition(inc.Status.Conditions, crmv1alpha1.ConditionBackedUp).Reason).To(Equal("BackupFailed"))
+		g.Expect(backupPhase(ctx, pre)()).To(Equal(crmv1alpha1.BackupFailed))
+		g.Consistently(envVersion(ctx, ns, "production")).WithTimeout(2 * time.Second).Should(Equal("18.5"))
+		g.Expect(apierrors.IsNotFound(k8s.Get(ctx, key(ns, resources.AgentJobName("sprint-7", "migrate-production")), &batchv1.Job{}))).To(BeTrue())
 	})
 }

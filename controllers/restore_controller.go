@@ -114,6 +114,9 @@ func (r *RestoreReconciler) reconcileNormal(ctx context.Context, rs *crmv1alpha1
 	job := &batchv1.Job{}
 	switch err := r.Get(ctx, types.NamespacedName{Namespace: rs.Namespace, Name: jobName}, job); {
 	case apierrors.IsNotFound(err):
+		if rs.Status.JobName != "" {
+			return jobGone(ctx, r.APIReader, rs.Namespace, jobName, func(msg string) error { r.fail(rs, "JobDeleted", msg); return nil })
+		}
 		if stopped, msg := applicationStopped(ctx, r.Client, in); !stopped {
 			rs.Status.Message = msg
 			return ctrl.Result{RequeueAfter: 5 * time.Second}, nil
@@ -143,7 +146,7 @@ func (r *RestoreReconciler) reconcileNormal(ctx context.Context, rs *crmv1alpha1
 			return ctrl.Result{}, err
 		}
 		rs.Status.JobName, rs.Status.Message = jobName, "crm-agent is verifying and restoring the backup in Job "+jobName
-		rs.Status.ErasuresReapplied = int32(len(hashes))
+		rs.Status.ErasuresReapplied = int32(len(hashes)) //nolint:gosec // G115: one hash per ErasureRequest of a project, far below 2^31
 		return ctrl.Result{}, nil
 	case err != nil:
 		return ctrl.Result{}, err

@@ -18,6 +18,8 @@ CONTROLLER_TOOLS_VERSION=${CONTROLLER_TOOLS_VERSION:-v0.23.0}
 VERSITYGW_VERSION=${VERSITYGW_VERSION:-v1.8.0}
 KWOK_VERSION=${KWOK_VERSION:-v0.8.0}
 HELM_VERSION=${HELM_VERSION:-v3.22.0}
+GOLANGCI_LINT_VERSION=${GOLANGCI_LINT_VERSION:-v2.15.0}
+GOVULNCHECK_VERSION=${GOVULNCHECK_VERSION:-v1.9.0}
 export GOFLAGS=${GOFLAGS:--buildvcs=false}
 
 k8s_bin=$root/bin/k8s/$K8S_VERSION
@@ -71,6 +73,9 @@ go_install_versitygw() { go_install "github.com/versity/versitygw/cmd/versitygw@
 go_install_kwok() { go_install "sigs.k8s.io/kwok/cmd/kwok@$KWOK_VERSION" "$1"; }
 # helm renders and lints the chart in the tests.
 go_install_helm() { go_install "helm.sh/helm/v3/cmd/helm@$HELM_VERSION" "$1"; }
+# Linters and the vulnerability scanner of `make lint` / `make vulncheck`.
+go_install_golangci_lint() { go_install "github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$GOLANGCI_LINT_VERSION" "$1"; }
+go_install_govulncheck() { go_install "golang.org/x/vuln/cmd/govulncheck@$GOVULNCHECK_VERSION" "$1"; }
 
 link() { # TARGET LINK
 	ln -sfn "$1" "$2"
@@ -107,6 +112,16 @@ for tool in "$@"; do
 		dest=$cache/helm/$HELM_VERSION/helm
 		build "helm $HELM_VERSION" "$dest" go_install_helm
 		link "$dest" "$root/bin/helm"
+		;;
+	golangci-lint)
+		dest=$cache/golangci-lint/$GOLANGCI_LINT_VERSION/golangci-lint
+		build "golangci-lint $GOLANGCI_LINT_VERSION" "$dest" go_install_golangci_lint
+		link "$dest" "$root/bin/golangci-lint"
+		;;
+	govulncheck)
+		dest=$cache/govulncheck/$GOVULNCHECK_VERSION/govulncheck
+		build "govulncheck $GOVULNCHECK_VERSION" "$dest" go_install_govulncheck
+		link "$dest" "$root/bin/govulncheck"
 		;;
 	*)
 		log "unknown tool: $tool"

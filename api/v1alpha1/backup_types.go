@@ -221,5 +221,5 @@ type RestoreList struct {
 }
 
 func init() {
-	SchemeBuilder.Register(&Backup{}, &BackupList{}, &Restore{}, &RestoreList{})
+	register(&Backup{}, &BackupList{}, &Restore{}, &RestoreList{})
 }

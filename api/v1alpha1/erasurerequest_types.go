@@ -23,7 +23,7 @@ const ConditionComplete = "Complete"
 // ErasureSaltSecretName names the Secret, in the project namespace, holding
 // the salt erasures are remembered by (key "salt"). The operator creates it
 // once; losing it loses the ability to re-apply erasures after a restore.
-const ErasureSaltSecretName = "crm-erasure-salt"
+const ErasureSaltSecretName = "crm-erasure-salt" //nolint:gosec // G101: the name of a Secret, not a credential
 
 // ErasureSubject identifies the person to erase. The identifiers stay in the
 // spec only until every environment has erased the person; then the operator
@@ -152,5 +152,5 @@ type ErasureRequestList struct {
 }
 
 func init() {
-	SchemeBuilder.Register(&ErasureRequest{}, &ErasureRequestList{})
+	register(&ErasureRequest{}, &ErasureRequestList{})
 }

@@ -418,5 +418,5 @@ type ImplementationProjectList struct {
 }
 
 func init() {
-	SchemeBuilder.Register(&ImplementationProject{}, &ImplementationProjectList{})
+	register(&ImplementationProject{}, &ImplementationProjectList{})
 }

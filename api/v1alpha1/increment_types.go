@@ -291,5 +291,5 @@ type IncrementList struct {
 }
 
 func init() {
-	SchemeBuilder.Register(&Increment{}, &IncrementList{})
+	register(&Increment{}, &IncrementList{})
 }

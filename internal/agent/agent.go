@@ -68,7 +68,7 @@ func compressTo(ctx context.Context, store Store, key string, produce func(io.Wr
 		pw.CloseWithError(err) // nil closes with EOF
 	}()
 	if err := store.Put(ctx, key, pr); err != nil {
-		pr.CloseWithError(err)
+		_ = pr.CloseWithError(err) // unblocks the writer; the store's error is the one to report
 		return Object{}, fmt.Errorf("storing %s: %w", key, err)
 	}
 	return Object{Name: path.Base(key), Size: sum.n, SHA256: hex.EncodeToString(sum.h.Sum(nil))}, nil
@@ -158,12 +158,12 @@ func fetchVerified(ctx context.Context, store Store, name string, m *Manifest, d
 		}
 		f, err := os.CreateTemp(dir, o.Name+".*")
 		if err != nil {
-			r.Close()
+			_ = r.Close()
 			return nil, err
 		}
 		sum := &countingHash{h: sha256.New()}
 		_, err = io.Copy(io.MultiWriter(f, sum), r)
-		r.Close()
+		_ = r.Close() // read to the end; the checksum below decides
 		if cerr := f.Close(); err == nil {
 			err = cerr
 		}

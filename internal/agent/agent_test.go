@@ -220,7 +220,6 @@ type failingStore struct {
 type failAfter struct {
 	r     io.Reader
 	left  int64
-	wrote int64
 }
 
 func (f *failAfter) Read(p []byte) (int, error) {

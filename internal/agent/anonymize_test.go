@@ -170,7 +170,9 @@ func countSurvivors(t *testing.T, d Database, columns []string, ps []person, rep
 			}
 		}
 		var cnt int
-		fmt.Sscan(sql(t, d, fmt.Sprintf("SELECT COUNT(*) FROM %s WHERE %s", quoteIdent(d.Engine, table), strings.Join(conds, " OR "))), &cnt)
+		if _, err := fmt.Sscan(sql(t, d, fmt.Sprintf("SELECT COUNT(*) FROM %s WHERE %s", quoteIdent(d.Engine, table), strings.Join(conds, " OR "))), &cnt); err != nil {
+			t.Fatalf("%s: counting rows of %s: %v", tc, table, err)
+		}
 		if cnt > 0 && len(report) > 0 {
 			report[0]("%s: %d rows keep original personal data", tc, cnt)
 		}
@@ -306,7 +308,9 @@ func TestEraseOneSubject(t *testing.T) {
 				var n int
 				col := map[string]string{"espocrm": "SELECT COUNT(*) FROM email_address WHERE name = '%s'", "odoo": "SELECT COUNT(*) FROM res_partner WHERE email = '%s'",
 					"suitecrm": "SELECT COUNT(*) FROM email_addresses WHERE email_address = '%s'"}[tc.product]
-				fmt.Sscan(sql(t, d, fmt.Sprintf(col, p.email)), &n)
+				if _, err := fmt.Sscan(sql(t, d, fmt.Sprintf(col, p.email)), &n); err != nil {
+					t.Fatalf("counting %s: %v", p.email, err)
+				}
 				if n != 1 {
 					t.Errorf("%s was touched by the erasure of another person", p.email)
 				}

@@ -50,7 +50,7 @@ func writeTar(root string, w io.Writer) error {
 		if !info.Mode().IsRegular() {
 			return nil
 		}
-		f, err := os.Open(p)
+		f, err := os.Open(p) //nolint:gosec // G122: walks the agent's own files volume as its only user; no privilege boundary to cross
 		if err != nil {
 			return err
 		}
@@ -94,7 +94,7 @@ func extractTar(r io.Reader, root string) error {
 			return fmt.Errorf("archive entry %q leaves the target directory", hdr.Name)
 		}
 		target := filepath.Join(root, name)
-		mode := fs.FileMode(hdr.Mode).Perm()
+		mode := fs.FileMode(hdr.Mode & 0o777) //nolint:gosec // G115: masked to the permission bits
 		switch hdr.Typeflag {
 		case tar.TypeDir:
 			if err := os.MkdirAll(target, mode|0o700); err != nil {
@@ -108,15 +108,15 @@ func extractTar(r io.Reader, root string) error {
 			if err != nil {
 				return err
 			}
-			if _, err := io.Copy(f, tr); err != nil {
-				f.Close()
+			if _, err := io.CopyN(f, tr, hdr.Size); err != nil {
+				_ = f.Close() // the copy's error is the one to report
 				return err
 			}
 			if err := f.Close(); err != nil {
 				return err
 			}
 		case tar.TypeSymlink:
-			if filepath.IsAbs(hdr.Linkname) || strings.HasPrefix(filepath.Clean(filepath.Join(filepath.Dir(name), hdr.Linkname)), "..") {
+			if filepath.IsAbs(hdr.Linkname) || strings.HasPrefix(filepath.Clean(filepath.Join(filepath.Dir(name), hdr.Linkname)), "..") { //nolint:gosec // G305: this line is the traversal check
 				return fmt.Errorf("archive symlink %q points outside the target directory", hdr.Name)
 			}
 			if err := os.Symlink(hdr.Linkname, target); err != nil {

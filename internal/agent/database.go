@@ -32,7 +32,7 @@ func (d Database) tool(name string) string {
 }
 
 func (d Database) command(ctx context.Context, name string, args ...string) *exec.Cmd {
-	cmd := exec.CommandContext(ctx, d.tool(name), args...)
+	cmd := exec.CommandContext(ctx, d.tool(name), args...) //nolint:gosec // G204: name is one of the fixed dump/restore client tools
 	env := os.Environ()
 	switch d.Engine {
 	case "postgresql":

@@ -44,5 +44,5 @@ func WriteResult(path string, r Result) error {
 	if path == "" {
 		return nil
 	}
-	return os.WriteFile(path, EncodeResult(r), 0o644)
+	return os.WriteFile(path, EncodeResult(r), 0o600)
 }

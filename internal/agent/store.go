@@ -137,11 +137,11 @@ func (d *dirStore) Put(_ context.Context, key string, r io.Reader) error {
 	}
 	defer os.Remove(tmp.Name())
 	if _, err := io.Copy(tmp, r); err != nil {
-		tmp.Close()
+		_ = tmp.Close() // the copy's error is the one to report; the file is removed
 		return err
 	}
 	if err := tmp.Sync(); err != nil {
-		tmp.Close()
+		_ = tmp.Close()
 		return err
 	}
 	if err := tmp.Close(); err != nil {

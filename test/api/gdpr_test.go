@@ -12,7 +12,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	crmv1alpha1 "github.com/crmops/crm-operator/api/v1alpha1"
 	"github.com/crmops/crm-operator/internal/resources"
@@ -34,7 +33,7 @@ func applyGDPRDocs(ctx context.Context, t *testing.T, docs []*unstructured.Unstr
 				t.Fatal(cerr)
 			}
 			desired, _ := resources.ProjectObjects(p)
-			ns := desired[0].(client.Object)
+			ns := desired[0]
 			if cerr := k8s.Create(ctx, ns); cerr != nil && !apierrors.IsAlreadyExists(cerr) {
 				t.Fatal(cerr)
 			}

@@ -56,7 +56,6 @@ type options struct {
 	burst                                      int
 	managerPID                                 int
 	idle                                       time.Duration
-	skipHelm                                   bool
 }
 
 // Results are the figures of one run.
