@@ -23,7 +23,7 @@ import (
 
 // backupState is what an environment's Backups and Restores ask of it.
 type backupState struct {
-	backups  []crmv1alpha1.Backup
+	backups []crmv1alpha1.Backup
 	// databaseNeeded: a backup or restore runs (start a hibernated database).
 	databaseNeeded bool
 	// restoring: a restore runs (stop the application).

@@ -218,8 +218,8 @@ type failingStore struct {
 }
 
 type failAfter struct {
-	r     io.Reader
-	left  int64
+	r    io.Reader
+	left int64
 }
 
 func (f *failAfter) Read(p []byte) (int, error) {
