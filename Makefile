@@ -79,6 +79,10 @@ run: manifests ## The whole product locally: simulated cluster (kwok), CRDs, pol
 test-e2e: ## End-to-end: `make run` from scratch, accept and promote with kubectl crm, the plugin's commands, `make down` leaves nothing.
 	go test -tags e2e $(GO_TEST_FLAGS) -timeout 20m -v ./test/e2e/
 
+.PHONY: test-faults
+test-faults: ## Faults on the simulated cluster: manager SIGKILLs in 30 promotions, API server/etcd restarts, leader failover, conflict storm, hostile input (FAULTS_SEED).
+	go test -tags faults $(GO_TEST_FLAGS) -timeout 20m -v ./test/faults/
+
 .PHONY: down
 down: ## Stop everything `make run` started.
 	hack/local-down.sh
@@ -88,6 +92,10 @@ down: ## Stop everything `make run` started.
 .PHONY: controller-gen
 controller-gen: ## Build controller-gen.
 	@hack/build-tools.sh controller-gen
+
+.PHONY: fuzz
+fuzz: ## Every fuzz target for FUZZ_TIME (default 30s) each; FUZZ_SAVE=1 keeps new corpus entries in testdata/fuzz.
+	@hack/fuzz.sh
 
 .PHONY: lint
 lint: ## golangci-lint v2 (staticcheck, gosec, ...; .golangci.yml).

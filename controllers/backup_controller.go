@@ -206,20 +206,28 @@ func (r *BackupReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Complete(r)
 }
 
-// jobGone handles an agent Job that the status says was started but the
-// cache no longer has. If the API server confirms it is gone (deleted
-// mid-run), the owner fails: starting it again would make retries unbounded
-// and could run a backup or restore twice. If the API server still has it,
-// the cache is behind and the Job's watch event brings the owner back.
-func jobGone(ctx context.Context, apiReader client.Reader, ns, name string, fail func(msg string) error) (ctrl.Result, error) {
-	err := apiReader.Get(ctx, types.NamespacedName{Namespace: ns, Name: name}, &batchv1.Job{})
+// gone handles an object the status says was created but the cache does not
+// have. If the API server confirms it is gone (deleted mid-run), fail is
+// called: creating it again would make retries unbounded and could run a
+// backup, restore or migration twice. If the API server still has it, the
+// cache is behind (a restarted manager, a watch not yet delivered) and the
+// owner looks again shortly. Found by make test-faults: trusting the cache
+// here failed promotions whose Backup had just been created.
+func gone(ctx context.Context, apiReader client.Reader, obj client.Object, fail func() error) (ctrl.Result, error) {
+	err := apiReader.Get(ctx, client.ObjectKeyFromObject(obj), obj)
 	switch {
 	case apierrors.IsNotFound(err):
-		return ctrl.Result{}, fail(fmt.Sprintf("Job %s was deleted before it reported a result", name))
+		return ctrl.Result{}, fail()
 	case err != nil:
 		return ctrl.Result{}, err
 	}
 	return ctrl.Result{RequeueAfter: time.Second}, nil
+}
+
+// jobGone is gone for an agent Job; fail receives the reason's message.
+func jobGone(ctx context.Context, apiReader client.Reader, ns, name string, fail func(msg string) error) (ctrl.Result, error) {
+	job := &batchv1.Job{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}}
+	return gone(ctx, apiReader, job, func() error { return fail(fmt.Sprintf("Job %s was deleted before it reported a result", name)) })
 }
 
 // loadEnvironmentInput gathers what the builders need about an environment.

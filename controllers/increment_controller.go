@@ -317,7 +317,9 @@ func (r *IncrementReconciler) backUp(ctx context.Context, project *crmv1alpha1.I
 	b := &crmv1alpha1.Backup{}
 	if err := r.Get(ctx, types.NamespacedName{Namespace: inc.Namespace, Name: stage.Backup}, b); err != nil {
 		if apierrors.IsNotFound(err) {
-			return ctrl.Result{}, r.fail(inc, stage, "BackupMissing", "pre-promotion Backup "+stage.Backup+" was deleted")
+			return gone(ctx, r.APIReader, &crmv1alpha1.Backup{ObjectMeta: metav1.ObjectMeta{Namespace: inc.Namespace, Name: stage.Backup}}, func() error {
+				return r.fail(inc, stage, "BackupMissing", "pre-promotion Backup "+stage.Backup+" was deleted")
+			})
 		}
 		return ctrl.Result{}, err
 	}
@@ -340,7 +342,9 @@ func (r *IncrementReconciler) migrate(ctx context.Context, project *crmv1alpha1.
 	err := r.Get(ctx, types.NamespacedName{Namespace: inc.Namespace, Name: name}, job)
 	if apierrors.IsNotFound(err) {
 		if stage.MigrationJob != "" {
-			return ctrl.Result{}, r.fail(inc, stage, "MigrationJobMissing", "migration Job "+name+" disappeared; it is not run again")
+			return gone(ctx, r.APIReader, &batchv1.Job{ObjectMeta: metav1.ObjectMeta{Namespace: inc.Namespace, Name: name}}, func() error {
+				return r.fail(inc, stage, "MigrationJobMissing", "migration Job "+name+" disappeared; it is not run again")
+			})
 		}
 		profile, err := crm.For(project.Spec.Product)
 		if err != nil {

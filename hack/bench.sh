@@ -9,6 +9,8 @@
 #                            ("--kube-api-qps=20 --kube-api-burst=30",
 #                            "--concurrency=1", "--cache-everything")
 #   BENCH_ONLY_CONVERGENCE=1 skip the helm loop and the promotions
+#   BENCH_SKIP_HELM=1        skip the helm loop
+#   BENCH_SKIP_LOWER_BOUND=1 the operator's figures only (footprint at N=1000)
 # Figures: the table printed, and bin/bench/results.json.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -29,6 +31,8 @@ for n in ${sizes//,/ }; do
 	DEMO=0 MANAGER_ARGS="--sync-period=60s ${BENCH_MANAGER_ARGS:-}" hack/local-up.sh | grep -E '^\[run' || { tail -n 30 "$dir/manager.log"; exit 1; }
 	extra=()
 	[ $first = 1 ] && [ -z "${BENCH_ONLY_CONVERGENCE:-}" ] || extra=(-helm-n 0 -promotions 0)
+	[ -z "${BENCH_SKIP_HELM:-}" ] || extra+=(-helm-n 0)
+	[ -z "${BENCH_SKIP_LOWER_BOUND:-}" ] || extra+=(-lower-bound=false)
 	bin/bench/bench -kubeconfig "$dir/kubeconfig" -n "$n" -idle "$idle" -manager-pid "$(cat "$dir/manager.pid")" \
 		-metrics-url "http://127.0.0.1:$METRICS_PORT/metrics" -helm bin/helm -work-dir bin/bench/work -out bin/bench/results.json "${extra[@]}"
 	hack/local-down.sh >/dev/null

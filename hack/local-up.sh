@@ -10,6 +10,7 @@
 # already runs is left alone. `make down` stops everything by PID.
 #
 #   DEMO=0 make run       cluster and operator only
+#   OPERATOR=0            no operator either (make test-faults runs its own replicas)
 #   DEMO_TIMEOUT=600      seconds to wait for the demo (default 300)
 #   MANAGER_ARGS          extra flags of the operator (make bench: --sync-period)
 #   LOCAL_DIR, METRICS_PORT, PROBE_PORT, WEBHOOK_PORT   where state and logs go
@@ -89,7 +90,9 @@ sed -e '/^    service:$/d' -e '/^      name: webhook-service$/d' -e '/^      nam
 	config/webhook/manifests.yaml | k apply --server-side --force-conflicts -f - >/dev/null
 step "webhook: configured (references checked by the operator at https://localhost:$WEBHOOK_PORT)"
 
-if alive manager; then
+if [ "${OPERATOR:-1}" = 0 ]; then
+	step "operator: not started (OPERATOR=0; the caller runs it)"
+elif alive manager; then
 	step "operator: already running (pid $(cat "$dir/manager.pid"))"
 else
 	# The simulated nodes are tainted: the operator's pods tolerate it here only.

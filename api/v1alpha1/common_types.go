@@ -69,5 +69,8 @@ type Subjects struct {
 	// +kubebuilder:validation:MaxItems=64
 	// +kubebuilder:validation:items:MinLength=1
 	// +kubebuilder:validation:items:MaxLength=253
+	// Built-in groups (system:authenticated, system:masters, ...) would hand a
+	// project's rights to everyone or to no one in particular.
+	// +kubebuilder:validation:XValidation:rule="self.all(g, !g.startsWith('system:'))",message="groups must not be built-in system: groups"
 	Groups []string `json:"groups,omitempty"`
 }

@@ -65,9 +65,9 @@ func main() {
 	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "Address the /healthz and /readyz probes bind to.")
 	flag.BoolVar(&leaderElect, "leader-elect", false, "Elect a leader so that several replicas can run with one active.")
 	flag.StringVar(&leaderElectNS, "leader-election-namespace", "", "Namespace of the leader-election Lease; defaults to the pod's namespace.")
-	flag.DurationVar(&leaseDuration, "leader-elect-lease-duration", 15*time.Second, "How long a leader's lease lasts without renewal.")
-	flag.DurationVar(&renewDeadline, "leader-elect-renew-deadline", 10*time.Second, "How long the leader keeps trying to renew before it steps down.")
-	flag.DurationVar(&retryPeriod, "leader-elect-retry-period", 2*time.Second, "How often candidates try to take the lease.")
+	flag.DurationVar(&leaseDuration, "leader-elect-lease-duration", 8*time.Second, "How long a leader's lease lasts without renewal.")
+	flag.DurationVar(&renewDeadline, "leader-elect-renew-deadline", 6*time.Second, "How long the leader keeps trying to renew before it steps down.")
+	flag.DurationVar(&retryPeriod, "leader-elect-retry-period", time.Second, "How often candidates try to take the lease.")
 	flag.IntVar(&concurrency, "concurrency", 8, "Workers per controller.")
 	// The default client limit (QPS 20) makes convergence of many projects
 	// ~14x slower than the API server allows; see the README's tuning section.
@@ -98,10 +98,13 @@ func main() {
 		// TokenReview and SubjectAccessReview: Prometheus presents its token.
 		metrics.FilterProvider = filters.WithAuthenticationAndAuthorization
 	}
-	webhookOpts.Namespace = leaderElectNS
-	if webhookOpts.Namespace == "" {
-		webhookOpts.Namespace = os.Getenv("POD_NAMESPACE")
+	// In a pod, client-go finds its namespace itself; outside one (make run,
+	// make test-faults) POD_NAMESPACE says where the Lease and the webhook's
+	// Secret live.
+	if leaderElectNS == "" {
+		leaderElectNS = os.Getenv("POD_NAMESPACE")
 	}
+	webhookOpts.Namespace = leaderElectNS
 	if webhookDNS != "" {
 		webhookOpts.ExtraDNSNames = strings.Split(webhookDNS, ",")
 	}

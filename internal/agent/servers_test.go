@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"net"
 	"os"
@@ -225,6 +226,12 @@ func (s *server) store(t testing.TB, prefix string) Store {
 }
 
 func TestMain(m *testing.M) {
+	flag.Parse()
+	// The fuzz targets are pure; the fuzzer's worker processes each run
+	// TestMain and would start (and fight over) servers of their own.
+	if f := flag.Lookup("test.fuzz"); f != nil && f.Value.String() != "" {
+		os.Exit(m.Run())
+	}
 	postgres, mariadb, s3 = startPostgres(), startMariaDB(), startS3()
 	code := m.Run()
 	for _, s := range []*server{postgres, mariadb, s3} {

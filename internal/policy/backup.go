@@ -26,6 +26,11 @@ func Schedule(s crmv1alpha1.CronSchedule) (cron.Schedule, error) {
 	if err != nil {
 		return nil, fmt.Errorf("schedule %q: %w", s, err)
 	}
+	// A valid schedule may still never fire ("0 0 30 2 *"): the cron library
+	// then answers the zero time, on which callers would loop or requeue at once.
+	if sched.Next(time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)).IsZero() {
+		return nil, fmt.Errorf("schedule %q never fires", s)
+	}
 	return sched, nil
 }
 
@@ -34,7 +39,7 @@ func Schedule(s crmv1alpha1.CronSchedule) (cron.Schedule, error) {
 // one backup: after an outage the operator takes one, not a burst.
 func DueBackup(sched cron.Schedule, last, now time.Time) (slot, next time.Time, ok bool) {
 	t := sched.Next(last)
-	for !t.After(now) {
+	for !t.IsZero() && !t.After(now) {
 		slot, ok = t, true
 		t = sched.Next(t)
 	}

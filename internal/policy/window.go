@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"fmt"
 	"time"
 
 	crmv1alpha1 "github.com/crmops/crm-operator/api/v1alpha1"
@@ -24,5 +25,8 @@ func InWindow(w *crmv1alpha1.MaintenanceWindow, now time.Time) (bool, time.Time,
 		return true, start, nil
 	}
 	next := sched.Next(now)
+	if next.IsZero() {
+		return false, next, fmt.Errorf("maintenance window %q does not open again", w.Schedule)
+	}
 	return false, next, nil
 }

@@ -21,7 +21,6 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -47,11 +46,13 @@ import (
 	crmv1alpha1 "github.com/crmops/crm-operator/api/v1alpha1"
 	"github.com/crmops/crm-operator/internal/crm"
 	"github.com/crmops/crm-operator/internal/resources"
+	"github.com/crmops/crm-operator/test/fixtures"
 )
 
 type options struct {
 	kubeconfig, metricsURL, helm, out, workDir string
 	n, workers, helmN, promotions              int
+	withLowerBound                             bool
 	qps                                        float64
 	burst                                      int
 	managerPID                                 int
@@ -96,6 +97,7 @@ func main() {
 	flag.IntVar(&o.n, "n", 100, "Projects (each with a test and a production environment).")
 	flag.IntVar(&o.helmN, "helm-n", 100, "Environments installed with helm (0 skips).")
 	flag.IntVar(&o.promotions, "promotions", 50, "Parallel promotions (0 skips).")
+	flag.BoolVar(&o.withLowerBound, "lower-bound", true, "Measure the lower bound (false: the operator's figures only, e.g. footprint at N=1000).")
 	flag.IntVar(&o.workers, "workers", 8, "Workers of the lower bound and of the helm loop's parallel run (the operator's --concurrency).")
 	flag.Float64Var(&o.qps, "qps", 200, "Client QPS of the lower bound (the operator's --kube-api-qps).")
 	flag.IntVar(&o.burst, "burst", 400, "Client burst of the lower bound (the operator's --kube-api-burst).")
@@ -139,13 +141,15 @@ func run(ctx context.Context, o options) error {
 	res := Results{N: o.n, Environments: 2 * o.n, Machine: machine()}
 
 	// 1. The lower bound first, on the still empty cluster.
-	logf("lower bound: creating the objects of %d environments with a plain client (%d workers, QPS %.0f, burst %d)", 2*o.n, o.workers, o.qps, o.burst)
-	lb, err := lowerBound(ctx, c, o, "lb", o.n)
-	if err != nil {
-		return fmt.Errorf("lower bound: %w", err)
+	if o.withLowerBound {
+		logf("lower bound: creating the objects of %d environments with a plain client (%d workers, QPS %.0f, burst %d)", 2*o.n, o.workers, o.qps, o.burst)
+		lb, err := lowerBound(ctx, c, o, "lb", o.n)
+		if err != nil {
+			return fmt.Errorf("lower bound: %w", err)
+		}
+		res.LowerBoundSeconds = lb.Seconds()
+		logf("lower bound: all Ready in %.1fs", res.LowerBoundSeconds)
 	}
-	res.LowerBoundSeconds = lb.Seconds()
-	logf("lower bound: all Ready in %.1fs", res.LowerBoundSeconds)
 
 	// 2. The operator.
 	cpu0, _ := cpuSeconds(o.managerPID)
@@ -155,7 +159,9 @@ func run(ctx context.Context, o options) error {
 		return fmt.Errorf("operator: %w", err)
 	}
 	res.OperatorSeconds = op.Seconds()
-	res.RatioToLowerBound = res.OperatorSeconds / res.LowerBoundSeconds
+	if res.LowerBoundSeconds > 0 {
+		res.RatioToLowerBound = res.OperatorSeconds / res.LowerBoundSeconds
+	}
 	logf("operator: all Ready in %.1fs (%.2fx the lower bound)", res.OperatorSeconds, res.RatioToLowerBound)
 
 	// 3. Idle: nothing changes; the operator's resync period is shorter
@@ -509,38 +515,15 @@ type counters struct{ writes, reads, reconciles float64 }
 
 // scrape sums the operator's client requests by kind and its reconciles.
 func scrape(url string) (counters, error) {
-	resp, err := http.Get(url)
+	m, err := fixtures.Scrape(url)
 	if err != nil {
 		return counters{}, err
 	}
-	defer resp.Body.Close()
-	var c counters
-	s := bufio.NewScanner(resp.Body)
-	s.Buffer(make([]byte, 1<<20), 1<<20)
-	for s.Scan() {
-		line := s.Text()
-		fields := strings.Fields(line)
-		if len(fields) < 2 {
-			continue
-		}
-		v, err := strconv.ParseFloat(fields[len(fields)-1], 64)
-		if err != nil {
-			continue
-		}
-		switch {
-		case strings.HasPrefix(line, "rest_client_requests_total{"):
-			switch {
-			case strings.Contains(line, `method="GET"`):
-				c.reads += v
-			case strings.Contains(line, `method="POST"`), strings.Contains(line, `method="PUT"`),
-				strings.Contains(line, `method="PATCH"`), strings.Contains(line, `method="DELETE"`):
-				c.writes += v
-			}
-		case strings.HasPrefix(line, "controller_runtime_reconcile_total{"):
-			c.reconciles += v
-		}
-	}
-	return c, s.Err()
+	return counters{
+		reads:      m.Sum("rest_client_requests_total", `method="GET"`),
+		writes:     m.Sum("rest_client_requests_total", fixtures.WriteMethods),
+		reconciles: m.Sum("controller_runtime_reconcile_total"),
+	}, nil
 }
 
 func rssMiB(pid int) (float64, error) {
