@@ -18,6 +18,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
@@ -32,6 +33,10 @@ const (
 	stormDuration = 15 * time.Second
 	quietWindow   = 10 * time.Second
 )
+
+// stormBackoff lets a storm client outlast the other three and the
+// controllers, which all write the same Deployment.
+var stormBackoff = wait.Backoff{Steps: 100, Duration: 10 * time.Millisecond, Factor: 1.2, Jitter: 0.5, Cap: time.Second}
 
 type operatorCounters struct{ reconciles, writes float64 }
 
@@ -81,7 +86,7 @@ func (s *suite) conflictStorm(r *replica, names []string) {
 					}
 					// Read-modify-write with optimistic concurrency, as kubectl edit does.
 					tries := 0
-					err := retry.RetryOnConflict(retry.DefaultBackoff, func() error {
+					err := retry.RetryOnConflict(stormBackoff, func() error {
 						tries++
 						d := &appsv1.Deployment{}
 						if err := s.c.Get(s.ctx, types.NamespacedName{Namespace: p, Name: resources.AppName("test")}, d); err != nil {
