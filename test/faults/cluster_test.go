@@ -17,6 +17,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"k8s.io/apimachinery/pkg/util/wait"
 )
 
 var (
@@ -263,23 +265,16 @@ func (p *controlPlaneProcess) stop() {
 
 // waitFor polls cond until it holds or the deadline passes.
 func waitFor(ctx context.Context, timeout time.Duration, what string, cond func() (bool, error)) error {
-	deadline := time.Now().Add(timeout)
 	var last error
-	for {
+	err := wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, timeout, true, func(context.Context) (bool, error) {
 		ok, err := cond()
-		if ok {
-			return nil
-		}
 		if err != nil {
-			last = err
+			last = err // remembered for the message; the condition is polled again
 		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("%s: not within %s (last error: %v)", what, timeout, last)
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(100 * time.Millisecond):
-		}
+		return ok, nil
+	})
+	if err != nil && ctx.Err() == nil {
+		return fmt.Errorf("%s: not within %s (last error: %v)", what, timeout, last)
 	}
+	return err
 }
