@@ -21,6 +21,10 @@ const FieldOwner = "crm-operator"
 // change sends no write request.
 type applier struct {
 	client.Client
+	// APIReader reads a child in full when the cache holds it slim and the
+	// record cannot tell whether it still holds what was applied.
+	APIReader client.Reader
+	Records   *AppliedRecords
 }
 
 // apply makes child, owned by owner, hold the desired fields. It reports
@@ -29,23 +33,52 @@ func (a applier) apply(ctx context.Context, owner, child client.Object) (bool, e
 	if err := controllerutil.SetControllerReference(owner, child, a.Scheme()); err != nil {
 		return false, err
 	}
-	existing, err := a.Scheme().New(child.GetObjectKind().GroupVersionKind())
+	gvk := child.GetObjectKind().GroupVersionKind()
+	current, err := a.newObject(child)
 	if err != nil {
 		return false, err
 	}
-	current := existing.(client.Object)
 	switch err := a.Get(ctx, client.ObjectKeyFromObject(child), current); {
 	case apierrors.IsNotFound(err):
 		current = nil
 	case err != nil:
 		return false, err
 	}
-	if pvc, ok := child.(*corev1.PersistentVolumeClaim); ok && current != nil {
-		keepImmutableClaimFields(pvc, current.(*corev1.PersistentVolumeClaim))
-	}
 	want, err := toApply(child)
 	if err != nil {
 		return false, err
+	}
+	desired, err := digest(want.Object)
+	if err != nil {
+		return false, err
+	}
+	if current != nil && isSlim(current) {
+		if a.Records.inSync(current, desired) {
+			return false, nil
+		}
+		if a.APIReader == nil {
+			return false, fmt.Errorf("%s %s: the cache holds it slim and the applier has no API reader", gvk.Kind, child.GetName())
+		}
+		full, err := a.newObject(child)
+		if err != nil {
+			return false, err
+		}
+		switch err := a.APIReader.Get(ctx, client.ObjectKeyFromObject(child), full); {
+		case apierrors.IsNotFound(err):
+			current = nil
+		case err != nil:
+			return false, err
+		default:
+			// A typed read leaves the kind empty; the cache sets it.
+			full.GetObjectKind().SetGroupVersionKind(gvk)
+			current = full
+		}
+	}
+	if pvc, ok := child.(*corev1.PersistentVolumeClaim); ok && current != nil {
+		keepImmutableClaimFields(pvc, current.(*corev1.PersistentVolumeClaim))
+		if want, err = toApply(child); err != nil {
+			return false, err
+		}
 	}
 	if current != nil {
 		have, err := runtime.DefaultUnstructuredConverter.ToUnstructured(current)
@@ -53,13 +86,45 @@ func (a applier) apply(ctx context.Context, owner, child client.Object) (bool, e
 			return false, err
 		}
 		if subset(want.Object, have) {
-			return false, nil
+			return false, a.remember(current, desired)
 		}
 	}
 	if err := a.Apply(ctx, client.ApplyConfigurationFromUnstructured(want), client.FieldOwner(FieldOwner), client.ForceOwnership); err != nil {
-		return false, fmt.Errorf("applying %s %s: %w", child.GetObjectKind().GroupVersionKind().Kind, child.GetName(), err)
+		return false, fmt.Errorf("applying %s %s: %w", gvk.Kind, child.GetName(), err)
 	}
-	return true, nil
+	// The response is the stored object: its fingerprint is what the cache
+	// will show once the watch delivers it.
+	applied, err := a.newObject(child)
+	if err != nil {
+		return false, err
+	}
+	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(want.Object, applied); err != nil {
+		return false, err
+	}
+	return true, a.remember(applied, desired)
+}
+
+func (a applier) newObject(like client.Object) (client.Object, error) {
+	obj, err := a.Scheme().New(like.GetObjectKind().GroupVersionKind())
+	if err != nil {
+		return nil, err
+	}
+	return obj.(client.Object), nil
+}
+
+// remember records that stored holds the desired state; only children the
+// cache holds slim need it.
+func (a applier) remember(stored client.Object, desired uint64) error {
+	if a.Records == nil || !slimKind(stored) {
+		return nil
+	}
+	stored.SetManagedFields(nil)
+	fp, err := fingerprint(stored)
+	if err != nil {
+		return err
+	}
+	a.Records.record(stored.GetUID(), desired, fp)
+	return nil
 }
 
 // remove deletes obj when it exists and is controlled by owner.

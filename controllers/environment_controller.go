@@ -45,8 +45,11 @@ const LabelRetainedFrom = "crm.crmops.io/retained-from"
 // storage, ingress, credentials, network policy) in shape.
 type EnvironmentReconciler struct {
 	client.Client
-	// APIReader reads what the cache does not hold: Secrets the operator did not create.
-	APIReader               client.Reader
+	// APIReader reads what the cache does not hold: Secrets the operator did
+	// not create, children the cache holds slim.
+	APIReader client.Reader
+	// Applied records the children found holding their desired state.
+	Applied                 *AppliedRecords
 	Recorder                events.EventRecorder
 	IngressNamespace        string
 	AgentImage              string
@@ -126,7 +129,7 @@ func (r *EnvironmentReconciler) reconcileNormal(ctx context.Context, env *crmv1a
 	}
 	in.DatabaseNeeded, in.ApplicationStopped = st.databaseNeeded, st.restoring || !bootstrapped
 
-	ap := applier{r.Client}
+	ap := applier{Client: r.Client, APIReader: r.APIReader, Records: r.Applied}
 	if err := r.ensureCredentials(ctx, env, in); err != nil {
 		return ctrl.Result{}, err
 	}

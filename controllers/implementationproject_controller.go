@@ -34,6 +34,10 @@ const ProjectFinalizer = "crm.crmops.io/project-data"
 // objects in shape and summarises its environments in status.
 type ImplementationProjectReconciler struct {
 	client.Client
+	// APIReader reads children the cache holds slim, in full.
+	APIReader client.Reader
+	// Applied records the children found holding their desired state.
+	Applied                 *AppliedRecords
 	Recorder                events.EventRecorder
 	MaxConcurrentReconciles int
 }
@@ -77,7 +81,7 @@ func (r *ImplementationProjectReconciler) Reconcile(ctx context.Context, req ctr
 
 func (r *ImplementationProjectReconciler) reconcileNormal(ctx context.Context, project *crmv1alpha1.ImplementationProject) error {
 	project.Status.Namespace = project.Name
-	ap := applier{r.Client}
+	ap := applier{Client: r.Client, APIReader: r.APIReader, Records: r.Applied}
 	desired, absent := resources.ProjectObjects(project)
 	for _, obj := range desired {
 		if _, err := ap.apply(ctx, project, obj); err != nil {

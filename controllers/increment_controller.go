@@ -60,9 +60,18 @@ func (r *IncrementReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	before := inc.DeepCopy()
-	result, err := r.reconcileNormal(ctx, inc)
-	inc.Status.ObservedGeneration = inc.Generation
-	if perr := patchStatusLocked(ctx, r.Client, inc, before, inc.Status, before.Status); perr != nil && err == nil {
+	// persist writes what status holds so far, for a step that must be on
+	// record before it acts outside this object; the reconcile goes on.
+	persist := func() error {
+		inc.Status.ObservedGeneration = inc.Generation
+		if err := patchStatusLocked(ctx, r.Client, inc, before, inc.Status, before.Status); err != nil {
+			return err
+		}
+		before = inc.DeepCopy()
+		return nil
+	}
+	result, err := r.reconcileNormal(ctx, inc, persist)
+	if perr := persist(); perr != nil && err == nil {
 		err = perr
 	}
 	return result, err
@@ -76,7 +85,7 @@ func (r *IncrementReconciler) cond(inc *crmv1alpha1.Increment, typ string, statu
 	setCondition(&inc.Status.Conditions, inc.Generation, typ, status, reason, msg)
 }
 
-func (r *IncrementReconciler) reconcileNormal(ctx context.Context, inc *crmv1alpha1.Increment) (ctrl.Result, error) {
+func (r *IncrementReconciler) reconcileNormal(ctx context.Context, inc *crmv1alpha1.Increment, persist func() error) (ctrl.Result, error) {
 	project := &crmv1alpha1.ImplementationProject{}
 	if err := r.Get(ctx, types.NamespacedName{Name: inc.Spec.ProjectRef.Name}, project); err != nil {
 		if apierrors.IsNotFound(err) {
@@ -122,12 +131,11 @@ func (r *IncrementReconciler) reconcileNormal(ctx context.Context, inc *crmv1alp
 		inc.Status.Phase = crmv1alpha1.IncrementPromoting
 	}
 	// Steps that change nothing outside this status follow each other in one
-	// reconcile; a step with an effect elsewhere (the rollout's previous
-	// version, recorded before the Environment changes) ends it, so that
-	// its record is written first.
+	// reconcile; a step that waits for something outside (a Backup, a Job,
+	// the rollout) ends it.
 	for {
 		from := stage.Phase
-		res, err := r.step(ctx, project, inc, i, env, last)
+		res, err := r.step(ctx, project, inc, i, env, last, persist)
 		if err != nil || !res.IsZero() || !promotion.Chains(from, stage.Phase) {
 			return res, err
 		}
@@ -227,7 +235,7 @@ func (r *IncrementReconciler) gate(ctx context.Context, project *crmv1alpha1.Imp
 }
 
 // step performs the next step of stage i.
-func (r *IncrementReconciler) step(ctx context.Context, project *crmv1alpha1.ImplementationProject, inc *crmv1alpha1.Increment, i int, env *crmv1alpha1.Environment, last bool) (ctrl.Result, error) {
+func (r *IncrementReconciler) step(ctx context.Context, project *crmv1alpha1.ImplementationProject, inc *crmv1alpha1.Increment, i int, env *crmv1alpha1.Environment, last bool, persist func() error) (ctrl.Result, error) {
 	stage := &inc.Status.Stages[i]
 	now := metav1.NewTime(r.now())
 	switch stage.Phase {
@@ -279,7 +287,11 @@ func (r *IncrementReconciler) step(ctx context.Context, project *crmv1alpha1.Imp
 			}
 			stage.PreviousIncrement = env.Annotations[crmv1alpha1.AnnotationIncrement]
 			stage.RolloutStartedAt = &now
-			return ctrl.Result{}, nil
+			// On record before the Environment changes; a conflict ends the
+			// reconcile without touching the Environment.
+			if err := persist(); err != nil {
+				return ctrl.Result{}, err
+			}
 		}
 		if err := r.setEnvironmentVersion(ctx, env, promotion.Version(inc), inc.Spec.Image, inc.Name); err != nil {
 			return ctrl.Result{}, err

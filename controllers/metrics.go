@@ -95,7 +95,10 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 	projects := &crmv1alpha1.ImplementationProjectList{}
 	envs := &crmv1alpha1.EnvironmentList{}
 	erasures := &crmv1alpha1.ErasureRequestList{}
-	if c.client.List(ctx, projects) != nil || c.client.List(ctx, envs) != nil || c.client.List(ctx, erasures) != nil {
+	// Read only: the cache's own objects, not a copy of every project and
+	// environment per scrape.
+	noCopy := client.UnsafeDisableDeepCopy
+	if c.client.List(ctx, projects, noCopy) != nil || c.client.List(ctx, envs, noCopy) != nil || c.client.List(ctx, erasures, noCopy) != nil {
 		return // the cache is not ready yet: report nothing rather than zeros
 	}
 	byName := map[string]*crmv1alpha1.ImplementationProject{}

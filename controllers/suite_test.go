@@ -190,7 +190,7 @@ func run(m *testing.M, testEnv *envtest.Environment, cfg *rest.Config) int {
 	newManager = func() (ctrl.Manager, error) {
 		mgr, err := ctrl.NewManager(operatorCfg, ctrl.Options{
 			Scheme:                 scheme,
-			Cache:                  controllers.CacheOptions(),
+			Cache:                  controllers.CacheOptions(true),
 			NewClient:              countWrites,
 			Metrics:                metricsserver.Options{BindAddress: "0"},
 			HealthProbeBindAddress: "0",

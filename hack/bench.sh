@@ -11,6 +11,10 @@
 #   BENCH_ONLY_CONVERGENCE=1 skip the helm loop and the promotions
 #   BENCH_SKIP_HELM=1        skip the helm loop
 #   BENCH_SKIP_LOWER_BOUND=1 the operator's figures only (footprint at N=1000)
+#   BENCH_GOMEMLIMIT=150MiB  the operator's soft memory limit (the chart sets
+#                            GOMEMLIMIT from the container's memory limit)
+#   BENCH_PPROF=1            save the operator's heap profile after the idle
+#                            window: bin/bench/heap-<N>.pprof
 # Figures: the table printed, and bin/bench/results.json.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -28,13 +32,15 @@ for n in ${sizes//,/ }; do
 	trap 'hack/local-down.sh >/dev/null' EXIT
 	rm -rf "$dir" bin/bench/work
 	# A resync every minute: the idle window sees every object reconciled again.
-	DEMO=0 MANAGER_ARGS="--sync-period=60s ${BENCH_MANAGER_ARGS:-}" hack/local-up.sh | grep -E '^\[run' || { tail -n 30 "$dir/manager.log"; exit 1; }
+	pprof=()
+	[ -z "${BENCH_PPROF:-}" ] || pprof=(-pprof-url http://127.0.0.1:18282)
+	DEMO=0 MANAGER_GOMEMLIMIT=${BENCH_GOMEMLIMIT:-} MANAGER_ARGS="--sync-period=60s ${BENCH_PPROF:+--pprof-bind-address=127.0.0.1:18282} ${BENCH_MANAGER_ARGS:-}" hack/local-up.sh | grep -E '^\[run' || { tail -n 30 "$dir/manager.log"; exit 1; }
 	extra=()
 	[ $first = 1 ] && [ -z "${BENCH_ONLY_CONVERGENCE:-}" ] || extra=(-helm-n 0 -promotions 0)
 	[ -z "${BENCH_SKIP_HELM:-}" ] || extra+=(-helm-n 0)
 	[ -z "${BENCH_SKIP_LOWER_BOUND:-}" ] || extra+=(-lower-bound=false)
 	bin/bench/bench -kubeconfig "$dir/kubeconfig" -n "$n" -idle "$idle" -manager-pid "$(cat "$dir/manager.pid")" \
-		-metrics-url "http://127.0.0.1:$METRICS_PORT/metrics" -helm bin/helm -work-dir bin/bench/work -out bin/bench/results.json "${extra[@]}"
+		-metrics-url "http://127.0.0.1:$METRICS_PORT/metrics" -helm bin/helm -work-dir bin/bench/work -out bin/bench/results.json "${extra[@]}" "${pprof[@]}"
 	hack/local-down.sh >/dev/null
 	first=0
 done

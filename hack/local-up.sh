@@ -13,6 +13,8 @@
 #   OPERATOR=0            no operator either (make test-faults runs its own replicas)
 #   DEMO_TIMEOUT=600      seconds to wait for the demo (default 300)
 #   MANAGER_ARGS          extra flags of the operator (make bench: --sync-period)
+#   MANAGER_GOMEMLIMIT    the operator's soft memory limit (GOMEMLIMIT, as the
+#                         Helm chart sets it from the container's limit)
 #   LOCAL_DIR, METRICS_PORT, PROBE_PORT, WEBHOOK_PORT   where state and logs go
 #                         (bin/local) and the operator's ports (18080, 18081,
 #                         19443): the e2e test runs its own cluster beside yours
@@ -96,7 +98,7 @@ elif alive manager; then
 	step "operator: already running (pid $(cat "$dir/manager.pid"))"
 else
 	# The simulated nodes are tainted: the operator's pods tolerate it here only.
-	KUBECONFIG=$kubeconfig POD_NAMESPACE=crm-system nohup "$root/bin/manager" --metrics-bind-address=127.0.0.1:$METRICS_PORT \
+	KUBECONFIG=$kubeconfig POD_NAMESPACE=crm-system GOMEMLIMIT=${MANAGER_GOMEMLIMIT:-} nohup "$root/bin/manager" --metrics-bind-address=127.0.0.1:$METRICS_PORT \
 		--webhook-port="$WEBHOOK_PORT" --webhook-cert-mode=self --webhook-cert-dir="$dir/webhook-certs" \
 		--webhook-configuration=crm-operator-references-local --webhook-extra-dns-names=localhost --webhook-write-cert-files \
 		--health-probe-bind-address=127.0.0.1:$PROBE_PORT --pod-toleration=kwok.x-k8s.io/node=fake:NoSchedule \

@@ -143,8 +143,9 @@ func Healthy(env *crmv1alpha1.Environment, inc *crmv1alpha1.Increment) bool {
 // Chains reports whether a stage that moved from one phase to another may
 // take its next step in the same reconcile: the move recorded nothing that
 // must be written before the next step acts (starting a stage, a completed
-// backup, an open maintenance window). A step that stays in its phase, or
-// rolls out, fails or finishes, ends the reconcile.
+// backup or migration, an open maintenance window; the rollout writes its
+// own record before it changes the Environment). A step that stays in its
+// phase (it waits), or rolls out, fails or finishes, ends the reconcile.
 func Chains(from, to crmv1alpha1.StagePhase) bool {
 	if from == to {
 		return false
@@ -154,6 +155,8 @@ func Chains(from, to crmv1alpha1.StagePhase) bool {
 		return true
 	case crmv1alpha1.StageBackingUp:
 		return to == crmv1alpha1.StageWaiting
+	case crmv1alpha1.StageMigrating:
+		return to == crmv1alpha1.StageRollingOut
 	}
 	return false
 }

@@ -92,10 +92,11 @@ func TestChains(t *testing.T) {
 		{crmv1alpha1.StageBackingUp, crmv1alpha1.StageFailed, false},
 		{crmv1alpha1.StageWaiting, crmv1alpha1.StageRollingOut, true},
 		{crmv1alpha1.StageWaiting, crmv1alpha1.StageMigrating, true},
-		{crmv1alpha1.StageWaiting, crmv1alpha1.StageWaiting, false},       // the window is closed
-		{crmv1alpha1.StageRollingOut, crmv1alpha1.StageRollingOut, false}, // the previous version must be written first
-		{crmv1alpha1.StageRollingOut, crmv1alpha1.StageVerifying, false},
-		{crmv1alpha1.StageMigrating, crmv1alpha1.StageRollingOut, false},
+		{crmv1alpha1.StageWaiting, crmv1alpha1.StageWaiting, false},      // the window is closed
+		{crmv1alpha1.StageRollingOut, crmv1alpha1.StageVerifying, false}, // wait for the rollout
+		{crmv1alpha1.StageMigrating, crmv1alpha1.StageMigrating, false},  // the Job was just created: wait for it
+		{crmv1alpha1.StageMigrating, crmv1alpha1.StageRollingOut, true},
+		{crmv1alpha1.StageMigrating, crmv1alpha1.StageFailed, false},
 		{crmv1alpha1.StageVerifying, crmv1alpha1.StageSucceeded, false},
 	} {
 		if got := Chains(tc.from, tc.to); got != tc.want {

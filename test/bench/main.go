@@ -21,6 +21,8 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -57,6 +59,7 @@ type options struct {
 	burst                                      int
 	managerPID                                 int
 	idle                                       time.Duration
+	pprofURL                                   string
 }
 
 // Results are the figures of one run.
@@ -79,6 +82,8 @@ type Results struct {
 	IdleReconciles        float64 `json:"idleReconciles"`
 	RSSMiB                float64 `json:"managerRSSMiB"`
 	CPUSeconds            float64 `json:"managerCPUSeconds"`
+	HeapLiveMiB           float64 `json:"managerHeapLiveMiB,omitempty"`
+	GoMemLimit            string  `json:"managerGOMEMLIMIT,omitempty"`
 	Promotions            int     `json:"promotions"`
 	PromotionMeanSeconds  float64 `json:"promotionMeanSeconds"`
 	SimulatedMeanSeconds  float64 `json:"simulatedMeanSeconds"`
@@ -101,6 +106,7 @@ func main() {
 	flag.IntVar(&o.workers, "workers", 8, "Workers of the lower bound and of the helm loop's parallel run (the operator's --concurrency).")
 	flag.Float64Var(&o.qps, "qps", 200, "Client QPS of the lower bound (the operator's --kube-api-qps).")
 	flag.IntVar(&o.burst, "burst", 400, "Client burst of the lower bound (the operator's --kube-api-burst).")
+	flag.StringVar(&o.pprofURL, "pprof-url", "", "The operator's pprof endpoint (http://host:port): save its heap profile next to -work-dir after the idle window.")
 	flag.DurationVar(&o.idle, "idle", 2*time.Minute, "How long to watch the idle operator.")
 	growth := flag.Bool("growth", false, "Print how convergence grew across the sizes in -out, and exit.")
 	flag.Parse()
@@ -183,9 +189,20 @@ func run(ctx context.Context, o options) error {
 	logf("idle: %.0f writes, %.0f reads not from the cache, %.0f reconciles", res.IdleWrites, res.IdleReads, res.IdleReconciles)
 
 	res.RSSMiB, _ = rssMiB(o.managerPID)
+	res.GoMemLimit = environ(o.managerPID, "GOMEMLIMIT")
 	cpu1, _ := cpuSeconds(o.managerPID)
 	res.CPUSeconds = cpu1 - cpu0
 	logf("footprint: RSS %.0f MiB, %.1f CPU seconds since the operator's run began", res.RSSMiB, res.CPUSeconds)
+	if o.pprofURL != "" {
+		if err := saveHeapProfile(ctx, o.pprofURL, filepath.Join(o.workDir, "..", fmt.Sprintf("heap-%d.pprof", o.n))); err != nil {
+			return fmt.Errorf("heap profile: %w", err)
+		}
+		// The profile forced a collection: what the heap holds now is live.
+		if m, err := fixtures.Scrape(o.metricsURL); err == nil {
+			res.HeapLiveMiB = m.Sum("go_memstats_heap_alloc_bytes") / (1 << 20)
+			logf("footprint: live Go heap after a collection %.0f MiB (RSS %.0f MiB)", res.HeapLiveMiB, res.RSSMiB)
+		}
+	}
 
 	// 5. Promotions.
 	if o.promotions > 0 {
@@ -526,6 +543,33 @@ func scrape(url string) (counters, error) {
 	}, nil
 }
 
+// saveHeapProfile writes the operator's live heap (after a GC) to path, for
+// `go tool pprof -sample_index=inuse_space path`.
+func saveHeapProfile(ctx context.Context, url, path string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url+"/debug/pprof/heap?gc=1", nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s: %s", url, resp.Status)
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		f.Close()
+		return err
+	}
+	logf("heap profile: %s", path)
+	return f.Close()
+}
+
 func rssMiB(pid int) (float64, error) {
 	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
@@ -538,6 +582,20 @@ func rssMiB(pid int) (float64, error) {
 		}
 	}
 	return 0, fmt.Errorf("no VmRSS")
+}
+
+// environ is a variable of the process's environment ("" when unset).
+func environ(pid int, name string) string {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", pid))
+	if err != nil {
+		return ""
+	}
+	for _, kv := range strings.Split(string(data), "\x00") {
+		if v, ok := strings.CutPrefix(kv, name+"="); ok {
+			return v
+		}
+	}
+	return ""
 }
 
 func cpuSeconds(pid int) (float64, error) {
@@ -721,7 +779,14 @@ func printTable(r Results) {
 		row("  parallelism 8", fmt.Sprintf("%.1fs = %.1fx the operator (goal >= 5x)", r.HelmParallelSeconds, r.HelmParallelRatio))
 	}
 	row(fmt.Sprintf("idle %.0fs with full resyncs: API writes", r.IdleSeconds), fmt.Sprintf("%.0f (goal 0); reads not from cache %.0f; reconciles %.0f", r.IdleWrites, r.IdleReads, r.IdleReconciles))
-	row("manager RSS / CPU seconds", fmt.Sprintf("%.0f MiB / %.1fs", r.RSSMiB, r.CPUSeconds))
+	limit := "no GOMEMLIMIT"
+	if r.GoMemLimit != "" {
+		limit = "GOMEMLIMIT=" + r.GoMemLimit
+	}
+	row("manager RSS / CPU seconds", fmt.Sprintf("%.0f MiB / %.1fs (%s)", r.RSSMiB, r.CPUSeconds, limit))
+	if r.HeapLiveMiB > 0 {
+		row("  live Go heap after a collection", fmt.Sprintf("%.0f MiB", r.HeapLiveMiB))
+	}
 	if r.Promotions > 0 {
 		row(fmt.Sprintf("%d parallel promotions: acceptance to Promoted", r.Promotions), fmt.Sprintf("%.1fs mean, simulated work %.1fs", r.PromotionMeanSeconds, r.SimulatedMeanSeconds))
 		row("  operator overhead per promotion", fmt.Sprintf("%.2fs mean, %.2fs max (goal < 2s)", r.OverheadMeanSeconds, r.OverheadMaxSeconds))
