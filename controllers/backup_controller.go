@@ -272,7 +272,9 @@ func jobOutcome(ctx context.Context, c client.Client, job *batchv1.Job) (done bo
 			continue
 		}
 		switch cond.Type {
-		case batchv1.JobComplete:
+		case batchv1.JobComplete, batchv1.JobSuccessCriteriaMet:
+			// SuccessCriteriaMet: the pods succeeded; Complete follows once
+			// the Job controller has finished with them, one watch hop later.
 			finished = true
 		case batchv1.JobFailed:
 			finished, failed, why = true, true, cond.Message

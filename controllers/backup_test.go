@@ -39,6 +39,13 @@ func backupProject(name string, keepLast int32) *crmv1alpha1.ImplementationProje
 // finishJob plays the Job controller and kubelet: a pod of the Job whose
 // agent container terminated with msg, and the Job's final condition.
 func finishJob(ctx context.Context, g Gomega, ns, name string, res agent.Result, succeeded bool) {
+	agentPodTerminated(ctx, g, ns, name, res, succeeded)
+	completeJob(ctx, g, ns, name, succeeded)
+}
+
+// agentPodTerminated plays the kubelet: a pod of the Job whose agent
+// container terminated with res as its message.
+func agentPodTerminated(ctx context.Context, g Gomega, ns, name string, res agent.Result, succeeded bool) {
 	job := &batchv1.Job{}
 	g.Expect(k8s.Get(ctx, key(ns, name), job)).To(Succeed())
 	pod := &corev1.Pod{
@@ -64,8 +71,6 @@ func finishJob(ctx context.Context, g Gomega, ns, name string, res agent.Result,
 		pod.Status.Phase = corev1.PodFailed
 	}
 	g.Expect(k8s.Status().Update(ctx, pod)).To(Succeed())
-
-	completeJob(ctx, g, ns, name, succeeded)
 }
 
 // runningBackup creates a manual Backup of env and waits until its Job runs.
@@ -129,7 +134,13 @@ func TestBackupRunsTheAgentAndRecordsItsResult(t *testing.T) {
 
 	res := agent.Result{Location: "s3://crm-backups/backups/test/manual-1", Size: 3 << 20, Checksum: "sha256:abc",
 		Objects: []agent.Object{{Name: agent.DatabaseObject, Size: 3 << 20, SHA256: strings.Repeat("a", 64)}}}
-	g.Eventually(func(g Gomega) { finishJob(ctx, g, ns, job.Name, res, true) }).WithTimeout(wait).Should(Succeed())
+	// The Job controller's first verdict (SuccessCriteriaMet) is enough: the
+	// agent's result is in its pod, and Complete follows only after the Job
+	// controller has also cleaned up its pods.
+	g.Eventually(func(g Gomega) {
+		agentPodTerminated(ctx, g, ns, job.Name, res, true)
+		successCriteriaMet(ctx, g, ns, job.Name)
+	}).WithTimeout(wait).Should(Succeed())
 	g.Eventually(backupPhase(ctx, b)).WithTimeout(wait).Should(Equal(crmv1alpha1.BackupCompleted))
 	g.Expect(b.Status.Location).To(Equal(res.Location))
 	g.Expect(b.Status.SizeBytes).To(Equal(int64(3 << 20)))

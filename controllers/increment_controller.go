@@ -394,7 +394,7 @@ func (r *IncrementReconciler) migrate(ctx context.Context, project *crmv1alpha1.
 			continue
 		}
 		switch c.Type {
-		case batchv1.JobComplete:
+		case batchv1.JobComplete, batchv1.JobSuccessCriteriaMet: // see jobOutcome
 			stage.Phase, stage.Message = crmv1alpha1.StageRollingOut, "migration done; rolling out"
 			r.event(inc, corev1.EventTypeNormal, "MigrationCompleted", "migration on %s completed", env.Name)
 			return ctrl.Result{}, nil

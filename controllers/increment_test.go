@@ -63,6 +63,17 @@ func completeJob(ctx context.Context, g Gomega, ns, name string, succeeded bool)
 	g.Expect(k8s.Status().Update(ctx, job)).To(Succeed())
 }
 
+// successCriteriaMet plays the Job controller's first verdict on a Job
+// whose pods succeeded, before it adds Complete.
+func successCriteriaMet(ctx context.Context, g Gomega, ns, name string) {
+	job := &batchv1.Job{}
+	g.Expect(k8s.Get(ctx, key(ns, name), job)).To(Succeed())
+	now := metav1.Now()
+	job.Status.StartTime, job.Status.Succeeded = &now, 1 // completionTime comes with Complete
+	job.Status.Conditions = []batchv1.JobCondition{{Type: batchv1.JobSuccessCriteriaMet, Status: corev1.ConditionTrue, LastTransitionTime: now}}
+	g.Expect(k8s.Status().Update(ctx, job)).To(Succeed())
+}
+
 // markRolledOut waits until the environment's application runs version,
 // then reports its workloads ready (as the kubelets would) until the
 // environment is Ready on that version: a later re-apply needs another report.

@@ -151,7 +151,8 @@ func TestHelmChart(t *testing.T) {
 	installMonitoringCRDs(ctx, t)
 	restrictedNS(ctx, t, "crm-system")
 	everything := []string{"--set", "metrics.serviceMonitor.enabled=true", "--set", "metrics.prometheusRule.enabled=true",
-		"--set", "metrics.dashboard.enabled=true", "--set", "manager.podTolerations[0]=dedicated=crm:NoSchedule"}
+		"--set", "metrics.dashboard.enabled=true", "--set", "manager.podTolerations[0]=dedicated=crm:NoSchedule",
+		"--set", "manager.goMemLimit=100MiB", "--set", "manager.slimCache=false"}
 
 	for name, values := range map[string][]string{"defaults": nil, "everything enabled": everything,
 		"single replica, plain metrics, no webhook": {"--set", "replicaCount=1", "--set", "metrics.secure=false", "--set", "webhook.enabled=false"},
@@ -199,7 +200,8 @@ func TestHelmChart(t *testing.T) {
 
 	t.Run("bad values are refused by the schema", func(t *testing.T) {
 		for _, bad := range [][]string{{"--set", "replicaCount=0"}, {"--set", "manager.logLevel=verbose"}, {"--set", "metrics.port=70000"},
-			{"--set", "manager.podTolerations[0]=x:Never"}, {"--set", "unknownKey=1"}, {"--set", "webhook.certificate=vault"}} {
+			{"--set", "manager.podTolerations[0]=x:Never"}, {"--set", "unknownKey=1"}, {"--set", "webhook.certificate=vault"},
+			{"--set", "manager.goMemLimit=lots"}} {
 			if _, err := tool(t, "helm", append([]string{"template", "crm", chartDir, "--kube-version", "1.37.2"}, bad...)...); err == nil {
 				t.Errorf("helm template accepted %v", bad)
 			}

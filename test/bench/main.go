@@ -89,6 +89,8 @@ type Results struct {
 	SimulatedMeanSeconds  float64 `json:"simulatedMeanSeconds"`
 	OverheadMeanSeconds   float64 `json:"promotionOverheadMeanSeconds"`
 	OverheadMaxSeconds    float64 `json:"promotionOverheadMaxSeconds"`
+	// PromotionSteps: mean seconds of each step outside the simulated work.
+	PromotionSteps map[string]float64 `json:"promotionStepsMeanSeconds,omitempty"`
 }
 
 func main() {
@@ -693,15 +695,30 @@ func promotions(ctx context.Context, c client.Client, prefix string, n int, res 
 		return err
 	}
 	var totals, simulated, overheads []float64
+	steps := map[string][]float64{}
 	for ns, t0 := range accepted {
 		total := promoted[ns].Sub(t0).Seconds()
 		sim := 0.0
 		job := &batchv1.Job{}
-		if err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: resources.AgentJobName("sprint-1-pre-production", "backup")}, job); err == nil && job.Status.CompletionTime != nil {
-			sim += job.Status.CompletionTime.Sub(job.CreationTimestamp.Time).Seconds()
+		var jobDone time.Time
+		if err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: resources.AgentJobName("sprint-1-pre-production", "backup")}, job); err == nil {
+			jobDone = jobSucceeded(job)
 		}
-		sim += rolloutSeconds(ctx, c, ns, resources.AppName("production"))
+		if !jobDone.IsZero() {
+			sim += jobDone.Sub(job.CreationTimestamp.Time).Seconds()
+		}
+		applied, ready := rolloutTimes(ctx, c, ns, resources.AppName("production"))
+		if !applied.IsZero() && !ready.IsZero() {
+			sim += ready.Sub(applied).Seconds()
+		}
 		totals, simulated, overheads = append(totals, total), append(simulated, sim), append(overheads, total-sim)
+		for step, d := range promotionSteps(ctx, c, ns, t0, promoted[ns], job.CreationTimestamp.Time, jobDone, applied, ready) {
+			steps[step] = append(steps[step], d)
+		}
+	}
+	res.PromotionSteps = map[string]float64{}
+	for step, ds := range steps {
+		res.PromotionSteps[step] = mean(ds)
 	}
 	res.Promotions = n
 	res.PromotionMeanSeconds, res.SimulatedMeanSeconds, res.OverheadMeanSeconds = mean(totals), mean(simulated), mean(overheads)
@@ -710,16 +727,15 @@ func promotions(ctx context.Context, c client.Client, prefix string, n int, res 
 	return nil
 }
 
-// rolloutSeconds is the simulated rollout: from the operator's apply of the
-// new version to the Deployment until the pods of its newest ReplicaSet were
-// Ready. The deployment controller's, scheduler's and kwok's time is in it;
-// only what the operator takes is left out.
-func rolloutSeconds(ctx context.Context, c client.Client, ns, name string) float64 {
+// rolloutTimes bound the simulated rollout: the operator's last apply of
+// the Deployment and the moment the last pod of its newest ReplicaSet became
+// Ready (zero if unknown). The deployment controller's, scheduler's and
+// kwok's time is between them; only what the operator takes is outside.
+func rolloutTimes(ctx context.Context, c client.Client, ns, name string) (applied, ready time.Time) {
 	d := &appsv1.Deployment{}
 	if err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, d); err != nil {
-		return 0
+		return applied, ready
 	}
-	var applied time.Time
 	for _, mf := range d.ManagedFields {
 		if mf.Manager == "crm-operator" && mf.Operation == metav1.ManagedFieldsOperationApply && mf.Time != nil && mf.Time.After(applied) {
 			applied = mf.Time.Time
@@ -727,7 +743,7 @@ func rolloutSeconds(ctx context.Context, c client.Client, ns, name string) float
 	}
 	rss := &appsv1.ReplicaSetList{}
 	if applied.IsZero() || c.List(ctx, rss, client.InNamespace(ns)) != nil {
-		return 0
+		return applied, ready
 	}
 	var newest *appsv1.ReplicaSet
 	for i := range rss.Items {
@@ -738,9 +754,8 @@ func rolloutSeconds(ctx context.Context, c client.Client, ns, name string) float
 	}
 	pods := &corev1.PodList{}
 	if newest == nil || c.List(ctx, pods, client.InNamespace(ns)) != nil {
-		return 0
+		return applied, ready
 	}
-	var ready time.Time
 	for _, p := range pods.Items {
 		if !metav1.IsControlledBy(&p, newest) {
 			continue
@@ -751,10 +766,58 @@ func rolloutSeconds(ctx context.Context, c client.Client, ns, name string) float
 			}
 		}
 	}
-	if ready.IsZero() {
-		return 0
+	return applied, ready
+}
+
+// promotionStepNames, in the order a promotion takes them; the simulated
+// work (backup Job, rollout) is left out. API timestamps have whole seconds:
+// each mean is good to about half a second.
+var promotionStepNames = []string{
+	"1 acceptance -> production stage started (increment)",
+	"2 stage started -> backup Job created (backup)",
+	"3 backup Job succeeded -> Backup Completed (backup)",
+	"4 Backup Completed -> rollout recorded (increment)",
+	"5 rollout recorded -> Deployment applied (environment)",
+	"6 new pods Ready -> Promoted (kcm, environment, increment)",
+	"7 Promoted -> seen by the benchmark",
+}
+
+// jobSucceeded is when the Job controller found the Job's pods succeeded:
+// its first verdict (SuccessCriteriaMet), else Complete; zero if neither.
+func jobSucceeded(job *batchv1.Job) time.Time {
+	var done time.Time
+	for _, cond := range job.Status.Conditions {
+		if (cond.Type == batchv1.JobSuccessCriteriaMet || cond.Type == batchv1.JobComplete) && cond.Status == corev1.ConditionTrue &&
+			(done.IsZero() || cond.LastTransitionTime.Before(&metav1.Time{Time: done})) {
+			done = cond.LastTransitionTime.Time
+		}
 	}
-	return ready.Sub(applied).Seconds()
+	return done
+}
+
+// promotionSteps splits one promotion into the steps between simulated
+// work, from the objects' own timestamps.
+func promotionSteps(ctx context.Context, c client.Client, ns string, accepted, seen, jobCreated, jobDone, applied, ready time.Time) map[string]float64 {
+	inc := &crmv1alpha1.Increment{}
+	if err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: "sprint-1"}, inc); err != nil || len(inc.Status.Stages) == 0 {
+		return nil
+	}
+	st := inc.Status.Stages[len(inc.Status.Stages)-1]
+	b := &crmv1alpha1.Backup{}
+	if st.StartedAt == nil || st.RolloutStartedAt == nil || st.FinishedAt == nil || jobDone.IsZero() || applied.IsZero() || ready.IsZero() ||
+		c.Get(ctx, client.ObjectKey{Namespace: ns, Name: st.Backup}, b) != nil || b.Status.CompletedAt == nil {
+		return nil
+	}
+	d := func(from, to time.Time) float64 { return to.Sub(from).Seconds() }
+	return map[string]float64{
+		promotionStepNames[0]: d(accepted, st.StartedAt.Time),
+		promotionStepNames[1]: d(st.StartedAt.Time, jobCreated),
+		promotionStepNames[2]: d(jobDone, b.Status.CompletedAt.Time),
+		promotionStepNames[3]: d(b.Status.CompletedAt.Time, st.RolloutStartedAt.Time),
+		promotionStepNames[4]: d(st.RolloutStartedAt.Time, applied),
+		promotionStepNames[5]: d(ready, st.FinishedAt.Time),
+		promotionStepNames[6]: d(st.FinishedAt.Time, seen),
+	}
 }
 
 func mean(xs []float64) float64 {
@@ -790,6 +853,11 @@ func printTable(r Results) {
 	if r.Promotions > 0 {
 		row(fmt.Sprintf("%d parallel promotions: acceptance to Promoted", r.Promotions), fmt.Sprintf("%.1fs mean, simulated work %.1fs", r.PromotionMeanSeconds, r.SimulatedMeanSeconds))
 		row("  operator overhead per promotion", fmt.Sprintf("%.2fs mean, %.2fs max (goal < 2s)", r.OverheadMeanSeconds, r.OverheadMaxSeconds))
+		for _, step := range promotionStepNames {
+			if d, ok := r.PromotionSteps[step]; ok {
+				row("    "+step, fmt.Sprintf("%.2fs", d))
+			}
+		}
 	}
 	fmt.Println()
 }
