@@ -52,6 +52,7 @@ func (a applier) apply(ctx context.Context, owner, child client.Object) (bool, e
 	if err != nil {
 		return false, err
 	}
+	readInFull := false
 	if current != nil && isSlim(current) {
 		if a.Records.inSync(current, desired) {
 			return false, nil
@@ -71,7 +72,7 @@ func (a applier) apply(ctx context.Context, owner, child client.Object) (bool, e
 		default:
 			// A typed read leaves the kind empty; the cache sets it.
 			full.GetObjectKind().SetGroupVersionKind(gvk)
-			current = full
+			current, readInFull = full, true
 		}
 	}
 	if pvc, ok := child.(*corev1.PersistentVolumeClaim); ok && current != nil {
@@ -86,6 +87,9 @@ func (a applier) apply(ctx context.Context, owner, child client.Object) (bool, e
 			return false, err
 		}
 		if subset(want.Object, have) {
+			if !readInFull {
+				return false, nil // a full cache: nothing to remember
+			}
 			return false, a.remember(current, desired)
 		}
 	}
