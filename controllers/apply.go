@@ -96,6 +96,9 @@ func (a applier) apply(ctx context.Context, owner, child client.Object) (bool, e
 	if err := a.Apply(ctx, client.ApplyConfigurationFromUnstructured(want), client.FieldOwner(FieldOwner), client.ForceOwnership); err != nil {
 		return false, fmt.Errorf("applying %s %s: %w", gvk.Kind, child.GetName(), err)
 	}
+	if a.Records == nil || !slimKind(child) {
+		return true, nil
+	}
 	// The response is the stored object: its fingerprint is what the cache
 	// will show once the watch delivers it.
 	applied, err := a.newObject(child)
@@ -116,10 +119,10 @@ func (a applier) newObject(like client.Object) (client.Object, error) {
 	return obj.(client.Object), nil
 }
 
-// remember records that stored holds the desired state; only children the
-// cache holds slim need it.
+// remember records that stored, a child the cache holds slim, holds the
+// desired state.
 func (a applier) remember(stored client.Object, desired uint64) error {
-	if a.Records == nil || !slimKind(stored) {
+	if a.Records == nil {
 		return nil
 	}
 	stored.SetManagedFields(nil)

@@ -99,15 +99,17 @@ func slimTransform(in any) (any, error) {
 
 var _ toolscache.TransformFunc = slimTransform
 
-// slimKind reports whether the cache holds obj's kind slim.
-func slimKind(obj client.Object) bool {
+// slimTypes are the Go types of slimKinds, for slimKind's lookup.
+var slimTypes = func() map[reflect.Type]bool {
+	m := map[reflect.Type]bool{}
 	for _, k := range slimKinds() {
-		if reflect.TypeOf(k) == reflect.TypeOf(obj) {
-			return true
-		}
+		m[reflect.TypeOf(k)] = true
 	}
-	return false
-}
+	return m
+}()
+
+// slimKind reports whether the cache holds obj's kind slim.
+func slimKind(obj client.Object) bool { return slimTypes[reflect.TypeOf(obj)] }
 
 // slimPrefix marks a selfLink as a slim copy's fingerprint.
 const slimPrefix = "crm-fingerprint:"
