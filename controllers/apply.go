@@ -25,6 +25,20 @@ type applier struct {
 	// record cannot tell whether it still holds what was applied.
 	APIReader client.Reader
 	Records   *AppliedRecords
+	// Generations, when set, receives each applied child's generation as
+	// the API server holds it (kind/name). Right after a write the cache
+	// may still hold the older object, whose status describes the older
+	// generation: readiness is judged only from a cache that caught up.
+	Generations map[string]int64
+}
+
+func generationKey(kind, name string) string { return kind + "/" + name }
+
+// noteGeneration records the generation a child is known to have now.
+func (a applier) noteGeneration(child, stored client.Object) {
+	if a.Generations != nil {
+		a.Generations[generationKey(child.GetObjectKind().GroupVersionKind().Kind, child.GetName())] = stored.GetGeneration()
+	}
 }
 
 // apply makes child, owned by owner, hold the desired fields. It reports
@@ -55,6 +69,8 @@ func (a applier) apply(ctx context.Context, owner, child client.Object) (bool, e
 	readInFull := false
 	if current != nil && isSlim(current) {
 		if a.Records.inSync(current, desired) {
+			// The cache holds what was last applied, at its generation.
+			a.noteGeneration(child, current)
 			return false, nil
 		}
 		if a.APIReader == nil {
@@ -87,6 +103,7 @@ func (a applier) apply(ctx context.Context, owner, child client.Object) (bool, e
 			return false, err
 		}
 		if subset(want.Object, have) {
+			a.noteGeneration(child, current)
 			if !readInFull {
 				return false, nil // a full cache: nothing to remember
 			}
@@ -96,6 +113,7 @@ func (a applier) apply(ctx context.Context, owner, child client.Object) (bool, e
 	if err := a.Apply(ctx, client.ApplyConfigurationFromUnstructured(want), client.FieldOwner(FieldOwner), client.ForceOwnership); err != nil {
 		return false, fmt.Errorf("applying %s %s: %w", gvk.Kind, child.GetName(), err)
 	}
+	a.noteGeneration(child, want) // the response is the stored object
 	if a.Records == nil || !slimKind(child) {
 		return true, nil
 	}

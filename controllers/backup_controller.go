@@ -261,7 +261,7 @@ func databaseRunning(ctx context.Context, c client.Client, in *resources.Environ
 	if in.External != nil {
 		return true, ""
 	}
-	return statefulSetReady(ctx, c, in.Env.Namespace, resources.DatabaseName(in.Env.Name), false)
+	return statefulSetReady(ctx, c, in.Env.Namespace, resources.DatabaseName(in.Env.Name), false, nil)
 }
 
 // jobOutcome reads a finished Job's result from its pod's termination message.

@@ -129,7 +129,7 @@ func (r *EnvironmentReconciler) reconcileNormal(ctx context.Context, env *crmv1a
 	}
 	in.DatabaseNeeded, in.ApplicationStopped = st.databaseNeeded, st.restoring || !bootstrapped
 
-	ap := applier{Client: r.Client, APIReader: r.APIReader, Records: r.Applied}
+	ap := applier{Client: r.Client, APIReader: r.APIReader, Records: r.Applied, Generations: map[string]int64{}}
 	if err := r.ensureCredentials(ctx, env, in); err != nil {
 		return ctrl.Result{}, err
 	}
@@ -144,7 +144,7 @@ func (r *EnvironmentReconciler) reconcileNormal(ctx context.Context, env *crmv1a
 			return ctrl.Result{}, err
 		}
 	}
-	r.observe(ctx, env, in)
+	r.observe(ctx, env, in, ap.Generations)
 	recordLastBackup(env, st)
 	requeue, err := r.scheduleBackups(ctx, project, env, st)
 	if err != nil {
@@ -215,23 +215,24 @@ func readExternalDatabase(ctx context.Context, apiReader client.Reader, ns, name
 }
 
 // observe sets phase and conditions from the children's real status.
-func (r *EnvironmentReconciler) observe(ctx context.Context, env *crmv1alpha1.Environment, in *resources.EnvironmentInput) {
+// applied holds the generations this reconcile found or wrote (applier.Generations).
+func (r *EnvironmentReconciler) observe(ctx context.Context, env *crmv1alpha1.Environment, in *resources.EnvironmentInput, applied map[string]int64) {
 	gen := env.Generation
 	env.Status.URL = resources.URL(in)
 	env.Status.Image = resources.Image(in)
 
 	dbReady, dbMsg := true, "external database"
 	if in.External == nil {
-		dbReady, dbMsg = statefulSetReady(ctx, r.Client, env.Namespace, resources.DatabaseName(env.Name), env.Spec.Hibernate)
+		dbReady, dbMsg = statefulSetReady(ctx, r.Client, env.Namespace, resources.DatabaseName(env.Name), env.Spec.Hibernate, applied)
 	}
-	appReady, appMsg := deploymentReady(ctx, r.Client, env.Namespace, resources.AppName(env.Name), env.Spec.Hibernate)
+	appReady, appMsg := deploymentReady(ctx, r.Client, env.Namespace, resources.AppName(env.Name), env.Spec.Hibernate, applied)
 	for _, c := range in.Profile.Components {
-		if ok, msg := deploymentReady(ctx, r.Client, env.Namespace, env.Name+"-"+c.Name, env.Spec.Hibernate); !ok && appReady {
+		if ok, msg := deploymentReady(ctx, r.Client, env.Namespace, env.Name+"-"+c.Name, env.Spec.Hibernate, applied); !ok && appReady {
 			appReady, appMsg = false, msg
 		}
 	}
 	if in.Profile.NeedsRedis && appReady {
-		appReady, appMsg = deploymentReady(ctx, r.Client, env.Namespace, resources.RedisName(env.Name), env.Spec.Hibernate)
+		appReady, appMsg = deploymentReady(ctx, r.Client, env.Namespace, resources.RedisName(env.Name), env.Spec.Hibernate, applied)
 	}
 	setCondition(&env.Status.Conditions, gen, crmv1alpha1.ConditionDatabaseReady, boolStatus(dbReady), reason(dbReady, "DatabaseReady", "DatabaseNotReady"), dbMsg)
 	setCondition(&env.Status.Conditions, gen, crmv1alpha1.ConditionApplicationReady, boolStatus(appReady), reason(appReady, "ApplicationReady", "ApplicationNotReady"), appMsg)
@@ -283,52 +284,67 @@ func (r *EnvironmentReconciler) notReady(env *crmv1alpha1.Environment, why, msg 
 	setCondition(&env.Status.Conditions, env.Generation, crmv1alpha1.ConditionReady, metav1.ConditionFalse, why, msg)
 }
 
-// deploymentReady: rolled out at the current generation with every replica
-// available (or none running, when hibernated).
-func deploymentReady(ctx context.Context, c client.Reader, ns, name string, hibernate bool) (bool, string) {
+// deploymentReady reads a Deployment from the cache and judges its rollout
+// (deploymentRolledOut); applied holds the generations this reconcile
+// found or wrote (applier.Generations), nil when it wrote none.
+func deploymentReady(ctx context.Context, c client.Reader, ns, name string, hibernate bool, applied map[string]int64) (bool, string) {
 	d := &appsv1.Deployment{}
 	if err := c.Get(ctx, types.NamespacedName{Namespace: ns, Name: name}, d); err != nil {
 		return false, fmt.Sprintf("Deployment %s: %v", name, err)
 	}
+	return deploymentRolledOut(d, hibernate, applied[generationKey("Deployment", name)])
+}
+
+// deploymentRolledOut: rolled out at the current generation with every
+// replica available (or none running, when hibernated). A copy older than
+// the generation last applied describes the previous rollout: the
+// operator's cache has not caught up with its own write.
+func deploymentRolledOut(d *appsv1.Deployment, hibernate bool, appliedGeneration int64) (bool, string) {
 	want := int32(1)
 	if d.Spec.Replicas != nil {
 		want = *d.Spec.Replicas
 	}
 	st := d.Status
 	switch {
-	case st.ObservedGeneration < d.Generation:
-		return false, fmt.Sprintf("Deployment %s: rollout not yet observed", name)
+	case st.ObservedGeneration < d.Generation || d.Generation < appliedGeneration:
+		return false, fmt.Sprintf("Deployment %s: rollout not yet observed", d.Name)
 	case hibernate && st.Replicas == 0:
-		return true, fmt.Sprintf("Deployment %s scaled to zero", name)
+		return true, fmt.Sprintf("Deployment %s scaled to zero", d.Name)
 	case hibernate:
-		return false, fmt.Sprintf("Deployment %s: %d replicas still running", name, st.Replicas)
+		return false, fmt.Sprintf("Deployment %s: %d replicas still running", d.Name, st.Replicas)
 	case st.UpdatedReplicas < want || st.AvailableReplicas < want || st.Replicas > want:
-		return false, fmt.Sprintf("Deployment %s: %d/%d replicas updated and available", name, min(st.UpdatedReplicas, st.AvailableReplicas), want)
+		return false, fmt.Sprintf("Deployment %s: %d/%d replicas updated and available", d.Name, min(st.UpdatedReplicas, st.AvailableReplicas), want)
 	}
-	return true, fmt.Sprintf("Deployment %s: %d/%d replicas available", name, st.AvailableReplicas, want)
+	return true, fmt.Sprintf("Deployment %s: %d/%d replicas available", d.Name, st.AvailableReplicas, want)
 }
 
-func statefulSetReady(ctx context.Context, c client.Reader, ns, name string, hibernate bool) (bool, string) {
+// statefulSetReady is deploymentReady for a StatefulSet.
+func statefulSetReady(ctx context.Context, c client.Reader, ns, name string, hibernate bool, applied map[string]int64) (bool, string) {
 	s := &appsv1.StatefulSet{}
 	if err := c.Get(ctx, types.NamespacedName{Namespace: ns, Name: name}, s); err != nil {
 		return false, fmt.Sprintf("StatefulSet %s: %v", name, err)
 	}
+	return statefulSetRolledOut(s, hibernate, applied[generationKey("StatefulSet", name)])
+}
+
+// statefulSetRolledOut is deploymentRolledOut for a StatefulSet.
+func statefulSetRolledOut(s *appsv1.StatefulSet, hibernate bool, appliedGeneration int64) (bool, string) {
 	want := int32(1)
 	if s.Spec.Replicas != nil && *s.Spec.Replicas > 0 {
 		want = *s.Spec.Replicas // a database scaled to zero does not serve
 	}
 	st := s.Status
 	switch {
-	case st.ObservedGeneration < s.Generation:
-		return false, fmt.Sprintf("StatefulSet %s: rollout not yet observed", name)
+	case st.ObservedGeneration < s.Generation || s.Generation < appliedGeneration:
+		return false, fmt.Sprintf("StatefulSet %s: rollout not yet observed", s.Name)
 	case hibernate && st.Replicas == 0:
-		return true, fmt.Sprintf("StatefulSet %s scaled to zero", name)
+		return true, fmt.Sprintf("StatefulSet %s scaled to zero", s.Name)
 	case hibernate:
-		return false, fmt.Sprintf("StatefulSet %s: %d replicas still running", name, st.Replicas)
+		return false, fmt.Sprintf("StatefulSet %s: %d replicas still running", s.Name, st.Replicas)
 	case st.ReadyReplicas < want || st.UpdatedReplicas < want:
-		return false, fmt.Sprintf("StatefulSet %s: %d/%d replicas ready", name, st.ReadyReplicas, want)
+		return false, fmt.Sprintf("StatefulSet %s: %d/%d replicas ready", s.Name, st.ReadyReplicas, want)
 	}
-	return true, fmt.Sprintf("StatefulSet %s: %d/%d replicas ready", name, st.ReadyReplicas, want)
+	return true, fmt.Sprintf("StatefulSet %s: %d/%d replicas ready", s.Name, st.ReadyReplicas, want)
 }
 
 func boolStatus(b bool) metav1.ConditionStatus {

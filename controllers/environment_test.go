@@ -264,6 +264,20 @@ func TestEnvironmentLifecycle(t *testing.T) {
 			_ = k8s.Get(ctx, key(ns, "test-app"), d)
 			return d.Spec.Template.Spec.Containers[0].Image
 		}).WithTimeout(wait).Should(HaveSuffix(":9.2.0"))
+		// Reconciled at the new generation, the environment still runs
+		// 9.1.8: the Deployment has not reported the rollout. Found by make
+		// bench: the reconcile that applied the rollout read the cache's
+		// older Deployment, rolled out at its older generation, and
+		// reported the new version Ready, so promotions skipped verification.
+		g.Eventually(func(g Gomega) {
+			g.Expect(k8s.Get(ctx, client.ObjectKeyFromObject(env), env)).To(Succeed())
+			g.Expect(env.Status.ObservedGeneration).To(Equal(env.Generation))
+		}).WithTimeout(wait).Should(Succeed())
+		g.Expect(env.Status.Version).To(Equal("9.1.8"))
+		g.Expect(meta.IsStatusConditionTrue(env.Status.Conditions, crmv1alpha1.ConditionReady)).To(BeFalse())
+		markUntilReady(ctx, g, ns, "test")
+		g.Expect(k8s.Get(ctx, client.ObjectKeyFromObject(env), env)).To(Succeed())
+		g.Expect(env.Status.Version).To(Equal("9.2.0"))
 	})
 
 	t.Run("credentials never appear in logs, events or status", func(t *testing.T) {

@@ -33,7 +33,6 @@ import (
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
-	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -129,7 +128,7 @@ func logf(format string, args ...any) {
 	fmt.Printf("[bench %s] %s\n", time.Now().Format("15:04:05"), fmt.Sprintf(format, args...))
 }
 
-func newClient(o options) (client.Client, error) {
+func newClient(o options) (client.WithWatch, error) {
 	cfg, err := clientcmd.BuildConfigFromFlags("", o.kubeconfig)
 	if err != nil {
 		return nil, err
@@ -138,7 +137,7 @@ func newClient(o options) (client.Client, error) {
 	scheme := runtime.NewScheme()
 	_ = clientgoscheme.AddToScheme(scheme)
 	_ = crmv1alpha1.AddToScheme(scheme)
-	return client.New(cfg, client.Options{Scheme: scheme})
+	return client.NewWithWatch(cfg, client.Options{Scheme: scheme})
 }
 
 func run(ctx context.Context, o options) error {
@@ -614,8 +613,9 @@ func cpuSeconds(pid int) (float64, error) {
 
 // promotions accepts an increment in each of the first n projects at once
 // and measures acceptance to Promoted, minus the simulated work: the
-// pre-promotion backup Job and the production rollout.
-func promotions(ctx context.Context, c client.Client, prefix string, n int, res *Results) error {
+// pre-promotion backup Job and the production rollout. A watch times
+// every step (trace.go).
+func promotions(ctx context.Context, c client.WithWatch, prefix string, n int, res *Results) error {
 	for i := 0; i < n; i++ {
 		ns := projectName(prefix, i)
 		inc := &crmv1alpha1.Increment{
@@ -626,27 +626,14 @@ func promotions(ctx context.Context, c client.Client, prefix string, n int, res 
 			return err
 		}
 	}
-	phases := func() (map[string]crmv1alpha1.IncrementPhase, error) {
+	if err := wait.PollUntilContextTimeout(ctx, 500*time.Millisecond, 30*time.Minute, true, func(context.Context) (bool, error) {
 		list := &crmv1alpha1.IncrementList{}
 		if err := c.List(ctx, list); err != nil {
-			return nil, err
-		}
-		m := map[string]crmv1alpha1.IncrementPhase{}
-		for _, inc := range list.Items {
-			if strings.HasPrefix(inc.Namespace, prefix+"-") {
-				m[inc.Namespace] = inc.Status.Phase
-			}
-		}
-		return m, nil
-	}
-	if err := wait.PollUntilContextTimeout(ctx, 500*time.Millisecond, 30*time.Minute, true, func(context.Context) (bool, error) {
-		m, err := phases()
-		if err != nil {
 			return false, nil
 		}
 		waiting := 0
-		for _, p := range m {
-			if p == crmv1alpha1.IncrementAwaitingAcceptance {
+		for _, inc := range list.Items {
+			if strings.HasPrefix(inc.Namespace, prefix+"-") && inc.Status.Phase == crmv1alpha1.IncrementAwaitingAcceptance {
 				waiting++
 			}
 		}
@@ -654,8 +641,15 @@ func promotions(ctx context.Context, c client.Client, prefix string, n int, res 
 	}); err != nil {
 		return fmt.Errorf("waiting for the increments on test: %w", err)
 	}
-	accepted := map[string]time.Time{}
-	var mu sync.Mutex
+	tr, err := newTracer(ctx, c, prefix)
+	if err != nil {
+		return err
+	}
+	watchCtx, stop := context.WithCancel(ctx)
+	defer stop()
+	if err := tr.watch(watchCtx, c); err != nil {
+		return err
+	}
 	if err := parallel(n, 16, func(i int) error {
 		ns := projectName(prefix, i)
 		inc := &crmv1alpha1.Increment{}
@@ -664,55 +658,29 @@ func promotions(ctx context.Context, c client.Client, prefix string, n int, res 
 		}
 		patch := client.MergeFrom(inc.DeepCopy())
 		inc.Spec.Acceptance = &crmv1alpha1.Acceptance{Decision: crmv1alpha1.DecisionAccepted}
-		t := time.Now()
-		if err := c.Patch(ctx, inc, patch); err != nil {
-			return err
-		}
-		mu.Lock()
-		accepted[ns] = t
-		mu.Unlock()
-		return nil
+		tr.mark(ns, msAccepted, time.Now())
+		return c.Patch(ctx, inc, patch)
 	}); err != nil {
 		return err
 	}
-	promoted := map[string]time.Time{}
 	if err := wait.PollUntilContextTimeout(ctx, 250*time.Millisecond, 30*time.Minute, true, func(context.Context) (bool, error) {
-		m, err := phases()
-		if err != nil {
-			return false, nil
-		}
-		now := time.Now()
-		for ns, p := range m {
-			if _, seen := promoted[ns]; !seen && (p == crmv1alpha1.IncrementPromoted || p == crmv1alpha1.IncrementFailed || p == crmv1alpha1.IncrementRolledBack) {
-				if p != crmv1alpha1.IncrementPromoted {
-					return false, fmt.Errorf("increment in %s ended %s", ns, p)
-				}
-				promoted[ns] = now
-			}
-		}
-		return len(promoted) == n, nil
+		promoted, err := tr.done()
+		return promoted == n, err
 	}); err != nil {
 		return err
 	}
+	stop()
 	var totals, simulated, overheads []float64
 	steps := map[string][]float64{}
-	for ns, t0 := range accepted {
-		total := promoted[ns].Sub(t0).Seconds()
-		sim := 0.0
-		job := &batchv1.Job{}
-		var jobDone time.Time
-		if err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: resources.AgentJobName("sprint-1-pre-production", "backup")}, job); err == nil {
-			jobDone = jobSucceeded(job)
-		}
-		if !jobDone.IsZero() {
-			sim += jobDone.Sub(job.CreationTimestamp.Time).Seconds()
-		}
-		applied, ready := rolloutTimes(ctx, c, ns, resources.AppName("production"))
-		if !applied.IsZero() && !ready.IsZero() {
-			sim += ready.Sub(applied).Seconds()
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	for ns, seen := range tr.seen {
+		total, sim, st, ok := promotionFigures(seen)
+		if !ok {
+			return fmt.Errorf("promotion in %s: a step went unseen: %v", ns, *seen)
 		}
 		totals, simulated, overheads = append(totals, total), append(simulated, sim), append(overheads, total-sim)
-		for step, d := range promotionSteps(ctx, c, ns, t0, promoted[ns], job.CreationTimestamp.Time, jobDone, applied, ready) {
+		for step, d := range st {
 			steps[step] = append(steps[step], d)
 		}
 	}
@@ -725,99 +693,6 @@ func promotions(ctx context.Context, c client.Client, prefix string, n int, res 
 	sort.Float64s(overheads)
 	res.OverheadMaxSeconds = overheads[len(overheads)-1]
 	return nil
-}
-
-// rolloutTimes bound the simulated rollout: the operator's last apply of
-// the Deployment and the moment the last pod of its newest ReplicaSet became
-// Ready (zero if unknown). The deployment controller's, scheduler's and
-// kwok's time is between them; only what the operator takes is outside.
-func rolloutTimes(ctx context.Context, c client.Client, ns, name string) (applied, ready time.Time) {
-	d := &appsv1.Deployment{}
-	if err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, d); err != nil {
-		return applied, ready
-	}
-	for _, mf := range d.ManagedFields {
-		if mf.Manager == "crm-operator" && mf.Operation == metav1.ManagedFieldsOperationApply && mf.Time != nil && mf.Time.After(applied) {
-			applied = mf.Time.Time
-		}
-	}
-	rss := &appsv1.ReplicaSetList{}
-	if applied.IsZero() || c.List(ctx, rss, client.InNamespace(ns)) != nil {
-		return applied, ready
-	}
-	var newest *appsv1.ReplicaSet
-	for i := range rss.Items {
-		rs := &rss.Items[i]
-		if metav1.IsControlledBy(rs, d) && (newest == nil || rs.CreationTimestamp.After(newest.CreationTimestamp.Time)) {
-			newest = rs
-		}
-	}
-	pods := &corev1.PodList{}
-	if newest == nil || c.List(ctx, pods, client.InNamespace(ns)) != nil {
-		return applied, ready
-	}
-	for _, p := range pods.Items {
-		if !metav1.IsControlledBy(&p, newest) {
-			continue
-		}
-		for _, cond := range p.Status.Conditions {
-			if cond.Type == corev1.PodReady && cond.Status == corev1.ConditionTrue && cond.LastTransitionTime.After(ready) {
-				ready = cond.LastTransitionTime.Time
-			}
-		}
-	}
-	return applied, ready
-}
-
-// promotionStepNames, in the order a promotion takes them; the simulated
-// work (backup Job, rollout) is left out. API timestamps have whole seconds:
-// each mean is good to about half a second.
-var promotionStepNames = []string{
-	"1 acceptance -> production stage started (increment)",
-	"2 stage started -> backup Job created (backup)",
-	"3 backup Job succeeded -> Backup Completed (backup)",
-	"4 Backup Completed -> rollout recorded (increment)",
-	"5 rollout recorded -> Deployment applied (environment)",
-	"6 new pods Ready -> Promoted (kcm, environment, increment)",
-	"7 Promoted -> seen by the benchmark",
-}
-
-// jobSucceeded is when the Job controller found the Job's pods succeeded:
-// its first verdict (SuccessCriteriaMet), else Complete; zero if neither.
-func jobSucceeded(job *batchv1.Job) time.Time {
-	var done time.Time
-	for _, cond := range job.Status.Conditions {
-		if (cond.Type == batchv1.JobSuccessCriteriaMet || cond.Type == batchv1.JobComplete) && cond.Status == corev1.ConditionTrue &&
-			(done.IsZero() || cond.LastTransitionTime.Before(&metav1.Time{Time: done})) {
-			done = cond.LastTransitionTime.Time
-		}
-	}
-	return done
-}
-
-// promotionSteps splits one promotion into the steps between simulated
-// work, from the objects' own timestamps.
-func promotionSteps(ctx context.Context, c client.Client, ns string, accepted, seen, jobCreated, jobDone, applied, ready time.Time) map[string]float64 {
-	inc := &crmv1alpha1.Increment{}
-	if err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: "sprint-1"}, inc); err != nil || len(inc.Status.Stages) == 0 {
-		return nil
-	}
-	st := inc.Status.Stages[len(inc.Status.Stages)-1]
-	b := &crmv1alpha1.Backup{}
-	if st.StartedAt == nil || st.RolloutStartedAt == nil || st.FinishedAt == nil || jobDone.IsZero() || applied.IsZero() || ready.IsZero() ||
-		c.Get(ctx, client.ObjectKey{Namespace: ns, Name: st.Backup}, b) != nil || b.Status.CompletedAt == nil {
-		return nil
-	}
-	d := func(from, to time.Time) float64 { return to.Sub(from).Seconds() }
-	return map[string]float64{
-		promotionStepNames[0]: d(accepted, st.StartedAt.Time),
-		promotionStepNames[1]: d(st.StartedAt.Time, jobCreated),
-		promotionStepNames[2]: d(jobDone, b.Status.CompletedAt.Time),
-		promotionStepNames[3]: d(b.Status.CompletedAt.Time, st.RolloutStartedAt.Time),
-		promotionStepNames[4]: d(st.RolloutStartedAt.Time, applied),
-		promotionStepNames[5]: d(ready, st.FinishedAt.Time),
-		promotionStepNames[6]: d(st.FinishedAt.Time, seen),
-	}
 }
 
 func mean(xs []float64) float64 {
@@ -853,9 +728,9 @@ func printTable(r Results) {
 	if r.Promotions > 0 {
 		row(fmt.Sprintf("%d parallel promotions: acceptance to Promoted", r.Promotions), fmt.Sprintf("%.1fs mean, simulated work %.1fs", r.PromotionMeanSeconds, r.SimulatedMeanSeconds))
 		row("  operator overhead per promotion", fmt.Sprintf("%.2fs mean, %.2fs max (goal < 2s)", r.OverheadMeanSeconds, r.OverheadMaxSeconds))
-		for _, step := range promotionStepNames {
-			if d, ok := r.PromotionSteps[step]; ok {
-				row("    "+step, fmt.Sprintf("%.2fs", d))
+		for _, step := range promotionSteps {
+			if d, ok := r.PromotionSteps[step.name]; ok {
+				row("    "+step.name, fmt.Sprintf("%.2fs", d))
 			}
 		}
 	}
