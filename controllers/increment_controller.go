@@ -315,7 +315,9 @@ func (r *IncrementReconciler) backUp(ctx context.Context, project *crmv1alpha1.I
 	if stage.Backup == "" {
 		b := &crmv1alpha1.Backup{
 			ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: inc.Namespace, Labels: map[string]string{
-				crmv1alpha1.LabelEnvironment: env.Name, crmv1alpha1.LabelBackupReason: string(crmv1alpha1.BackupPrePromotion)}},
+				crmv1alpha1.LabelEnvironment: env.Name, crmv1alpha1.LabelBackupReason: string(crmv1alpha1.BackupPrePromotion)},
+				// Born with it: the Backup controller need not add it before the Job.
+				Finalizers: []string{BackupFinalizer}},
 			Spec: crmv1alpha1.BackupSpec{EnvironmentRef: crmv1alpha1.LocalObjectReference{Name: env.Name}, Reason: crmv1alpha1.BackupPrePromotion, Increment: inc.Name},
 		}
 		// Created at most once: the name is fixed and recorded before anything else happens.
@@ -323,6 +325,7 @@ func (r *IncrementReconciler) backUp(ctx context.Context, project *crmv1alpha1.I
 			return ctrl.Result{}, err
 		}
 		stage.Backup = name
+		r.cond(inc, crmv1alpha1.ConditionBackedUp, metav1.ConditionFalse, "BackupRunning", "waiting for Backup "+name)
 		r.event(inc, corev1.EventTypeNormal, "BackupStarted", "pre-promotion Backup %s of %s", name, env.Name)
 		return ctrl.Result{}, nil
 	}

@@ -32,8 +32,15 @@ const DefaultAgentImage = "ghcr.io/crmops/crm-operator:v0.1.0"
 
 // Options tune every reconciler.
 type Options struct {
-	// MaxConcurrentReconciles is the number of workers of each controller.
+	// MaxConcurrentReconciles is the number of workers of the project and
+	// environment controllers, which converge the fleet.
 	MaxConcurrentReconciles int
+	// PromotionConcurrency is the number of workers of the increment,
+	// backup, restore and erasure controllers (0: MaxConcurrentReconciles).
+	// A sprint's end brings many promotions at once, each a chain of short
+	// reconciles that mostly wait on the API server: with few workers they
+	// wait in the queue instead.
+	PromotionConcurrency int
 	// IngressNamespace is where the cluster's ingress controller runs; the
 	// environments' network policies admit traffic from it.
 	IngressNamespace string
@@ -92,6 +99,10 @@ func SetupWithManager(mgr ctrl.Manager, opts Options) error {
 	if opts.AgentImage == "" {
 		opts.AgentImage = DefaultAgentImage
 	}
+	promotionWorkers := opts.PromotionConcurrency
+	if promotionWorkers <= 0 {
+		promotionWorkers = opts.MaxConcurrentReconciles
+	}
 	applied := NewAppliedRecords()
 	if err := applied.forgetDeleted(context.Background(), mgr.GetCache()); err != nil {
 		return err
@@ -109,24 +120,24 @@ func SetupWithManager(mgr ctrl.Manager, opts Options) error {
 	}
 	if err := (&BackupReconciler{
 		Client: c, APIReader: mgr.GetAPIReader(), Recorder: mgr.GetEventRecorder("backup-controller"),
-		AgentImage: opts.AgentImage, MaxConcurrentReconciles: opts.MaxConcurrentReconciles, Tolerations: opts.Tolerations,
+		AgentImage: opts.AgentImage, MaxConcurrentReconciles: promotionWorkers, Tolerations: opts.Tolerations,
 	}).SetupWithManager(mgr); err != nil {
 		return err
 	}
 	if err := (&RestoreReconciler{
 		Client: c, APIReader: mgr.GetAPIReader(), Recorder: mgr.GetEventRecorder("restore-controller"),
-		AgentImage: opts.AgentImage, MaxConcurrentReconciles: opts.MaxConcurrentReconciles, Tolerations: opts.Tolerations,
+		AgentImage: opts.AgentImage, MaxConcurrentReconciles: promotionWorkers, Tolerations: opts.Tolerations,
 	}).SetupWithManager(mgr); err != nil {
 		return err
 	}
 	if err := (&ErasureRequestReconciler{
 		Client: c, APIReader: mgr.GetAPIReader(), Recorder: mgr.GetEventRecorder("erasurerequest-controller"),
-		AgentImage: opts.AgentImage, MaxConcurrentReconciles: opts.MaxConcurrentReconciles, Tolerations: opts.Tolerations,
+		AgentImage: opts.AgentImage, MaxConcurrentReconciles: promotionWorkers, Tolerations: opts.Tolerations,
 	}).SetupWithManager(mgr); err != nil {
 		return err
 	}
 	return (&IncrementReconciler{
 		Client: c, APIReader: mgr.GetAPIReader(), Recorder: mgr.GetEventRecorder("increment-controller"),
-		MaxConcurrentReconciles: opts.MaxConcurrentReconciles, Clock: opts.Clock, Tolerations: opts.Tolerations,
+		MaxConcurrentReconciles: promotionWorkers, Clock: opts.Clock, Tolerations: opts.Tolerations,
 	}).SetupWithManager(mgr)
 }

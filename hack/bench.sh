@@ -13,6 +13,9 @@
 #   BENCH_SKIP_LOWER_BOUND=1 the operator's figures only (footprint at N=1000)
 #   BENCH_GOMEMLIMIT=150MiB  the operator's soft memory limit (the chart sets
 #                            GOMEMLIMIT from the container's memory limit)
+#   CLUSTER_QPS=200          client QPS of the simulated cluster's controller
+#                            manager and scheduler; 0 keeps their defaults,
+#                            which set the pace of every measure (see README)
 #   BENCH_PPROF=1            save the operator's heap profile after the idle
 #                            window: bin/bench/heap-<N>.pprof
 # Figures: the table printed, and bin/bench/results.json.
@@ -40,7 +43,7 @@ for n in ${sizes//,/ }; do
 	[ -z "${BENCH_SKIP_HELM:-}" ] || extra+=(-helm-n 0)
 	[ -z "${BENCH_SKIP_LOWER_BOUND:-}" ] || extra+=(-lower-bound=false)
 	bin/bench/bench -kubeconfig "$dir/kubeconfig" -n "$n" -idle "$idle" -manager-pid "$(cat "$dir/manager.pid")" \
-		-metrics-url "http://127.0.0.1:$METRICS_PORT/metrics" -helm bin/helm -work-dir bin/bench/work -out bin/bench/results.json "${extra[@]}" "${pprof[@]}"
+		-metrics-url "http://127.0.0.1:$METRICS_PORT/metrics" -cluster-qps "${CLUSTER_QPS:-200}" -helm bin/helm -work-dir bin/bench/work -out bin/bench/results.json "${extra[@]}" "${pprof[@]}"
 	hack/local-down.sh >/dev/null
 	first=0
 done

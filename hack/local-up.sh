@@ -13,6 +13,9 @@
 #   OPERATOR=0            no operator either (make test-faults runs its own replicas)
 #   DEMO_TIMEOUT=600      seconds to wait for the demo (default 300)
 #   MANAGER_ARGS          extra flags of the operator (make bench: --sync-period)
+#   CLUSTER_QPS=200       client QPS of the simulated cluster's controller
+#                         manager, scheduler and volume provisioner; 0 keeps
+#                         their defaults (make bench measures both)
 #   MANAGER_GOMEMLIMIT    the operator's soft memory limit (GOMEMLIMIT, as the
 #                         Helm chart sets it from the container's limit)
 #   LOCAL_DIR, METRICS_PORT, PROBE_PORT, WEBHOOK_PORT   where state and logs go
@@ -61,6 +64,7 @@ else
 	rm -f "$kubeconfig"
 	nohup "$root/bin/localcluster" --nodes --write-kubeconfig "$kubeconfig" --crds config/crd/bases \
 		--assets "$root/bin/k8s/$K8S_VERSION" --kwok "$root/bin/kwok" --kwok-stages "$stages" --log-dir "$dir" \
+		--component-qps "${CLUSTER_QPS:-200}" \
 		>"$dir/localcluster.log" 2>&1 &
 	echo $! >"$dir/localcluster.pid"
 	for _ in $(seq 1 120); do

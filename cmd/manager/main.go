@@ -27,28 +27,29 @@ import (
 
 func main() {
 	var (
-		metricsAddr   string
-		probeAddr     string
-		leaderElect   bool
-		leaseDuration time.Duration
-		renewDeadline time.Duration
-		retryPeriod   time.Duration
-		concurrency   int
-		kubeAPIQPS    float64
-		kubeAPIBurst  int
-		leaderElectNS string
-		ingressNS     string
-		agentImage    string
-		tolerations   tolerationFlag
-		metricsSecure bool
-		metricsCert   string
-		webhookPort   int
-		webhookOpts   webhook.Options
-		webhookDNS    string
-		syncPeriod    time.Duration
-		cacheAll      bool
-		pprofAddr     string
-		slimCache     bool
+		metricsAddr      string
+		probeAddr        string
+		leaderElect      bool
+		leaseDuration    time.Duration
+		renewDeadline    time.Duration
+		retryPeriod      time.Duration
+		concurrency      int
+		promotionWorkers int
+		kubeAPIQPS       float64
+		kubeAPIBurst     int
+		leaderElectNS    string
+		ingressNS        string
+		agentImage       string
+		tolerations      tolerationFlag
+		metricsSecure    bool
+		metricsCert      string
+		webhookPort      int
+		webhookOpts      webhook.Options
+		webhookDNS       string
+		syncPeriod       time.Duration
+		cacheAll         bool
+		pprofAddr        string
+		slimCache        bool
 	)
 	flag.StringVar(&metricsAddr, "metrics-bind-address", ":8080", "Address the Prometheus metrics endpoint binds to; \"0\" disables it.")
 	flag.BoolVar(&metricsSecure, "metrics-secure", false, "Serve metrics over HTTPS and only to clients the API server authenticates and authorizes "+
@@ -73,7 +74,8 @@ func main() {
 	flag.DurationVar(&leaseDuration, "leader-elect-lease-duration", 8*time.Second, "How long a leader's lease lasts without renewal.")
 	flag.DurationVar(&renewDeadline, "leader-elect-renew-deadline", 6*time.Second, "How long the leader keeps trying to renew before it steps down.")
 	flag.DurationVar(&retryPeriod, "leader-elect-retry-period", time.Second, "How often candidates try to take the lease.")
-	flag.IntVar(&concurrency, "concurrency", 8, "Workers per controller.")
+	flag.IntVar(&concurrency, "concurrency", 8, "Workers of the project and environment controllers.")
+	flag.IntVar(&promotionWorkers, "promotion-concurrency", 32, "Workers of the increment, backup, restore and erasure controllers, whose reconciles mostly wait on the API server.")
 	// The default client limit (QPS 20) makes convergence of many projects
 	// ~14x slower than the API server allows; see the README's tuning section.
 	flag.Float64Var(&kubeAPIQPS, "kube-api-qps", 200, "Queries per second to the API server.")
@@ -135,7 +137,7 @@ func main() {
 		os.Exit(1)
 	}
 	if err := controllers.SetupWithManager(mgr, controllers.Options{
-		MaxConcurrentReconciles: concurrency, IngressNamespace: ingressNS, AgentImage: agentImage, Tolerations: tolerations,
+		MaxConcurrentReconciles: concurrency, PromotionConcurrency: promotionWorkers, IngressNamespace: ingressNS, AgentImage: agentImage, Tolerations: tolerations,
 	}); err != nil {
 		log.Error(err, "unable to set up the controllers")
 		os.Exit(1)
@@ -155,7 +157,7 @@ func main() {
 		os.Exit(1)
 	}
 
-	log.Info("starting the manager", "leaderElection", leaderElect, "concurrency", concurrency, "qps", kubeAPIQPS, "burst", kubeAPIBurst)
+	log.Info("starting the manager", "leaderElection", leaderElect, "concurrency", concurrency, "promotionConcurrency", promotionWorkers, "qps", kubeAPIQPS, "burst", kubeAPIBurst)
 	if err := mgr.Start(ctrl.SetupSignalHandler()); err != nil {
 		log.Error(err, "the manager stopped with an error")
 		os.Exit(1)

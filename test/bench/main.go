@@ -57,13 +57,16 @@ type options struct {
 	qps                                        float64
 	burst                                      int
 	managerPID                                 int
+	clusterQPS                                 float64
 	idle                                       time.Duration
 	pprofURL                                   string
 }
 
 // Results are the figures of one run.
 type Results struct {
-	Machine               string  `json:"machine"`
+	Machine string `json:"machine"`
+	// ClusterQPS: the simulated cluster's component client limit (0: their defaults).
+	ClusterQPS            float64 `json:"clusterComponentQPS"`
 	N                     int     `json:"n"`
 	Environments          int     `json:"environments"`
 	OperatorSeconds       float64 `json:"operatorConvergenceSeconds"`
@@ -90,6 +93,10 @@ type Results struct {
 	OverheadMaxSeconds    float64 `json:"promotionOverheadMaxSeconds"`
 	// PromotionSteps: mean seconds of each step outside the simulated work.
 	PromotionSteps map[string]float64 `json:"promotionStepsMeanSeconds,omitempty"`
+	// ConvergenceControllers: queue wait and reconcile time during convergence.
+	ConvergenceControllers map[string]controllerLatency `json:"convergenceControllers,omitempty"`
+	// PromotionControllers: queue wait and reconcile time during the promotions.
+	PromotionControllers map[string]controllerLatency `json:"promotionControllers,omitempty"`
 }
 
 func main() {
@@ -108,6 +115,7 @@ func main() {
 	flag.Float64Var(&o.qps, "qps", 200, "Client QPS of the lower bound (the operator's --kube-api-qps).")
 	flag.IntVar(&o.burst, "burst", 400, "Client burst of the lower bound (the operator's --kube-api-burst).")
 	flag.StringVar(&o.pprofURL, "pprof-url", "", "The operator's pprof endpoint (http://host:port): save its heap profile next to -work-dir after the idle window.")
+	flag.Float64Var(&o.clusterQPS, "cluster-qps", 200, "The simulated cluster's component client QPS (hack/local-up.sh CLUSTER_QPS), recorded with the figures.")
 	flag.DurationVar(&o.idle, "idle", 2*time.Minute, "How long to watch the idle operator.")
 	growth := flag.Bool("growth", false, "Print how convergence grew across the sizes in -out, and exit.")
 	flag.Parse()
@@ -145,7 +153,7 @@ func run(ctx context.Context, o options) error {
 	if err != nil {
 		return err
 	}
-	res := Results{N: o.n, Environments: 2 * o.n, Machine: machine()}
+	res := Results{N: o.n, Environments: 2 * o.n, Machine: machine(), ClusterQPS: o.clusterQPS}
 
 	// 1. The lower bound first, on the still empty cluster.
 	if o.withLowerBound {
@@ -161,9 +169,17 @@ func run(ctx context.Context, o options) error {
 	// 2. The operator.
 	cpu0, _ := cpuSeconds(o.managerPID)
 	logf("operator: creating %d projects and %d environments", o.n, 2*o.n)
+	metricsBefore, err := fixtures.Scrape(o.metricsURL)
+	if err != nil {
+		return err
+	}
 	op, err := operatorConvergence(ctx, c, o, "op", o.n)
 	if err != nil {
 		return fmt.Errorf("operator: %w", err)
+	}
+	if metricsAfter, err := fixtures.Scrape(o.metricsURL); err == nil {
+		res.ConvergenceControllers = latencies(metricsBefore, metricsAfter)
+		logControllers("convergence", res.ConvergenceControllers, "implementationproject", "environment")
 	}
 	res.OperatorSeconds = op.Seconds()
 	if res.LowerBoundSeconds > 0 {
@@ -209,7 +225,7 @@ func run(ctx context.Context, o options) error {
 	if o.promotions > 0 {
 		p := min(o.promotions, o.n)
 		logf("promotions: %d increments in parallel", p)
-		if err := promotions(ctx, c, "op", p, &res); err != nil {
+		if err := promotions(ctx, c, o.metricsURL, "op", p, &res); err != nil {
 			return fmt.Errorf("promotions: %w", err)
 		}
 		logf("promotions: acceptance to Promoted %.1fs on average, of which simulated Jobs and rollouts %.1fs: overhead %.2fs (max %.2fs)",
@@ -615,7 +631,7 @@ func cpuSeconds(pid int) (float64, error) {
 // and measures acceptance to Promoted, minus the simulated work: the
 // pre-promotion backup Job and the production rollout. A watch times
 // every step (trace.go).
-func promotions(ctx context.Context, c client.WithWatch, prefix string, n int, res *Results) error {
+func promotions(ctx context.Context, c client.WithWatch, metricsURL, prefix string, n int, res *Results) error {
 	for i := 0; i < n; i++ {
 		ns := projectName(prefix, i)
 		inc := &crmv1alpha1.Increment{
@@ -650,6 +666,10 @@ func promotions(ctx context.Context, c client.WithWatch, prefix string, n int, r
 	if err := tr.watch(watchCtx, c); err != nil {
 		return err
 	}
+	metricsBefore, err := fixtures.Scrape(metricsURL)
+	if err != nil {
+		return err
+	}
 	if err := parallel(n, 16, func(i int) error {
 		ns := projectName(prefix, i)
 		inc := &crmv1alpha1.Increment{}
@@ -659,7 +679,11 @@ func promotions(ctx context.Context, c client.WithWatch, prefix string, n int, r
 		patch := client.MergeFrom(inc.DeepCopy())
 		inc.Spec.Acceptance = &crmv1alpha1.Acceptance{Decision: crmv1alpha1.DecisionAccepted}
 		tr.mark(ns, msAccepted, time.Now())
-		return c.Patch(ctx, inc, patch)
+		if err := c.Patch(ctx, inc, patch); err != nil {
+			return err
+		}
+		tr.mark(ns, msAcceptanceStored, time.Now())
+		return nil
 	}); err != nil {
 		return err
 	}
@@ -670,6 +694,16 @@ func promotions(ctx context.Context, c client.WithWatch, prefix string, n int, r
 		return err
 	}
 	stop()
+	if metricsAfter, err := fixtures.Scrape(metricsURL); err == nil {
+		res.PromotionControllers = latencies(metricsBefore, metricsAfter)
+		per := func(method string) float64 {
+			f := `method="` + method + `"`
+			return (metricsAfter.Sum("rest_client_requests_total", f) - metricsBefore.Sum("rest_client_requests_total", f)) / float64(n)
+		}
+		logf("promotions: the operator's API requests per promotion: %.1f POST, %.1f PATCH, %.1f PUT, %.1f DELETE, %.1f GET",
+			per("POST"), per("PATCH"), per("PUT"), per("DELETE"), per("GET"))
+		logControllers("promotions", res.PromotionControllers, "increment", "backup", "environment")
+	}
 	var totals, simulated, overheads []float64
 	steps := map[string][]float64{}
 	tr.mu.Lock()
@@ -695,6 +729,14 @@ func promotions(ctx context.Context, c client.WithWatch, prefix string, n int, r
 	return nil
 }
 
+// logControllers prints what the named controllers' queues and reconciles took.
+func logControllers(phase string, ls map[string]controllerLatency, names ...string) {
+	for _, name := range names {
+		l := ls[name]
+		logf("%s: %s controller: %.0f reconciles, %.0f ms in the queue and %.0f ms reconciling on average", phase, name, l.Reconciles, 1000*l.QueueWaitMean, 1000*l.ReconcileMean)
+	}
+}
+
 func mean(xs []float64) float64 {
 	if len(xs) == 0 {
 		return 0
@@ -709,6 +751,11 @@ func mean(xs []float64) float64 {
 func printTable(r Results) {
 	fmt.Printf("\n%-58s %s\n", "measure", "figure")
 	row := func(k, v string) { fmt.Printf("%-58s %s\n", k, v) }
+	cluster := "their defaults"
+	if r.ClusterQPS > 0 {
+		cluster = fmt.Sprintf("QPS %g", r.ClusterQPS)
+	}
+	row("simulated cluster's controller manager and scheduler", cluster)
 	row(fmt.Sprintf("convergence, %d environments: operator", r.Environments), fmt.Sprintf("%.1fs", r.OperatorSeconds))
 	row("  lower bound (plain client, same objects and limits)", fmt.Sprintf("%.1fs", r.LowerBoundSeconds))
 	row("  operator / lower bound", fmt.Sprintf("%.2fx (goal <= 1.3x)", r.RatioToLowerBound))

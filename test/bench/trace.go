@@ -15,6 +15,7 @@ import (
 
 	crmv1alpha1 "github.com/crmops/crm-operator/api/v1alpha1"
 	"github.com/crmops/crm-operator/internal/resources"
+	"github.com/crmops/crm-operator/test/fixtures"
 )
 
 // A promotion is split at the moments a watcher sees its objects change:
@@ -24,6 +25,7 @@ type milestone int
 
 const (
 	msAccepted          milestone = iota // the acceptance patch was sent
+	msAcceptanceStored                   // its response came back (admission included)
 	msStarted                            // the production stage has started
 	msJobCreated                         // the pre-promotion backup Job exists
 	msJobSucceeded                       // the Job controller found its pods succeeded
@@ -42,12 +44,39 @@ var promotionSteps = []struct {
 	name     string
 	from, to milestone
 }{
-	{"1 acceptance -> production stage started (webhook, increment)", msAccepted, msStarted},
-	{"2 stage started -> backup Job created (increment, backup)", msStarted, msJobCreated},
+	{"1a acceptance sent -> stored (admission policies)", msAccepted, msAcceptanceStored},
+	{"1b acceptance stored -> production stage started (increment)", msAcceptanceStored, msStarted},
+	{"2 stage started -> backup Job created (backup)", msStarted, msJobCreated},
 	{"3 backup Job succeeded -> Backup Completed (backup)", msJobSucceeded, msBackupCompleted},
 	{"4 Backup Completed -> rollout recorded (increment)", msBackupCompleted, msRolloutRecorded},
-	{"5 rollout recorded -> Deployment changed (increment, environment)", msRolloutRecorded, msDeploymentChanged},
+	{"5 rollout recorded -> Deployment changed (environment)", msRolloutRecorded, msDeploymentChanged},
 	{"6 Deployment rolled out -> Promoted (environment, increment)", msRolledOut, msPromoted},
+}
+
+// controllerLatency is what a controller's work queue and reconciles took
+// during the promotions, from the operator's metrics.
+type controllerLatency struct {
+	Reconciles    float64 `json:"reconciles"`
+	QueueWaitMean float64 `json:"queueWaitMeanSeconds"`
+	ReconcileMean float64 `json:"reconcileMeanSeconds"`
+}
+
+func latencies(before, after fixtures.Metrics) map[string]controllerLatency {
+	out := map[string]controllerLatency{}
+	delta := func(name string, fragments ...string) float64 {
+		return after.Sum(name, fragments...) - before.Sum(name, fragments...)
+	}
+	for _, c := range []string{"implementationproject", "environment", "increment", "backup"} {
+		l := controllerLatency{Reconciles: delta("controller_runtime_reconcile_time_seconds_count", `controller="`+c+`"`)}
+		if n := delta("workqueue_queue_duration_seconds_count", `name="`+c+`"`); n > 0 {
+			l.QueueWaitMean = delta("workqueue_queue_duration_seconds_sum", `name="`+c+`"`) / n
+		}
+		if l.Reconciles > 0 {
+			l.ReconcileMean = delta("controller_runtime_reconcile_time_seconds_sum", `controller="`+c+`"`) / l.Reconciles
+		}
+		out[c] = l
+	}
+	return out
 }
 
 // tracer records when each promotion's milestones are first seen.
