@@ -231,20 +231,21 @@ func (r *ImplementationProjectReconciler) reconcileDelete(ctx context.Context, p
 // SetupWithManager registers the reconciler; it follows its children and
 // the environments in its namespace.
 func (r *ImplementationProjectReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	children := builder.WithPredicates(childChanged())
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&crmv1alpha1.ImplementationProject{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, deletionOrFinalizerChanged()))).
-		Owns(&corev1.Namespace{}).
-		Owns(&corev1.ResourceQuota{}).
-		Owns(&corev1.LimitRange{}).
-		Owns(&networkingv1.NetworkPolicy{}).
-		Owns(&rbacv1.Role{}).
-		Owns(&rbacv1.RoleBinding{}).
+		Owns(&corev1.Namespace{}, children).
+		Owns(&corev1.ResourceQuota{}, children).
+		Owns(&corev1.LimitRange{}, children).
+		Owns(&networkingv1.NetworkPolicy{}, children).
+		Owns(&rbacv1.Role{}, children).
+		Owns(&rbacv1.RoleBinding{}, children).
 		Watches(&crmv1alpha1.Environment{}, handler.EnqueueRequestsFromMapFunc(func(_ context.Context, o client.Object) []reconcile.Request {
 			return []reconcile.Request{{NamespacedName: client.ObjectKey{Name: o.(*crmv1alpha1.Environment).Spec.ProjectRef.Name}}}
-		})).
+		}), builder.WithPredicates(environmentSummaryChanged())).
 		Watches(&crmv1alpha1.Increment{}, handler.EnqueueRequestsFromMapFunc(func(_ context.Context, o client.Object) []reconcile.Request {
 			return []reconcile.Request{{NamespacedName: client.ObjectKey{Name: o.(*crmv1alpha1.Increment).Spec.ProjectRef.Name}}}
-		})).
+		}), builder.WithPredicates(incrementDeliveryChanged())).
 		WithOptions(controller.Options{MaxConcurrentReconciles: r.MaxConcurrentReconciles}).
 		Complete(r)
 }

@@ -82,8 +82,8 @@ step "nodes: $(k get nodes -L topology.kubernetes.io/region --no-headers | awk '
 k apply --server-side --force-conflicts -f config/crd/bases >/dev/null
 step "CRDs: applied ($(k get crd -o name | grep -c crmops.io) crm.crmops.io kinds)"
 k apply --server-side --force-conflicts -f config/admission/increment_acceptance.yaml \
-	-f config/admission/production_version.yaml -f config/admission/gdpr_environment.yaml >/dev/null
-step "admission policies: applied (product-owner acceptance, production versions, GDPR)"
+	-f config/admission/production_version.yaml -f config/admission/gdpr_environment.yaml -f config/admission/data_finalizers.yaml >/dev/null
+step "admission policies: applied (product-owner acceptance, production versions, GDPR, data finalizers)"
 
 # The reference-checking webhook: the API server calls the operator running
 # here on loopback; the operator creates its certificate in the Secret and

@@ -180,6 +180,7 @@ func run(ctx context.Context, o options) error {
 	if metricsAfter, err := fixtures.Scrape(o.metricsURL); err == nil {
 		res.ConvergenceControllers = latencies(metricsBefore, metricsAfter)
 		logControllers("convergence", res.ConvergenceControllers, "implementationproject", "environment")
+		logRequests("convergence", "environment", metricsBefore, metricsAfter, 2*o.n)
 	}
 	res.OperatorSeconds = op.Seconds()
 	if res.LowerBoundSeconds > 0 {
@@ -696,12 +697,7 @@ func promotions(ctx context.Context, c client.WithWatch, metricsURL, prefix stri
 	stop()
 	if metricsAfter, err := fixtures.Scrape(metricsURL); err == nil {
 		res.PromotionControllers = latencies(metricsBefore, metricsAfter)
-		per := func(method string) float64 {
-			f := `method="` + method + `"`
-			return (metricsAfter.Sum("rest_client_requests_total", f) - metricsBefore.Sum("rest_client_requests_total", f)) / float64(n)
-		}
-		logf("promotions: the operator's API requests per promotion: %.1f POST, %.1f PATCH, %.1f PUT, %.1f DELETE, %.1f GET",
-			per("POST"), per("PATCH"), per("PUT"), per("DELETE"), per("GET"))
+		logRequests("promotions", "promotion", metricsBefore, metricsAfter, n)
 		logControllers("promotions", res.PromotionControllers, "increment", "backup", "environment")
 	}
 	var totals, simulated, overheads []float64
@@ -727,6 +723,21 @@ func promotions(ctx context.Context, c client.WithWatch, metricsURL, prefix stri
 	sort.Float64s(overheads)
 	res.OverheadMaxSeconds = overheads[len(overheads)-1]
 	return nil
+}
+
+// logRequests prints the operator's API requests per unit of work, by
+// method and response code (a PATCH answered 201 is a server-side apply
+// that created its object).
+func logRequests(phase, unit string, before, after fixtures.Metrics, n int) {
+	per := func(method, code string) float64 {
+		f := []string{`method="` + method + `"`}
+		if code != "" {
+			f = append(f, `code="`+code+`"`)
+		}
+		return (after.Sum("rest_client_requests_total", f...) - before.Sum("rest_client_requests_total", f...)) / float64(n)
+	}
+	logf("%s: the operator's API requests per %s: %.1f POST, %.1f PATCH creating, %.1f PATCH changing, %.1f PUT, %.1f DELETE, %.1f GET",
+		phase, unit, per("POST", ""), per("PATCH", "201"), per("PATCH", "200"), per("PUT", ""), per("DELETE", ""), per("GET", ""))
 }
 
 // logControllers prints what the named controllers' queues and reconciles took.

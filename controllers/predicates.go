@@ -1,0 +1,127 @@
+package controllers
+
+import (
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	policyv1 "k8s.io/api/policy/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	"k8s.io/apimachinery/pkg/api/meta"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+
+	crmv1alpha1 "github.com/crmops/crm-operator/api/v1alpha1"
+)
+
+// Most updates of a busy cluster change nothing a reconciler reads: a
+// Deployment's conditions move their timestamps several times per rollout,
+// the disruption controller rewrites every PodDisruptionBudget's status
+// when a pod changes, and every status patch of an Environment woke its
+// project. Measured with make bench, such noise was most of the
+// environment controller's queue during convergence and promotions. The
+// predicates here compare what their reconciler reads of the old and new
+// object and pass the update only when it differs.
+//
+// An update that keeps the resourceVersion is the informer's resync, which
+// the operator asks for (--sync-period) as a full pass over everything: it
+// always passes.
+
+// onlyWhen passes creates, deletes, resyncs, and updates whose read
+// projections differ. read returns nil for an object it does not know,
+// which always passes.
+func onlyWhen(read func(client.Object) any) predicate.Predicate {
+	return predicate.Funcs{UpdateFunc: func(e event.UpdateEvent) bool {
+		if e.ObjectOld == nil || e.ObjectNew == nil || e.ObjectOld.GetResourceVersion() == e.ObjectNew.GetResourceVersion() {
+			return true
+		}
+		before, after := read(e.ObjectOld), read(e.ObjectNew)
+		return before == nil || after == nil || !equality.Semantic.DeepEqual(before, after)
+	}}
+}
+
+// childChanged passes the updates of an owned child that change what the
+// operator reads of it: anything but status, and of Deployments and
+// StatefulSets the status fields readiness is judged from
+// (deploymentRolledOut, statefulSetRolledOut). Secrets and Jobs, whose
+// data and status are read, pass whole.
+func childChanged() predicate.Predicate { return onlyWhen(childAsRead) }
+
+func childAsRead(obj client.Object) any {
+	switch obj.(type) {
+	case *appsv1.Deployment, *appsv1.StatefulSet, *corev1.Service, *corev1.PersistentVolumeClaim,
+		*networkingv1.Ingress, *networkingv1.NetworkPolicy, *policyv1.PodDisruptionBudget,
+		*corev1.Namespace, *corev1.ResourceQuota, *corev1.LimitRange:
+	default:
+		return nil
+	}
+	c := obj.DeepCopyObject().(client.Object)
+	c.SetResourceVersion("")
+	c.SetManagedFields(nil)
+	switch o := c.(type) {
+	case *appsv1.Deployment:
+		s := o.Status
+		o.Status = appsv1.DeploymentStatus{ObservedGeneration: s.ObservedGeneration, Replicas: s.Replicas,
+			UpdatedReplicas: s.UpdatedReplicas, AvailableReplicas: s.AvailableReplicas, ReadyReplicas: s.ReadyReplicas}
+	case *appsv1.StatefulSet:
+		s := o.Status
+		o.Status = appsv1.StatefulSetStatus{ObservedGeneration: s.ObservedGeneration, Replicas: s.Replicas,
+			UpdatedReplicas: s.UpdatedReplicas, ReadyReplicas: s.ReadyReplicas}
+	case *corev1.Service:
+		o.Status = corev1.ServiceStatus{}
+	case *corev1.PersistentVolumeClaim:
+		o.Status = corev1.PersistentVolumeClaimStatus{}
+	case *networkingv1.Ingress:
+		o.Status = networkingv1.IngressStatus{}
+	case *policyv1.PodDisruptionBudget:
+		o.Status = policyv1.PodDisruptionBudgetStatus{}
+	case *corev1.Namespace:
+		o.Status = corev1.NamespaceStatus{}
+	case *corev1.ResourceQuota:
+		o.Status = corev1.ResourceQuotaStatus{}
+	}
+	return c
+}
+
+// environmentSummaryChanged passes the Environment updates that change
+// what its project records: spec (compliance), deletion, and the phase,
+// version, URL and readiness of its summary.
+func environmentSummaryChanged() predicate.Predicate {
+	return onlyWhen(func(obj client.Object) any {
+		e, ok := obj.(*crmv1alpha1.Environment)
+		if !ok {
+			return nil
+		}
+		return []any{e.Generation, e.DeletionTimestamp, e.Status.Phase, e.Status.Version, e.Status.URL,
+			meta.IsStatusConditionTrue(e.Status.Conditions, crmv1alpha1.ConditionReady)}
+	})
+}
+
+// incrementDeliveryChanged passes the Increment updates that change what
+// its project records: spec (changes and their hours, sprint, version),
+// deletion, and its promotion to production.
+func incrementDeliveryChanged() predicate.Predicate {
+	return onlyWhen(func(obj client.Object) any {
+		inc, ok := obj.(*crmv1alpha1.Increment)
+		if !ok {
+			return nil
+		}
+		return []any{inc.Generation, inc.DeletionTimestamp, meta.FindStatusCondition(inc.Status.Conditions, crmv1alpha1.ConditionPromoted)}
+	})
+}
+
+// backupOrRestorePhaseChanged passes the Backup and Restore updates that
+// change what an environment reads of them: spec, labels, deletion, phase
+// and completion (backupState, recordLastBackup, retention); not the
+// conditions and progress a Job's run writes on the way.
+func backupOrRestorePhaseChanged() predicate.Predicate {
+	return onlyWhen(func(obj client.Object) any {
+		switch o := obj.(type) {
+		case *crmv1alpha1.Backup:
+			return []any{o.Generation, o.Labels, o.DeletionTimestamp, o.Status.Phase, o.Status.CompletedAt}
+		case *crmv1alpha1.Restore:
+			return []any{o.Generation, o.Labels, o.DeletionTimestamp, o.Status.Phase}
+		}
+		return nil
+	})
+}
