@@ -38,6 +38,8 @@ type IncrementReconciler struct {
 	Clock                   func() time.Time
 	// Tolerations are added to every pod the operator creates.
 	Tolerations []corev1.Toleration
+	// written: this reconciler's last status write of each increment.
+	written ownWrites
 }
 
 // +kubebuilder:rbac:groups=crm.crmops.io,resources=increments,verbs=get;list;watch;create;update;patch;delete
@@ -57,7 +59,13 @@ func (r *IncrementReconciler) now() time.Time {
 func (r *IncrementReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	inc := &crmv1alpha1.Increment{}
 	if err := r.Get(ctx, req.NamespacedName, inc); err != nil {
+		if apierrors.IsNotFound(err) {
+			r.written.forget(req.NamespacedName)
+		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	if r.written.cacheBehind(inc) {
+		return ctrl.Result{}, nil // the watch event of our last write brings us back
 	}
 	before := inc.DeepCopy()
 	// persist writes what status holds so far, for a step that must be on
@@ -67,12 +75,18 @@ func (r *IncrementReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 		if err := patchStatusLocked(ctx, r.Client, inc, before, inc.Status, before.Status); err != nil {
 			return err
 		}
+		if inc.GetResourceVersion() != before.GetResourceVersion() {
+			r.written.note(inc)
+		}
 		before = inc.DeepCopy()
 		return nil
 	}
 	result, err := r.reconcileNormal(ctx, inc, persist)
 	if perr := persist(); perr != nil && err == nil {
 		err = perr
+	}
+	if err == nil && promotion.Final(inc.Status.Phase) {
+		r.written.forget(req.NamespacedName)
 	}
 	return result, err
 }

@@ -7,6 +7,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/utils/ptr"
@@ -57,6 +58,13 @@ func TestFingerprint(t *testing.T) {
 		{"image", func(d *appsv1.Deployment) { d.Spec.Template.Spec.Containers[0].Image = "evil:1" }, true},
 		{"a label", func(d *appsv1.Deployment) { d.Labels["touched-by"] = "someone" }, true},
 		{"an annotation", func(d *appsv1.Deployment) { d.Annotations = map[string]string{"a": "b"} }, true},
+		// Written by the Deployment controller on every rollout; the operator never sets it.
+		{"the Deployment controller's revision", func(d *appsv1.Deployment) {
+			d.Annotations = map[string]string{"deployment.kubernetes.io/revision": "2"}
+		}, false},
+		{"another annotation beside the revision", func(d *appsv1.Deployment) {
+			d.Annotations = map[string]string{"deployment.kubernetes.io/revision": "2", "a": "b"}
+		}, true},
 		{"owner", func(d *appsv1.Deployment) { d.OwnerReferences = nil }, true},
 		{"deletion", func(d *appsv1.Deployment) { d.DeletionTimestamp = &metav1.Time{} }, true},
 	} {
@@ -159,5 +167,29 @@ func TestAppliedRecords(t *testing.T) {
 	var none *AppliedRecords
 	if none.inSync(cached, 1) {
 		t.Error("a nil record claims a child in sync")
+	}
+}
+
+// The volume binder's writes into a claim are no drift: the operator never
+// sets them, and reading the claim again after each cost a request.
+func TestFingerprintIgnoresTheVolumeBinder(t *testing.T) {
+	claim := func() *corev1.PersistentVolumeClaim {
+		return &corev1.PersistentVolumeClaim{
+			ObjectMeta: metav1.ObjectMeta{Name: "production-data", Namespace: "acme"},
+			Spec: corev1.PersistentVolumeClaimSpec{AccessModes: []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
+				Resources: corev1.VolumeResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceStorage: resource.MustParse("10Gi")}}},
+		}
+	}
+	base := mustFingerprint(t, claim())
+	bound := claim()
+	bound.Spec.VolumeName = "pv-1"
+	bound.Annotations = map[string]string{"pv.kubernetes.io/bind-completed": "yes", "pv.kubernetes.io/bound-by-controller": "yes"}
+	if mustFingerprint(t, bound) != base {
+		t.Error("binding the claim moved its fingerprint")
+	}
+	resized := claim()
+	resized.Spec.Resources.Requests[corev1.ResourceStorage] = resource.MustParse("20Gi")
+	if mustFingerprint(t, resized) == base {
+		t.Error("a resized claim kept its fingerprint")
 	}
 }

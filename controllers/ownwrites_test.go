@@ -1,0 +1,42 @@
+package controllers
+
+import (
+	"testing"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	crmv1alpha1 "github.com/crmops/crm-operator/api/v1alpha1"
+)
+
+func TestOwnWritesTellAStaleCacheCopy(t *testing.T) {
+	copyAt := func(name, rv string) *crmv1alpha1.Increment {
+		return &crmv1alpha1.Increment{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "acme", ResourceVersion: rv}}
+	}
+	var w ownWrites
+	w.note(copyAt("sprint-1", "120"))
+	w.note(copyAt("sprint-2", "not-a-number")) // never judged behind
+	cases := []struct {
+		name   string
+		cached *crmv1alpha1.Increment
+		behind bool
+	}{
+		{"the copy before our write", copyAt("sprint-1", "119"), true},
+		{"the copy of our write", copyAt("sprint-1", "120"), false},
+		{"someone wrote after us", copyAt("sprint-1", "121"), false},
+		{"a copy whose version is not an integer", copyAt("sprint-1", "x"), false},
+		{"an object we never wrote", copyAt("sprint-3", "5"), false},
+		{"an object whose write had no integer version", copyAt("sprint-2", "5"), false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := w.cacheBehind(tc.cached); got != tc.behind {
+				t.Errorf("cacheBehind = %v, want %v", got, tc.behind)
+			}
+		})
+	}
+	w.forget(client.ObjectKeyFromObject(copyAt("sprint-1", "")))
+	if w.cacheBehind(copyAt("sprint-1", "119")) {
+		t.Error("a forgotten object is still judged behind")
+	}
+}
