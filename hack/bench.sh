@@ -9,8 +9,8 @@
 #                            ("--kube-api-qps=20 --kube-api-burst=30",
 #                            "--concurrency=1", "--cache-everything")
 #   BENCH_ONLY_CONVERGENCE=1 skip the helm loop and the promotions
-#   BENCH_WORKERS=8          workers of the lower bound and the parallel helm
-#                            loop (match the operator's --concurrency)
+#   BENCH_WORKERS=32         workers of the lower bound (match the operator's
+#                            --concurrency); the parallel helm loop runs 8
 #   BENCH_SKIP_HELM=1        skip the helm loop
 #   BENCH_SKIP_LOWER_BOUND=1 the operator's figures only (footprint at N=1000)
 #   BENCH_GOMEMLIMIT=150MiB  the operator's soft memory limit (the chart sets
@@ -45,7 +45,7 @@ for n in ${sizes//,/ }; do
 	[ -z "${BENCH_SKIP_HELM:-}" ] || extra+=(-helm-n 0)
 	[ -z "${BENCH_SKIP_LOWER_BOUND:-}" ] || extra+=(-lower-bound=false)
 	bin/bench/bench -kubeconfig "$dir/kubeconfig" -n "$n" -idle "$idle" -manager-pid "$(cat "$dir/manager.pid")" \
-		-metrics-url "http://127.0.0.1:$METRICS_PORT/metrics" -cluster-qps "${CLUSTER_QPS:-200}" -workers "${BENCH_WORKERS:-8}" -helm bin/helm -work-dir bin/bench/work -out bin/bench/results.json "${extra[@]}" "${pprof[@]}"
+		-metrics-url "http://127.0.0.1:$METRICS_PORT/metrics" -cluster-qps "${CLUSTER_QPS:-200}" -workers "${BENCH_WORKERS:-32}" -helm bin/helm -work-dir bin/bench/work -out bin/bench/results.json "${extra[@]}" "${pprof[@]}"
 	hack/local-down.sh >/dev/null
 	first=0
 done

@@ -74,7 +74,7 @@ func main() {
 	flag.DurationVar(&leaseDuration, "leader-elect-lease-duration", 8*time.Second, "How long a leader's lease lasts without renewal.")
 	flag.DurationVar(&renewDeadline, "leader-elect-renew-deadline", 6*time.Second, "How long the leader keeps trying to renew before it steps down.")
 	flag.DurationVar(&retryPeriod, "leader-elect-retry-period", time.Second, "How often candidates try to take the lease.")
-	flag.IntVar(&concurrency, "concurrency", 8, "Workers of the project and environment controllers.")
+	flag.IntVar(&concurrency, "concurrency", 32, "Workers of the project and environment controllers (their reconciles mostly wait on the API server).")
 	flag.IntVar(&promotionWorkers, "promotion-concurrency", 32, "Workers of the increment, backup, restore and erasure controllers, whose reconciles mostly wait on the API server.")
 	// The default client limit (QPS 20) makes convergence of many projects
 	// ~14x slower than the API server allows; see the README's tuning section.

@@ -50,6 +50,9 @@ import (
 	"github.com/crmops/crm-operator/test/fixtures"
 )
 
+// helmParallelism is the parallel helm loop's: 8 releases at a time.
+const helmParallelism = 8
+
 type options struct {
 	kubeconfig, metricsURL, helm, out, workDir string
 	n, workers, helmN, promotions              int
@@ -111,7 +114,7 @@ func main() {
 	flag.IntVar(&o.helmN, "helm-n", 100, "Environments installed with helm (0 skips).")
 	flag.IntVar(&o.promotions, "promotions", 50, "Parallel promotions (0 skips).")
 	flag.BoolVar(&o.withLowerBound, "lower-bound", true, "Measure the lower bound (false: the operator's figures only, e.g. footprint at N=1000).")
-	flag.IntVar(&o.workers, "workers", 8, "Workers of the lower bound and of the helm loop's parallel run (the operator's --concurrency).")
+	flag.IntVar(&o.workers, "workers", 32, "Workers of the lower bound and of the benchmark's own creates (the operator's --concurrency).")
 	flag.Float64Var(&o.qps, "qps", 200, "Client QPS of the lower bound (the operator's --kube-api-qps).")
 	flag.IntVar(&o.burst, "burst", 400, "Client burst of the lower bound (the operator's --kube-api-burst).")
 	flag.StringVar(&o.pprofURL, "pprof-url", "", "The operator's pprof endpoint (http://host:port): save its heap profile next to -work-dir after the idle window.")
@@ -243,7 +246,7 @@ func run(ctx context.Context, o options) error {
 		}
 		res.OperatorAtHelmN = opAt.Seconds()
 		logf("operator at %d environments: %.1fs", res.HelmN, res.OperatorAtHelmN)
-		for _, par := range []int{1, o.workers} {
+		for _, par := range []int{1, helmParallelism} {
 			d, err := helmLoop(ctx, c, o, fmt.Sprintf("helm%d", par), projects, par)
 			if err != nil {
 				return fmt.Errorf("helm: %w", err)
@@ -715,8 +718,13 @@ func promotions(ctx context.Context, c client.WithWatch, metricsURL, prefix stri
 		}
 	}
 	res.PromotionSteps = map[string]float64{}
-	for step, ds := range steps {
-		res.PromotionSteps[step] = mean(ds)
+	for _, step := range promotionSteps {
+		ds := steps[step.name]
+		res.PromotionSteps[step.name] = mean(ds)
+		sort.Float64s(ds)
+		if len(ds) > 0 {
+			logf("promotions: step %s: mean %.2fs, median %.2fs, max %.2fs", step.name, mean(ds), ds[len(ds)/2], ds[len(ds)-1])
+		}
 	}
 	res.Promotions = n
 	res.PromotionMeanSeconds, res.SimulatedMeanSeconds, res.OverheadMeanSeconds = mean(totals), mean(simulated), mean(overheads)

@@ -10,6 +10,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/watch"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -24,16 +25,18 @@ import (
 type milestone int
 
 const (
-	msAccepted          milestone = iota // the acceptance patch was sent
-	msAcceptanceStored                   // its response came back (admission included)
-	msStarted                            // the production stage has started
-	msJobCreated                         // the pre-promotion backup Job exists
-	msJobSucceeded                       // the Job controller found its pods succeeded
-	msBackupCompleted                    // the Backup says Completed
-	msRolloutRecorded                    // the increment recorded the rollout's start
-	msDeploymentChanged                  // the production Deployment has a new generation
-	msRolledOut                          // that generation is rolled out, by the Deployment's status
-	msPromoted                           // the increment says Promoted
+	msAccepted           milestone = iota // the acceptance patch was sent
+	msAcceptanceStored                    // its response came back (admission included)
+	msStarted                             // the production stage has started
+	msJobCreated                          // the pre-promotion backup Job exists
+	msJobSucceeded                        // the Job controller found its pods succeeded
+	msBackupCompleted                     // the Backup says Completed
+	msRolloutRecorded                     // the increment recorded the rollout's start
+	msEnvironmentChanged                  // the production Environment asks for the new version
+	msDeploymentChanged                   // the production Deployment has a new generation
+	msRolledOut                           // that generation is rolled out, by the Deployment's status
+	msEnvironmentUpdated                  // the Environment reports the new version Ready
+	msPromoted                            // the increment says Promoted
 	milestones
 )
 
@@ -49,8 +52,10 @@ var promotionSteps = []struct {
 	{"2 stage started -> backup Job created (backup)", msStarted, msJobCreated},
 	{"3 backup Job succeeded -> Backup Completed (backup)", msJobSucceeded, msBackupCompleted},
 	{"4 Backup Completed -> rollout recorded (increment)", msBackupCompleted, msRolloutRecorded},
-	{"5 rollout recorded -> Deployment changed (environment)", msRolloutRecorded, msDeploymentChanged},
-	{"6 Deployment rolled out -> Promoted (environment, increment)", msRolledOut, msPromoted},
+	{"5a rollout recorded -> Environment changed (increment)", msRolloutRecorded, msEnvironmentChanged},
+	{"5b Environment changed -> Deployment changed (environment)", msEnvironmentChanged, msDeploymentChanged},
+	{"6a Deployment rolled out -> Environment Ready on it (environment)", msRolledOut, msEnvironmentUpdated},
+	{"6b Environment Ready on it -> Promoted (increment)", msEnvironmentUpdated, msPromoted},
 }
 
 // controllerLatency is what a controller's work queue and reconciles took
@@ -85,11 +90,12 @@ type tracer struct {
 	mu       sync.Mutex
 	seen     map[string]*[milestones]time.Time // by namespace
 	gen      map[string]int64                  // the production Deployment's generation before acceptance
+	envGen   map[string]int64                  // the production Environment's generation before acceptance
 	failures []string
 }
 
 func newTracer(ctx context.Context, c client.Client, prefix string) (*tracer, error) {
-	t := &tracer{prefix: prefix + "-", seen: map[string]*[milestones]time.Time{}, gen: map[string]int64{}}
+	t := &tracer{prefix: prefix + "-", seen: map[string]*[milestones]time.Time{}, gen: map[string]int64{}, envGen: map[string]int64{}}
 	list := &appsv1.DeploymentList{}
 	if err := c.List(ctx, list); err != nil {
 		return nil, err
@@ -97,6 +103,15 @@ func newTracer(ctx context.Context, c client.Client, prefix string) (*tracer, er
 	for _, d := range list.Items {
 		if strings.HasPrefix(d.Namespace, t.prefix) && d.Name == resources.AppName("production") {
 			t.gen[d.Namespace] = d.Generation
+		}
+	}
+	envs := &crmv1alpha1.EnvironmentList{}
+	if err := c.List(ctx, envs); err != nil {
+		return nil, err
+	}
+	for _, e := range envs.Items {
+		if strings.HasPrefix(e.Namespace, t.prefix) && e.Name == "production" {
+			t.envGen[e.Namespace] = e.Generation
 		}
 	}
 	return t, nil
@@ -125,6 +140,7 @@ func (t *tracer) watch(ctx context.Context, wc client.WithWatch) error {
 		{&crmv1alpha1.IncrementList{}, t.increment},
 		{&crmv1alpha1.BackupList{}, t.backup},
 		{&batchv1.JobList{}, t.job},
+		{&crmv1alpha1.EnvironmentList{}, t.environment},
 		{&appsv1.DeploymentList{}, t.deployment},
 	}
 	for _, k := range kinds {
@@ -175,6 +191,26 @@ func (t *tracer) increment(obj any, at time.Time) {
 		t.mu.Lock()
 		t.failures = append(t.failures, fmt.Sprintf("increment in %s ended %s", inc.Namespace, inc.Status.Phase))
 		t.mu.Unlock()
+	}
+}
+
+// environment marks the production Environment's new version, asked for
+// and then reported Ready.
+func (t *tracer) environment(obj any, at time.Time) {
+	e, ok := obj.(*crmv1alpha1.Environment)
+	if !ok || !strings.HasPrefix(e.Namespace, t.prefix) || e.Name != "production" {
+		return
+	}
+	t.mu.Lock()
+	gen, known := t.envGen[e.Namespace]
+	t.mu.Unlock()
+	if !known || e.Generation <= gen {
+		return
+	}
+	t.mark(e.Namespace, msEnvironmentChanged, at)
+	if e.Status.ObservedGeneration >= e.Generation && e.Status.Version == e.Spec.Version &&
+		meta.IsStatusConditionTrue(e.Status.Conditions, crmv1alpha1.ConditionReady) {
+		t.mark(e.Namespace, msEnvironmentUpdated, at)
 	}
 }
 
