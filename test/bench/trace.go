@@ -194,17 +194,23 @@ func (t *tracer) increment(obj any, at time.Time) {
 	}
 }
 
+// changedSince reports whether obj is the promotion's object of that name
+// and has a newer generation than before the acceptance (start).
+func (t *tracer) changedSince(start map[string]int64, obj client.Object, name string) bool {
+	if !strings.HasPrefix(obj.GetNamespace(), t.prefix) || obj.GetName() != name {
+		return false
+	}
+	t.mu.Lock()
+	gen, known := start[obj.GetNamespace()]
+	t.mu.Unlock()
+	return known && obj.GetGeneration() > gen
+}
+
 // environment marks the production Environment's new version, asked for
 // and then reported Ready.
 func (t *tracer) environment(obj any, at time.Time) {
 	e, ok := obj.(*crmv1alpha1.Environment)
-	if !ok || !strings.HasPrefix(e.Namespace, t.prefix) || e.Name != "production" {
-		return
-	}
-	t.mu.Lock()
-	gen, known := t.envGen[e.Namespace]
-	t.mu.Unlock()
-	if !known || e.Generation <= gen {
+	if !ok || !t.changedSince(t.envGen, e, "production") {
 		return
 	}
 	t.mark(e.Namespace, msEnvironmentChanged, at)
@@ -238,13 +244,7 @@ func (t *tracer) job(obj any, at time.Time) {
 // rollout by the rule the operator reads it with.
 func (t *tracer) deployment(obj any, at time.Time) {
 	d, ok := obj.(*appsv1.Deployment)
-	if !ok || !strings.HasPrefix(d.Namespace, t.prefix) || d.Name != resources.AppName("production") {
-		return
-	}
-	t.mu.Lock()
-	gen, known := t.gen[d.Namespace]
-	t.mu.Unlock()
-	if !known || d.Generation <= gen {
+	if !ok || !t.changedSince(t.gen, d, resources.AppName("production")) {
 		return
 	}
 	t.mark(d.Namespace, msDeploymentChanged, at)
