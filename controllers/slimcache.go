@@ -214,6 +214,20 @@ func (r *AppliedRecords) inSync(cached client.Object, desired uint64) bool {
 	return ok && rec.desired == desired && rec.fingerprint == fp
 }
 
+// untouched reports whether the child, as the cache holds it, still has the
+// fingerprint it had when the operator last found it holding what it
+// applied: whatever the operator wants now, nobody else changed it since.
+func (r *AppliedRecords) untouched(cached client.Object) bool {
+	fp, ok := cachedFingerprint(cached)
+	if r == nil || !ok {
+		return false
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	rec, ok := r.m[cached.GetUID()]
+	return ok && rec.fingerprint == fp
+}
+
 func (r *AppliedRecords) record(uid types.UID, desired, fingerprint uint64) {
 	if r == nil || uid == "" {
 		return

@@ -154,11 +154,17 @@ func TestAppliedRecords(t *testing.T) {
 	if r.inSync(cached, 2) {
 		t.Error("in sync although the desired state changed")
 	}
+	if !r.untouched(cached) {
+		t.Error("untouched is false for the child as last found (the applier would read it again)")
+	}
 	edited := storedDeployment()
 	edited.Spec.Replicas = ptr.To(int32(5))
 	out, _ = slimTransform(edited)
 	if r.inSync(out.(client.Object), 1) {
 		t.Error("in sync although someone edited the child")
+	}
+	if r.untouched(out.(client.Object)) {
+		t.Error("untouched although someone edited the child")
 	}
 	r.forget(cached.UID)
 	if r.inSync(cached, 1) || r.Len() != 0 {
