@@ -204,28 +204,29 @@ func NewAppliedRecords() *AppliedRecords {
 // inSync reports whether the child, as the cache holds it, still has the
 // fingerprint it had when desired was last found applied.
 func (r *AppliedRecords) inSync(cached client.Object, desired uint64) bool {
-	fp, ok := cachedFingerprint(cached)
-	if r == nil || !ok {
-		return false
-	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	rec, ok := r.m[cached.GetUID()]
-	return ok && rec.desired == desired && rec.fingerprint == fp
+	rec, ok := r.untouchedRecord(cached)
+	return ok && rec.desired == desired
 }
 
 // untouched reports whether the child, as the cache holds it, still has the
 // fingerprint it had when the operator last found it holding what it
 // applied: whatever the operator wants now, nobody else changed it since.
 func (r *AppliedRecords) untouched(cached client.Object) bool {
+	_, ok := r.untouchedRecord(cached)
+	return ok
+}
+
+// untouchedRecord is the child's record, when its cached fingerprint is the
+// one recorded.
+func (r *AppliedRecords) untouchedRecord(cached client.Object) (appliedRecord, bool) {
 	fp, ok := cachedFingerprint(cached)
 	if r == nil || !ok {
-		return false
+		return appliedRecord{}, false
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	rec, ok := r.m[cached.GetUID()]
-	return ok && rec.fingerprint == fp
+	return rec, ok && rec.fingerprint == fp
 }
 
 func (r *AppliedRecords) record(uid types.UID, desired, fingerprint uint64) {
