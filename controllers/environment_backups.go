@@ -107,8 +107,6 @@ func (r *EnvironmentReconciler) scheduleBackups(ctx context.Context, p *crmv1alp
 				ObjectMeta: metav1.ObjectMeta{
 					Name: fmt.Sprintf("%s-%s", env.Name, slot.UTC().Format("20060102-1504")), Namespace: env.Namespace,
 					Labels: map[string]string{crmv1alpha1.LabelEnvironment: env.Name, crmv1alpha1.LabelBackupReason: string(crmv1alpha1.BackupScheduled)},
-					// Born with it: the Backup controller need not add it first.
-					Finalizers: []string{BackupFinalizer},
 				},
 				Spec: crmv1alpha1.BackupSpec{EnvironmentRef: crmv1alpha1.LocalObjectReference{Name: env.Name}, Reason: crmv1alpha1.BackupScheduled},
 			}

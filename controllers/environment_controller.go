@@ -305,12 +305,13 @@ func deploymentRolledOut(d *appsv1.Deployment, hibernate bool, appliedGeneration
 		want = *d.Spec.Replicas
 	}
 	st := d.Status
+	notObserved := st.ObservedGeneration < d.Generation || d.Generation < appliedGeneration
 	switch {
-	case (st.ObservedGeneration < d.Generation || d.Generation < appliedGeneration) && !hibernate:
+	case notObserved && !hibernate:
 		// Said as the next state says it while nothing is available: one
 		// status write per rollout fewer (make bench).
 		return false, fmt.Sprintf("Deployment %s: 0/%d replicas updated and available", d.Name, want)
-	case st.ObservedGeneration < d.Generation || d.Generation < appliedGeneration:
+	case notObserved:
 		return false, fmt.Sprintf("Deployment %s: rollout not yet observed", d.Name)
 	case hibernate && st.Replicas == 0:
 		return true, fmt.Sprintf("Deployment %s scaled to zero", d.Name)
@@ -338,10 +339,11 @@ func statefulSetRolledOut(s *appsv1.StatefulSet, hibernate bool, appliedGenerati
 		want = *s.Spec.Replicas // a database scaled to zero does not serve
 	}
 	st := s.Status
+	notObserved := st.ObservedGeneration < s.Generation || s.Generation < appliedGeneration
 	switch {
-	case (st.ObservedGeneration < s.Generation || s.Generation < appliedGeneration) && !hibernate:
+	case notObserved && !hibernate:
 		return false, fmt.Sprintf("StatefulSet %s: 0/%d replicas updated and ready", s.Name, want)
-	case st.ObservedGeneration < s.Generation || s.Generation < appliedGeneration:
+	case notObserved:
 		return false, fmt.Sprintf("StatefulSet %s: rollout not yet observed", s.Name)
 	case hibernate && st.Replicas == 0:
 		return true, fmt.Sprintf("StatefulSet %s scaled to zero", s.Name)

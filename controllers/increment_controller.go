@@ -329,9 +329,7 @@ func (r *IncrementReconciler) backUp(ctx context.Context, project *crmv1alpha1.I
 	if stage.Backup == "" {
 		b := &crmv1alpha1.Backup{
 			ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: inc.Namespace, Labels: map[string]string{
-				crmv1alpha1.LabelEnvironment: env.Name, crmv1alpha1.LabelBackupReason: string(crmv1alpha1.BackupPrePromotion)},
-				// Born with it: the Backup controller need not add it before the Job.
-				Finalizers: []string{BackupFinalizer}},
+				crmv1alpha1.LabelEnvironment: env.Name, crmv1alpha1.LabelBackupReason: string(crmv1alpha1.BackupPrePromotion)}},
 			Spec: crmv1alpha1.BackupSpec{EnvironmentRef: crmv1alpha1.LocalObjectReference{Name: env.Name}, Reason: crmv1alpha1.BackupPrePromotion, Increment: inc.Name},
 		}
 		// Created at most once: the name is fixed and recorded before anything else happens.

@@ -48,16 +48,7 @@ func onlyWhen(read func(client.Object) any) predicate.Predicate {
 func childChanged() predicate.Predicate { return onlyWhen(childAsRead) }
 
 func childAsRead(obj client.Object) any {
-	switch obj.(type) {
-	case *appsv1.Deployment, *appsv1.StatefulSet, *corev1.Service, *corev1.PersistentVolumeClaim,
-		*networkingv1.Ingress, *networkingv1.NetworkPolicy, *policyv1.PodDisruptionBudget,
-		*corev1.Namespace, *corev1.ResourceQuota, *corev1.LimitRange:
-	default:
-		return nil
-	}
 	c := obj.DeepCopyObject().(client.Object)
-	c.SetResourceVersion("")
-	c.SetManagedFields(nil)
 	switch o := c.(type) {
 	case *appsv1.Deployment:
 		s := o.Status
@@ -79,7 +70,13 @@ func childAsRead(obj client.Object) any {
 		o.Status = corev1.NamespaceStatus{}
 	case *corev1.ResourceQuota:
 		o.Status = corev1.ResourceQuotaStatus{}
+	case *networkingv1.NetworkPolicy, *corev1.LimitRange:
+		// no status
+	default:
+		return nil // Secrets, Jobs, Roles: every change passes
 	}
+	c.SetResourceVersion("")
+	c.SetManagedFields(nil)
 	return c
 }
 

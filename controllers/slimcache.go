@@ -6,6 +6,7 @@ import (
 	"hash/fnv"
 	"maps"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -153,24 +154,28 @@ func fingerprint(obj client.Object) (uint64, error) {
 			delete(spec, "volumeName")
 		}
 	}
-	annotations := obj.GetAnnotations()
-	for _, k := range controllerWrittenAnnotations {
-		if _, ok := annotations[k]; ok {
-			annotations = maps.Clone(annotations)
-			for _, k := range controllerWrittenAnnotations {
-				delete(annotations, k)
-			}
-			if len(annotations) == 0 {
-				annotations = nil // as if they had never been written
-			}
-			break
-		}
-	}
 	m["metadata"] = map[string]any{
-		"labels": obj.GetLabels(), "annotations": annotations, "ownerReferences": obj.GetOwnerReferences(),
+		"labels": obj.GetLabels(), "annotations": withoutControllerWritten(obj.GetAnnotations()), "ownerReferences": obj.GetOwnerReferences(),
 		"finalizers": obj.GetFinalizers(), "deleting": obj.GetDeletionTimestamp() != nil,
 	}
 	return digest(m)
+}
+
+// withoutControllerWritten returns annotations without
+// controllerWrittenAnnotations; nil when nothing else is left, as if they
+// had never been written.
+func withoutControllerWritten(annotations map[string]string) map[string]string {
+	if !slices.ContainsFunc(controllerWrittenAnnotations, func(k string) bool { _, ok := annotations[k]; return ok }) {
+		return annotations
+	}
+	out := maps.Clone(annotations)
+	for _, k := range controllerWrittenAnnotations {
+		delete(out, k)
+	}
+	if len(out) == 0 {
+		return nil
+	}
+	return out
 }
 
 // controllerWrittenAnnotations are written by kube-controller-manager (the
