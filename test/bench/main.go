@@ -60,6 +60,7 @@ type options struct {
 	qps                                        float64
 	burst                                      int
 	managerPID                                 int
+	managerPIDFile, restartCmd                 string
 	clusterQPS                                 float64
 	idle                                       time.Duration
 	pprofURL                                   string
@@ -85,6 +86,14 @@ type Results struct {
 	IdleWrites            float64 `json:"idleWrites"`
 	IdleReads             float64 `json:"idleReadsNotFromCache"`
 	IdleReconciles        float64 `json:"idleReconciles"`
+	// Restart*: the restarted operator until its first full pass is done
+	// (queues empty), from its process start; reads include its lists.
+	RestartSeconds    float64 `json:"restartFirstPassSeconds,omitempty"`
+	RestartWrites     float64 `json:"restartWrites"`
+	RestartReads      float64 `json:"restartReadsNotFromCache"`
+	RestartReconciles float64 `json:"restartReconciles"`
+	// IdleRSSMiB: the restarted operator after the idle window.
+	IdleRSSMiB float64 `json:"managerRSSAfterIdleMiB,omitempty"`
 	RSSMiB                float64 `json:"managerRSSMiB"`
 	CPUSeconds            float64 `json:"managerCPUSeconds"`
 	HeapLiveMiB           float64 `json:"managerHeapLiveMiB,omitempty"`
@@ -107,6 +116,8 @@ func main() {
 	flag.StringVar(&o.kubeconfig, "kubeconfig", os.Getenv("KUBECONFIG"), "Kubeconfig of the local cluster.")
 	flag.StringVar(&o.metricsURL, "metrics-url", "http://127.0.0.1:18280/metrics", "The operator's metrics endpoint.")
 	flag.IntVar(&o.managerPID, "manager-pid", 0, "PID of the operator, for its memory and CPU.")
+	flag.StringVar(&o.managerPIDFile, "manager-pid-file", "", "Where -restart-cmd leaves the restarted operator's PID.")
+	flag.StringVar(&o.restartCmd, "restart-cmd", "", "Shell command that restarts the operator with a short --sync-period for the restart and idle measures (empty: skipped).")
 	flag.StringVar(&o.helm, "helm", "bin/helm", "The helm binary.")
 	flag.StringVar(&o.out, "out", "bin/bench/results.json", "Where to write the figures (appended to a JSON list).")
 	flag.StringVar(&o.workDir, "work-dir", "bin/bench/work", "Scratch directory (helm charts).")
@@ -191,29 +202,12 @@ func run(ctx context.Context, o options) error {
 	}
 	logf("operator: all Ready in %.1fs (%.2fx the lower bound)", res.OperatorSeconds, res.RatioToLowerBound)
 
-	// 3. Idle: nothing changes; the operator's resync period is shorter
-	// than the window, so every object is reconciled again at least once.
-	before, err := scrape(o.metricsURL)
-	if err != nil {
-		return err
-	}
-	logf("idle: watching the operator's API requests for %s", o.idle)
-	time.Sleep(o.idle)
-	after, err := scrape(o.metricsURL)
-	if err != nil {
-		return err
-	}
-	res.IdleSeconds = o.idle.Seconds()
-	res.IdleWrites = after.writes - before.writes
-	res.IdleReads = after.reads - before.reads
-	res.IdleReconciles = after.reconciles - before.reconciles
-	logf("idle: %.0f writes, %.0f reads not from the cache, %.0f reconciles", res.IdleWrites, res.IdleReads, res.IdleReconciles)
-
+	// 3. Footprint after convergence.
 	res.RSSMiB, _ = rssMiB(o.managerPID)
 	res.GoMemLimit = environ(o.managerPID, "GOMEMLIMIT")
 	cpu1, _ := cpuSeconds(o.managerPID)
 	res.CPUSeconds = cpu1 - cpu0
-	logf("footprint: RSS %.0f MiB, %.1f CPU seconds since the operator's run began", res.RSSMiB, res.CPUSeconds)
+	logf("footprint: RSS %.0f MiB, %.1f CPU seconds for convergence", res.RSSMiB, res.CPUSeconds)
 	if o.pprofURL != "" {
 		if err := saveHeapProfile(ctx, o.pprofURL, filepath.Join(o.workDir, "..", fmt.Sprintf("heap-%d.pprof", o.n))); err != nil {
 			return fmt.Errorf("heap profile: %w", err)
@@ -225,8 +219,11 @@ func run(ctx context.Context, o options) error {
 		}
 	}
 
-	// 5. Promotions.
+	// 5. Promotions, once the convergence's last reconciles are done.
 	if o.promotions > 0 {
+		if _, err := settle(ctx, o.metricsURL); err != nil {
+			return fmt.Errorf("waiting for the operator to settle: %w", err)
+		}
 		p := min(o.promotions, o.n)
 		logf("promotions: %d increments in parallel", p)
 		if err := promotions(ctx, c, o.metricsURL, "op", p, &res); err != nil {
@@ -260,6 +257,17 @@ func run(ctx context.Context, o options) error {
 		}
 		res.HelmSequentialRatio = res.HelmSequentialSeconds / res.OperatorAtHelmN
 		res.HelmParallelRatio = res.HelmParallelSeconds / res.OperatorAtHelmN
+	}
+
+	// 6. Restart and idle, last: the operator runs with the default resync
+	// period until here, so no resync lands in the timed windows above; it
+	// is restarted with -restart-cmd (a short --sync-period), reconciles
+	// everything once more from a cold cache, then idles through at least
+	// one full resync. Neither should write.
+	if o.restartCmd != "" {
+		if err := restartAndIdle(ctx, o, &res); err != nil {
+			return fmt.Errorf("restart and idle: %w", err)
+		}
 	}
 
 	printTable(res)
@@ -549,6 +557,84 @@ func writeChart(dir string, objs []client.Object) error {
 	return os.WriteFile(filepath.Join(dir, "templates", "objects.yaml"), []byte(b.String()), 0o644)
 }
 
+// restartAndIdle runs -restart-cmd, waits for the new operator's first
+// full pass, then watches it idle for -idle.
+func restartAndIdle(ctx context.Context, o options, res *Results) error {
+	logf("restart: the operator again with a short resync period")
+	// A third of the window: client-go resyncs a handler first between one
+	// and two periods after it was added, so at least one full resync
+	// lands in the window.
+	cmd := exec.CommandContext(ctx, "bash", "-c", o.restartCmd)
+	cmd.Env = append(os.Environ(), "BENCH_SYNC_PERIOD="+(o.idle/3).String())
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Run(); err != nil {
+		return err
+	}
+	data, err := os.ReadFile(o.managerPIDFile)
+	if err != nil {
+		return err
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(data)))
+	if err != nil {
+		return fmt.Errorf("%s: %w", o.managerPIDFile, err)
+	}
+	first, err := settle(ctx, o.metricsURL)
+	if err != nil {
+		return fmt.Errorf("waiting for the first full pass: %w", err)
+	}
+	res.RestartSeconds, _ = processAge(pid)
+	res.RestartWrites, res.RestartReads, res.RestartReconciles = first.writes, first.reads, first.reconciles
+	logf("restart: first full pass done %.1fs after the process started: %.0f writes, %.0f reads not from the cache (lists included), %.0f reconciles",
+		res.RestartSeconds, res.RestartWrites, res.RestartReads, res.RestartReconciles)
+
+	logf("idle: watching the operator's API requests for %s", o.idle)
+	time.Sleep(o.idle)
+	after, err := scrape(o.metricsURL)
+	if err != nil {
+		return err
+	}
+	res.IdleSeconds = o.idle.Seconds()
+	res.IdleWrites = after.writes - first.writes
+	res.IdleReads = after.reads - first.reads
+	res.IdleReconciles = after.reconciles - first.reconciles
+	res.IdleRSSMiB, _ = rssMiB(pid)
+	logf("idle: %.0f writes, %.0f reads not from the cache, %.0f reconciles (%.1f full passes); RSS %.0f MiB", res.IdleWrites, res.IdleReads, res.IdleReconciles, res.IdleReconciles/res.RestartReconciles, res.IdleRSSMiB)
+	return nil
+}
+
+// settle waits until the operator's queues are empty and no reconcile ran
+// between two scrapes a second apart, and returns its counters then.
+func settle(ctx context.Context, metricsURL string) (counters, error) {
+	var last counters
+	err := wait.PollUntilContextTimeout(ctx, time.Second, 10*time.Minute, true, func(context.Context) (bool, error) {
+		m, err := fixtures.Scrape(metricsURL)
+		if err != nil {
+			return false, nil // not serving yet
+		}
+		c := countersOf(m)
+		done := c.reconciles > 0 && c.reconciles == last.reconciles && m.Sum("workqueue_depth") == 0
+		last = c
+		return done, nil
+	})
+	return last, err
+}
+
+// processAge is how long ago the process started (its start time in
+// clock ticks after boot, against the system's uptime).
+func processAge(pid int) (float64, error) {
+	stat, err := procStat(pid)
+	if err != nil {
+		return 0, err
+	}
+	uptime, err := os.ReadFile("/proc/uptime")
+	if err != nil {
+		return 0, err
+	}
+	started, _ := strconv.ParseFloat(stat[19], 64) // starttime, the 22nd field
+	up, _ := strconv.ParseFloat(strings.Fields(string(uptime))[0], 64)
+	return up - started/100, nil // USER_HZ is 100 on Linux
+}
+
 type counters struct{ writes, reads, reconciles float64 }
 
 // scrape sums the operator's client requests by kind and its reconciles.
@@ -557,11 +643,15 @@ func scrape(url string) (counters, error) {
 	if err != nil {
 		return counters{}, err
 	}
+	return countersOf(m), nil
+}
+
+func countersOf(m fixtures.Metrics) counters {
 	return counters{
 		reads:      m.Sum("rest_client_requests_total", `method="GET"`),
 		writes:     m.Sum("rest_client_requests_total", fixtures.WriteMethods),
 		reconciles: m.Sum("controller_runtime_reconcile_total"),
-	}, nil
+	}
 }
 
 // saveHeapProfile writes the operator's live heap (after a GC) to path, for
@@ -619,15 +709,23 @@ func environ(pid int, name string) string {
 	return ""
 }
 
-func cpuSeconds(pid int) (float64, error) {
+// procStat is /proc/<pid>/stat after the command name (which may hold
+// spaces): its first element is the state, the 3rd field.
+func procStat(pid int) ([]string, error) {
 	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return nil, err
+	}
+	return strings.Fields(string(data[strings.LastIndexByte(string(data), ')')+2:])), nil
+}
+
+func cpuSeconds(pid int) (float64, error) {
+	stat, err := procStat(pid)
 	if err != nil {
 		return 0, err
 	}
-	// Fields after the command name (which may hold spaces): utime is 14th, stime 15th.
-	rest := strings.Fields(string(data[strings.LastIndexByte(string(data), ')')+2:]))
-	utime, _ := strconv.ParseFloat(rest[11], 64)
-	stime, _ := strconv.ParseFloat(rest[12], 64)
+	utime, _ := strconv.ParseFloat(stat[11], 64) // the 14th field
+	stime, _ := strconv.ParseFloat(stat[12], 64)
 	return (utime + stime) / 100, nil // USER_HZ is 100 on Linux
 }
 
@@ -782,12 +880,18 @@ func printTable(r Results) {
 		row(fmt.Sprintf("helm install per environment, %d environments, sequential", r.HelmN), fmt.Sprintf("%.1fs = %.1fx the operator's %.1fs", r.HelmSequentialSeconds, r.HelmSequentialRatio, r.OperatorAtHelmN))
 		row("  parallelism 8", fmt.Sprintf("%.1fs = %.1fx the operator (goal >= 5x)", r.HelmParallelSeconds, r.HelmParallelRatio))
 	}
-	row(fmt.Sprintf("idle %.0fs with full resyncs: API writes", r.IdleSeconds), fmt.Sprintf("%.0f (goal 0); reads not from cache %.0f; reconciles %.0f", r.IdleWrites, r.IdleReads, r.IdleReconciles))
+	if r.IdleSeconds > 0 {
+		row("restart: first full pass from a cold cache", fmt.Sprintf("%.1fs; %.0f writes, %.0f reads (lists included), %.0f reconciles", r.RestartSeconds, r.RestartWrites, r.RestartReads, r.RestartReconciles))
+		row(fmt.Sprintf("idle %.0fs with full resyncs: API writes", r.IdleSeconds), fmt.Sprintf("%.0f (goal 0); reads not from cache %.0f; reconciles %.0f (%.1f full passes)", r.IdleWrites, r.IdleReads, r.IdleReconciles, r.IdleReconciles/max(r.RestartReconciles, 1)))
+	}
 	limit := "no GOMEMLIMIT"
 	if r.GoMemLimit != "" {
 		limit = "GOMEMLIMIT=" + r.GoMemLimit
 	}
-	row("manager RSS / CPU seconds", fmt.Sprintf("%.0f MiB / %.1fs (%s)", r.RSSMiB, r.CPUSeconds, limit))
+	row("manager RSS / CPU seconds after convergence", fmt.Sprintf("%.0f MiB / %.1fs (%s)", r.RSSMiB, r.CPUSeconds, limit))
+	if r.IdleRSSMiB > 0 {
+		row("  RSS of the restarted manager after idle", fmt.Sprintf("%.0f MiB", r.IdleRSSMiB))
+	}
 	if r.HeapLiveMiB > 0 {
 		row("  live Go heap after a collection", fmt.Sprintf("%.0f MiB", r.HeapLiveMiB))
 	}

@@ -192,7 +192,8 @@ func (p *webhookProxy) forward(c net.Conn) {
 	}
 }
 
-// controlPlaneProcess is etcd or kube-apiserver as localcluster started it;
+// controlPlaneProcess is a component localcluster started (etcd,
+// kube-apiserver, kwok, kube-controller-manager);
 // restart kills it and starts the same command line again, as a crashed
 // static pod is restarted by its kubelet.
 type controlPlaneProcess struct {
@@ -216,15 +217,21 @@ func findControlPlaneProcess(t *testing.T, name string) *controlPlaneProcess {
 		if err != nil {
 			continue
 		}
-		comm, _ := os.ReadFile(filepath.Join("/proc", e.Name(), "comm"))
 		stat, _ := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
-		fields := strings.Fields(string(stat[bytes.LastIndexByte(stat, ')')+1:]))
-		if strings.TrimSpace(string(comm)) != name || len(fields) < 2 || fields[1] != parent {
+		if i := bytes.LastIndexByte(stat, ')'); i < 0 {
+			continue
+		} else if fields := strings.Fields(string(stat[i+1:])); len(fields) < 2 || fields[1] != parent {
 			continue
 		}
+		// The command's name, not comm: comm is cut at 15 characters
+		// (kube-controller-manager).
 		cmdline, _ := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		argv := strings.Split(strings.TrimRight(string(cmdline), "\x00"), "\x00")
+		if filepath.Base(argv[0]) != name {
+			continue
+		}
 		cwd, _ := os.Readlink(filepath.Join("/proc", e.Name(), "cwd"))
-		return &controlPlaneProcess{name: name, pid: pid, argv: strings.Split(strings.TrimRight(string(cmdline), "\x00"), "\x00"), cwd: cwd}
+		return &controlPlaneProcess{name: name, pid: pid, argv: argv, cwd: cwd}
 	}
 	t.Fatalf("no %s process under localcluster (pid %s)", name, parent)
 	return nil
