@@ -240,6 +240,11 @@ func findControlPlaneProcess(t *testing.T, name string) *controlPlaneProcess {
 // restart kills the process with SIGKILL, waits down, and starts it again.
 // It runs beside the test's goroutine, so it reports instead of stopping.
 func (p *controlPlaneProcess) restart(down time.Duration) error {
+	return p.restartWith(down, nil)
+}
+
+// restartWith is restart with beforeStart run while the process is down.
+func (p *controlPlaneProcess) restartWith(down time.Duration, beforeStart func() error) error {
 	if err := syscall.Kill(p.pid, syscall.SIGKILL); err != nil {
 		return fmt.Errorf("killing %s: %w", p.name, err)
 	}
@@ -247,6 +252,11 @@ func (p *controlPlaneProcess) restart(down time.Duration) error {
 		<-time.After(20 * time.Millisecond) // reaped by localcluster
 	}
 	<-time.After(down)
+	if beforeStart != nil {
+		if err := beforeStart(); err != nil {
+			return fmt.Errorf("before restarting %s: %w", p.name, err)
+		}
+	}
 	log, err := os.OpenFile(filepath.Join(localDir, p.name+"-restarted.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		return err

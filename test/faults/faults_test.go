@@ -177,7 +177,14 @@ func TestFaults(t *testing.T) {
 					return
 				}
 				for _, r := range reconnect {
-					if err := r.restart(0); err != nil {
+					var beforeStart func() error
+					if r.name == "kwok" {
+						// A new kwok takes over the simulated nodes only once
+						// the leases the killed one held expire (40 s); a
+						// kubelet keeps its own.
+						beforeStart = s.deleteNodeLeases
+					}
+					if err := r.restartWith(0, beforeStart); err != nil {
 						restarted <- err
 						return
 					}
@@ -281,6 +288,21 @@ func (s *suite) connect() {
 		s.t.Fatal(err)
 	}
 	s.cfg, s.c = cfg, c
+}
+
+// deleteNodeLeases deletes the simulated nodes' leases.
+func (s *suite) deleteNodeLeases() error {
+	nodes := &corev1.NodeList{}
+	if err := s.c.List(s.ctx, nodes); err != nil {
+		return err
+	}
+	for _, n := range nodes.Items {
+		lease := &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Namespace: corev1.NamespaceNodeLease, Name: n.Name}}
+		if err := s.c.Delete(s.ctx, lease); client.IgnoreNotFound(err) != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // waitAPIServer polls the API server's readiness (etcd included).
