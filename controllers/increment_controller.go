@@ -257,11 +257,23 @@ func (r *IncrementReconciler) step(ctx context.Context, project *crmv1alpha1.Imp
 		stage.StartedAt = &now
 		meta.RemoveStatusCondition(&inc.Status.Conditions, crmv1alpha1.ConditionWaiting)
 		if last && i > 0 {
+			// What production runs now is what a rollback returns to: no
+			// other promotion can change it while this one is in flight
+			// (promotion.InFlight; production's version changes only
+			// through promotions). On record with the stage's start, the
+			// rollout later changes the Environment without a status write
+			// of its own first: one write fewer between the backup and
+			// the rollout (make bench).
+			recordPrevious(stage, env)
 			stage.Phase, stage.Message = crmv1alpha1.StageBackingUp, "taking a pre-promotion backup of "+env.Name
 		} else {
 			stage.Phase, stage.Message = crmv1alpha1.StageWaiting, ""
 		}
-		r.event(inc, corev1.EventTypeNormal, "StageStarted", "started on %s", stage.Name)
+		if stage.Phase != crmv1alpha1.StageBackingUp {
+			// A stage that backs up first says so in one event, BackupStarted
+			// (the same reconcile): each event is a write (make bench).
+			r.event(inc, corev1.EventTypeNormal, "StageStarted", "started on %s", stage.Name)
+		}
 		return ctrl.Result{}, nil
 
 	case crmv1alpha1.StageBackingUp:
@@ -293,19 +305,19 @@ func (r *IncrementReconciler) step(ctx context.Context, project *crmv1alpha1.Imp
 
 	case crmv1alpha1.StageRollingOut:
 		if stage.RolloutStartedAt == nil {
-			// Recorded before the rollout, so that a restart rolls back to
-			// what ran before, never to this increment.
-			stage.PreviousVersion, stage.PreviousImage = env.Spec.Version, env.Spec.Image
 			if stage.PreviousVersion == "" {
-				stage.PreviousVersion = env.Status.Version
+				// Not recorded at the stage's start: on record before the
+				// Environment changes, so that a restart rolls back to what
+				// ran before, never to this increment; a conflict ends the
+				// reconcile without touching the Environment.
+				recordPrevious(stage, env)
+				if err := persist(); err != nil {
+					return ctrl.Result{}, err
+				}
 			}
-			stage.PreviousIncrement = env.Annotations[crmv1alpha1.AnnotationIncrement]
+			// A restart before this is on record sets it again, a little
+			// later: the verification deadline moves, the rollback does not.
 			stage.RolloutStartedAt = &now
-			// On record before the Environment changes; a conflict ends the
-			// reconcile without touching the Environment.
-			if err := persist(); err != nil {
-				return ctrl.Result{}, err
-			}
 		}
 		if err := r.setEnvironmentVersion(ctx, env, promotion.Version(inc), inc.Spec.Image, inc.Name); err != nil {
 			return ctrl.Result{}, err
@@ -319,6 +331,15 @@ func (r *IncrementReconciler) step(ctx context.Context, project *crmv1alpha1.Imp
 		return r.verify(ctx, project, inc, i, env, last)
 	}
 	return ctrl.Result{}, nil
+}
+
+// recordPrevious notes what the stage's Environment runs, for a rollback.
+func recordPrevious(stage *crmv1alpha1.StageStatus, env *crmv1alpha1.Environment) {
+	stage.PreviousVersion, stage.PreviousImage = env.Spec.Version, env.Spec.Image
+	if stage.PreviousVersion == "" {
+		stage.PreviousVersion = env.Status.Version
+	}
+	stage.PreviousIncrement = env.Annotations[crmv1alpha1.AnnotationIncrement]
 }
 
 func (r *IncrementReconciler) backUp(ctx context.Context, project *crmv1alpha1.ImplementationProject, inc *crmv1alpha1.Increment, stage *crmv1alpha1.StageStatus, env *crmv1alpha1.Environment) (ctrl.Result, error) {
@@ -338,7 +359,7 @@ func (r *IncrementReconciler) backUp(ctx context.Context, project *crmv1alpha1.I
 		}
 		stage.Backup = name
 		r.cond(inc, crmv1alpha1.ConditionBackedUp, metav1.ConditionFalse, "BackupRunning", "waiting for Backup "+name)
-		r.event(inc, corev1.EventTypeNormal, "BackupStarted", "pre-promotion Backup %s of %s", name, env.Name)
+		r.event(inc, corev1.EventTypeNormal, "BackupStarted", "started on %s: pre-promotion Backup %s", env.Name, name)
 		return ctrl.Result{}, nil
 	}
 	b := &crmv1alpha1.Backup{}
@@ -427,12 +448,15 @@ func (r *IncrementReconciler) verify(ctx context.Context, project *crmv1alpha1.I
 		now := metav1.NewTime(r.now())
 		stage.Phase, stage.FinishedAt, stage.Message = crmv1alpha1.StageSucceeded, &now, "verified"
 		r.cond(inc, crmv1alpha1.ConditionVerified, metav1.ConditionTrue, "Verified", fmt.Sprintf("%s is Ready on %s", promotion.Version(inc), env.Name))
-		r.event(inc, corev1.EventTypeNormal, "Verified", "verified on %s", env.Name)
+		if !last {
+			r.event(inc, corev1.EventTypeNormal, "Verified", "verified on %s", env.Name)
+		}
 		switch {
 		case last:
 			inc.Status.Phase = crmv1alpha1.IncrementPromoted
 			r.cond(inc, crmv1alpha1.ConditionPromoted, metav1.ConditionTrue, "Promoted", fmt.Sprintf("%s runs on %s", promotion.Version(inc), env.Name))
-			audit(ctx, r.Recorder, inc, corev1.EventTypeNormal, "Promoted", "Promote", "promoted %s to %s", promotion.Version(inc), env.Name)
+			// One event says both (Verified and Promoted).
+			audit(ctx, r.Recorder, inc, corev1.EventTypeNormal, "Promoted", "Promote", "promoted %s to %s: verified Ready", promotion.Version(inc), env.Name)
 			recordPromotion(inc, stage, true, resultPromoted, now.Time)
 		case meta.IsStatusConditionTrue(inc.Status.Conditions, crmv1alpha1.ConditionAccepted):
 			inc.Status.Phase = crmv1alpha1.IncrementAwaitingPromotion

@@ -238,6 +238,15 @@ func TestIncrementFromTestToProduction(t *testing.T) {
 		g.Eventually(backupPhase(ctx, pre)).WithTimeout(wait).Should(Equal(crmv1alpha1.BackupRunning))
 		g.Consistently(envVersion(ctx, ns, "production")).WithTimeout(time.Second).Should(Equal(""))
 		g.Expect(k8s.Get(ctx, key(ns, resources.AgentJobName("sprint-1", "migrate-production")), &batchv1.Job{})).NotTo(Succeed())
+		// What production runs is on record from the stage's start, before
+		// anything changes it: the rollout needs no write of its own first.
+		prod := &crmv1alpha1.Environment{}
+		g.Expect(k8s.Get(ctx, key(ns, "production"), prod)).To(Succeed())
+		g.Expect(prod.Status.Version).NotTo(BeEmpty())
+		g.Expect(k8s.Get(ctx, client.ObjectKeyFromObject(inc), inc)).To(Succeed())
+		stage := inc.Status.Stages[len(inc.Status.Stages)-1]
+		g.Expect(stage.PreviousVersion).To(Equal(prod.Status.Version))
+		g.Expect(stage.RolloutStartedAt).To(BeNil())
 
 		g.Eventually(func(g Gomega) {
 			finishJob(ctx, g, ns, pre.Status.JobName, agent.Result{Location: "s3://crm-backups/promo/production/" + preName, Size: 2048}, true)
@@ -265,7 +274,7 @@ func TestIncrementFromTestToProduction(t *testing.T) {
 		g.Expect(project.Status.Production).NotTo(BeNil())
 		g.Expect(project.Status.Production.Version).To(Equal("18.1"))
 		g.Expect(project.Status.Production.Increment).To(Equal("sprint-1"))
-		prod := &crmv1alpha1.Environment{}
+		prod = &crmv1alpha1.Environment{}
 		g.Eventually(func() string {
 			_ = k8s.Get(ctx, key(ns, "production"), prod)
 			return prod.Status.CurrentIncrement

@@ -204,7 +204,9 @@ type StageStatus struct {
 	// Message explains the phase.
 	// +optional
 	Message string `json:"message,omitempty"`
-	// PreviousVersion is what the stage ran before, for a rollback.
+	// PreviousVersion is what the stage ran before, for a rollback: recorded
+	// when a stage with a pre-promotion backup starts, else just before the
+	// rollout.
 	// +optional
 	PreviousVersion string `json:"previousVersion,omitempty"`
 	// PreviousImage is the image override the stage ran before, if any.

@@ -31,7 +31,6 @@ const (
 	msJobCreated                          // the pre-promotion backup Job exists
 	msJobSucceeded                        // the Job controller found its pods succeeded
 	msBackupCompleted                     // the Backup says Completed
-	msRolloutRecorded                     // the increment recorded the rollout's start
 	msEnvironmentChanged                  // the production Environment asks for the new version
 	msDeploymentChanged                   // the production Deployment has a new generation
 	msRolledOut                           // that generation is rolled out, by the Deployment's status
@@ -51,9 +50,8 @@ var promotionSteps = []struct {
 	{"1b acceptance stored -> production stage started (increment)", msAcceptanceStored, msStarted},
 	{"2 stage started -> backup Job created (backup)", msStarted, msJobCreated},
 	{"3 backup Job succeeded -> Backup Completed (backup)", msJobSucceeded, msBackupCompleted},
-	{"4 Backup Completed -> rollout recorded (increment)", msBackupCompleted, msRolloutRecorded},
-	{"5a rollout recorded -> Environment changed (increment)", msRolloutRecorded, msEnvironmentChanged},
-	{"5b Environment changed -> Deployment changed (environment)", msEnvironmentChanged, msDeploymentChanged},
+	{"4 Backup Completed -> Environment asks for the new version (increment)", msBackupCompleted, msEnvironmentChanged},
+	{"5 Environment changed -> Deployment changed (environment)", msEnvironmentChanged, msDeploymentChanged},
 	{"6a Deployment rolled out -> Environment Ready on it (environment)", msRolledOut, msEnvironmentUpdated},
 	{"6b Environment Ready on it -> Promoted (increment)", msEnvironmentUpdated, msPromoted},
 }
@@ -180,9 +178,6 @@ func (t *tracer) increment(obj any, at time.Time) {
 	st := inc.Status.Stages[len(inc.Status.Stages)-1]
 	if st.StartedAt != nil {
 		t.mark(inc.Namespace, msStarted, at)
-	}
-	if st.RolloutStartedAt != nil {
-		t.mark(inc.Namespace, msRolloutRecorded, at)
 	}
 	switch inc.Status.Phase {
 	case crmv1alpha1.IncrementPromoted:
