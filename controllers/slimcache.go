@@ -58,6 +58,15 @@ func slimTransform(in any) (any, error) {
 	if !ok {
 		return in, nil // a tombstone of a deleted object
 	}
+	if isSlim(obj) {
+		// client-go may transform an object again (it does with the
+		// objects of an informer's first list): a transform must be
+		// idempotent. Fingerprinting the slim copy gave every child a
+		// fingerprint no record matched, so after each restart every
+		// reconcile read every child in full from the API server (make
+		// bench: 28,654 reads in a 2-minute idle window at N = 100).
+		return obj, nil
+	}
 	obj.SetManagedFields(nil)
 	fp, err := fingerprint(obj)
 	if err != nil {

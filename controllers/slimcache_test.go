@@ -102,6 +102,15 @@ func TestSlimTransform(t *testing.T) {
 	if !isSlim(slim) || isSlim(full) {
 		t.Error("isSlim does not tell the slim copy from the full object")
 	}
+	// client-go transforms some objects twice: the second pass keeps the
+	// full object's fingerprint.
+	again, err := slimTransform(slim.DeepCopy())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := cachedFingerprint(again.(client.Object)); got != want {
+		t.Errorf("transformed twice: fingerprint %d, want the full object's %d", got, want)
+	}
 
 	for _, obj := range []client.Object{
 		&corev1.Service{Spec: corev1.ServiceSpec{Ports: []corev1.ServicePort{{Port: 80, TargetPort: intstr.FromInt32(8080)}}}},

@@ -664,7 +664,7 @@ func restartAndIdle(ctx context.Context, o options, res *Results) error {
 	res.IdleReads = after.reads - first.reads
 	res.IdleReconciles = after.reconciles - first.reconciles
 	res.IdleRSSMiB, _ = rssMiB(pid)
-	logf("idle: %.0f writes, %.0f reads not from the cache, %.0f reconciles (%.1f full passes); RSS %.0f MiB", res.IdleWrites, res.IdleReads, res.IdleReconciles, res.IdleReconciles/res.RestartReconciles, res.IdleRSSMiB)
+	logf("idle: %.0f writes, %.0f reads not from the cache, %.0f reconciles; RSS %.0f MiB", res.IdleWrites, res.IdleReads, res.IdleReconciles, res.IdleRSSMiB)
 	return nil
 }
 
@@ -948,7 +948,7 @@ func printTable(r Results) {
 	}
 	if r.IdleSeconds > 0 {
 		row("restart: first full pass from a cold cache", fmt.Sprintf("%.1fs; %.0f writes, %.0f reads (lists included), %.0f reconciles", r.RestartSeconds, r.RestartWrites, r.RestartReads, r.RestartReconciles))
-		row(fmt.Sprintf("idle %.0fs with full resyncs: API writes", r.IdleSeconds), fmt.Sprintf("%.0f (goal 0); reads not from cache %.0f; reconciles %.0f (%.1f full passes)", r.IdleWrites, r.IdleReads, r.IdleReconciles, r.IdleReconciles/max(r.RestartReconciles, 1)))
+		row(fmt.Sprintf("idle %.0fs with full resyncs: API writes", r.IdleSeconds), fmt.Sprintf("%.0f (goal 0); reads not from cache %.0f; reconciles %.0f", r.IdleWrites, r.IdleReads, r.IdleReconciles))
 	}
 	limit := "no GOMEMLIMIT"
 	if r.GoMemLimit != "" {
