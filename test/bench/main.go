@@ -93,16 +93,16 @@ type Results struct {
 	RestartReads      float64 `json:"restartReadsNotFromCache"`
 	RestartReconciles float64 `json:"restartReconciles"`
 	// IdleRSSMiB: the restarted operator after the idle window.
-	IdleRSSMiB float64 `json:"managerRSSAfterIdleMiB,omitempty"`
-	RSSMiB                float64 `json:"managerRSSMiB"`
-	CPUSeconds            float64 `json:"managerCPUSeconds"`
-	HeapLiveMiB           float64 `json:"managerHeapLiveMiB,omitempty"`
-	GoMemLimit            string  `json:"managerGOMEMLIMIT,omitempty"`
-	Promotions            int     `json:"promotions"`
-	PromotionMeanSeconds  float64 `json:"promotionMeanSeconds"`
-	SimulatedMeanSeconds  float64 `json:"simulatedMeanSeconds"`
-	OverheadMeanSeconds   float64 `json:"promotionOverheadMeanSeconds"`
-	OverheadMaxSeconds    float64 `json:"promotionOverheadMaxSeconds"`
+	IdleRSSMiB           float64 `json:"managerRSSAfterIdleMiB,omitempty"`
+	RSSMiB               float64 `json:"managerRSSMiB"`
+	CPUSeconds           float64 `json:"managerCPUSeconds"`
+	HeapLiveMiB          float64 `json:"managerHeapLiveMiB,omitempty"`
+	GoMemLimit           string  `json:"managerGOMEMLIMIT,omitempty"`
+	Promotions           int     `json:"promotions"`
+	PromotionMeanSeconds float64 `json:"promotionMeanSeconds"`
+	SimulatedMeanSeconds float64 `json:"simulatedMeanSeconds"`
+	OverheadMeanSeconds  float64 `json:"promotionOverheadMeanSeconds"`
+	OverheadMaxSeconds   float64 `json:"promotionOverheadMaxSeconds"`
 	// PromotionSteps: mean seconds of each step outside the simulated work.
 	PromotionSteps map[string]float64 `json:"promotionStepsMeanSeconds,omitempty"`
 	// ConvergenceControllers: queue wait and reconcile time during convergence.
