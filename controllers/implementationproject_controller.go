@@ -17,6 +17,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
@@ -242,8 +243,10 @@ func (r *ImplementationProjectReconciler) SetupWithManager(mgr ctrl.Manager) err
 		Watches(&crmv1alpha1.Environment{}, coalesced(summaryDelay, func(o client.Object) reconcile.Request {
 			return reconcile.Request{NamespacedName: client.ObjectKey{Name: o.(*crmv1alpha1.Environment).Spec.ProjectRef.Name}}
 		}), builder.WithPredicates(environmentSummaryChanged())).
-		Watches(&crmv1alpha1.Increment{}, coalesced(summaryDelay, func(o client.Object) reconcile.Request {
-			return reconcile.Request{NamespacedName: client.ObjectKey{Name: o.(*crmv1alpha1.Increment).Spec.ProjectRef.Name}}
+		// Not coalesced: a pipeline that saw its increment Promoted reads
+		// the project's status.production next.
+		Watches(&crmv1alpha1.Increment{}, handler.EnqueueRequestsFromMapFunc(func(_ context.Context, o client.Object) []reconcile.Request {
+			return []reconcile.Request{{NamespacedName: client.ObjectKey{Name: o.(*crmv1alpha1.Increment).Spec.ProjectRef.Name}}}
 		}), builder.WithPredicates(incrementDeliveryChanged())).
 		WithOptions(controller.Options{MaxConcurrentReconciles: r.MaxConcurrentReconciles}).
 		Complete(r)
