@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	. "github.com/onsi/gomega"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/util/workqueue"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -37,10 +38,7 @@ func TestCoalescedEventsShareOneReconcile(t *testing.T) {
 	if n := q.Len(); n != 0 {
 		t.Fatalf("%d requests queued at once; want none before the delay", n)
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for q.Len() < 2 && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
+	NewWithT(t).Eventually(q.Len).WithTimeout(10 * time.Second).WithPolling(10 * time.Millisecond).Should(Equal(2))
 	got := map[string]int{}
 	for q.Len() > 0 {
 		req, _ := q.Get()
