@@ -484,7 +484,11 @@ func watchNamespaces(ctx context.Context, c client.WithWatch, prefix string, n i
 				close(ch)
 				delete(nw.created, ns.Name)
 			}
+			all := len(nw.created) == 0
 			nw.mu.Unlock()
+			if all {
+				return // every namespace seen: the watch ends here
+			}
 		}
 	}()
 	return nw, nil
