@@ -92,7 +92,16 @@ func markRolledOut(ctx context.Context, g Gomega, ns, env, version string) {
 
 // pastVerifyDeadline moves the operator's clock past an increment's
 // verification deadline and wakes it (its requeue is set for the real time).
+// The clock moves only once the deadline is on record: the Environment
+// changes before the increment's status write that records when the rollout
+// started, and a start taken on the moved clock would never pass.
 func pastVerifyDeadline(ctx context.Context, g Gomega, inc *crmv1alpha1.Increment) {
+	g.Eventually(func(g Gomega) {
+		g.Expect(k8s.Get(ctx, client.ObjectKeyFromObject(inc), inc)).To(Succeed())
+		g.Expect(inc.Status.Stages).To(ContainElement(And(
+			HaveField("Phase", crmv1alpha1.StageVerifying),
+			HaveField("RolloutStartedAt", Not(BeNil())))))
+	}).WithTimeout(wait).Should(Succeed())
 	clockOffset.Store(int64(11 * time.Minute))
 	g.Expect(updateIncrement(ctx, k8s, inc, func(i *crmv1alpha1.Increment) {
 		if i.Annotations == nil {
