@@ -58,6 +58,7 @@ type EnvironmentReconciler struct {
 	Clock func() time.Time
 	// Tolerations are added to every pod the operator creates.
 	Tolerations []corev1.Toleration
+	written     ownWrites
 }
 
 // +kubebuilder:rbac:groups=crm.crmops.io,resources=environments,verbs=get;list;watch;create;update;patch;delete
@@ -73,8 +74,17 @@ type EnvironmentReconciler struct {
 func (r *EnvironmentReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	env := &crmv1alpha1.Environment{}
 	if err := r.Get(ctx, req.NamespacedName, env); err != nil {
+		if apierrors.IsNotFound(err) {
+			r.written.forget(req.NamespacedName)
+		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
+	if r.written.cacheBehind(env) {
+		// Decided on the older copy, the status write would say again what
+		// the last one said, with new condition timestamps (make bench).
+		return ctrl.Result{RequeueAfter: cacheCatchUp}, nil
+	}
+	defer r.written.noteIfWritten(env, env.ResourceVersion)
 	if !env.DeletionTimestamp.IsZero() {
 		return r.reconcileDelete(ctx, env)
 	}

@@ -9,6 +9,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/events"
@@ -40,6 +41,7 @@ type ImplementationProjectReconciler struct {
 	Applied                 *AppliedRecords
 	Recorder                events.EventRecorder
 	MaxConcurrentReconciles int
+	written                 ownWrites
 }
 
 // +kubebuilder:rbac:groups=crm.crmops.io,resources=implementationprojects,verbs=get;list;watch;update;patch
@@ -60,8 +62,16 @@ type ImplementationProjectReconciler struct {
 func (r *ImplementationProjectReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	project := &crmv1alpha1.ImplementationProject{}
 	if err := r.Get(ctx, req.NamespacedName, project); err != nil {
+		if apierrors.IsNotFound(err) {
+			r.written.forget(req.NamespacedName)
+		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
+	if r.written.cacheBehind(project) {
+		// As for environments: the older copy would write the summary again.
+		return ctrl.Result{RequeueAfter: cacheCatchUp}, nil
+	}
+	defer r.written.noteIfWritten(project, project.ResourceVersion)
 	if !project.DeletionTimestamp.IsZero() {
 		return r.reconcileDelete(ctx, project)
 	}
@@ -99,6 +109,9 @@ func (r *ImplementationProjectReconciler) reconcileNormal(ctx context.Context, p
 	if err := r.List(ctx, envs, client.InNamespace(project.Name)); err != nil {
 		return err
 	}
+	// The cache lists in no fixed order: the summary and its message must
+	// not change with it.
+	sort.Slice(envs.Items, func(i, j int) bool { return envs.Items[i].Name < envs.Items[j].Name })
 	summaries := make([]crmv1alpha1.EnvironmentSummary, 0, len(envs.Items))
 	var notReady []string
 	for _, e := range envs.Items {
@@ -112,7 +125,6 @@ func (r *ImplementationProjectReconciler) reconcileNormal(ctx context.Context, p
 			notReady = append(notReady, e.Name)
 		}
 	}
-	sort.Slice(summaries, func(i, j int) bool { return summaries[i].Name < summaries[j].Name })
 	project.Status.Environments = summaries
 	if err := r.recordDeliveries(ctx, project); err != nil {
 		return err

@@ -3,6 +3,7 @@ package controllers
 import (
 	"strconv"
 	"sync"
+	"time"
 
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -40,17 +41,35 @@ func (w *ownWrites) note(obj client.Object) {
 }
 
 // cacheBehind reports whether obj, as read from the cache, is older than
-// the reconciler's last write of it.
+// the reconciler's last write of it. A record the cache has caught up with
+// is dropped: only writes in flight are held.
 func (w *ownWrites) cacheBehind(obj client.Object) bool {
 	rv, err := strconv.ParseUint(obj.GetResourceVersion(), 10, 64)
 	if err != nil {
 		return false
 	}
+	key := client.ObjectKeyFromObject(obj)
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	written, ok := w.m[client.ObjectKeyFromObject(obj)]
+	written, ok := w.m[key]
+	if ok && rv >= written {
+		delete(w.m, key)
+	}
 	return ok && rv < written
 }
+
+// noteIfWritten records obj's resourceVersion when it moved from read, the
+// version the reconcile read: a write of it returned a newer one.
+func (w *ownWrites) noteIfWritten(obj client.Object, read string) {
+	if obj.GetResourceVersion() != read {
+		w.note(obj)
+	}
+}
+
+// cacheCatchUp is how long a reconcile that found the cache behind its own
+// write waits for it, when that write's event does not wake it (status
+// writes pass no predicate of the project and environment controllers).
+const cacheCatchUp = 200 * time.Millisecond
 
 // forget drops the record of an object that is gone or needs no more work.
 func (w *ownWrites) forget(key types.NamespacedName) {

@@ -13,9 +13,6 @@ func TestOwnWritesTellAStaleCacheCopy(t *testing.T) {
 	copyAt := func(name, rv string) *crmv1alpha1.Increment {
 		return &crmv1alpha1.Increment{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "acme", ResourceVersion: rv}}
 	}
-	var w ownWrites
-	w.note(copyAt("sprint-1", "120"))
-	w.note(copyAt("sprint-2", "not-a-number")) // never judged behind
 	cases := []struct {
 		name   string
 		cached *crmv1alpha1.Increment
@@ -30,13 +27,49 @@ func TestOwnWritesTellAStaleCacheCopy(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
+			var w ownWrites
+			w.note(copyAt("sprint-1", "120"))
+			w.note(copyAt("sprint-2", "not-a-number")) // never judged behind
 			if got := w.cacheBehind(tc.cached); got != tc.behind {
 				t.Errorf("cacheBehind = %v, want %v", got, tc.behind)
 			}
 		})
 	}
-	w.forget(client.ObjectKeyFromObject(copyAt("sprint-1", "")))
-	if w.cacheBehind(copyAt("sprint-1", "119")) {
-		t.Error("a forgotten object is still judged behind")
-	}
+
+	t.Run("a forgotten object is not judged behind", func(t *testing.T) {
+		var w ownWrites
+		w.note(copyAt("sprint-1", "120"))
+		w.forget(client.ObjectKeyFromObject(copyAt("sprint-1", "")))
+		if w.cacheBehind(copyAt("sprint-1", "119")) {
+			t.Error("judged behind")
+		}
+	})
+
+	t.Run("only writes in flight are held", func(t *testing.T) {
+		var w ownWrites
+		w.note(copyAt("sprint-1", "120"))
+		if !w.cacheBehind(copyAt("sprint-1", "119")) {
+			t.Fatal("the copy before our write is not judged behind")
+		}
+		if w.cacheBehind(copyAt("sprint-1", "120")) {
+			t.Fatal("the copy of our write is judged behind")
+		}
+		if len(w.m) != 0 {
+			t.Errorf("%d records held after the cache caught up, want 0", len(w.m))
+		}
+	})
+
+	t.Run("a reconcile notes only what it wrote", func(t *testing.T) {
+		var w ownWrites
+		obj := copyAt("sprint-1", "120")
+		w.noteIfWritten(obj, "120")
+		if len(w.m) != 0 {
+			t.Fatalf("noted a read as a write: %v", w.m)
+		}
+		obj.ResourceVersion = "121" // a write's response
+		w.noteIfWritten(obj, "120")
+		if !w.cacheBehind(copyAt("sprint-1", "120")) {
+			t.Error("the write was not noted")
+		}
+	})
 }

@@ -13,6 +13,8 @@
 #                            --concurrency); the parallel helm loop runs 8
 #   BENCH_SKIP_HELM=1        skip the helm loop
 #   BENCH_SKIP_LOWER_BOUND=1 the operator's figures only (footprint at N=1000)
+#   BENCH_PAIRS=2            convergence runs of the lower bound and of the
+#                            operator each, in the order A B B A; 1: one each
 #   BENCH_GOMEMLIMIT=150MiB  the operator's soft memory limit (the chart sets
 #                            GOMEMLIMIT from the container's memory limit)
 #   CLUSTER_QPS=200          client QPS of the simulated cluster's controller
@@ -55,7 +57,7 @@ for n in ${sizes//,/ }; do
 	[ -z "${BENCH_SKIP_LOWER_BOUND:-}" ] || extra+=(-lower-bound=false)
 	bin/bench/bench -kubeconfig "$dir/kubeconfig" -n "$n" -idle "$idle" -manager-pid "$(cat "$dir/manager.pid")" \
 		-manager-pid-file "$dir/manager.pid" -restart-cmd "$restart" \
-		-metrics-url "http://127.0.0.1:$METRICS_PORT/metrics" -cluster-qps "${CLUSTER_QPS:-200}" -workers "${BENCH_WORKERS:-32}" -helm bin/helm -work-dir bin/bench/work -out bin/bench/results.json "${extra[@]}" "${pprof[@]}"
+		-metrics-url "http://127.0.0.1:$METRICS_PORT/metrics" -cluster-qps "${CLUSTER_QPS:-200}" -workers "${BENCH_WORKERS:-32}" -pairs "${BENCH_PAIRS:-2}" -helm bin/helm -work-dir bin/bench/work -out bin/bench/results.json "${extra[@]}" "${pprof[@]}"
 	hack/local-down.sh >/dev/null
 	first=0
 done
