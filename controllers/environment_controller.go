@@ -81,7 +81,8 @@ func (r *EnvironmentReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 	}
 	if r.written.cacheBehind(env) {
 		// Decided on the older copy, the status write would say again what
-		// the last one said, with new condition timestamps (make bench).
+		// the last one said, with new condition timestamps (make bench);
+		// the write's event brings us back (caughtUp).
 		return ctrl.Result{RequeueAfter: cacheCatchUp}, nil
 	}
 	defer r.written.noteIfWritten(env, env.ResourceVersion)
@@ -443,7 +444,7 @@ func (r *EnvironmentReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	children := builder.WithPredicates(childChanged())
 	phases := builder.WithPredicates(backupOrRestorePhaseChanged())
 	return ctrl.NewControllerManagedBy(mgr).
-		For(&crmv1alpha1.Environment{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, deletionOrFinalizerChanged()))).
+		For(&crmv1alpha1.Environment{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, deletionOrFinalizerChanged(), r.written.caughtUp()))).
 		Owns(&appsv1.Deployment{}, children).
 		Owns(&appsv1.StatefulSet{}, children).
 		Owns(&corev1.Service{}, children).

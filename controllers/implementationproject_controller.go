@@ -245,7 +245,7 @@ func (r *ImplementationProjectReconciler) reconcileDelete(ctx context.Context, p
 func (r *ImplementationProjectReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	children := builder.WithPredicates(childChanged())
 	return ctrl.NewControllerManagedBy(mgr).
-		For(&crmv1alpha1.ImplementationProject{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, deletionOrFinalizerChanged()))).
+		For(&crmv1alpha1.ImplementationProject{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, deletionOrFinalizerChanged(), r.written.caughtUp()))).
 		Owns(&corev1.Namespace{}, children).
 		Owns(&corev1.ResourceQuota{}, children).
 		Owns(&corev1.LimitRange{}, children).

@@ -7,6 +7,8 @@ import (
 
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
 )
 
 // ownWrites remembers the resourceVersion of each object's last write by
@@ -23,7 +25,14 @@ import (
 // it would without this record.
 type ownWrites struct {
 	mu sync.Mutex
-	m  map[types.NamespacedName]uint64
+	m  map[types.NamespacedName]ownWrite
+}
+
+type ownWrite struct {
+	version uint64
+	// waiting: a reconcile found the cache behind this write and ended;
+	// the write's event must wake it (caughtUp).
+	waiting bool
 }
 
 // note records obj's resourceVersion after a write that returned it.
@@ -35,27 +44,9 @@ func (w *ownWrites) note(obj client.Object) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.m == nil {
-		w.m = map[types.NamespacedName]uint64{}
+		w.m = map[types.NamespacedName]ownWrite{}
 	}
-	w.m[client.ObjectKeyFromObject(obj)] = rv
-}
-
-// cacheBehind reports whether obj, as read from the cache, is older than
-// the reconciler's last write of it. A record the cache has caught up with
-// is dropped: only writes in flight are held.
-func (w *ownWrites) cacheBehind(obj client.Object) bool {
-	rv, err := strconv.ParseUint(obj.GetResourceVersion(), 10, 64)
-	if err != nil {
-		return false
-	}
-	key := client.ObjectKeyFromObject(obj)
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	written, ok := w.m[key]
-	if ok && rv >= written {
-		delete(w.m, key)
-	}
-	return ok && rv < written
+	w.m[client.ObjectKeyFromObject(obj)] = ownWrite{version: rv}
 }
 
 // noteIfWritten records obj's resourceVersion when it moved from read, the
@@ -66,10 +57,56 @@ func (w *ownWrites) noteIfWritten(obj client.Object, read string) {
 	}
 }
 
-// cacheCatchUp is how long a reconcile that found the cache behind its own
-// write waits for it, when that write's event does not wake it (status
-// writes pass no predicate of the project and environment controllers).
-const cacheCatchUp = 200 * time.Millisecond
+// cacheBehind reports whether obj, as read from the cache, is older than
+// the reconciler's last write of it; if so, the reconciler is taken to wait
+// for that write (caughtUp). A record the cache has caught up with is
+// dropped: only writes in flight are held.
+func (w *ownWrites) cacheBehind(obj client.Object) bool {
+	rv, err := strconv.ParseUint(obj.GetResourceVersion(), 10, 64)
+	if err != nil {
+		return false
+	}
+	key := client.ObjectKeyFromObject(obj)
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	rec, ok := w.m[key]
+	switch {
+	case !ok:
+		return false
+	case rv >= rec.version:
+		delete(w.m, key)
+		return false
+	}
+	rec.waiting = true
+	w.m[key] = rec
+	return true
+}
+
+// caughtUp passes the update that brings the cache to a write a reconcile
+// waits for: the project and environment controllers pass no status-only
+// update otherwise, their own status writes included.
+func (w *ownWrites) caughtUp() predicate.Predicate {
+	return predicate.Funcs{
+		CreateFunc:  func(event.CreateEvent) bool { return false },
+		DeleteFunc:  func(event.DeleteEvent) bool { return false },
+		GenericFunc: func(event.GenericEvent) bool { return false },
+		UpdateFunc: func(e event.UpdateEvent) bool {
+			rv, err := strconv.ParseUint(e.ObjectNew.GetResourceVersion(), 10, 64)
+			if err != nil {
+				return false
+			}
+			w.mu.Lock()
+			defer w.mu.Unlock()
+			rec, ok := w.m[client.ObjectKeyFromObject(e.ObjectNew)]
+			return ok && rec.waiting && rv >= rec.version
+		},
+	}
+}
+
+// cacheCatchUp: a reconcile that found the cache behind its own write also
+// comes back after this long, should the write's event have passed the
+// predicate before the reconcile said it waits.
+const cacheCatchUp = time.Second
 
 // forget drops the record of an object that is gone or needs no more work.
 func (w *ownWrites) forget(key types.NamespacedName) {

@@ -5,6 +5,7 @@ import (
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/event"
 
 	crmv1alpha1 "github.com/crmops/crm-operator/api/v1alpha1"
 )
@@ -70,6 +71,33 @@ func TestOwnWritesTellAStaleCacheCopy(t *testing.T) {
 		w.noteIfWritten(obj, "120")
 		if !w.cacheBehind(copyAt("sprint-1", "120")) {
 			t.Error("the write was not noted")
+		}
+	})
+
+	t.Run("the write's event wakes only a reconcile that waits for it", func(t *testing.T) {
+		var w ownWrites
+		wakes := func(rv string) bool {
+			return w.caughtUp().Update(event.UpdateEvent{ObjectOld: copyAt("sprint-1", "100"), ObjectNew: copyAt("sprint-1", rv)})
+		}
+		w.note(copyAt("sprint-1", "120"))
+		if wakes("120") {
+			t.Error("woke a reconciler nobody holds back")
+		}
+		if !w.cacheBehind(copyAt("sprint-1", "119")) {
+			t.Fatal("the copy before our write is not judged behind")
+		}
+		if wakes("119") {
+			t.Error("an update older than the write woke the reconciler")
+		}
+		if !wakes("120") || !wakes("121") {
+			t.Error("the update that holds the write did not wake the reconciler")
+		}
+		if w.caughtUp().Create(event.CreateEvent{Object: copyAt("sprint-1", "120")}) {
+			t.Error("a create passed")
+		}
+		w.cacheBehind(copyAt("sprint-1", "120"))
+		if wakes("121") {
+			t.Error("woke the reconciler after the cache caught up")
 		}
 	})
 }

@@ -335,6 +335,10 @@ func benchProject(name string) *crmv1alpha1.ImplementationProject {
 	}
 }
 
+// runLabel marks what one timed run created (its prefix), so that waiting
+// for it lists only its objects.
+const runLabel = "bench.crmops.io/run"
+
 func benchEnv(project, name string, stage crmv1alpha1.Stage) *crmv1alpha1.Environment {
 	return &crmv1alpha1.Environment{
 		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: project},
@@ -398,13 +402,14 @@ func environmentObjects(p *crmv1alpha1.ImplementationProject, env *crmv1alpha1.E
 // labelled as its own, so the lower bound's and helm's copies would
 // otherwise count in its memory, which a real cluster's other workloads do
 // not. Only the label's value changes; the objects stay the same size.
-func foreign(objs []client.Object) []client.Object {
+func foreign(objs []client.Object, run string) []client.Object {
 	for _, o := range objs {
 		l := o.GetLabels()
 		if l == nil {
 			l = map[string]string{}
 		}
 		l[crmv1alpha1.LabelManagedBy] = "bench"
+		l[runLabel] = run
 		o.SetLabels(l)
 		if d, ok := o.(*appsv1.Deployment); ok {
 			d.Spec.Template.Labels[crmv1alpha1.LabelManagedBy] = "bench"
@@ -440,7 +445,7 @@ func lowerBound(ctx context.Context, c client.Client, o options, prefix string, 
 			}
 			objs = append(objs, eo...)
 		}
-		for _, obj := range foreign(objs) {
+		for _, obj := range foreign(objs, prefix) {
 			if err := c.Create(ctx, obj); err != nil && !apierrors.IsAlreadyExists(err) {
 				return fmt.Errorf("%T %s: %w", obj, obj.GetName(), err)
 			}
@@ -451,37 +456,34 @@ func lowerBound(ctx context.Context, c client.Client, o options, prefix string, 
 		return 0, err
 	}
 	logf("lower bound: objects created in %.1fs; waiting for readiness", time.Since(start).Seconds())
-	err = waitWorkloads(ctx, c, prefix+"-", 2*n)
+	err = waitWorkloads(ctx, c, prefix, 2*n)
 	return time.Since(start), err
 }
 
-// waitWorkloads waits until every environment in namespaces with prefix
-// has its database StatefulSet ready and its Deployments available: what
-// the operator's Ready condition asks.
-func waitWorkloads(ctx context.Context, c client.Client, prefix string, envs int) error {
+// waitWorkloads waits until every environment of run (the objects labelled
+// with it) has its database StatefulSet ready and its Deployments
+// available: what the operator's Ready condition asks. Only the run's
+// objects are listed: listing the whole cluster's every second slowed the
+// later runs on the grown cluster (the second lower bound by about half).
+func waitWorkloads(ctx context.Context, c client.Client, run string, envs int) error {
+	ofRun := client.MatchingLabels{runLabel: run}
 	return wait.PollUntilContextTimeout(ctx, time.Second, 60*time.Minute, false, func(ctx context.Context) (bool, error) {
 		sts := &appsv1.StatefulSetList{}
 		deps := &appsv1.DeploymentList{}
-		if err := c.List(ctx, sts); err != nil {
+		if err := c.List(ctx, sts, ofRun); err != nil {
 			return false, nil
 		}
-		if err := c.List(ctx, deps); err != nil {
+		if err := c.List(ctx, deps, ofRun); err != nil {
 			return false, nil
 		}
 		readySts, total := 0, 0
 		for _, s := range sts.Items {
-			if !strings.HasPrefix(s.Namespace, prefix) {
-				continue
-			}
 			total++
 			if s.Status.ObservedGeneration >= s.Generation && s.Status.ReadyReplicas == ptrDeref(s.Spec.Replicas) {
 				readySts++
 			}
 		}
 		for _, d := range deps.Items {
-			if !strings.HasPrefix(d.Namespace, prefix) {
-				continue
-			}
 			if d.Status.ObservedGeneration < d.Generation || d.Status.AvailableReplicas != ptrDeref(d.Spec.Replicas) || d.Status.UpdatedReplicas != ptrDeref(d.Spec.Replicas) {
 				return false, nil
 			}
@@ -581,7 +583,9 @@ func operatorConvergence(ctx context.Context, c client.WithWatch, o options, pre
 			return err
 		}
 		for _, stage := range []crmv1alpha1.Stage{crmv1alpha1.StageTest, crmv1alpha1.StageProduction} {
-			if err := c.Create(ctx, benchEnv(p.Name, string(stage), stage)); err != nil && !apierrors.IsAlreadyExists(err) {
+			env := benchEnv(p.Name, string(stage), stage)
+			env.Labels = map[string]string{runLabel: prefix}
+			if err := c.Create(ctx, env); err != nil && !apierrors.IsAlreadyExists(err) {
 				return err
 			}
 		}
@@ -593,12 +597,12 @@ func operatorConvergence(ctx context.Context, c client.WithWatch, o options, pre
 	logf("operator: objects created in %.1fs; waiting for Ready", time.Since(start).Seconds())
 	err = wait.PollUntilContextTimeout(ctx, time.Second, 60*time.Minute, false, func(ctx context.Context) (bool, error) {
 		list := &crmv1alpha1.EnvironmentList{}
-		if err := c.List(ctx, list); err != nil {
+		if err := c.List(ctx, list, client.MatchingLabels{runLabel: prefix}); err != nil {
 			return false, nil
 		}
 		ready := 0
 		for _, e := range list.Items {
-			if strings.HasPrefix(e.Namespace, prefix+"-") && meta.IsStatusConditionTrue(e.Status.Conditions, crmv1alpha1.ConditionReady) {
+			if meta.IsStatusConditionTrue(e.Status.Conditions, crmv1alpha1.ConditionReady) {
 				ready++
 			}
 		}
@@ -628,7 +632,7 @@ func helmLoop(ctx context.Context, c client.Client, o options, prefix string, pr
 				}
 			}
 			dir := filepath.Join(o.workDir, p.Name+"-"+string(stage))
-			if err := writeChart(dir, foreign(objs)); err != nil {
+			if err := writeChart(dir, foreign(objs, prefix)); err != nil {
 				return 0, err
 			}
 			releases = append(releases, release{name: string(stage), ns: p.Name, dir: dir})
@@ -647,7 +651,7 @@ func helmLoop(ctx context.Context, c client.Client, o options, prefix string, pr
 		return 0, err
 	}
 	logf("helm (parallelism %d): releases installed in %.1fs; waiting for readiness", par, time.Since(start).Seconds())
-	err = waitWorkloads(ctx, c, prefix+"-", len(releases))
+	err = waitWorkloads(ctx, c, prefix, len(releases))
 	return time.Since(start), err
 }
 
