@@ -54,6 +54,12 @@ func TestPredicatesPassOnlyWhatIsRead(t *testing.T) {
 			Status:     crmv1alpha1.IncrementStatus{Phase: crmv1alpha1.IncrementPromoting},
 		}
 	}
+	promotedIncrement := func() client.Object {
+		inc := increment().(*crmv1alpha1.Increment)
+		inc.Status.Phase = crmv1alpha1.IncrementPromoted
+		inc.Status.Conditions = []metav1.Condition{{Type: crmv1alpha1.ConditionPromoted, Status: metav1.ConditionTrue}}
+		return inc
+	}
 	cases := []struct {
 		name      string
 		predicate predicate.Predicate
@@ -110,8 +116,19 @@ func TestPredicatesPassOnlyWhatIsRead(t *testing.T) {
 		{"Increment: promoted", incrementDeliveryChanged(), increment, func(o client.Object) {
 			o.(*crmv1alpha1.Increment).Status.Conditions = []metav1.Condition{{Type: crmv1alpha1.ConditionPromoted, Status: metav1.ConditionTrue}}
 		}, true},
-		{"Increment: spec changed", incrementDeliveryChanged(), increment, func(o client.Object) {
+		{"Increment on its way: accepted (spec changed)", incrementDeliveryChanged(), increment, func(o client.Object) {
 			o.SetGeneration(2)
+		}, false},
+		{"Increment on its way: deleted", incrementDeliveryChanged(), increment, func(o client.Object) {
+			now := metav1.Now()
+			o.SetDeletionTimestamp(&now)
+		}, false},
+		{"promoted Increment: spec changed (its hours)", incrementDeliveryChanged(), promotedIncrement, func(o client.Object) {
+			o.SetGeneration(2)
+		}, true},
+		{"promoted Increment: deleted", incrementDeliveryChanged(), promotedIncrement, func(o client.Object) {
+			now := metav1.Now()
+			o.SetDeletionTimestamp(&now)
 		}, true},
 	}
 	for _, tc := range cases {
