@@ -73,13 +73,11 @@ type EnvironmentReconciler struct {
 // Reconcile provisions the environment's objects and records their state.
 func (r *EnvironmentReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	env := &crmv1alpha1.Environment{}
-	if err := r.Get(ctx, req.NamespacedName, env); err != nil {
-		if apierrors.IsNotFound(err) {
-			r.written.forget(req.NamespacedName)
-		}
-		return ctrl.Result{}, client.IgnoreNotFound(err)
+	found, behind, err := r.written.get(ctx, r.Client, req.NamespacedName, env)
+	if err != nil || !found {
+		return ctrl.Result{}, err
 	}
-	if r.written.cacheBehind(env) {
+	if behind {
 		// Decided on the older copy, the status write would say again what
 		// the last one said, with new condition timestamps (make bench);
 		// the write's event brings us back (caughtUp).

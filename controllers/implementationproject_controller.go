@@ -9,7 +9,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/events"
@@ -61,13 +60,11 @@ type ImplementationProjectReconciler struct {
 // the state of its environments.
 func (r *ImplementationProjectReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	project := &crmv1alpha1.ImplementationProject{}
-	if err := r.Get(ctx, req.NamespacedName, project); err != nil {
-		if apierrors.IsNotFound(err) {
-			r.written.forget(req.NamespacedName)
-		}
-		return ctrl.Result{}, client.IgnoreNotFound(err)
+	found, behind, err := r.written.get(ctx, r.Client, req.NamespacedName, project)
+	if err != nil || !found {
+		return ctrl.Result{}, err
 	}
-	if r.written.cacheBehind(project) {
+	if behind {
 		// As for environments: the older copy would write the summary again.
 		return ctrl.Result{RequeueAfter: cacheCatchUp}, nil
 	}
@@ -81,7 +78,7 @@ func (r *ImplementationProjectReconciler) Reconcile(ctx context.Context, req ctr
 		}
 	}
 	before := project.DeepCopy()
-	err := r.reconcileNormal(ctx, project)
+	err = r.reconcileNormal(ctx, project)
 	project.Status.ObservedGeneration = project.Generation
 	if perr := patchStatusIfChanged(ctx, r.Client, project, before, project.Status, before.Status); perr != nil && err == nil {
 		err = perr

@@ -58,13 +58,11 @@ func (r *IncrementReconciler) now() time.Time {
 // Reconcile advances the increment by at most one step.
 func (r *IncrementReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	inc := &crmv1alpha1.Increment{}
-	if err := r.Get(ctx, req.NamespacedName, inc); err != nil {
-		if apierrors.IsNotFound(err) {
-			r.written.forget(req.NamespacedName)
-		}
-		return ctrl.Result{}, client.IgnoreNotFound(err)
+	found, behind, err := r.written.get(ctx, r.Client, req.NamespacedName, inc)
+	if err != nil || !found {
+		return ctrl.Result{}, err
 	}
-	if r.written.cacheBehind(inc) {
+	if behind {
 		return ctrl.Result{}, nil // the watch event of our last write brings us back
 	}
 	before := inc.DeepCopy()

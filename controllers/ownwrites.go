@@ -1,10 +1,12 @@
 package controllers
 
 import (
+	"context"
 	"strconv"
 	"sync"
 	"time"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/event"
@@ -33,6 +35,21 @@ type ownWrite struct {
 	// waiting: a reconcile found the cache behind this write and ended;
 	// the write's event must wake it (caughtUp).
 	waiting bool
+}
+
+// get reads key from the cache into obj, as each reconcile that keeps this
+// record starts: found is false when the object is gone (its record is
+// dropped); behind when the cache holds a copy older than the reconciler's
+// own last write of it (cacheBehind).
+func (w *ownWrites) get(ctx context.Context, c client.Reader, key types.NamespacedName, obj client.Object) (found, behind bool, err error) {
+	if err := c.Get(ctx, key, obj); err != nil {
+		if apierrors.IsNotFound(err) {
+			w.forget(key)
+			return false, false, nil
+		}
+		return false, false, err
+	}
+	return true, w.cacheBehind(obj), nil
 }
 
 // note records obj's resourceVersion after a write that returned it.

@@ -60,6 +60,11 @@ func TestPredicatesPassOnlyWhatIsRead(t *testing.T) {
 		inc.Status.Conditions = []metav1.Condition{{Type: crmv1alpha1.ConditionPromoted, Status: metav1.ConditionTrue}}
 		return inc
 	}
+	specChanged := func(o client.Object) { o.SetGeneration(2) }
+	deleted := func(o client.Object) {
+		now := metav1.Now()
+		o.SetDeletionTimestamp(&now)
+	}
 	cases := []struct {
 		name      string
 		predicate predicate.Predicate
@@ -116,20 +121,10 @@ func TestPredicatesPassOnlyWhatIsRead(t *testing.T) {
 		{"Increment: promoted", incrementDeliveryChanged(), increment, func(o client.Object) {
 			o.(*crmv1alpha1.Increment).Status.Conditions = []metav1.Condition{{Type: crmv1alpha1.ConditionPromoted, Status: metav1.ConditionTrue}}
 		}, true},
-		{"Increment on its way: accepted (spec changed)", incrementDeliveryChanged(), increment, func(o client.Object) {
-			o.SetGeneration(2)
-		}, false},
-		{"Increment on its way: deleted", incrementDeliveryChanged(), increment, func(o client.Object) {
-			now := metav1.Now()
-			o.SetDeletionTimestamp(&now)
-		}, false},
-		{"promoted Increment: spec changed (its hours)", incrementDeliveryChanged(), promotedIncrement, func(o client.Object) {
-			o.SetGeneration(2)
-		}, true},
-		{"promoted Increment: deleted", incrementDeliveryChanged(), promotedIncrement, func(o client.Object) {
-			now := metav1.Now()
-			o.SetDeletionTimestamp(&now)
-		}, true},
+		{"Increment on its way: accepted (spec changed)", incrementDeliveryChanged(), increment, specChanged, false},
+		{"Increment on its way: deleted", incrementDeliveryChanged(), increment, deleted, false},
+		{"promoted Increment: spec changed (its hours)", incrementDeliveryChanged(), promotedIncrement, specChanged, true},
+		{"promoted Increment: deleted", incrementDeliveryChanged(), promotedIncrement, deleted, true},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
