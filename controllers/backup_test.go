@@ -352,6 +352,49 @@ func TestRestore(t *testing.T) {
 		}).WithTimeout(wait).Should(Equal(int32(1)))
 	})
 
+	t.Run("a copy of production restored into test is anonymized when the GDPR policy says so", func(t *testing.T) {
+		g := NewWithT(t)
+		g.Eventually(func() error {
+			if err := k8s.Get(ctx, key("", ns), p); err != nil {
+				return err
+			}
+			p.Spec.GDPR = &crmv1alpha1.GDPRPolicy{AnonymizeNonProduction: true}
+			return k8s.Update(ctx, p)
+		}).WithTimeout(wait).Should(Succeed())
+		t.Cleanup(func() {
+			g.Eventually(func() error {
+				if err := k8s.Get(ctx, key("", ns), p); err != nil {
+					return err
+				}
+				p.Spec.GDPR = nil
+				return k8s.Update(ctx, p)
+			}).WithTimeout(wait).Should(Succeed())
+		})
+		rs := &crmv1alpha1.Restore{
+			ObjectMeta: metav1.ObjectMeta{Name: "copy-to-test-gdpr", Namespace: ns},
+			Spec: crmv1alpha1.RestoreSpec{BackupRef: crmv1alpha1.LocalObjectReference{Name: "prod-copy"},
+				EnvironmentRef: crmv1alpha1.LocalObjectReference{Name: "test"}},
+		}
+		g.Expect(k8s.Create(ctx, rs)).To(Succeed())
+		g.Eventually(restorePhase(rs)).WithTimeout(wait).Should(Equal(crmv1alpha1.RestoreRunning))
+		jobName := resources.AgentJobName(rs.Name, "restore")
+		g.Eventually(func(g Gomega) {
+			markWorkloads(ctx, g, ns, "test")
+			g.Expect(k8s.Get(ctx, key(ns, jobName), &batchv1.Job{})).To(Succeed())
+		}).WithTimeout(wait).WithPolling(300 * time.Millisecond).Should(Succeed())
+		job := &batchv1.Job{}
+		g.Expect(k8s.Get(ctx, key(ns, jobName), job)).To(Succeed())
+		g.Expect(job.Spec.Template.Spec.Containers[0].Command).To(ContainElement("--anonymize"),
+			"production data restored into test without anonymization")
+		g.Eventually(func(g Gomega) {
+			finishJob(ctx, g, ns, jobName, agent.Result{Location: "s3://crm-backups/restores/production/prod-copy", Size: 1024}, true)
+		}).WithTimeout(wait).Should(Succeed())
+		g.Eventually(restorePhase(rs)).WithTimeout(wait).Should(Equal(crmv1alpha1.RestoreCompleted))
+		g.Expect(rs.Status.Anonymized).To(BeTrue())
+		g.Expect(rs.Status.Message).To(ContainSubstring("anonymized"))
+		markUntilReady(ctx, g, ns, "test")
+	})
+
 	t.Run("a new environment is bootstrapped from a backup (disaster recovery)", func(t *testing.T) {
 		g := NewWithT(t)
 		env := newEnvironment(ns, "recovered", crmv1alpha1.StageProduction)

@@ -39,7 +39,7 @@ func TestTightenedPolicyIsReportedNotEnforcedSilently(t *testing.T) {
 		if err := k8s.Get(ctx, key("", p.Name), p); err != nil {
 			return err
 		}
-		p.Spec.Hosting.StorageClassName = "encrypted-ssd"
+		p.Spec.Hosting.StorageClassName, p.Spec.Hosting.Region = "encrypted-ssd", "eu-central-1"
 		p.Spec.GDPR = &crmv1alpha1.GDPRPolicy{AllowedRegions: []string{"eu-*"}, RequireEncryptedStorage: true, EncryptedStorageClasses: []string{"encrypted-ssd"}}
 		return k8s.Update(ctx, p)
 	}).WithTimeout(wait).Should(Succeed())

@@ -13,6 +13,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
@@ -65,6 +66,16 @@ func (r *IncrementReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 	if behind {
 		return ctrl.Result{}, nil // the watch event of our last write brings us back
 	}
+	deleting := !inc.DeletionTimestamp.IsZero()
+	if deleting && !promotion.HoldsDeletion(&inc.Status) {
+		return ctrl.Result{}, r.release(ctx, inc)
+	}
+	if !deleting && !promotion.Final(inc.Status.Phase) && controllerutil.AddFinalizer(inc, crmv1alpha1.IncrementFinalizer) {
+		// Where the admission policy crm-data-finalizers is not installed.
+		if err := r.Update(ctx, inc); err != nil {
+			return ctrl.Result{}, err
+		}
+	}
 	before := inc.DeepCopy()
 	// persist writes what status holds so far, for a step that must be on
 	// record before it acts outside this object; the reconcile goes on.
@@ -86,7 +97,20 @@ func (r *IncrementReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 	if err == nil && promotion.Final(inc.Status.Phase) {
 		r.written.forget(req.NamespacedName)
 	}
+	if err == nil && deleting && !promotion.HoldsDeletion(&inc.Status) {
+		err = r.release(ctx, inc)
+	}
 	return result, err
+}
+
+// release lets a deleted increment go: nothing of it touches data any more.
+func (r *IncrementReconciler) release(ctx context.Context, inc *crmv1alpha1.Increment) error {
+	if !controllerutil.ContainsFinalizer(inc, crmv1alpha1.IncrementFinalizer) {
+		return nil
+	}
+	patch := client.MergeFromWithOptions(inc.DeepCopy(), client.MergeFromWithOptimisticLock{})
+	controllerutil.RemoveFinalizer(inc, crmv1alpha1.IncrementFinalizer)
+	return client.IgnoreNotFound(r.Patch(ctx, inc, patch))
 }
 
 func (r *IncrementReconciler) event(inc *crmv1alpha1.Increment, typ, reason, format string, args ...any) {
@@ -111,6 +135,9 @@ func (r *IncrementReconciler) reconcileNormal(ctx context.Context, inc *crmv1alp
 	r.recordAcceptance(ctx, inc)
 	if promotion.Final(inc.Status.Phase) {
 		return ctrl.Result{}, nil
+	}
+	if res, stop, err := r.checkBuild(ctx, inc); stop || err != nil {
+		return res, err
 	}
 
 	i := promotion.CurrentStage(&inc.Status)
@@ -146,12 +173,52 @@ func (r *IncrementReconciler) reconcileNormal(ctx context.Context, inc *crmv1alp
 	// reconcile; a step that waits for something outside (a Backup, a Job,
 	// the rollout) ends it.
 	for {
+		if !inc.DeletionTimestamp.IsZero() && !promotion.TouchesData(stage.Phase) {
+			// Deleted before its work on data began: nothing more starts.
+			return ctrl.Result{}, nil
+		}
+		if project.Spec.Paused && promotion.HeldWhilePaused(stage) {
+			r.cond(inc, crmv1alpha1.ConditionWaiting, metav1.ConditionTrue, "ProjectPaused",
+				fmt.Sprintf("project %s is paused (spec.paused): nothing is migrated or rolled out on %s until it resumes", project.Name, stage.Name))
+			return ctrl.Result{}, nil // the project's change brings us back
+		}
 		from := stage.Phase
 		res, err := r.step(ctx, project, inc, i, env, last, persist)
 		if err != nil || !res.IsZero() || !promotion.Chains(from, stage.Phase) {
 			return res, err
 		}
 	}
+}
+
+// checkBuild records the build the stages roll out and restarts the
+// increment on its first stage when spec.version, spec.image or
+// spec.migration changed after that: what reaches production is always the
+// build verified on test and accepted there (acceptance freezes it).
+func (r *IncrementReconciler) checkBuild(ctx context.Context, inc *crmv1alpha1.Increment) (ctrl.Result, bool, error) {
+	build := promotion.BuildOf(inc)
+	if inc.Status.Build == nil {
+		inc.Status.Build = &build
+		return ctrl.Result{}, false, nil
+	}
+	if !promotion.BuildChanged(inc) {
+		return ctrl.Result{}, false, nil
+	}
+	if !promotion.Restartable(&inc.Status) {
+		// Only a spec edit the CRD rule lets through could get here.
+		stage := &inc.Status.Stages[promotion.CurrentStage(&inc.Status)]
+		return ctrl.Result{}, true, r.fail(inc, stage, "BuildChanged", fmt.Sprintf(
+			"the build changed to %s after stage %s began: it was never verified; create a new increment", build.Version, stage.Name))
+	}
+	old := inc.Status.Build.Version
+	first := inc.Status.Stages[0].Name
+	promotion.Restart(&inc.Status, build)
+	// A migration Job of the old build is not the new build's migration.
+	job := &batchv1.Job{ObjectMeta: metav1.ObjectMeta{Namespace: inc.Namespace, Name: resources.AgentJobName(inc.Name, "migrate-"+first)}}
+	if err := r.Delete(ctx, job, client.PropagationPolicy(metav1.DeletePropagationBackground)); err != nil && !apierrors.IsNotFound(err) {
+		return ctrl.Result{}, true, err
+	}
+	r.event(inc, corev1.EventTypeNormal, "Restarted", "the build changed from %s to %s: restarting on %s", old, build.Version, first)
+	return ctrl.Result{}, true, nil // the status write brings us back
 }
 
 // restoreAfterRollback restores the stage's pre-promotion backup when a
@@ -169,13 +236,30 @@ func (r *IncrementReconciler) restoreAfterRollback(ctx context.Context, project 
 			Confirm: stage.Name,
 		},
 	}
-	if err := controllerutil.SetControllerReference(inc, rs, r.Scheme()); err != nil {
+	if err := r.ownByEnvironment(ctx, inc, stage.Name, rs); err != nil {
 		return "", err
 	}
 	if err := r.Create(ctx, rs); err != nil && !apierrors.IsAlreadyExists(err) {
 		return "", err
 	}
 	return rs.Name, nil
+}
+
+// ownByEnvironment makes the Environment, not the Increment, own work on
+// its data (a migration Job, a rollback Restore): deleting the Increment
+// never stops it half-way. The label leads events back to the Increment.
+func (r *IncrementReconciler) ownByEnvironment(ctx context.Context, inc *crmv1alpha1.Increment, envName string, obj client.Object) error {
+	env := &crmv1alpha1.Environment{}
+	if err := r.Get(ctx, types.NamespacedName{Namespace: inc.Namespace, Name: envName}, env); err != nil {
+		return err
+	}
+	labels := obj.GetLabels()
+	if labels == nil {
+		labels = map[string]string{}
+	}
+	labels[crmv1alpha1.LabelIncrement] = inc.Name
+	obj.SetLabels(labels)
+	return controllerutil.SetOwnerReference(env, obj, r.Scheme())
 }
 
 // recordAcceptance copies the product owner's decision and identity, which
@@ -224,10 +308,6 @@ func (r *IncrementReconciler) gate(ctx context.Context, project *crmv1alpha1.Imp
 		r.cond(inc, crmv1alpha1.ConditionWaiting, metav1.ConditionTrue, "AwaitingPromotion", "accepted; set spec.promote: true to promote to "+stage.Name)
 		return false, ctrl.Result{}, nil
 	}
-	if project.Spec.Paused {
-		r.cond(inc, crmv1alpha1.ConditionWaiting, metav1.ConditionTrue, "ProjectPaused", "the project is paused: promotions wait")
-		return false, ctrl.Result{}, nil
-	}
 	all := &crmv1alpha1.IncrementList{}
 	if err := r.List(ctx, all, client.InNamespace(inc.Namespace)); err != nil {
 		return false, ctrl.Result{}, err
@@ -254,28 +334,12 @@ func (r *IncrementReconciler) step(ctx context.Context, project *crmv1alpha1.Imp
 	case crmv1alpha1.StagePending:
 		stage.StartedAt = &now
 		meta.RemoveStatusCondition(&inc.Status.Conditions, crmv1alpha1.ConditionWaiting)
-		if last && i > 0 {
-			// What production runs now is what a rollback returns to: no
-			// other promotion can change it while this one is in flight
-			// (promotion.InFlight; production's version changes only
-			// through promotions). On record with the stage's start, the
-			// rollout later changes the Environment without a status write
-			// of its own first: one write fewer between the backup and
-			// the rollout (make bench).
-			recordPrevious(stage, env)
-			stage.Phase, stage.Message = crmv1alpha1.StageBackingUp, "taking a pre-promotion backup of "+env.Name
-		} else {
-			stage.Phase, stage.Message = crmv1alpha1.StageWaiting, ""
-		}
-		if stage.Phase != crmv1alpha1.StageBackingUp {
-			// A stage that backs up first says so in one event, BackupStarted
-			// (the same reconcile): each event is a write (make bench).
+		stage.Phase, stage.Message = crmv1alpha1.StageWaiting, ""
+		if !last || i == 0 {
+			// A stage that backs up first says so in one event, BackupStarted.
 			r.event(inc, corev1.EventTypeNormal, "StageStarted", "started on %s", stage.Name)
 		}
 		return ctrl.Result{}, nil
-
-	case crmv1alpha1.StageBackingUp:
-		return r.backUp(ctx, project, inc, stage, env)
 
 	case crmv1alpha1.StageWaiting:
 		if w := env.Spec.MaintenanceWindow; w != nil && i > 0 {
@@ -291,15 +355,26 @@ func (r *IncrementReconciler) step(ctx context.Context, project *crmv1alpha1.Imp
 			}
 		}
 		meta.RemoveStatusCondition(&inc.Status.Conditions, crmv1alpha1.ConditionWaiting)
-		if inc.Spec.Migration != nil {
-			stage.Phase, stage.Message = crmv1alpha1.StageMigrating, "running the migration"
-		} else {
-			stage.Phase, stage.Message = crmv1alpha1.StageRollingOut, "rolling out"
+		if last && i > 0 {
+			// The backup is taken now, with the window open, right before
+			// the migration and rollout: a rollback restore brings back the
+			// data of minutes ago, not of when the promotion was asked for.
+			// What production runs now is what a rollback returns to: no
+			// other promotion can change it while this one is in flight
+			// (promotion.InFlight; production's version changes only
+			// through promotions); on record before anything changes it.
+			recordPrevious(stage, env)
+			stage.Phase, stage.Message = crmv1alpha1.StageBackingUp, "taking a pre-promotion backup of "+env.Name
+			return ctrl.Result{}, nil
 		}
+		r.beginChange(inc, stage)
 		return ctrl.Result{}, nil
 
+	case crmv1alpha1.StageBackingUp:
+		return r.backUp(ctx, project, inc, stage, env)
+
 	case crmv1alpha1.StageMigrating:
-		return r.migrate(ctx, project, inc, stage, env)
+		return r.migrate(ctx, project, inc, i, env)
 
 	case crmv1alpha1.StageRollingOut:
 		if stage.RolloutStartedAt == nil {
@@ -320,15 +395,29 @@ func (r *IncrementReconciler) step(ctx context.Context, project *crmv1alpha1.Imp
 		if err := r.setEnvironmentVersion(ctx, env, promotion.Version(inc), inc.Spec.Image, inc.Name); err != nil {
 			return ctrl.Result{}, err
 		}
-		stage.Phase, stage.Version, stage.Message = crmv1alpha1.StageVerifying, promotion.Version(inc), "verifying the rollout"
+		stage.Phase, stage.Version, stage.Image, stage.Message = crmv1alpha1.StageVerifying, promotion.Version(inc), inc.Spec.Image, "verifying the rollout"
+		stage.Build = promotion.BuildOf(inc).Fingerprint
 		r.cond(inc, crmv1alpha1.ConditionDeployed, metav1.ConditionTrue, "RolledOut", fmt.Sprintf("%s rolled out to %s", promotion.Version(inc), env.Name))
 		r.event(inc, corev1.EventTypeNormal, "RolledOut", "rolled out to %s", env.Name)
 		return ctrl.Result{}, nil
 
 	case crmv1alpha1.StageVerifying:
 		return r.verify(ctx, project, inc, i, env, last)
+
+	case crmv1alpha1.StageRestoring:
+		return r.awaitRollbackRestore(ctx, inc, stage, env)
 	}
 	return ctrl.Result{}, nil
+}
+
+// beginChange moves a stage to its migration, or to its rollout when the
+// increment has none.
+func (r *IncrementReconciler) beginChange(inc *crmv1alpha1.Increment, stage *crmv1alpha1.StageStatus) {
+	if inc.Spec.Migration != nil {
+		stage.Phase, stage.Message = crmv1alpha1.StageMigrating, "running the migration"
+	} else {
+		stage.Phase, stage.Message = crmv1alpha1.StageRollingOut, "rolling out"
+	}
 }
 
 // recordPrevious notes what the stage's Environment runs, for a rollback.
@@ -372,7 +461,7 @@ func (r *IncrementReconciler) backUp(ctx context.Context, project *crmv1alpha1.I
 	switch b.Status.Phase {
 	case crmv1alpha1.BackupCompleted:
 		r.cond(inc, crmv1alpha1.ConditionBackedUp, metav1.ConditionTrue, "BackupCompleted", fmt.Sprintf("Backup %s of %s completed (%s)", b.Name, env.Name, b.Status.Size))
-		stage.Phase, stage.Message = crmv1alpha1.StageWaiting, ""
+		r.beginChange(inc, stage)
 		return ctrl.Result{}, nil
 	case crmv1alpha1.BackupFailed:
 		r.cond(inc, crmv1alpha1.ConditionBackedUp, metav1.ConditionFalse, "BackupFailed", b.Status.Error)
@@ -382,10 +471,22 @@ func (r *IncrementReconciler) backUp(ctx context.Context, project *crmv1alpha1.I
 	return ctrl.Result{}, nil // the Backup watch brings us back
 }
 
-func (r *IncrementReconciler) migrate(ctx context.Context, project *crmv1alpha1.ImplementationProject, inc *crmv1alpha1.Increment, stage *crmv1alpha1.StageStatus, env *crmv1alpha1.Environment) (ctrl.Result, error) {
+func (r *IncrementReconciler) migrate(ctx context.Context, project *crmv1alpha1.ImplementationProject, inc *crmv1alpha1.Increment, i int, env *crmv1alpha1.Environment) (ctrl.Result, error) {
+	stage := &inc.Status.Stages[i]
 	name := resources.AgentJobName(inc.Name, "migrate-"+env.Name)
+	build := promotion.BuildOf(inc)
 	job := &batchv1.Job{}
 	err := r.Get(ctx, types.NamespacedName{Namespace: inc.Namespace, Name: name}, job)
+	if err == nil && job.Annotations[crmv1alpha1.AnnotationBuild] != "" && job.Annotations[crmv1alpha1.AnnotationBuild] != build.Fingerprint {
+		// The Job of a build this increment had before a restart: it is
+		// being deleted (checkBuild) and never counts for this build.
+		if job.DeletionTimestamp.IsZero() {
+			if err := r.Delete(ctx, job, client.PropagationPolicy(metav1.DeletePropagationBackground)); err != nil && !apierrors.IsNotFound(err) {
+				return ctrl.Result{}, err
+			}
+		}
+		return ctrl.Result{RequeueAfter: 2 * time.Second}, nil
+	}
 	if apierrors.IsNotFound(err) {
 		if stage.MigrationJob != "" {
 			return gone(ctx, r.APIReader, &batchv1.Job{ObjectMeta: metav1.ObjectMeta{Namespace: inc.Namespace, Name: name}}, func() error {
@@ -408,7 +509,8 @@ func (r *IncrementReconciler) migrate(ctx context.Context, project *crmv1alpha1.
 			timeout = d
 		}
 		job := resources.MigrationJob(in, name, inc.Spec.Migration.Command, int64(timeout.Seconds()))
-		if err := controllerutil.SetControllerReference(inc, job, r.Scheme()); err != nil {
+		job.Annotations = map[string]string{crmv1alpha1.AnnotationBuild: build.Fingerprint}
+		if err := r.ownByEnvironment(ctx, inc, env.Name, job); err != nil {
 			return ctrl.Result{}, err
 		}
 		// Recorded with the Job's creation: a restart finds it and never runs it twice.
@@ -433,8 +535,12 @@ func (r *IncrementReconciler) migrate(ctx context.Context, project *crmv1alpha1.
 			r.event(inc, corev1.EventTypeNormal, "MigrationCompleted", "migration on %s completed", env.Name)
 			return ctrl.Result{}, nil
 		case batchv1.JobFailed:
-			// Nothing rolled out yet: the application still runs the previous version.
-			return ctrl.Result{}, r.fail(inc, stage, "MigrationFailed", fmt.Sprintf("migration Job %s failed on %s: %s", name, env.Name, c.Message))
+			msg := fmt.Sprintf("migration Job %s failed on %s: %s", name, env.Name, c.Message)
+			if i == 0 {
+				return ctrl.Result{}, r.fail(inc, stage, "MigrationFailed", msg)
+			}
+			// Nothing rolled out yet, but the schema may be half-migrated.
+			return r.rollBack(ctx, project, inc, stage, env, "MigrationFailed", msg, false)
 		}
 	}
 	return ctrl.Result{}, nil
@@ -471,26 +577,79 @@ func (r *IncrementReconciler) verify(ctx context.Context, project *crmv1alpha1.I
 	if i == 0 {
 		return ctrl.Result{}, r.fail(inc, stage, "VerificationFailed", reason)
 	}
-	// Roll back to what ran before this increment.
-	if err := r.setEnvironmentVersion(ctx, env, stage.PreviousVersion, stage.PreviousImage, stage.PreviousIncrement); err != nil {
-		return ctrl.Result{}, err
+	r.cond(inc, crmv1alpha1.ConditionVerified, metav1.ConditionFalse, "VerificationFailed", reason)
+	return r.rollBack(ctx, project, inc, stage, env, "VerificationFailed", reason, true)
+}
+
+// rollBack undoes a failed promotion on a stage after the first: the
+// Environment goes back to what ran before (when the rollout changed it),
+// and the pre-promotion backup is restored when a migration ran and the
+// project asks for it. RolledBack is recorded only once that Restore
+// completed (awaitRollbackRestore).
+func (r *IncrementReconciler) rollBack(ctx context.Context, project *crmv1alpha1.ImplementationProject, inc *crmv1alpha1.Increment, stage *crmv1alpha1.StageStatus, env *crmv1alpha1.Environment, reason, msg string, rolledOut bool) (ctrl.Result, error) {
+	if rolledOut {
+		if err := r.setEnvironmentVersion(ctx, env, stage.PreviousVersion, stage.PreviousImage, stage.PreviousIncrement); err != nil {
+			return ctrl.Result{}, err
+		}
 	}
 	restore, err := r.restoreAfterRollback(ctx, project, inc, stage)
 	if err != nil {
 		return ctrl.Result{}, err
 	}
 	if restore != "" {
-		reason += "; the database is restored from " + stage.Backup + " by Restore " + restore
+		stage.Phase, stage.Restore = crmv1alpha1.StageRestoring, restore
+		stage.Message = fmt.Sprintf("%s; restoring the database of %s from Backup %s (Restore %s)", msg, env.Name, stage.Backup, restore)
+		r.cond(inc, crmv1alpha1.ConditionWaiting, metav1.ConditionTrue, "RestoringDatabase", stage.Message)
+		r.event(inc, corev1.EventTypeWarning, reason, "%s", stage.Message)
+		return ctrl.Result{}, nil
 	}
-	now := metav1.NewTime(r.now())
-	stage.Phase, stage.FinishedAt, stage.Message = crmv1alpha1.StageRolledBack, &now, reason+"; rolled back to "+stage.PreviousVersion
-	inc.Status.Phase = crmv1alpha1.IncrementRolledBack
-	r.cond(inc, crmv1alpha1.ConditionVerified, metav1.ConditionFalse, "VerificationFailed", reason)
-	r.cond(inc, crmv1alpha1.ConditionRolledBack, metav1.ConditionTrue, "RolledBack", fmt.Sprintf("%s runs %s again", env.Name, stage.PreviousVersion))
-	r.cond(inc, crmv1alpha1.ConditionFailed, metav1.ConditionTrue, "VerificationFailed", reason)
-	audit(ctx, r.Recorder, inc, corev1.EventTypeWarning, "RolledBack", "Promote", "%s; rolled back %s to %s", reason, env.Name, stage.PreviousVersion)
-	recordPromotion(inc, stage, stage.Name == inc.Status.Stages[len(inc.Status.Stages)-1].Name, resultRolledBack, now.Time)
+	if !rolledOut {
+		return ctrl.Result{}, r.fail(inc, stage, reason, fmt.Sprintf(
+			"%s; %s still runs %s, its database may be partly migrated: Backup %s holds it as it was (spec.restoreDatabaseOnRollback restores it automatically)",
+			msg, env.Name, stage.PreviousVersion, stage.Backup))
+	}
+	r.rolledBack(ctx, inc, stage, env, reason, msg)
 	return ctrl.Result{}, nil
+}
+
+// awaitRollbackRestore waits for the rollback's Restore; a failed one fails
+// the increment and says how production is left.
+func (r *IncrementReconciler) awaitRollbackRestore(ctx context.Context, inc *crmv1alpha1.Increment, stage *crmv1alpha1.StageStatus, env *crmv1alpha1.Environment) (ctrl.Result, error) {
+	reason := "VerificationFailed"
+	if stage.RolloutStartedAt == nil {
+		reason = "MigrationFailed"
+	}
+	rs := &crmv1alpha1.Restore{}
+	if err := r.Get(ctx, types.NamespacedName{Namespace: inc.Namespace, Name: stage.Restore}, rs); err != nil {
+		if apierrors.IsNotFound(err) {
+			return gone(ctx, r.APIReader, &crmv1alpha1.Restore{ObjectMeta: metav1.ObjectMeta{Namespace: inc.Namespace, Name: stage.Restore}}, func() error {
+				return r.fail(inc, stage, "RollbackRestoreMissing", fmt.Sprintf("%s; Restore %s was deleted before it completed: restore Backup %s into %s by hand", stage.Message, stage.Restore, stage.Backup, env.Name))
+			})
+		}
+		return ctrl.Result{}, err
+	}
+	switch rs.Status.Phase {
+	case crmv1alpha1.RestoreCompleted:
+		meta.RemoveStatusCondition(&inc.Status.Conditions, crmv1alpha1.ConditionWaiting)
+		r.rolledBack(ctx, inc, stage, env, reason, stage.Message+"; restored")
+	case crmv1alpha1.RestoreFailed:
+		meta.RemoveStatusCondition(&inc.Status.Conditions, crmv1alpha1.ConditionWaiting)
+		return ctrl.Result{}, r.fail(inc, stage, "RollbackRestoreFailed", fmt.Sprintf(
+			"%s; Restore %s failed: %s; %s runs %s on the data the promotion left: restore Backup %s by hand", stage.Message, rs.Name, rs.Status.Message, env.Name, stage.PreviousVersion, stage.Backup))
+	}
+	return ctrl.Result{}, nil // the Restore's watch brings us back
+}
+
+// rolledBack records a completed rollback: the previous version runs again
+// (and the data is restored, when a Restore ran).
+func (r *IncrementReconciler) rolledBack(ctx context.Context, inc *crmv1alpha1.Increment, stage *crmv1alpha1.StageStatus, env *crmv1alpha1.Environment, reason, msg string) {
+	now := metav1.NewTime(r.now())
+	stage.Phase, stage.FinishedAt, stage.Message = crmv1alpha1.StageRolledBack, &now, msg+"; rolled back to "+stage.PreviousVersion
+	inc.Status.Phase = crmv1alpha1.IncrementRolledBack
+	r.cond(inc, crmv1alpha1.ConditionRolledBack, metav1.ConditionTrue, "RolledBack", fmt.Sprintf("%s runs %s again", env.Name, stage.PreviousVersion))
+	r.cond(inc, crmv1alpha1.ConditionFailed, metav1.ConditionTrue, reason, msg)
+	audit(ctx, r.Recorder, inc, corev1.EventTypeWarning, "RolledBack", "Promote", "%s; rolled back %s to %s", msg, env.Name, stage.PreviousVersion)
+	recordPromotion(inc, stage, stage.Name == inc.Status.Stages[len(inc.Status.Stages)-1].Name, resultRolledBack, now.Time)
 }
 
 // setEnvironmentVersion points the environment at a version (and image),
@@ -523,8 +682,8 @@ func (r *IncrementReconciler) fail(inc *crmv1alpha1.Increment, stage *crmv1alpha
 func (r *IncrementReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&crmv1alpha1.Increment{}).
-		Owns(&batchv1.Job{}).
-		Owns(&crmv1alpha1.Restore{}).
+		Watches(&batchv1.Job{}, handler.EnqueueRequestsFromMapFunc(incrementOfWork)).
+		Watches(&crmv1alpha1.Restore{}, handler.EnqueueRequestsFromMapFunc(incrementOfWork)).
 		Watches(&crmv1alpha1.Backup{}, handler.EnqueueRequestsFromMapFunc(func(_ context.Context, o client.Object) []reconcile.Request {
 			b := o.(*crmv1alpha1.Backup)
 			if b.Spec.Increment == "" {
@@ -533,14 +692,41 @@ func (r *IncrementReconciler) SetupWithManager(mgr ctrl.Manager) error {
 			return []reconcile.Request{{NamespacedName: types.NamespacedName{Namespace: b.Namespace, Name: b.Spec.Increment}}}
 		})).
 		Watches(&crmv1alpha1.Environment{}, handler.EnqueueRequestsFromMapFunc(r.incrementsOfEnvironment)).
+		// A project that resumes (spec.paused) lets its increments go on.
+		Watches(&crmv1alpha1.ImplementationProject{}, handler.EnqueueRequestsFromMapFunc(r.incrementsOfProject),
+			builder.WithPredicates(pausedChanged())).
 		WithOptions(controller.Options{MaxConcurrentReconciles: r.MaxConcurrentReconciles}).
 		Complete(r)
 }
 
+// incrementOfWork maps a migration Job or rollback Restore to the Increment
+// that started it (label crm.crmops.io/increment; owner, for Jobs created
+// before the label).
+func incrementOfWork(_ context.Context, obj client.Object) []reconcile.Request {
+	name := obj.GetLabels()[crmv1alpha1.LabelIncrement]
+	if ref := metav1.GetControllerOf(obj); name == "" && ref != nil && ref.Kind == "Increment" {
+		name = ref.Name
+	}
+	if name == "" {
+		return nil
+	}
+	return []reconcile.Request{{NamespacedName: types.NamespacedName{Namespace: obj.GetNamespace(), Name: name}}}
+}
+
+// incrementsOfProject wakes the increments in progress in the project's
+// namespace (of the project's name).
+func (r *IncrementReconciler) incrementsOfProject(ctx context.Context, obj client.Object) []reconcile.Request {
+	return r.inProgress(ctx, obj.GetName())
+}
+
 // incrementsOfEnvironment wakes the increments in progress in its namespace.
 func (r *IncrementReconciler) incrementsOfEnvironment(ctx context.Context, obj client.Object) []reconcile.Request {
+	return r.inProgress(ctx, obj.GetNamespace())
+}
+
+func (r *IncrementReconciler) inProgress(ctx context.Context, ns string) []reconcile.Request {
 	list := &crmv1alpha1.IncrementList{}
-	if err := r.List(ctx, list, client.InNamespace(obj.GetNamespace())); err != nil {
+	if err := r.List(ctx, list, client.InNamespace(ns)); err != nil {
 		return nil
 	}
 	var reqs []reconcile.Request

@@ -111,9 +111,41 @@ func pastVerifyDeadline(ctx context.Context, g Gomega, inc *crmv1alpha1.Incremen
 	})).To(Succeed())
 	g.Eventually(func() bool {
 		_ = k8s.Get(ctx, client.ObjectKeyFromObject(inc), inc)
-		return promotionFinal(inc.Status.Phase)
+		return promotionFinal(inc.Status.Phase) || stageRestoring(inc)
 	}).WithTimeout(wait).Should(BeTrue())
 	clockOffset.Store(0)
+}
+
+// stageRestoring reports whether a stage of inc waits for its rollback Restore.
+func stageRestoring(inc *crmv1alpha1.Increment) bool {
+	for _, s := range inc.Status.Stages {
+		if s.Phase == crmv1alpha1.StageRestoring {
+			return true
+		}
+	}
+	return false
+}
+
+// completeRestore plays what a real cluster does for a Restore into env:
+// the application's pods stop, the agent's Job succeeds.
+func completeRestore(ctx context.Context, g Gomega, ns, restore, env string) {
+	rs := &crmv1alpha1.Restore{}
+	g.Eventually(func() crmv1alpha1.RestorePhase {
+		_ = k8s.Get(ctx, key(ns, restore), rs)
+		return rs.Status.Phase
+	}).WithTimeout(wait).Should(Equal(crmv1alpha1.RestoreRunning))
+	job := resources.AgentJobName(restore, "restore")
+	g.Eventually(func(g Gomega) {
+		markWorkloads(ctx, g, ns, env)
+		g.Expect(k8s.Get(ctx, key(ns, job), &batchv1.Job{})).To(Succeed())
+	}).WithTimeout(wait).WithPolling(300 * time.Millisecond).Should(Succeed())
+	g.Eventually(func(g Gomega) {
+		finishJob(ctx, g, ns, job, agent.Result{Location: "s3://crm-backups/" + ns + "/" + env, Size: 1}, true)
+	}).WithTimeout(wait).Should(Succeed())
+	g.Eventually(func() crmv1alpha1.RestorePhase {
+		_ = k8s.Get(ctx, key(ns, restore), rs)
+		return rs.Status.Phase
+	}).WithTimeout(wait).Should(Equal(crmv1alpha1.RestoreCompleted))
 }
 
 func promotionFinal(p crmv1alpha1.IncrementPhase) bool {

@@ -129,3 +129,14 @@ func backupOrRestorePhaseChanged() predicate.Predicate {
 		return nil
 	})
 }
+
+// pausedChanged passes the project updates that pause or resume it.
+func pausedChanged() predicate.Predicate {
+	return onlyWhen(func(obj client.Object) any {
+		p, ok := obj.(*crmv1alpha1.ImplementationProject)
+		if !ok {
+			return nil
+		}
+		return p.Spec.Paused
+	})
+}

@@ -94,7 +94,6 @@ func TestPromotionRules(t *testing.T) {
 		})
 		inc := verifiedOnTest(ctx, t, ns, "sprint-2", 2, "18.2", func(i *crmv1alpha1.Increment) { i.Spec.AutoPromote = true })
 		accept(ctx, t, po, inc)
-		finishPreBackup(ctx, g, ns, "sprint-2")
 		g.Eventually(func() string {
 			_ = k8s.Get(ctx, client.ObjectKeyFromObject(inc), inc)
 			if c := meta.FindStatusCondition(inc.Status.Conditions, crmv1alpha1.ConditionWaiting); c != nil && c.Status == metav1.ConditionTrue {
@@ -103,6 +102,10 @@ func TestPromotionRules(t *testing.T) {
 			return ""
 		}).WithTimeout(wait).Should(ContainSubstring("maintenance window of production, which opens at " + opens.Add(24*time.Hour).Truncate(time.Minute).Format(time.RFC3339)))
 		g.Consistently(envVersion(ctx, ns, "production")).WithTimeout(time.Second).Should(Equal(""))
+		// The backup a rollback would restore is taken when the window
+		// opens, not up to a day (or a week) before it.
+		g.Expect(apierrors.IsNotFound(k8s.Get(ctx, key(ns, resources.AgentJobName("sprint-2", "pre-production")), &crmv1alpha1.Backup{}))).
+			To(BeTrue(), "pre-promotion backup taken before the maintenance window opened")
 
 		// The operator's clock reaches the window: the promotion proceeds.
 		clockOffset.Store(int64(22*time.Hour + 31*time.Minute))
@@ -111,6 +114,7 @@ func TestPromotionRules(t *testing.T) {
 		g.Expect(updateIncrement(ctx, k8s, inc, func(i *crmv1alpha1.Increment) {
 			i.Annotations = map[string]string{"wake": "1", crmv1alpha1.AnnotationAcceptedBy: i.Annotations[crmv1alpha1.AnnotationAcceptedBy]}
 		})).To(Succeed())
+		finishPreBackup(ctx, g, ns, "sprint-2")
 		g.Eventually(envVersion(ctx, ns, "production")).WithTimeout(wait).Should(Equal("18.2"))
 		markRolledOut(ctx, g, ns, "production", "18.2")
 		g.Eventually(incPhase(ctx, inc)).WithTimeout(wait).Should(Equal(crmv1alpha1.IncrementPromoted))
@@ -181,7 +185,7 @@ func TestPromotionRules(t *testing.T) {
 		g.Expect(k8s.List(ctx, jobs, client.InNamespace(ns), client.MatchingLabels{resources.LabelComponent: resources.ComponentMigration})).To(Succeed())
 		runs := 0
 		for _, j := range jobs.Items {
-			if metav1.IsControlledBy(&j, inc) {
+			if j.Labels[crmv1alpha1.LabelIncrement] == inc.Name {
 				runs++
 			}
 		}
@@ -217,12 +221,60 @@ func TestPromotionRules(t *testing.T) {
 		g.Eventually(func(g Gomega) { completeJob(ctx, g, ns, migrate, true) }).WithTimeout(wait).Should(Succeed())
 		g.Eventually(envVersion(ctx, ns, "production")).WithTimeout(wait).Should(Equal("18.6"))
 		pastVerifyDeadline(ctx, g, inc)
-		g.Eventually(incPhase(ctx, inc)).WithTimeout(wait).Should(Equal(crmv1alpha1.IncrementRolledBack))
 		g.Expect(envVersion(ctx, ns, "production")()).To(Equal("18.5"))
+		rsName := resources.AgentJobName("sprint-6", "rollback-production")
 		rs := &crmv1alpha1.Restore{}
-		g.Expect(k8s.Get(ctx, key(ns, resources.AgentJobName("sprint-6", "rollback-production")), rs)).To(Succeed())
+		g.Expect(k8s.Get(ctx, key(ns, rsName), rs)).To(Succeed())
 		g.Expect(rs.Spec.BackupRef.Name).To(Equal(resources.AgentJobName("sprint-6", "pre-production")))
 		g.Expect(rs.Spec.Confirm).To(Equal("production"))
+		// RolledBack means the data is back too: not before the Restore completed.
+		g.Consistently(incPhase(ctx, inc)).WithTimeout(time.Second).Should(Equal(crmv1alpha1.IncrementPromoting))
+		g.Expect(meta.IsStatusConditionTrue(inc.Status.Conditions, crmv1alpha1.ConditionRolledBack)).To(BeFalse())
+		completeRestore(ctx, g, ns, rsName, "production")
+		g.Eventually(incPhase(ctx, inc)).WithTimeout(wait).Should(Equal(crmv1alpha1.IncrementRolledBack))
+		g.Expect(meta.IsStatusConditionTrue(inc.Status.Conditions, crmv1alpha1.ConditionRolledBack)).To(BeTrue())
+		g.Expect(inc.Status.Stages[1].Restore).To(Equal(rsName))
+		markUntilReady(ctx, g, ns, "production")
+	})
+
+	t.Run("a failed production migration restores the pre-promotion backup, and the Increment's deletion waits for it", func(t *testing.T) {
+		g := NewWithT(t)
+		inc := verifiedOnTest(ctx, t, ns, "sprint-8", 8, "18.8", func(i *crmv1alpha1.Increment) {
+			i.Spec.AutoPromote = true
+			i.Spec.Migration = &crmv1alpha1.Migration{Command: []string{"odoo", "-u", "all", "--stop-after-init"}}
+		})
+		accept(ctx, t, po, inc)
+		finishPreBackup(ctx, g, ns, "sprint-8")
+		migrate := resources.AgentJobName("sprint-8", "migrate-production")
+		job := &batchv1.Job{}
+		g.Eventually(exists(ctx, job, ns, migrate)).WithTimeout(wait).Should(Succeed())
+		// Work on production's data belongs to production, not to the Increment:
+		// deleting the Increment must not take the Job with it.
+		g.Expect(metav1.IsControlledBy(job, inc)).To(BeFalse(), "the migration Job is controlled by the Increment")
+		for _, ref := range job.OwnerReferences {
+			g.Expect(ref.Kind).NotTo(Equal("Increment"))
+		}
+		g.Expect(k8s.Get(ctx, client.ObjectKeyFromObject(inc), inc)).To(Succeed())
+		g.Expect(inc.Finalizers).To(ContainElement(crmv1alpha1.IncrementFinalizer))
+		g.Expect(k8s.Delete(ctx, inc)).To(Succeed())
+		g.Consistently(func() error { return k8s.Get(ctx, client.ObjectKeyFromObject(inc), inc) }).
+			WithTimeout(time.Second).Should(Succeed(), "the Increment went while its migration ran")
+
+		g.Eventually(func(g Gomega) { completeJob(ctx, g, ns, migrate, false) }).WithTimeout(wait).Should(Succeed())
+		rsName := resources.AgentJobName("sprint-8", "rollback-production")
+		rs := &crmv1alpha1.Restore{}
+		g.Eventually(exists(ctx, rs, ns, rsName)).WithTimeout(wait).Should(Succeed())
+		g.Expect(rs.Spec.BackupRef.Name).To(Equal(resources.AgentJobName("sprint-8", "pre-production")))
+		for _, ref := range rs.OwnerReferences {
+			g.Expect(ref.Kind).NotTo(Equal("Increment"))
+		}
+		g.Expect(envVersion(ctx, ns, "production")()).To(Equal("18.5"), "production changed although its migration failed")
+		g.Expect(k8s.Get(ctx, client.ObjectKeyFromObject(inc), inc)).To(Succeed(), "the Increment went before its rollback restore finished")
+		completeRestore(ctx, g, ns, rsName, "production")
+		// Rolled back, restored: now the Increment may go.
+		g.Eventually(func() bool { return apierrors.IsNotFound(k8s.Get(ctx, client.ObjectKeyFromObject(inc), inc)) }).
+			WithTimeout(wait).Should(BeTrue())
+		markUntilReady(ctx, g, ns, "production")
 	})
 	t.Run("a pre-promotion backup whose Job is deleted stops the promotion", func(t *testing.T) {
 		g := NewWithT(t)
@@ -242,5 +294,76 @@ func TestPromotionRules(t *testing.T) {
 		g.Expect(backupPhase(ctx, pre)()).To(Equal(crmv1alpha1.BackupFailed))
 		g.Consistently(envVersion(ctx, ns, "production")).WithTimeout(2 * time.Second).Should(Equal("18.5"))
 		g.Expect(apierrors.IsNotFound(k8s.Get(ctx, key(ns, resources.AgentJobName("sprint-7", "migrate-production")), &batchv1.Job{}))).To(BeTrue())
+	})
+
+	t.Run("a build changed after its verification on test is verified again there before anything else", func(t *testing.T) {
+		g := NewWithT(t)
+		inc := verifiedOnTest(ctx, t, ns, "sprint-9", 9, "18.9", func(i *crmv1alpha1.Increment) {
+			i.Spec.Migration = &crmv1alpha1.Migration{Command: []string{"odoo", "-u", "crm", "--stop-after-init"}}
+		})
+		g.Expect(inc.Status.Build).NotTo(BeNil())
+		verified := inc.Status.Build.Fingerprint
+		g.Expect(inc.Status.Stages[0].Build).To(Equal(verified))
+
+		// CI pushes a rebuilt sprint under the same increment.
+		g.Expect(updateIncrement(ctx, k8s, inc, func(i *crmv1alpha1.Increment) { i.Spec.Version = "18.9.1" })).To(Succeed())
+		migrate := resources.AgentJobName("sprint-9", "migrate-test")
+		g.Eventually(func(g Gomega) {
+			job := &batchv1.Job{}
+			g.Expect(k8s.Get(ctx, key(ns, migrate), job)).To(Succeed())
+			g.Expect(job.Annotations[crmv1alpha1.AnnotationBuild]).NotTo(BeEmpty())
+			g.Expect(job.Annotations[crmv1alpha1.AnnotationBuild]).NotTo(Equal(verified), "the old build's migration counted for the new build")
+		}).WithTimeout(wait).Should(Succeed())
+		g.Expect(k8s.Get(ctx, client.ObjectKeyFromObject(inc), inc)).To(Succeed())
+		g.Expect(inc.Status.Phase).NotTo(Equal(crmv1alpha1.IncrementAwaitingAcceptance), "the new build awaits acceptance unverified")
+		g.Expect(envVersion(ctx, ns, "test")()).To(Equal("18.9"), "rolled out before its migration ran")
+		g.Eventually(func(g Gomega) { completeJob(ctx, g, ns, migrate, true) }).WithTimeout(wait).Should(Succeed())
+		g.Eventually(envVersion(ctx, ns, "test")).WithTimeout(wait).Should(Equal("18.9.1"))
+		markRolledOut(ctx, g, ns, "test", "18.9.1")
+		g.Eventually(incPhase(ctx, inc)).WithTimeout(wait).Should(Equal(crmv1alpha1.IncrementAwaitingAcceptance))
+		g.Expect(inc.Status.Restarts).To(Equal(int32(1)))
+		g.Expect(inc.Status.Build.Version).To(Equal("18.9.1"))
+		g.Expect(inc.Status.Stages[0].Version).To(Equal("18.9.1"))
+		g.Expect(inc.Status.Stages[0].Build).To(Equal(inc.Status.Build.Fingerprint))
+		g.Expect(inc.Status.Stages[0].Build).NotTo(Equal(verified))
+		g.Expect(updateIncrement(ctx, po, inc, func(i *crmv1alpha1.Increment) {
+			i.Spec.Acceptance = &crmv1alpha1.Acceptance{Decision: crmv1alpha1.DecisionRejected, Comment: "not this sprint"}
+		})).To(Succeed())
+		g.Eventually(incPhase(ctx, inc)).WithTimeout(wait).Should(Equal(crmv1alpha1.IncrementRejected))
+	})
+
+	t.Run("a paused project migrates and rolls out nothing, not even on test", func(t *testing.T) {
+		g := NewWithT(t)
+		setPaused := func(paused bool) {
+			g.Eventually(func() error {
+				if err := k8s.Get(ctx, key("", ns), p); err != nil {
+					return err
+				}
+				p.Spec.Paused = paused
+				return k8s.Update(ctx, p)
+			}).WithTimeout(wait).Should(Succeed())
+		}
+		setPaused(true)
+		t.Cleanup(func() { setPaused(false) })
+		inc := &crmv1alpha1.Increment{
+			ObjectMeta: metav1.ObjectMeta{Name: "sprint-10", Namespace: ns},
+			Spec: crmv1alpha1.IncrementSpec{ProjectRef: crmv1alpha1.ProjectReference{Name: ns}, Sprint: 10, Version: "18.10",
+				Migration: &crmv1alpha1.Migration{Command: []string{"odoo", "-u", "crm", "--stop-after-init"}}},
+		}
+		g.Expect(k8s.Create(ctx, inc)).To(Succeed())
+		migrate := resources.AgentJobName("sprint-10", "migrate-test")
+		g.Eventually(condition(ctx, inc, func() []metav1.Condition { return inc.Status.Conditions }, crmv1alpha1.ConditionWaiting)).
+			WithTimeout(wait).Should(Equal(metav1.ConditionTrue))
+		g.Expect(meta.FindStatusCondition(inc.Status.Conditions, crmv1alpha1.ConditionWaiting).Reason).To(Equal("ProjectPaused"))
+		g.Consistently(func() bool { return apierrors.IsNotFound(k8s.Get(ctx, key(ns, migrate), &batchv1.Job{})) }).
+			WithTimeout(2*time.Second).Should(BeTrue(), "a paused project's increment migrated test")
+		g.Expect(envVersion(ctx, ns, "test")()).NotTo(Equal("18.10"))
+
+		setPaused(false)
+		g.Eventually(exists(ctx, &batchv1.Job{}, ns, migrate)).WithTimeout(wait).Should(Succeed())
+		g.Eventually(func(g Gomega) { completeJob(ctx, g, ns, migrate, true) }).WithTimeout(wait).Should(Succeed())
+		g.Eventually(envVersion(ctx, ns, "test")).WithTimeout(wait).Should(Equal("18.10"))
+		markRolledOut(ctx, g, ns, "test", "18.10")
+		g.Eventually(incPhase(ctx, inc)).WithTimeout(wait).Should(Equal(crmv1alpha1.IncrementAwaitingAcceptance))
 	})
 }

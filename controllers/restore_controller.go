@@ -131,9 +131,10 @@ func (r *RestoreReconciler) reconcileNormal(ctx context.Context, rs *crmv1alpha1
 		if err != nil {
 			return ctrl.Result{}, err
 		}
+		anonymize := mustAnonymize(in, backup, rs)
 		job, err := resources.AgentJob(resources.AgentJobInput{
 			EnvironmentInput: in, Command: "restore", JobName: jobName, BackupName: backup.Name, AgentImage: r.AgentImage,
-			ErasureHashes: hashes,
+			ErasureHashes: hashes, Anonymize: anonymize,
 		})
 		if err != nil {
 			r.fail(rs, "InvalidJob", err.Error())
@@ -147,6 +148,10 @@ func (r *RestoreReconciler) reconcileNormal(ctx context.Context, rs *crmv1alpha1
 		}
 		rs.Status.JobName, rs.Status.Message = jobName, "crm-agent is verifying and restoring the backup in Job "+jobName
 		rs.Status.ErasuresReapplied = int32(len(hashes)) //nolint:gosec // G115: one hash per ErasureRequest of a project, far below 2^31
+		rs.Status.Anonymized = anonymize
+		if anonymize {
+			rs.Status.Message += "; the copy is anonymized before the application sees it (gdpr.anonymizeNonProduction)"
+		}
 		return ctrl.Result{}, nil
 	case err != nil:
 		return ctrl.Result{}, err
@@ -162,9 +167,31 @@ func (r *RestoreReconciler) reconcileNormal(ctx context.Context, rs *crmv1alpha1
 	now := metav1.Now()
 	rs.Status.Phase, rs.Status.CompletedAt = crmv1alpha1.RestoreCompleted, &now
 	rs.Status.Message = fmt.Sprintf("restored Backup %s (%s) into %s; %d erasures re-applied", backup.Name, backup.Status.Size, env.Name, rs.Status.ErasuresReapplied)
+	if rs.Status.Anonymized {
+		rs.Status.Message += "; personal data anonymized, outgoing mail and scheduled jobs off"
+	}
 	setCondition(&rs.Status.Conditions, rs.Generation, crmv1alpha1.ConditionReady, metav1.ConditionTrue, "Completed", rs.Status.Message)
 	audit(ctx, r.Recorder, rs, corev1.EventTypeNormal, "Completed", "Restore", "%s", rs.Status.Message)
 	return ctrl.Result{}, nil
+}
+
+// mustAnonymize says whether a restore pseudonymizes what it loads: into a
+// non-production environment of a project whose GDPR policy asks for
+// anonymized copies, of any backup but the environment's own (the same
+// stance as the admission rule on bootstraps: the backup's origin may be
+// production, and an environment gone cannot tell otherwise). A bootstrap
+// that anonymizes already runs its own step before the application starts.
+func mustAnonymize(in *resources.EnvironmentInput, backup *crmv1alpha1.Backup, rs *crmv1alpha1.Restore) bool {
+	env, gdpr := in.Env, in.Project.Spec.GDPR
+	switch {
+	case gdpr == nil || !gdpr.AnonymizeNonProduction, env.Spec.Stage == crmv1alpha1.StageProduction:
+		return false
+	case backup.Spec.EnvironmentRef.Name == env.Name:
+		return false
+	case env.Spec.Bootstrap != nil && env.Spec.Bootstrap.Anonymize && rs.Name == BootstrapRestoreName(env.Name):
+		return false
+	}
+	return true
 }
 
 // applicationStopped reports whether no application pod runs any more.

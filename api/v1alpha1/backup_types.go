@@ -180,6 +180,11 @@ type RestoreStatus struct {
 	// the agent applied again after loading the backup.
 	// +optional
 	ErasuresReapplied int32 `json:"erasuresReapplied,omitempty"`
+	// Anonymized is true when the agent pseudonymized the restored data
+	// before the restore completed: a backup of another environment
+	// restored into a non-production one under gdpr.anonymizeNonProduction.
+	// +optional
+	Anonymized bool `json:"anonymized,omitempty"`
 	// StartedAt and CompletedAt bound the restore.
 	// +optional
 	StartedAt *metav1.Time `json:"startedAt,omitempty"`

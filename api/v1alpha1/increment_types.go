@@ -33,6 +33,17 @@ const (
 	AnnotationAcceptedBy = "crm.crmops.io/accepted-by"
 	// AnnotationIncrement on an Environment names the Increment it runs.
 	AnnotationIncrement = "crm.crmops.io/increment"
+	// AnnotationBuild on a migration Job is the fingerprint of the build
+	// (Build.Fingerprint) it migrates to.
+	AnnotationBuild = "crm.crmops.io/build"
+	// LabelIncrement names the Increment that started a migration Job or a
+	// rollback Restore; both are owned by the Environment, so that deleting
+	// the Increment never stops work on data.
+	LabelIncrement = "crm.crmops.io/increment"
+	// IncrementFinalizer holds an Increment's deletion while a migration,
+	// rollout, verification or rollback restore of it is in flight: the
+	// promotion finishes or is undone first.
+	IncrementFinalizer = "crm.crmops.io/increment-work"
 )
 
 // AcceptanceDecision is a product owner's verdict on an increment.
@@ -65,7 +76,7 @@ const (
 )
 
 // StagePhase is where an increment is on one stage.
-// +kubebuilder:validation:Enum=Pending;Waiting;BackingUp;Migrating;RollingOut;Verifying;Succeeded;Failed;RolledBack
+// +kubebuilder:validation:Enum=Pending;Waiting;BackingUp;Migrating;RollingOut;Verifying;Restoring;Succeeded;Failed;RolledBack
 type StagePhase string
 
 // The stage phases.
@@ -76,6 +87,9 @@ const (
 	StageMigrating  StagePhase = "Migrating"
 	StageRollingOut StagePhase = "RollingOut"
 	StageVerifying  StagePhase = "Verifying"
+	// StageRestoring: a failed promotion waits for the Restore of the
+	// pre-promotion backup; RolledBack follows only once it completed.
+	StageRestoring  StagePhase = "Restoring"
 	StageSucceeded  StagePhase = "Succeeded"
 	StageFailed     StagePhase = "Failed"
 	StageRolledBack StagePhase = "RolledBack"
@@ -224,6 +238,32 @@ type StageStatus struct {
 	// RolloutStartedAt is when the new version was applied, for the verification deadline.
 	// +optional
 	RolloutStartedAt *metav1.Time `json:"rolloutStartedAt,omitempty"`
+	// Image is the image override rolled out on this stage, if any.
+	// +optional
+	Image string `json:"image,omitempty"`
+	// Build is the fingerprint of the build rolled out and verified on this
+	// stage (status.build.fingerprint at the time).
+	// +optional
+	Build string `json:"build,omitempty"`
+	// Restore is the Restore of the pre-promotion backup after a failed
+	// promotion (restoreDatabaseOnRollback).
+	// +optional
+	Restore string `json:"restore,omitempty"`
+}
+
+// Build identifies what an increment rolls out. A change of it after work
+// on the first stage began restarts the increment there: the build promoted
+// is always the build verified and accepted.
+type Build struct {
+	// Version rolled out (spec.version, or derived from spec.image).
+	// +optional
+	Version string `json:"version,omitempty"`
+	// Image override, if any (spec.image).
+	// +optional
+	Image string `json:"image,omitempty"`
+	// Fingerprint is sha256 over version, image and migration command.
+	// +optional
+	Fingerprint string `json:"fingerprint,omitempty"`
 }
 
 // IncrementStatus is what the operator observed of the increment.
@@ -242,6 +282,14 @@ type IncrementStatus struct {
 	// CurrentStage is the stage the increment is on or moving to.
 	// +optional
 	CurrentStage string `json:"currentStage,omitempty"`
+	// Build is what the stages roll out; each stage records the fingerprint
+	// it verified (stages[].build).
+	// +optional
+	Build *Build `json:"build,omitempty"`
+	// Restarts counts the restarts on the first stage after spec.version,
+	// spec.image or spec.migration changed.
+	// +optional
+	Restarts int32 `json:"restarts,omitempty"`
 	// Stages is the increment's progress on each stage.
 	// +listType=map
 	// +listMapKey=name

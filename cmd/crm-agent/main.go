@@ -16,7 +16,8 @@
 //	                                           ERASE_SALT (GDPR Art. 17)
 //
 // restore also re-applies the erasures in ERASE_SUBJECT_HASHES, when set,
-// before it reports success.
+// and with --anonymize pseudonymizes the copy (as anonymize does), before it
+// reports success.
 //
 // Secrets come from the environment: DB_PASSWORD, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY.
 package main
@@ -81,6 +82,7 @@ func run(ctx context.Context, cmd string, args []string) (agent.Result, error) {
 	var (
 		name, filesDir, volume                   string
 		product, version, environment, increment string
+		anonymize                                bool
 		s3                                       agent.S3Config
 		db                                       agent.Database
 	)
@@ -101,6 +103,7 @@ func run(ctx context.Context, cmd string, args []string) (agent.Result, error) {
 	fs.StringVar(&version, "product-version", "", "Product version (recorded).")
 	fs.StringVar(&environment, "environment", "", "Environment (recorded).")
 	fs.StringVar(&increment, "increment", "", "Increment the backup precedes (recorded).")
+	fs.BoolVar(&anonymize, "anonymize", false, "restore: pseudonymize the restored copy before reporting success.")
 	if err := fs.Parse(args); err != nil {
 		return agent.Result{}, err
 	}
@@ -109,15 +112,9 @@ func run(ctx context.Context, cmd string, args []string) (agent.Result, error) {
 		db.Port = map[string]int{"postgresql": 5432, "mariadb": 3306}[db.Engine]
 	}
 	if cmd == "anonymize" {
-		// A fresh random salt per copy unless one is given: pseudonyms stay
-		// consistent inside the copy but cannot be linked across copies.
-		salt := os.Getenv("ANONYMIZE_SALT")
-		if salt == "" {
-			b := make([]byte, 24)
-			if _, err := rand.Read(b); err != nil {
-				return agent.Result{}, err
-			}
-			salt = hex.EncodeToString(b)
+		salt, err := anonymizeSalt()
+		if err != nil {
+			return agent.Result{}, err
 		}
 		res, err := agent.Anonymize(ctx, db, product, salt)
 		if err != nil {
@@ -160,6 +157,12 @@ func run(ctx context.Context, cmd string, args []string) (agent.Result, error) {
 		if hashes := agent.ParseHashes(os.Getenv("ERASE_SUBJECT_HASHES")); len(hashes) > 0 {
 			o.Erasures = &agent.Subject{Hashes: hashes, Salt: os.Getenv("ERASE_SALT")}
 		}
+		if anonymize {
+			var err error
+			if o.AnonymizeSalt, err = anonymizeSalt(); err != nil {
+				return agent.Result{}, err
+			}
+		}
 		m, err := agent.Restore(ctx, store, o)
 		if err != nil {
 			return agent.Result{}, err
@@ -179,6 +182,20 @@ func run(ctx context.Context, cmd string, args []string) (agent.Result, error) {
 	}
 	usage()
 	return agent.Result{}, nil
+}
+
+// anonymizeSalt is ANONYMIZE_SALT, else a fresh random salt per copy:
+// pseudonyms stay consistent inside the copy but cannot be linked across
+// copies.
+func anonymizeSalt() (string, error) {
+	if salt := os.Getenv("ANONYMIZE_SALT"); salt != "" {
+		return salt, nil
+	}
+	b := make([]byte, 24)
+	if _, err := rand.Read(b); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(b), nil
 }
 
 // install copies this binary into dir: the init container of a backup Job

@@ -205,6 +205,10 @@ type RestoreOptions struct {
 	// Erasures, when set, are erased again once the database is loaded, so
 	// that a backup taken before an erasure does not bring the person back.
 	Erasures *Subject
+	// AnonymizeSalt, when set, pseudonymizes the loaded data with the
+	// product's rules (Anonymize) before the restore reports success: a
+	// copy of production restored into another environment.
+	AnonymizeSalt string
 }
 
 // Restore verifies the whole backup first, and only then replaces the
@@ -236,6 +240,11 @@ func Restore(ctx context.Context, store Store, o RestoreOptions) (*Manifest, err
 	if o.Erasures != nil {
 		if _, err := Erase(ctx, o.Database, m.Product, *o.Erasures); err != nil {
 			return nil, fmt.Errorf("re-applying erasures after the restore: %w", err)
+		}
+	}
+	if o.AnonymizeSalt != "" {
+		if _, err := Anonymize(ctx, o.Database, m.Product, o.AnonymizeSalt); err != nil {
+			return nil, fmt.Errorf("anonymizing the restored copy: %w", err)
 		}
 	}
 	if p, ok := files[FilesObject]; ok && o.FilesDir != "" {

@@ -255,6 +255,43 @@ func TestAnonymizeOdoo(t *testing.T) {
 	}
 }
 
+// A copy of production restored with AnonymizeSalt keeps no real person,
+// whichever way it reaches a test environment (a Restore, not only a
+// bootstrap): the same rules as anonymize, before the restore reports success.
+func TestRestoreAnonymizesACopyBeforeItReportsSuccess(t *testing.T) {
+	need(t, postgres)
+	need(t, s3)
+	ctx := context.Background()
+	prod := createDatabase(t, postgres, unique("prod"))
+	ps := people(10)
+	seedOdoo(t, prod, ps)
+	store := s3.store(t, "anon")
+	if _, _, err := Backup(ctx, store, BackupOptions{Name: "nightly", Database: prod, Product: "odoo", ProductVersion: "18.0", Environment: "production"}); err != nil {
+		t.Fatal(err)
+	}
+	copyDB := createDatabase(t, postgres, unique("test"))
+	if _, err := Restore(ctx, store, RestoreOptions{Name: "nightly", Database: copyDB, Product: "odoo", AnonymizeSalt: salt}); err != nil {
+		t.Fatal(err)
+	}
+	// The columns seedOdoo fills with people's data.
+	columns := []string{"res_partner.name", "res_partner.email", "res_partner.phone", "res_partner.street", "res_partner.comment",
+		"crm_lead.contact_name", "crm_lead.email_from", "crm_lead.phone", "crm_lead.description", "mail_message.body", "mail_message.email_from"}
+	if n := countSurvivors(t, copyDB, columns, ps); n != 0 {
+		t.Errorf("%d rows of the restored copy keep original personal data", n)
+	}
+	if got := sql(t, copyDB, "SELECT COUNT(*) FROM ir_mail_server WHERE active"); got != "0" {
+		t.Errorf("%s mail servers of the copy still active", got)
+	}
+	// Without it (a restore into production), the data comes back as it was.
+	same := createDatabase(t, postgres, unique("prod2"))
+	if _, err := Restore(ctx, store, RestoreOptions{Name: "nightly", Database: same, Product: "odoo"}); err != nil {
+		t.Fatal(err)
+	}
+	if n := countSurvivors(t, same, columns, ps); n == 0 {
+		t.Error("a plain restore changed the data")
+	}
+}
+
 func TestEraseOneSubject(t *testing.T) {
 	for _, tc := range []struct {
 		product string

@@ -41,9 +41,10 @@ func NamespaceAnnotations(p *crmv1alpha1.ImplementationProject) map[string]strin
 }
 
 // RegionAllowed reports whether region matches one of the glob patterns; no
-// patterns allow every region.
+// patterns allow every region, and with patterns an unknown (empty) region
+// is never allowed: residency is not opt-in.
 func RegionAllowed(region string, patterns []string) bool {
-	if len(patterns) == 0 || region == "" {
+	if len(patterns) == 0 {
 		return true
 	}
 	for _, p := range patterns {

@@ -19,7 +19,8 @@ func TestRegionAllowed(t *testing.T) {
 		{"us-east-1", []string{"eu-*"}, false},
 		{"us-east-1", nil, true},
 		{"eu-west-1", []string{"us-*", "eu-west-?"}, true},
-		{"", []string{"eu-*"}, true},
+		{"", []string{"eu-*"}, false},
+		{"", nil, true},
 	} {
 		if got := RegionAllowed(tt.region, tt.patterns); got != tt.want {
 			t.Errorf("RegionAllowed(%q, %v) = %v", tt.region, tt.patterns, got)

@@ -3,6 +3,8 @@
 package promotion
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"strings"
 	"time"
 
@@ -60,10 +62,90 @@ func CurrentStage(st *crmv1alpha1.IncrementStatus) int {
 func Active(p crmv1alpha1.StagePhase) bool {
 	switch p {
 	case crmv1alpha1.StageBackingUp, crmv1alpha1.StageWaiting, crmv1alpha1.StageMigrating,
-		crmv1alpha1.StageRollingOut, crmv1alpha1.StageVerifying:
+		crmv1alpha1.StageRollingOut, crmv1alpha1.StageVerifying, crmv1alpha1.StageRestoring:
 		return true
 	}
 	return false
+}
+
+// TouchesData reports whether a stage in phase p has begun changing its
+// Environment's data or version: from the migration on, a stage runs to
+// its end (verified, or rolled back with its restore completed) even when
+// its Increment is deleted.
+func TouchesData(p crmv1alpha1.StagePhase) bool {
+	switch p {
+	case crmv1alpha1.StageMigrating, crmv1alpha1.StageRollingOut, crmv1alpha1.StageVerifying, crmv1alpha1.StageRestoring:
+		return true
+	}
+	return false
+}
+
+// HoldsDeletion reports whether a deleted increment must still be carried
+// on: its current stage touches data (TouchesData).
+func HoldsDeletion(st *crmv1alpha1.IncrementStatus) bool {
+	i := CurrentStage(st)
+	return i >= 0 && !Final(st.Phase) && TouchesData(st.Stages[i].Phase)
+}
+
+// HeldWhilePaused reports whether the next step of a stage would start a
+// change outside the increment (a migration, a rollout) that a paused
+// project holds back. Backups go on; a rollout already applied is still
+// verified and, if it fails, rolled back.
+func HeldWhilePaused(s *crmv1alpha1.StageStatus) bool {
+	switch s.Phase {
+	case crmv1alpha1.StagePending, crmv1alpha1.StageWaiting:
+		return true
+	case crmv1alpha1.StageMigrating:
+		return s.MigrationJob == ""
+	case crmv1alpha1.StageRollingOut:
+		return s.RolloutStartedAt == nil
+	}
+	return false
+}
+
+// BuildOf is what the increment's spec rolls out.
+func BuildOf(inc *crmv1alpha1.Increment) crmv1alpha1.Build {
+	h := sha256.New()
+	h.Write([]byte(Version(inc) + "\x00" + inc.Spec.Image + "\x00"))
+	if m := inc.Spec.Migration; m != nil {
+		for _, arg := range m.Command {
+			h.Write([]byte(arg + "\x00"))
+		}
+		h.Write([]byte("\x00" + string(m.Timeout)))
+	}
+	return crmv1alpha1.Build{Version: Version(inc), Image: inc.Spec.Image, Fingerprint: "sha256:" + hex.EncodeToString(h.Sum(nil))[:16]}
+}
+
+// BuildChanged reports whether the build on record in status differs from
+// what the spec now rolls out.
+func BuildChanged(inc *crmv1alpha1.Increment) bool {
+	return inc.Status.Build != nil && inc.Status.Build.Fingerprint != BuildOf(inc).Fingerprint
+}
+
+// Restart puts every stage back to Pending for a new build, keeping the
+// acceptance-independent record (restarts) and dropping what the old build
+// achieved: it was never verified as the build now in the spec.
+func Restart(st *crmv1alpha1.IncrementStatus, build crmv1alpha1.Build) {
+	for i := range st.Stages {
+		st.Stages[i] = crmv1alpha1.StageStatus{Name: st.Stages[i].Name, Phase: crmv1alpha1.StagePending}
+	}
+	for _, c := range []string{crmv1alpha1.ConditionDeployed, crmv1alpha1.ConditionVerified, crmv1alpha1.ConditionWaiting} {
+		meta.RemoveStatusCondition(&st.Conditions, c)
+	}
+	st.Build = &build
+	st.Restarts++
+	st.Phase = crmv1alpha1.IncrementPending
+}
+
+// Restartable reports whether only the first stage has seen work: later
+// stages start only after acceptance, which freezes the build (CRD rule).
+func Restartable(st *crmv1alpha1.IncrementStatus) bool {
+	for i, s := range st.Stages {
+		if i > 0 && s.Phase != crmv1alpha1.StagePending {
+			return false
+		}
+	}
+	return true
 }
 
 // InFlight names another increment being promoted to env, or "".
@@ -131,19 +213,21 @@ func VerifyTimeout(inc *crmv1alpha1.Increment) time.Duration {
 	return DefaultVerifyTimeout
 }
 
-// Healthy reports whether env runs the increment and is Ready at its
-// current generation.
+// Healthy reports whether env runs the increment's build and is Ready at
+// its current generation: the Environment's own status (written only once
+// its workloads rolled out at that generation) says it runs this version
+// for this increment, not just that it was asked to.
 func Healthy(env *crmv1alpha1.Environment, inc *crmv1alpha1.Increment) bool {
 	ready := meta.FindStatusCondition(env.Status.Conditions, crmv1alpha1.ConditionReady)
 	return ready != nil && ready.Status == "True" && ready.ObservedGeneration == env.Generation &&
 		env.Status.ObservedGeneration == env.Generation && env.Status.Version == Version(inc) &&
-		env.Spec.Image == inc.Spec.Image
+		env.Spec.Image == inc.Spec.Image && env.Status.CurrentIncrement == inc.Name
 }
 
 // Chains reports whether a stage that moved from one phase to another may
 // take its next step in the same reconcile: the move recorded nothing that
-// must be written before the next step acts (starting a stage, a completed
-// backup or migration, an open maintenance window; the rollout writes its
+// must be written before the next step acts (starting a stage, an open
+// maintenance window, a completed backup or migration; the rollout writes its
 // own record before it changes the Environment). A step that stays in its
 // phase (it waits), or rolls out, fails or finishes, ends the reconcile.
 func Chains(from, to crmv1alpha1.StagePhase) bool {
@@ -154,7 +238,7 @@ func Chains(from, to crmv1alpha1.StagePhase) bool {
 	case crmv1alpha1.StagePending, crmv1alpha1.StageWaiting:
 		return true
 	case crmv1alpha1.StageBackingUp:
-		return to == crmv1alpha1.StageWaiting
+		return to == crmv1alpha1.StageMigrating || to == crmv1alpha1.StageRollingOut
 	case crmv1alpha1.StageMigrating:
 		return to == crmv1alpha1.StageRollingOut
 	}

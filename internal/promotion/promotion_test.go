@@ -85,10 +85,11 @@ func TestChains(t *testing.T) {
 		from, to crmv1alpha1.StagePhase
 		want     bool
 	}{
-		{crmv1alpha1.StagePending, crmv1alpha1.StageBackingUp, true},
 		{crmv1alpha1.StagePending, crmv1alpha1.StageWaiting, true},
+		{crmv1alpha1.StageWaiting, crmv1alpha1.StageBackingUp, true},    // the window is open: back up now
 		{crmv1alpha1.StageBackingUp, crmv1alpha1.StageBackingUp, false}, // the Backup was just created: wait for it
-		{crmv1alpha1.StageBackingUp, crmv1alpha1.StageWaiting, true},
+		{crmv1alpha1.StageBackingUp, crmv1alpha1.StageMigrating, true},
+		{crmv1alpha1.StageBackingUp, crmv1alpha1.StageRollingOut, true},
 		{crmv1alpha1.StageBackingUp, crmv1alpha1.StageFailed, false},
 		{crmv1alpha1.StageWaiting, crmv1alpha1.StageRollingOut, true},
 		{crmv1alpha1.StageWaiting, crmv1alpha1.StageMigrating, true},
@@ -98,9 +99,156 @@ func TestChains(t *testing.T) {
 		{crmv1alpha1.StageMigrating, crmv1alpha1.StageRollingOut, true},
 		{crmv1alpha1.StageMigrating, crmv1alpha1.StageFailed, false},
 		{crmv1alpha1.StageVerifying, crmv1alpha1.StageSucceeded, false},
+		{crmv1alpha1.StageVerifying, crmv1alpha1.StageRestoring, false}, // the Restore was just created: wait for it
+		{crmv1alpha1.StageMigrating, crmv1alpha1.StageRestoring, false},
 	} {
 		if got := Chains(tc.from, tc.to); got != tc.want {
 			t.Errorf("Chains(%s, %s) = %v, want %v", tc.from, tc.to, got, tc.want)
+		}
+	}
+}
+
+func TestPhasesThatTouchData(t *testing.T) {
+	tests := []struct {
+		phase          crmv1alpha1.StagePhase
+		touches        bool
+		migrationJob   string
+		rolloutStarted bool
+		heldIfPaused   bool
+	}{
+		{phase: crmv1alpha1.StagePending, heldIfPaused: true},
+		{phase: crmv1alpha1.StageWaiting, heldIfPaused: true},
+		{phase: crmv1alpha1.StageBackingUp},
+		{phase: crmv1alpha1.StageMigrating, touches: true, heldIfPaused: true},
+		{phase: crmv1alpha1.StageMigrating, touches: true, migrationJob: "j"},
+		{phase: crmv1alpha1.StageRollingOut, touches: true, heldIfPaused: true},
+		{phase: crmv1alpha1.StageRollingOut, touches: true, rolloutStarted: true},
+		{phase: crmv1alpha1.StageVerifying, touches: true},
+		{phase: crmv1alpha1.StageRestoring, touches: true},
+		{phase: crmv1alpha1.StageSucceeded},
+		{phase: crmv1alpha1.StageRolledBack},
+		{phase: crmv1alpha1.StageFailed},
+	}
+	for _, tt := range tests {
+		s := crmv1alpha1.StageStatus{Phase: tt.phase, MigrationJob: tt.migrationJob}
+		if tt.rolloutStarted {
+			s.RolloutStartedAt = &metav1.Time{}
+		}
+		if got := TouchesData(tt.phase); got != tt.touches {
+			t.Errorf("TouchesData(%s) = %v, want %v", tt.phase, got, tt.touches)
+		}
+		if got := HeldWhilePaused(&s); got != tt.heldIfPaused {
+			t.Errorf("HeldWhilePaused(%s, job %q, rollout started %v) = %v, want %v", tt.phase, tt.migrationJob, tt.rolloutStarted, got, tt.heldIfPaused)
+		}
+	}
+}
+
+func TestHoldsDeletion(t *testing.T) {
+	st := func(phase crmv1alpha1.IncrementPhase, stages ...crmv1alpha1.StagePhase) *crmv1alpha1.IncrementStatus {
+		s := &crmv1alpha1.IncrementStatus{Phase: phase}
+		for i, p := range stages {
+			s.Stages = append(s.Stages, crmv1alpha1.StageStatus{Name: []string{"test", "production"}[i], Phase: p})
+		}
+		return s
+	}
+	tests := []struct {
+		name string
+		st   *crmv1alpha1.IncrementStatus
+		want bool
+	}{
+		{"awaiting acceptance", st(crmv1alpha1.IncrementAwaitingAcceptance, crmv1alpha1.StageSucceeded, crmv1alpha1.StagePending), false},
+		{"migrating test", st(crmv1alpha1.IncrementDeploying, crmv1alpha1.StageMigrating, crmv1alpha1.StagePending), true},
+		{"backing up production", st(crmv1alpha1.IncrementPromoting, crmv1alpha1.StageSucceeded, crmv1alpha1.StageBackingUp), false},
+		{"migrating production", st(crmv1alpha1.IncrementPromoting, crmv1alpha1.StageSucceeded, crmv1alpha1.StageMigrating), true},
+		{"restoring production", st(crmv1alpha1.IncrementPromoting, crmv1alpha1.StageSucceeded, crmv1alpha1.StageRestoring), true},
+		{"rolled back", st(crmv1alpha1.IncrementRolledBack, crmv1alpha1.StageSucceeded, crmv1alpha1.StageRolledBack), false},
+		{"promoted", st(crmv1alpha1.IncrementPromoted, crmv1alpha1.StageSucceeded, crmv1alpha1.StageSucceeded), false},
+	}
+	for _, tt := range tests {
+		if got := HoldsDeletion(tt.st); got != tt.want {
+			t.Errorf("%s: HoldsDeletion = %v, want %v", tt.name, got, tt.want)
+		}
+	}
+}
+
+func TestBuildChangeRestartsOnTheFirstStage(t *testing.T) {
+	inc := &crmv1alpha1.Increment{Spec: crmv1alpha1.IncrementSpec{Version: "9.1.6"}}
+	b := BuildOf(inc)
+	inc.Status.Build = &b
+	if BuildChanged(inc) {
+		t.Fatal("an unchanged spec counts as a new build")
+	}
+	for name, change := range map[string]func(*crmv1alpha1.Increment){
+		"version": func(i *crmv1alpha1.Increment) { i.Spec.Version = "9.1.7" },
+		"image":   func(i *crmv1alpha1.Increment) { i.Spec.Version, i.Spec.Image = "", "registry.example/crm:9.1.6" },
+		"migration": func(i *crmv1alpha1.Increment) {
+			i.Spec.Migration = &crmv1alpha1.Migration{Command: []string{"rebuild"}}
+		},
+		"migration command": func(i *crmv1alpha1.Increment) {
+			i.Spec.Migration = &crmv1alpha1.Migration{Command: []string{"re", "build"}}
+		},
+	} {
+		edited := inc.DeepCopy()
+		edited.Spec.Migration = &crmv1alpha1.Migration{Command: []string{"rebuild"}}
+		base := BuildOf(edited)
+		edited.Status.Build = &base
+		if name == "migration" {
+			edited = inc.DeepCopy()
+		}
+		change(edited)
+		if !BuildChanged(edited) {
+			t.Errorf("%s changed: BuildChanged = false", name)
+		}
+	}
+
+	st := &crmv1alpha1.IncrementStatus{Phase: crmv1alpha1.IncrementAwaitingAcceptance, Stages: []crmv1alpha1.StageStatus{
+		{Name: "test", Phase: crmv1alpha1.StageSucceeded, Version: "9.1.6", MigrationJob: "j", Build: b.Fingerprint},
+		{Name: "production", Phase: crmv1alpha1.StagePending},
+	}, Conditions: []metav1.Condition{{Type: crmv1alpha1.ConditionVerified, Status: metav1.ConditionTrue}, {Type: crmv1alpha1.ConditionDeployed, Status: metav1.ConditionTrue}}}
+	if !Restartable(st) {
+		t.Fatal("an increment verified only on test is not restartable")
+	}
+	next := crmv1alpha1.Build{Version: "9.1.7", Fingerprint: "sha256:other"}
+	Restart(st, next)
+	if st.Stages[0].Phase != crmv1alpha1.StagePending || st.Stages[0].MigrationJob != "" || st.Stages[0].Build != "" {
+		t.Errorf("first stage after a restart: %+v", st.Stages[0])
+	}
+	if len(st.Conditions) != 0 || st.Restarts != 1 || st.Build.Version != "9.1.7" || st.Phase != crmv1alpha1.IncrementPending {
+		t.Errorf("status after a restart: conditions %v, restarts %d, build %+v, phase %s", st.Conditions, st.Restarts, st.Build, st.Phase)
+	}
+	st.Stages[1].Phase = crmv1alpha1.StageBackingUp
+	if Restartable(st) {
+		t.Error("an increment on its way to production is restartable")
+	}
+}
+
+func TestHealthyMeansTheBuildRuns(t *testing.T) {
+	inc := &crmv1alpha1.Increment{ObjectMeta: metav1.ObjectMeta{Name: "sprint-7"}, Spec: crmv1alpha1.IncrementSpec{Version: "9.1.6"}}
+	env := func(change func(*crmv1alpha1.Environment)) *crmv1alpha1.Environment {
+		e := &crmv1alpha1.Environment{ObjectMeta: metav1.ObjectMeta{Generation: 4}}
+		e.Spec.Version = "9.1.6"
+		e.Status = crmv1alpha1.EnvironmentStatus{ObservedGeneration: 4, Version: "9.1.6", CurrentIncrement: "sprint-7",
+			Conditions: []metav1.Condition{{Type: crmv1alpha1.ConditionReady, Status: metav1.ConditionTrue, ObservedGeneration: 4}}}
+		if change != nil {
+			change(e)
+		}
+		return e
+	}
+	tests := []struct {
+		name string
+		env  *crmv1alpha1.Environment
+		want bool
+	}{
+		{"ready on the build", env(nil), true},
+		{"ready on the previous version", env(func(e *crmv1alpha1.Environment) { e.Status.Version = "9.1.5" }), false},
+		{"ready for another increment", env(func(e *crmv1alpha1.Environment) { e.Status.CurrentIncrement = "sprint-6" }), false},
+		{"ready at an older generation", env(func(e *crmv1alpha1.Environment) { e.Generation = 5 }), false},
+		{"not ready", env(func(e *crmv1alpha1.Environment) { e.Status.Conditions[0].Status = metav1.ConditionFalse }), false},
+		{"another image", env(func(e *crmv1alpha1.Environment) { e.Spec.Image = "registry.example/crm:9.1.6" }), false},
+	}
+	for _, tt := range tests {
+		if got := Healthy(tt.env, inc); got != tt.want {
+			t.Errorf("%s: Healthy = %v, want %v", tt.name, got, tt.want)
 		}
 	}
 }

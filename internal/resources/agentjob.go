@@ -37,6 +37,9 @@ type AgentJobInput struct {
 	// to erase again once the data is loaded (restore); the salt comes from
 	// the project's erasure Secret.
 	ErasureHashes []string
+	// Anonymize (restore): pseudonymize the copy before the restore reports
+	// success (a copy of production into another environment).
+	Anonymize bool
 }
 
 // databaseOnly commands work on the database alone: no backup target.
@@ -73,6 +76,9 @@ func AgentJob(in AgentJobInput) (*batchv1.Job, error) {
 	}
 	if in.Increment != "" {
 		args = append(args, "--increment", in.Increment)
+	}
+	if in.Anonymize && in.Command == "restore" {
+		args = append(args, "--anonymize")
 	}
 	pwd := conn.DatabasePassword
 	envVars := []corev1.EnvVar{
@@ -128,20 +134,7 @@ func AgentJob(in AgentJobInput) (*batchv1.Job, error) {
 	// Group access to the files the application wrote.
 	sc.SupplementalGroups = []int64{in.Profile.UID}
 	sc.FSGroup = ptr.To(in.Profile.UID)
-	affinity := regionAffinity(in.Project)
-	if in.Profile.FilesPath != "" {
-		// A ReadWriteOnce files volume is mounted on one node: run beside the application.
-		if affinity == nil {
-			affinity = &corev1.Affinity{}
-		}
-		affinity.PodAffinity = &corev1.PodAffinity{PreferredDuringSchedulingIgnoredDuringExecution: []corev1.WeightedPodAffinityTerm{{
-			Weight: 100,
-			PodAffinityTerm: corev1.PodAffinityTerm{
-				LabelSelector: &metav1.LabelSelector{MatchLabels: selector(env.Name, ComponentApp)},
-				TopologyKey:   corev1.LabelHostname,
-			},
-		}}}
-	}
+	affinity := besideTheApplication(in.EnvironmentInput)
 	return &batchv1.Job{
 		TypeMeta:   typeMeta("batch/v1", "Job"),
 		ObjectMeta: meta(in.JobName, env.Namespace, labels),
@@ -182,6 +175,30 @@ func AgentJob(in AgentJobInput) (*batchv1.Job, error) {
 			},
 		},
 	}, nil
+}
+
+// besideTheApplication is the placement of a Job that mounts the
+// environment's files volume (backups, restores, migrations): in the
+// project's region and, since a ReadWriteOnce volume is attached to one node
+// at a time, on the node of the application's pods while they run (a pod
+// elsewhere would wait on a multi-attach error). Preferred, not required:
+// with the application stopped (a restore) any node will do.
+func besideTheApplication(in *EnvironmentInput) *corev1.Affinity {
+	affinity := regionAffinity(in.Project)
+	if in.Profile.FilesPath == "" {
+		return affinity
+	}
+	if affinity == nil {
+		affinity = &corev1.Affinity{}
+	}
+	affinity.PodAffinity = &corev1.PodAffinity{PreferredDuringSchedulingIgnoredDuringExecution: []corev1.WeightedPodAffinityTerm{{
+		Weight: 100,
+		PodAffinityTerm: corev1.PodAffinityTerm{
+			LabelSelector: &metav1.LabelSelector{MatchLabels: selector(in.Env.Name, ComponentApp)},
+			TopologyKey:   corev1.LabelHostname,
+		},
+	}}}
+	return affinity
 }
 
 func agentResources() corev1.ResourceRequirements {

@@ -289,3 +289,30 @@ func TestExternalDatabase(t *testing.T) {
 		t.Errorf("external database not wired: host %+v password %+v", host, pass.ValueFrom.SecretKeyRef)
 	}
 }
+
+// A migration mounts the application's files volume: on a ReadWriteOnce
+// claim it must run on the application's node, as backups do, or it hangs
+// on a multi-attach error.
+func TestMigrationRunsBesideTheApplication(t *testing.T) {
+	for _, c := range Combinations("acme") {
+		in := c.Input
+		job := MigrationJob(in, "sprint-1-migrate-"+in.Env.Name, []string{"migrate"}, 600)
+		aff := job.Spec.Template.Spec.Affinity
+		if in.Profile.FilesPath == "" {
+			continue
+		}
+		if aff == nil || aff.PodAffinity == nil || len(aff.PodAffinity.PreferredDuringSchedulingIgnoredDuringExecution) != 1 {
+			t.Errorf("%s: migration Job has no affinity to the application's node: %+v", c.Name, aff)
+			continue
+		}
+		term := aff.PodAffinity.PreferredDuringSchedulingIgnoredDuringExecution[0].PodAffinityTerm
+		if term.TopologyKey != corev1.LabelHostname || term.LabelSelector.MatchLabels[LabelComponent] != ComponentApp ||
+			term.LabelSelector.MatchLabels[crmv1alpha1.LabelEnvironment] != in.Env.Name {
+			t.Errorf("%s: migration Job's affinity is not to %s's application node: %+v", c.Name, in.Env.Name, term)
+		}
+		if r := in.Project.Spec.Hosting.Region; r != "" && (aff.NodeAffinity == nil ||
+			aff.NodeAffinity.RequiredDuringSchedulingIgnoredDuringExecution.NodeSelectorTerms[0].MatchExpressions[0].Values[0] != r) {
+			t.Errorf("%s: migration Job lost the region affinity %s", c.Name, r)
+		}
+	}
+}

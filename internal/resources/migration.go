@@ -23,6 +23,7 @@ func MigrationJob(in *EnvironmentInput, name string, command []string, deadline 
 	}
 	spec := appPodSpec(in, conn, container)
 	spec.RestartPolicy = corev1.RestartPolicyNever
+	spec.Affinity = besideTheApplication(in)
 	// Part of the application tier for the network policies (it reaches
 	// the database), but not selected by the application's Service.
 	labels := componentLabels(in, ComponentMigration)
