@@ -13,13 +13,19 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	crmv1alpha1 "github.com/crmops/crm-operator/api/v1alpha1"
 	"github.com/crmops/crm-operator/internal/agent"
 	"github.com/crmops/crm-operator/internal/crm"
+	"github.com/crmops/crm-operator/internal/policy"
 	"github.com/crmops/crm-operator/internal/resources"
 )
 
@@ -36,6 +42,8 @@ type BackupReconciler struct {
 	MaxConcurrentReconciles int
 	// Tolerations are added to every pod the operator creates.
 	Tolerations []corev1.Toleration
+	// Clock is the retention's time; nil is time.Now.
+	Clock func() time.Time
 }
 
 // +kubebuilder:rbac:groups=crm.crmops.io,resources=backups,verbs=get;list;watch;create;update;patch;delete
@@ -57,8 +65,11 @@ func (r *BackupReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 			return ctrl.Result{}, err
 		}
 	}
+	if b.Status.Phase == crmv1alpha1.BackupCompleted {
+		return r.expireOrphan(ctx, b)
+	}
 	if !resources.BackupInProgress(b.Status.Phase) {
-		return ctrl.Result{}, nil // Completed and Failed are final
+		return ctrl.Result{}, nil // Failed is final
 	}
 	before := b.DeepCopy()
 	result, err := r.reconcileNormal(ctx, b)
@@ -157,7 +168,7 @@ func (r *BackupReconciler) reconcileDelete(ctx context.Context, b *crmv1alpha1.B
 		return ctrl.Result{}, nil
 	}
 	if b.Status.JobName != "" {
-		in, err := loadEnvironmentInput(ctx, r.Client, r.APIReader, r.Tolerations, b.Namespace, b.Spec.EnvironmentRef.Name)
+		in, err := r.targetOf(ctx, b)
 		if err == nil && in.Project.Spec.Backup != nil {
 			jobName := resources.AgentJobName(b.Name, "delete")
 			job := &batchv1.Job{}
@@ -187,14 +198,92 @@ func (r *BackupReconciler) reconcileDelete(ctx context.Context, b *crmv1alpha1.B
 				return ctrl.Result{RequeueAfter: 10 * time.Minute}, nil
 			}
 		}
-		// Without its environment or project the data cannot be reached:
-		// the Backup goes, and the event says where the data is.
+		// Without its project the target cannot be reached: the Backup
+		// goes, and the event says where the data is.
 		if err != nil {
-			r.Recorder.Eventf(b, nil, corev1.EventTypeWarning, "DataKept", "Delete", "environment gone, stored data kept at %s", b.Status.Location)
+			r.Recorder.Eventf(b, nil, corev1.EventTypeWarning, "DataKept", "Delete", "project gone, stored data kept at %s", b.Status.Location)
 		}
 	}
 	controllerutil.RemoveFinalizer(b, BackupFinalizer)
 	return ctrl.Result{}, client.IgnoreNotFound(r.Update(ctx, b))
+}
+
+// backupsOfEnvironment maps a deleted environment to its Backups.
+func (r *BackupReconciler) backupsOfEnvironment(ctx context.Context, obj client.Object) []reconcile.Request {
+	list := &crmv1alpha1.BackupList{}
+	if err := r.List(ctx, list, client.InNamespace(obj.GetNamespace())); err != nil {
+		return nil
+	}
+	var reqs []reconcile.Request
+	for _, b := range list.Items {
+		if b.Spec.EnvironmentRef.Name == obj.GetName() {
+			reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&b)})
+		}
+	}
+	return reqs
+}
+
+// targetOf is what a delete Job of b needs: the project's target and the
+// environment's name (the prefix of its objects). The environment may be
+// gone: its backups outlive it.
+func (r *BackupReconciler) targetOf(ctx context.Context, b *crmv1alpha1.Backup) (*resources.EnvironmentInput, error) {
+	in, err := loadEnvironmentInput(ctx, r.Client, r.APIReader, r.Tolerations, b.Namespace, b.Spec.EnvironmentRef.Name)
+	if err == nil {
+		return in, nil
+	}
+	// A project owns the namespace of its name.
+	project := &crmv1alpha1.ImplementationProject{}
+	if err := r.Get(ctx, types.NamespacedName{Name: b.Namespace}, project); err != nil {
+		return nil, err
+	}
+	profile, err := crm.For(project.Spec.Product)
+	if err != nil {
+		return nil, err
+	}
+	env := &crmv1alpha1.Environment{ObjectMeta: metav1.ObjectMeta{Name: b.Spec.EnvironmentRef.Name, Namespace: b.Namespace}}
+	return &resources.EnvironmentInput{Project: project, Env: env, Profile: profile, Tolerations: r.Tolerations}, nil
+}
+
+// expireOrphan applies the project's maximum age (retention.maxAge, capped
+// by gdpr.maxBackupAge) to a completed Backup whose environment is gone: the
+// environment's own retention no longer runs for it, and stored personal
+// data must not outlive the policy. keepLast does not hold it: no newer
+// backup of that environment will ever come.
+func (r *BackupReconciler) expireOrphan(ctx context.Context, b *crmv1alpha1.Backup) (ctrl.Result, error) {
+	if b.Status.CompletedAt == nil {
+		return ctrl.Result{}, nil
+	}
+	err := r.Get(ctx, types.NamespacedName{Namespace: b.Namespace, Name: b.Spec.EnvironmentRef.Name}, &crmv1alpha1.Environment{})
+	if !apierrors.IsNotFound(err) {
+		return ctrl.Result{}, client.IgnoreNotFound(err) // its environment's retention applies
+	}
+	project := &crmv1alpha1.ImplementationProject{}
+	if err := r.Get(ctx, types.NamespacedName{Name: b.Namespace}, project); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	if project.Spec.Paused {
+		return ctrl.Result{}, nil // the project's resume brings retention back
+	}
+	_, maxAge, err := policy.EffectiveRetention(project, &crmv1alpha1.Environment{})
+	if err != nil || maxAge == 0 {
+		return ctrl.Result{}, err
+	}
+	if left := b.Status.CompletedAt.Add(maxAge).Sub(r.now()); left > 0 {
+		return ctrl.Result{RequeueAfter: left}, nil
+	}
+	if err := r.Delete(ctx, b); client.IgnoreNotFound(err) != nil {
+		return ctrl.Result{}, err
+	}
+	r.Recorder.Eventf(b, nil, corev1.EventTypeNormal, "BackupExpired", "Retention",
+		"Backup of environment %s, which is gone, deleted by the retention policy (max age %s)", b.Spec.EnvironmentRef.Name, maxAge)
+	return ctrl.Result{}, nil
+}
+
+func (r *BackupReconciler) now() time.Time {
+	if r.Clock != nil {
+		return r.Clock()
+	}
+	return time.Now()
 }
 
 // SetupWithManager registers the reconciler; it follows its Jobs.
@@ -202,6 +291,12 @@ func (r *BackupReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&crmv1alpha1.Backup{}).
 		Owns(&batchv1.Job{}).
+		// An environment's deletion hands its backups' retention to them (expireOrphan).
+		Watches(&crmv1alpha1.Environment{}, handler.EnqueueRequestsFromMapFunc(r.backupsOfEnvironment),
+			builder.WithPredicates(predicate.Funcs{
+				CreateFunc: func(event.CreateEvent) bool { return false }, UpdateFunc: func(event.UpdateEvent) bool { return false },
+				GenericFunc: func(event.GenericEvent) bool { return false },
+			})).
 		WithOptions(controller.Options{MaxConcurrentReconciles: r.MaxConcurrentReconciles}).
 		Complete(r)
 }

@@ -273,6 +273,8 @@ func TestBackupRunsTheAgentAndRecordsItsResult(t *testing.T) {
 		scheduled := &crmv1alpha1.Backup{}
 		g.Eventually(exists(ctx, scheduled, ns, name)).WithTimeout(wait).Should(Succeed())
 		g.Expect(scheduled.Spec.Reason).To(Equal(crmv1alpha1.BackupScheduled))
+		// Not garbage-collected with the environment: its data goes by retention or explicitly.
+		g.Expect(scheduled.OwnerReferences).To(BeEmpty(), "a scheduled Backup is owned by its environment")
 		g.Eventually(func() time.Time {
 			_ = k8s.Get(ctx, key(ns, "test"), env)
 			if env.Status.LastScheduleTime == nil {
@@ -281,6 +283,53 @@ func TestBackupRunsTheAgentAndRecordsItsResult(t *testing.T) {
 			return env.Status.LastScheduleTime.Time
 		}).WithTimeout(wait).Should(BeTemporally("==", due))
 	})
+}
+
+func TestBackupsOutliveTheirEnvironment(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	p := backupProject("orphans", 10)
+	p.Spec.Backup.Retention.MaxAge = "720h"
+	createProject(ctx, t, p)
+	ns := p.Name
+	env := readyEnvironment(ctx, t, p, "training", crmv1alpha1.StageTraining)
+	b := runningBackup(ctx, g, ns, "training-before-course", "training")
+	g.Eventually(func(g Gomega) {
+		finishJob(ctx, g, ns, b.Status.JobName, agent.Result{Location: "s3://crm-backups/orphans/training/training-before-course", Size: 1024}, true)
+	}).WithTimeout(wait).Should(Succeed())
+	g.Eventually(backupPhase(ctx, b)).WithTimeout(wait).Should(Equal(crmv1alpha1.BackupCompleted))
+
+	g.Expect(k8s.Delete(ctx, env)).To(Succeed())
+	g.Eventually(func() bool {
+		return apierrors.IsNotFound(k8s.Get(ctx, key(ns, "training"), &crmv1alpha1.Environment{}))
+	}).
+		WithTimeout(wait).Should(BeTrue())
+	g.Consistently(backupPhase(ctx, b)).WithTimeout(time.Second).Should(Equal(crmv1alpha1.BackupCompleted))
+
+	// Past the project's maximum age the backup of the environment that is
+	// gone is deleted, its stored data first (a delete Job), as retention
+	// does for the backups of a living environment.
+	clockOffset.Store(int64(721 * time.Hour))
+	t.Cleanup(func() { clockOffset.Store(0) })
+	g.Eventually(func() error {
+		if err := k8s.Get(ctx, client.ObjectKeyFromObject(b), b); err != nil {
+			return err
+		}
+		b.Annotations = map[string]string{"wake": "1"}
+		return k8s.Update(ctx, b)
+	}).WithTimeout(wait).Should(Succeed())
+	del := resources.AgentJobName(b.Name, "delete")
+	job := &batchv1.Job{}
+	g.Eventually(exists(ctx, job, ns, del)).WithTimeout(wait).Should(Succeed(), "the expired backup's data is not deleted")
+	g.Expect(strings.Join(job.Spec.Template.Spec.Containers[0].Command, " ")).To(ContainSubstring("--s3-prefix orphans/training"))
+	for _, v := range job.Spec.Template.Spec.Volumes {
+		g.Expect(v.PersistentVolumeClaim).To(BeNil(), "the delete Job waits for the claim of an environment that is gone")
+	}
+	g.Eventually(func(g Gomega) {
+		finishJob(ctx, g, ns, del, agent.Result{Location: "s3://crm-backups/orphans/training/training-before-course"}, true)
+	}).WithTimeout(wait).Should(Succeed())
+	g.Eventually(func() bool { return apierrors.IsNotFound(k8s.Get(ctx, client.ObjectKeyFromObject(b), b)) }).
+		WithTimeout(wait).Should(BeTrue())
 }
 
 func TestRestore(t *testing.T) {

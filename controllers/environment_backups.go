@@ -110,11 +110,10 @@ func (r *EnvironmentReconciler) scheduleBackups(ctx context.Context, p *crmv1alp
 				},
 				Spec: crmv1alpha1.BackupSpec{EnvironmentRef: crmv1alpha1.LocalObjectReference{Name: env.Name}, Reason: crmv1alpha1.BackupScheduled},
 			}
-			// Owned by the environment only for garbage collection of the
-			// object; the data is deleted by the Backup's own finalizer.
-			if err := controllerutil.SetOwnerReference(env, b, r.Scheme()); err != nil {
-				return 0, err
-			}
+			// Not owned by the environment: a Backup outlives it, and its
+			// stored data goes only by retention (which goes on for the
+			// backups of an environment that is gone: the Backup
+			// controller's expireOrphan) or by an explicit deletion.
 			if err := r.Create(ctx, b); err != nil && !apierrors.IsAlreadyExists(err) {
 				return 0, err
 			}

@@ -120,7 +120,7 @@ func SetupWithManager(mgr ctrl.Manager, opts Options) error {
 	}
 	if err := (&BackupReconciler{
 		Client: c, APIReader: mgr.GetAPIReader(), Recorder: mgr.GetEventRecorder("backup-controller"),
-		AgentImage: opts.AgentImage, MaxConcurrentReconciles: promotionWorkers, Tolerations: opts.Tolerations,
+		AgentImage: opts.AgentImage, MaxConcurrentReconciles: promotionWorkers, Tolerations: opts.Tolerations, Clock: opts.Clock,
 	}).SetupWithManager(mgr); err != nil {
 		return err
 	}

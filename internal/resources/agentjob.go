@@ -93,7 +93,9 @@ func AgentJob(in AgentJobInput) (*batchv1.Job, error) {
 	}
 	mounts := []corev1.VolumeMount{{Name: "agent", MountPath: "/agent", ReadOnly: true}, {Name: "scratch", MountPath: "/scratch"}}
 
-	if in.Profile.FilesPath != "" {
+	if in.Profile.FilesPath != "" && (in.Command == "backup" || in.Command == "restore") {
+		// Only these read or write the files; a delete of the backup of an
+		// environment that is gone must not wait for its claim.
 		vols = append(vols, claimVolume("files", FilesClaimName(env.Name)))
 		mounts = append(mounts, corev1.VolumeMount{Name: "files", MountPath: "/files", ReadOnly: in.Command == "backup"})
 		args = append(args, "--files-dir", "/files")
@@ -134,7 +136,10 @@ func AgentJob(in AgentJobInput) (*batchv1.Job, error) {
 	// Group access to the files the application wrote.
 	sc.SupplementalGroups = []int64{in.Profile.UID}
 	sc.FSGroup = ptr.To(in.Profile.UID)
-	affinity := besideTheApplication(in.EnvironmentInput)
+	affinity := regionAffinity(in.Project)
+	if in.Command == "backup" || in.Command == "restore" {
+		affinity = besideTheApplication(in.EnvironmentInput)
+	}
 	return &batchv1.Job{
 		TypeMeta:   typeMeta("batch/v1", "Job"),
 		ObjectMeta: meta(in.JobName, env.Namespace, labels),
