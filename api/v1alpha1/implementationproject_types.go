@@ -63,6 +63,7 @@ type Customer struct {
 // +kubebuilder:validation:XValidation:rule="self.name != 'custom' || has(self.image)",message="image is required when name is custom",fieldPath=".image"
 // +kubebuilder:validation:XValidation:rule="self.name != 'custom' || has(self.databaseEngine)",message="databaseEngine is required when name is custom",fieldPath=".databaseEngine"
 // +kubebuilder:validation:XValidation:rule="self.name == 'custom' || !has(self.databaseEngine)",message="databaseEngine may be set only for a custom product: the other products have a fixed engine",fieldPath=".databaseEngine"
+// +kubebuilder:validation:XValidation:rule="!has(self.env) || self.env.all(e, !(e.name in (self.name == 'suitecrm' ? ['SUITECRM_DATABASE_HOST', 'SUITECRM_DATABASE_PORT_NUMBER', 'SUITECRM_DATABASE_NAME', 'SUITECRM_DATABASE_USER', 'SUITECRM_DATABASE_PASSWORD', 'SUITECRM_USERNAME', 'SUITECRM_PASSWORD', 'SUITECRM_HOST'] : self.name == 'espocrm' ? ['ESPOCRM_DATABASE_PLATFORM', 'ESPOCRM_DATABASE_HOST', 'ESPOCRM_DATABASE_PORT', 'ESPOCRM_DATABASE_NAME', 'ESPOCRM_DATABASE_USER', 'ESPOCRM_DATABASE_PASSWORD', 'ESPOCRM_ADMIN_USERNAME', 'ESPOCRM_ADMIN_PASSWORD', 'ESPOCRM_SITE_URL', 'ESPOCRM_CONFIG_USE_WEB_SOCKET', 'ESPOCRM_CONFIG_WEB_SOCKET_ZERO_M_Q_SUBMISSION_DSN', 'ESPOCRM_CONFIG_WEB_SOCKET_ZERO_M_Q_SUBSCRIBER_DSN'] : self.name == 'odoo' ? ['HOST', 'PORT', 'USER', 'PASSWORD', 'ODOO_DATABASE'] : self.name == 'twenty' ? ['PG_DATABASE_URL', 'PG_DATABASE_PASSWORD', 'REDIS_URL', 'REDIS_PASSWORD', 'SERVER_URL', 'APP_SECRET', 'STORAGE_TYPE', 'DISABLE_DB_MIGRATIONS', 'DISABLE_CRON_JOBS_REGISTRATION'] : ['DATABASE_HOST', 'DATABASE_PORT', 'DATABASE_NAME', 'DATABASE_USER', 'DATABASE_PASSWORD', 'DATABASE_URL', 'SITE_URL', 'ADMIN_PASSWORD'])))",message="env may not set a variable the operator sets for this product (database, administrator, site URL, internal wiring: see kubectl explain implementationproject.spec.product.env)",fieldPath=".env"
 type Product struct {
 	// Name of the CRM product: suitecrm, espocrm, odoo, twenty, or custom for any
 	// other image. Immutable: a project does not change products in place.
@@ -100,8 +101,12 @@ type Product struct {
 	// +kubebuilder:validation:Pattern=`^/[^\s]*$`
 	// +optional
 	HealthPath string `json:"healthPath,omitempty"`
-	// Env adds environment variables to the application container (custom images
-	// read their settings from it). Database variables are set by the operator.
+	// Env adds environment variables to the application's containers (its
+	// Deployment, its components and its migration Jobs), after the
+	// product's own: settings the image reads (e.g. EspoCRM's
+	// ESPOCRM_CONFIG_*, Odoo's ODOO_* of a custom entrypoint, SMTP settings).
+	// Variables the operator sets for the product (database connection,
+	// administrator, site URL, component wiring) are refused.
 	// +listType=map
 	// +listMapKey=name
 	// +kubebuilder:validation:MaxItems=64

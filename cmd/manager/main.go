@@ -81,6 +81,14 @@ func main() {
 	flag.Float64Var(&kubeAPIQPS, "kube-api-qps", 200, "Queries per second to the API server.")
 	flag.IntVar(&kubeAPIBurst, "kube-api-burst", 400, "Burst of queries to the API server.")
 	flag.StringVar(&ingressNS, "ingress-namespace", "ingress-nginx", "Namespace of the cluster's ingress controller; environments admit traffic from it.")
+	flag.Func("allowed-ingress-domains", "Comma-separated domains whose hosts any project's environments may use in spec.ingress.host, besides the project's own hosting.domain.", func(v string) error {
+		for _, d := range strings.Split(v, ",") {
+			if d = strings.TrimSpace(d); d != "" {
+				webhookOpts.AllowedIngressDomains = append(webhookOpts.AllowedIngressDomains, d)
+			}
+		}
+		return nil
+	})
 	flag.StringVar(&agentImage, "agent-image", controllers.DefaultAgentImage, "Image holding crm-agent at /crm-agent, run in backup and restore Jobs.")
 	flag.Var(&tolerations, "pod-toleration", "Toleration added to every pod the operator creates, as key[=value][:Effect]; repeatable. "+
 		"The local cluster uses kwok.x-k8s.io/node=fake:NoSchedule for its simulated nodes.")

@@ -162,7 +162,38 @@ func For(p crmv1alpha1.Product) (Profile, error) {
 	if p.HealthPath != "" {
 		prof.HealthPath = p.HealthPath
 	}
+	if extra := p.Env; len(extra) > 0 && p.Name != crmv1alpha1.ProductCustom { // custom appends its own
+		own := prof.Env
+		prof.Env = func(c Connection) []corev1.EnvVar { return append(own(c), extra...) }
+	}
 	return prof, nil
+}
+
+// OwnedEnv lists the variables the operator sets for a product, which
+// spec.product.env may not override (a CRD rule refuses them).
+func OwnedEnv(p crmv1alpha1.Product) []string {
+	p.Env = nil
+	prof, err := For(p)
+	if err != nil {
+		return nil
+	}
+	var names []string
+	seen := map[string]bool{}
+	add := func(vars []corev1.EnvVar) {
+		for _, v := range vars {
+			if !seen[v.Name] {
+				seen[v.Name] = true
+				names = append(names, v.Name)
+			}
+		}
+	}
+	add(prof.Env(Connection{}))
+	for _, c := range prof.Components {
+		if c.ExtraEnv != nil {
+			add(c.ExtraEnv(Connection{}, "env"))
+		}
+	}
+	return names
 }
 
 // DatabaseFor returns the database server of an engine: the official images,

@@ -316,3 +316,45 @@ func TestMigrationRunsBesideTheApplication(t *testing.T) {
 		}
 	}
 }
+
+// spec.product.env reaches the application, its components and its
+// migrations for every product, after the product's own variables.
+func TestProductEnvReachesEveryContainer(t *testing.T) {
+	for _, c := range Combinations("acme") {
+		in := c.Input
+		product := in.Project.Spec.Product
+		product.Env = []corev1.EnvVar{{Name: "SMTP_HOST", Value: "mail.kunde.example"}}
+		prof, err := crm.For(product)
+		if err != nil {
+			t.Fatal(err)
+		}
+		in.Profile = prof
+		desired, _ := EnvironmentObjects(in)
+		names := []string{AppName(in.Env.Name)}
+		for _, comp := range prof.Components {
+			names = append(names, in.Env.Name+"-"+comp.Name)
+		}
+		for _, n := range names {
+			d := find[*appsv1.Deployment](desired, n)
+			if d == nil {
+				t.Fatalf("%s: no Deployment %s", c.Name, n)
+			}
+			if !hasEnv(d.Spec.Template.Spec.Containers[0].Env, "SMTP_HOST", "mail.kunde.example") {
+				t.Errorf("%s: spec.product.env does not reach Deployment %s", c.Name, n)
+			}
+		}
+		job := MigrationJob(in, "m", []string{"migrate"}, 60)
+		if !hasEnv(job.Spec.Template.Spec.Containers[0].Env, "SMTP_HOST", "mail.kunde.example") {
+			t.Errorf("%s: spec.product.env does not reach the migration", c.Name)
+		}
+	}
+}
+
+func hasEnv(vars []corev1.EnvVar, name, value string) bool {
+	for _, v := range vars {
+		if v.Name == name && v.Value == value {
+			return true
+		}
+	}
+	return false
+}

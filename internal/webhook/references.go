@@ -10,6 +10,7 @@ package webhook
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/util/validation/field"
@@ -24,6 +25,10 @@ import (
 type References struct {
 	// Reader reads projects, environments and backups (the manager's cache).
 	Reader client.Reader
+	// AllowedIngressDomains are domains, beyond each project's
+	// hosting.domain, whose hosts any project may claim (a cluster-level
+	// allow-list; the manager's --allowed-ingress-domains).
+	AllowedIngressDomains []string
 }
 
 // validator adapts a check of one kind to controller-runtime's Validator.
@@ -77,16 +82,114 @@ func (r *References) local(ctx context.Context, path *field.Path, ns, name strin
 	return nil, nil
 }
 
-// Environment: its project exists; a bootstrap backup exists.
+// Environment: its project exists; a bootstrap backup exists; its ingress
+// host is its project's to claim (on creation and whenever it changes).
 func (r *References) Environment() admission.Validator[*crmv1alpha1.Environment] {
-	return validator[*crmv1alpha1.Environment]{kind: "Environment", check: func(ctx context.Context, e *crmv1alpha1.Environment) (field.ErrorList, error) {
+	return environmentValidator{validator: validator[*crmv1alpha1.Environment]{kind: "Environment", check: func(ctx context.Context, e *crmv1alpha1.Environment) (field.ErrorList, error) {
 		errs, err := r.project(ctx, e.Namespace, e.Spec.ProjectRef)
-		if err != nil || e.Spec.Bootstrap == nil {
-			return errs, err
+		if err != nil {
+			return nil, err
 		}
-		more, err := r.local(ctx, field.NewPath("spec", "bootstrap", "fromBackup", "name"), e.Namespace, e.Spec.Bootstrap.FromBackup.Name, &crmv1alpha1.Backup{})
+		if e.Spec.Bootstrap != nil {
+			more, err := r.local(ctx, field.NewPath("spec", "bootstrap", "fromBackup", "name"), e.Namespace, e.Spec.Bootstrap.FromBackup.Name, &crmv1alpha1.Backup{})
+			if err != nil {
+				return nil, err
+			}
+			errs = append(errs, more...)
+		}
+		more, err := r.ingressHost(ctx, e)
 		return append(errs, more...), err
-	}}
+	}}, refs: r}
+}
+
+type environmentValidator struct {
+	validator[*crmv1alpha1.Environment]
+	refs *References
+}
+
+func (v environmentValidator) ValidateUpdate(ctx context.Context, old, e *crmv1alpha1.Environment) (admission.Warnings, error) {
+	if ingressHostOf(old) == ingressHostOf(e) {
+		return nil, nil
+	}
+	errs, err := v.refs.ingressHost(ctx, e)
+	if err != nil {
+		return nil, apierrors.NewInternalError(err)
+	}
+	if len(errs) > 0 {
+		return nil, apierrors.NewInvalid(crmv1alpha1.GroupVersion.WithKind(v.kind).GroupKind(), e.Name, errs)
+	}
+	return nil, nil
+}
+
+func ingressHostOf(e *crmv1alpha1.Environment) string {
+	if e.Spec.Ingress == nil {
+		return ""
+	}
+	return strings.ToLower(e.Spec.Ingress.Host)
+}
+
+// within reports whether host is domain or one of its subdomains.
+func within(host, domain string) bool {
+	domain = strings.ToLower(strings.TrimSuffix(domain, "."))
+	return domain != "" && (host == domain || strings.HasSuffix(host, "."+domain))
+}
+
+// ingressHost refuses a spec.ingress.host outside the project's
+// hosting.domain (unless a cluster-level allowed domain holds it), and a
+// host another environment, of any project, already serves: one project
+// must never take over another's traffic (or its TLS certificate's name).
+// Default hosts (<env>.<project>.<domain>) are unique by construction
+// (project and environment names are DNS labels) unless claimed explicitly,
+// which this check compares against.
+func (r *References) ingressHost(ctx context.Context, e *crmv1alpha1.Environment) (field.ErrorList, error) {
+	host := ingressHostOf(e)
+	if host == "" {
+		return nil, nil
+	}
+	path := field.NewPath("spec", "ingress", "host")
+	project := &crmv1alpha1.ImplementationProject{}
+	if err := r.Reader.Get(ctx, client.ObjectKey{Name: e.Spec.ProjectRef.Name}, project); err != nil {
+		return nil, client.IgnoreNotFound(err) // the projectRef check reports it
+	}
+	domain := project.Spec.Hosting.Domain
+	allowed := within(host, domain) || (domain == "" && len(r.AllowedIngressDomains) == 0)
+	for _, d := range r.AllowedIngressDomains {
+		allowed = allowed || within(host, d)
+	}
+	if !allowed {
+		return field.ErrorList{field.Forbidden(path, fmt.Sprintf(
+			"host %s is outside hosting.domain %q of project %s; a cluster administrator may allow other domains (--allowed-ingress-domains %v)",
+			host, domain, project.Name, r.AllowedIngressDomains))}, nil
+	}
+	envs := &crmv1alpha1.EnvironmentList{}
+	if err := r.Reader.List(ctx, envs); err != nil {
+		return nil, err
+	}
+	domains := map[string]string{}
+	for i := range envs.Items {
+		o := &envs.Items[i]
+		if o.Namespace == e.Namespace && o.Name == e.Name {
+			continue
+		}
+		theirs := ingressHostOf(o)
+		if theirs == "" {
+			d, ok := domains[o.Spec.ProjectRef.Name]
+			if !ok {
+				p := &crmv1alpha1.ImplementationProject{}
+				if err := r.Reader.Get(ctx, client.ObjectKey{Name: o.Spec.ProjectRef.Name}, p); err == nil {
+					d = p.Spec.Hosting.Domain
+				}
+				domains[o.Spec.ProjectRef.Name] = d
+			}
+			if d != "" {
+				theirs = strings.ToLower(fmt.Sprintf("%s.%s.%s", o.Name, o.Spec.ProjectRef.Name, d))
+			}
+		}
+		if theirs == host {
+			return field.ErrorList{field.Duplicate(path, host+" is already served by environment "+o.Namespace+"/"+o.Name)}, nil
+		}
+	}
+	return nil, nil
 }
 
 // Increment: its project exists.

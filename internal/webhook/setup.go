@@ -25,7 +25,7 @@ import (
 // config/webhook/manifests.yaml. failurePolicy Fail: a reference that
 // cannot be checked is refused, as the API server does for its own kinds.
 //
-// +kubebuilder:webhook:path=/validate-crm-crmops-io-v1alpha1-environment,mutating=false,failurePolicy=fail,sideEffects=None,groups=crm.crmops.io,resources=environments,verbs=create,versions=v1alpha1,name=environments.references.crm.crmops.io,admissionReviewVersions=v1,timeoutSeconds=5
+// +kubebuilder:webhook:path=/validate-crm-crmops-io-v1alpha1-environment,mutating=false,failurePolicy=fail,sideEffects=None,groups=crm.crmops.io,resources=environments,verbs=create;update,versions=v1alpha1,name=environments.references.crm.crmops.io,admissionReviewVersions=v1,timeoutSeconds=5
 // +kubebuilder:webhook:path=/validate-crm-crmops-io-v1alpha1-increment,mutating=false,failurePolicy=fail,sideEffects=None,groups=crm.crmops.io,resources=increments,verbs=create,versions=v1alpha1,name=increments.references.crm.crmops.io,admissionReviewVersions=v1,timeoutSeconds=5
 // +kubebuilder:webhook:path=/validate-crm-crmops-io-v1alpha1-backup,mutating=false,failurePolicy=fail,sideEffects=None,groups=crm.crmops.io,resources=backups,verbs=create,versions=v1alpha1,name=backups.references.crm.crmops.io,admissionReviewVersions=v1,timeoutSeconds=5
 // +kubebuilder:webhook:path=/validate-crm-crmops-io-v1alpha1-restore,mutating=false,failurePolicy=fail,sideEffects=None,groups=crm.crmops.io,resources=restores,verbs=create,versions=v1alpha1,name=restores.references.crm.crmops.io,admissionReviewVersions=v1,timeoutSeconds=5
@@ -61,6 +61,9 @@ type Options struct {
 	ConfigurationName string
 	// ExtraDNSNames of the certificate (localhost for the local cluster).
 	ExtraDNSNames []string
+	// AllowedIngressDomains: domains whose hosts any project's environment
+	// may claim besides its project's hosting.domain.
+	AllowedIngressDomains []string
 	// WriteCertFiles copies the certificate from the Secret into CertDir, for
 	// an operator running outside the cluster; in a pod the Secret is
 	// mounted there and the kubelet keeps it current.
@@ -72,7 +75,7 @@ type Options struct {
 func Setup(mgr ctrl.Manager, o Options) error {
 	var serving atomic.Bool
 	register := func() error {
-		refs := &References{Reader: mgr.GetClient()}
+		refs := &References{Reader: mgr.GetClient(), AllowedIngressDomains: o.AllowedIngressDomains}
 		for _, err := range []error{
 			ctrl.NewWebhookManagedBy(mgr, &crmv1alpha1.Environment{}).WithValidator(refs.Environment()).Complete(),
 			ctrl.NewWebhookManagedBy(mgr, &crmv1alpha1.Increment{}).WithValidator(refs.Increment()).Complete(),

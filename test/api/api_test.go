@@ -30,6 +30,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	crmv1alpha1 "github.com/crmops/crm-operator/api/v1alpha1"
+	"github.com/crmops/crm-operator/internal/crm"
 	"github.com/crmops/crm-operator/test/fixtures"
 )
 
@@ -311,4 +312,41 @@ func writeKubeconfig(t *testing.T) string {
 		t.Fatal(err)
 	}
 	return path
+}
+
+// spec.product.env reaches every product's containers, but never overrides
+// what the operator sets: the API server refuses each such variable, for
+// each product, naming the field.
+func TestProductEnvMayNotOverrideTheOperatorsVariables(t *testing.T) {
+	ctx := context.Background()
+	for _, name := range []crmv1alpha1.ProductName{crmv1alpha1.ProductSuiteCRM, crmv1alpha1.ProductEspoCRM, crmv1alpha1.ProductOdoo, crmv1alpha1.ProductTwenty, crmv1alpha1.ProductCustom} {
+		product := crmv1alpha1.Product{Name: name}
+		if name == crmv1alpha1.ProductCustom {
+			product.Image, product.DatabaseEngine = "registry.example/crm", crmv1alpha1.DatabasePostgreSQL
+		}
+		owned := crm.OwnedEnv(product)
+		if len(owned) < 4 {
+			t.Fatalf("%s: the operator sets only %v", name, owned)
+		}
+		project := func(vars ...string) *crmv1alpha1.ImplementationProject {
+			p := &crmv1alpha1.ImplementationProject{
+				ObjectMeta: metav1.ObjectMeta{Name: "env-" + string(name)},
+				Spec: crmv1alpha1.ImplementationProjectSpec{Customer: crmv1alpha1.Customer{Name: "Env"}, Product: product,
+					ProductOwners: crmv1alpha1.Subjects{Users: []string{"po@env.example"}}},
+			}
+			for _, v := range vars {
+				p.Spec.Product.Env = append(p.Spec.Product.Env, corev1.EnvVar{Name: v, Value: "x"})
+			}
+			return p
+		}
+		if err := k8s.Create(ctx, project("SMTP_HOST", "TZ"), client.DryRunAll); err != nil {
+			t.Errorf("%s: a variable of the user's own was refused: %v", name, err)
+		}
+		for _, v := range owned {
+			err := k8s.Create(ctx, project("TZ", v), client.DryRunAll)
+			if err == nil || !strings.Contains(err.Error(), "spec.product.env") {
+				t.Errorf("%s: spec.product.env overriding %s: got %v, want a refusal naming spec.product.env", name, v, err)
+			}
+		}
+	}
 }

@@ -86,3 +86,74 @@ func TestWebhookReferences(t *testing.T) {
 		}
 	}
 }
+
+// One project must never take another's host: an environment's ingress host
+// lies in its project's hosting.domain (or a domain the cluster allows) and
+// is served by no other environment, of any project.
+func TestWebhookIngressHosts(t *testing.T) {
+	ctx := context.Background()
+	project := func(name, domain string) {
+		ensureNamespace(ctx, t, name)
+		if err := k8s.Create(ctx, &crmv1alpha1.ImplementationProject{
+			ObjectMeta: metav1.ObjectMeta{Name: name},
+			Spec: crmv1alpha1.ImplementationProjectSpec{Customer: crmv1alpha1.Customer{Name: name}, Product: crmv1alpha1.Product{Name: crmv1alpha1.ProductOdoo},
+				ProductOwners: crmv1alpha1.Subjects{Users: []string{"po@" + name + ".example"}}, Hosting: crmv1alpha1.Hosting{Domain: domain}},
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	env := func(project, name, host string) *crmv1alpha1.Environment {
+		e := &crmv1alpha1.Environment{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: project},
+			Spec: crmv1alpha1.EnvironmentSpec{ProjectRef: crmv1alpha1.ProjectReference{Name: project}, Stage: crmv1alpha1.StageTest}}
+		if host != "" {
+			e.Spec.Ingress = &crmv1alpha1.EnvironmentIngress{Host: host}
+		}
+		return e
+	}
+	project("hosta", "a.crm.example")
+	project("hostb", "b.crm.example")
+	for _, e := range []*crmv1alpha1.Environment{env("hosta", "test", ""), env("hosta", "shop", "crm.shared.example")} {
+		if err := k8s.Create(ctx, e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	refs := &webhook.References{Reader: k8s, AllowedIngressDomains: []string{"shared.example"}}
+	for _, tc := range []struct {
+		name, host, want string
+	}{
+		{"a host in the project's domain", "www.b.crm.example", ""},
+		{"the project's domain itself", "b.crm.example", ""},
+		{"a host in another project's domain", "portal.a.crm.example", `spec.ingress.host: Forbidden: host portal.a.crm.example is outside hosting.domain "b.crm.example" of project hostb`},
+		{"another project's default host", "test.hosta.a.crm.example", "outside hosting.domain"},
+		{"a free host of an allowed domain", "b.shared.example", ""},
+		{"a host of an allowed domain another project serves", "CRM.shared.example", "spec.ingress.host: Duplicate value: \"crm.shared.example is already served by environment hosta/shop\""},
+		{"a look-alike of the domain", "evilb.crm.example", "outside hosting.domain"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := refs.Environment().ValidateCreate(ctx, env("hostb", "prod", tc.host))
+			got := ""
+			if err != nil {
+				got = err.Error()
+			}
+			if tc.want == "" && got != "" || tc.want != "" && !strings.Contains(got, tc.want) {
+				t.Errorf("host %s: got %q, want %q", tc.host, got, tc.want)
+			}
+		})
+	}
+	t.Run("a host changed to one another project serves", func(t *testing.T) {
+		old := env("hostb", "prod", "www.b.crm.example")
+		_, err := refs.Environment().ValidateUpdate(ctx, old, env("hostb", "prod", "crm.shared.example"))
+		if err == nil || !strings.Contains(err.Error(), "already served by environment hosta/shop") {
+			t.Errorf("got %v", err)
+		}
+		if _, err := refs.Environment().ValidateUpdate(ctx, old, old.DeepCopy()); err != nil {
+			t.Errorf("an unchanged host is refused: %v", err)
+		}
+	})
+	t.Run("a project's own default host, claimed by another of its environments", func(t *testing.T) {
+		_, err := refs.Environment().ValidateCreate(ctx, env("hosta", "copy", "test.hosta.a.crm.example"))
+		if err == nil || !strings.Contains(err.Error(), "already served by environment hosta/test") {
+			t.Errorf("got %v", err)
+		}
+	})
+}
