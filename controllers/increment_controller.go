@@ -374,23 +374,24 @@ func (r *IncrementReconciler) step(ctx context.Context, project *crmv1alpha1.Imp
 		return r.backUp(ctx, project, inc, stage, env)
 
 	case crmv1alpha1.StageMigrating:
-		return r.migrate(ctx, project, inc, i, env)
+		return r.migrate(ctx, project, inc, i, env, persist)
 
 	case crmv1alpha1.StageRollingOut:
 		if stage.RolloutStartedAt == nil {
 			if stage.PreviousVersion == "" {
-				// Not recorded at the stage's start: on record before the
-				// Environment changes, so that a restart rolls back to what
-				// ran before, never to this increment; a conflict ends the
-				// reconcile without touching the Environment.
+				// Not recorded when the window opened (a stage without a
+				// backup): a restart rolls back to what ran before, never
+				// to this increment.
 				recordPrevious(stage, env)
-				if err := persist(); err != nil {
-					return ctrl.Result{}, err
-				}
 			}
-			// A restart before this is on record sets it again, a little
-			// later: the verification deadline moves, the rollback does not.
+			// On record before the Environment changes: a deletion of the
+			// increment from now on waits for the rollout's end
+			// (TouchesData), and a conflict (the increment changed, or was
+			// deleted, meanwhile) ends the reconcile without touching it.
 			stage.RolloutStartedAt = &now
+			if err := persist(); err != nil {
+				return ctrl.Result{}, err
+			}
 		}
 		if err := r.setEnvironmentVersion(ctx, env, promotion.Version(inc), inc.Spec.Image, inc.Name); err != nil {
 			return ctrl.Result{}, err
@@ -471,7 +472,7 @@ func (r *IncrementReconciler) backUp(ctx context.Context, project *crmv1alpha1.I
 	return ctrl.Result{}, nil // the Backup watch brings us back
 }
 
-func (r *IncrementReconciler) migrate(ctx context.Context, project *crmv1alpha1.ImplementationProject, inc *crmv1alpha1.Increment, i int, env *crmv1alpha1.Environment) (ctrl.Result, error) {
+func (r *IncrementReconciler) migrate(ctx context.Context, project *crmv1alpha1.ImplementationProject, inc *crmv1alpha1.Increment, i int, env *crmv1alpha1.Environment, persist func() error) (ctrl.Result, error) {
 	stage := &inc.Status.Stages[i]
 	name := resources.AgentJobName(inc.Name, "migrate-"+env.Name)
 	build := promotion.BuildOf(inc)
@@ -511,6 +512,12 @@ func (r *IncrementReconciler) migrate(ctx context.Context, project *crmv1alpha1.
 		job := resources.MigrationJob(in, name, inc.Spec.Migration.Command, int64(timeout.Seconds()))
 		job.Annotations = map[string]string{crmv1alpha1.AnnotationBuild: build.Fingerprint}
 		if err := r.ownByEnvironment(ctx, inc, env.Name, job); err != nil {
+			return ctrl.Result{}, err
+		}
+		// Migrating is on record before the Job exists: a deletion of the
+		// increment from now on waits for the migration's end
+		// (TouchesData); a conflict ends the reconcile before it starts.
+		if err := persist(); err != nil {
 			return ctrl.Result{}, err
 		}
 		// Recorded with the Job's creation: a restart finds it and never runs it twice.

@@ -82,6 +82,15 @@ type ExternalDatabase struct {
 	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$`
 	// +required
 	SecretName string `json:"secretName"`
+	// ServerVersion is the database server's version (e.g. "17" or "11.8"):
+	// backup, restore and erasure Jobs run the database image of that tag
+	// (postgres:17), so that pg_dump is never older than the server. Unset:
+	// the operator's default image (postgres:16.6, mariadb:11.4); an agent
+	// that finds the server newer than its tools refuses, naming both.
+	// +kubebuilder:validation:MaxLength=32
+	// +kubebuilder:validation:Pattern=`^[0-9]+(\.[0-9]+){0,2}$`
+	// +optional
+	ServerVersion string `json:"serverVersion,omitempty"`
 }
 
 // EnvironmentDatabase configures the environment's database.

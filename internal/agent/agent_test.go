@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -316,5 +317,87 @@ func TestVolumeTargetAndDelete(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(root, "nightly")); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("backup data left after delete: %v", err)
+	}
+}
+
+// A completed restore equals the backup: tables created after it are gone.
+// A failed PostgreSQL load leaves the database as it was.
+func TestRestoreIsExactAndAllOrNothing(t *testing.T) {
+	for _, srv := range []**server{&postgres, &mariadb} {
+		s := *srv
+		t.Run(s.engine, func(t *testing.T) {
+			need(t, s)
+			need(t, s3)
+			ctx := context.Background()
+			src := createDatabase(t, s, unique("src"))
+			seed(t, src, 50)
+			store := s3.store(t, "exact")
+			if _, _, err := Backup(ctx, store, BackupOptions{Name: "before", Database: src, Product: "espocrm", Environment: "production"}); err != nil {
+				t.Fatal(err)
+			}
+			dst := createDatabase(t, s, unique("dst"))
+			seed(t, dst, 70)
+			sql(t, dst, "CREATE TABLE created_after_the_backup (id INT PRIMARY KEY); INSERT INTO created_after_the_backup VALUES (1)")
+			sql(t, dst, "CREATE VIEW view_after_the_backup AS SELECT id FROM created_after_the_backup")
+			if _, err := Restore(ctx, store, RestoreOptions{Name: "before", Database: dst, Product: "espocrm"}); err != nil {
+				t.Fatal(err)
+			}
+			equalMaps(t, "table", fingerprint(t, dst), fingerprint(t, src))
+			left := "SELECT COUNT(*) FROM information_schema.tables WHERE table_name IN ('created_after_the_backup', 'view_after_the_backup')"
+			if s.engine == "postgresql" {
+				left += " AND table_schema = 'public'"
+			} else {
+				left += " AND table_schema = DATABASE()"
+			}
+			if got := sql(t, dst, left); got != "0" {
+				t.Errorf("%s objects created after the backup survived the restore", got)
+			}
+			if s.engine != "postgresql" {
+				return
+			}
+			// A load that fails at its last statement changes nothing.
+			before := fingerprint(t, dst)
+			err := load(ctx, dst, strings.NewReader("DROP TABLE IF EXISTS "+tables[0]+" CASCADE; CREATE TABLE half (id INT); SELECT 1/0;"))
+			if err == nil {
+				t.Fatal("a failing load reported success")
+			}
+			equalMaps(t, "table after a failed load", fingerprint(t, dst), before)
+			if got := sql(t, dst, "SELECT COUNT(*) FROM information_schema.tables WHERE table_name = 'half'"); got != "0" {
+				t.Error("a failed load left a table behind")
+			}
+		})
+	}
+}
+
+// Client tools older than the server (an external PostgreSQL of a newer
+// major version) are refused before anything is dumped or loaded, naming
+// both versions and the setting that picks matching tools.
+func TestToolsOlderThanTheServerAreRefused(t *testing.T) {
+	need(t, postgres)
+	need(t, s3)
+	ctx := context.Background()
+	d := createDatabase(t, postgres, unique("newer"))
+	seed(t, d, 5)
+	server := sql(t, d, "SHOW server_version_num")
+	major, _ := strconv.Atoi(server[:len(server)-4])
+	// A pg_dump one major version older than the server (psql stays real).
+	bin := t.TempDir()
+	if err := os.Symlink(filepath.Join(d.BinDir, "psql"), filepath.Join(bin, "psql")); err != nil {
+		t.Fatal(err)
+	}
+	script := fmt.Sprintf("#!/bin/sh\n[ \"$1\" = --version ] && echo 'pg_dump (PostgreSQL) %d.4' && exit 0\necho 'pg_dump: error: aborting because of server version mismatch' >&2; exit 1\n", major-1)
+	if err := os.WriteFile(filepath.Join(bin, "pg_dump"), []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	old := d
+	old.BinDir = bin
+	_, _, err := Backup(ctx, s3.store(t, "tools"), BackupOptions{Name: "n", Database: old, Product: "odoo"})
+	want := fmt.Sprintf("the database server runs PostgreSQL %d, this Job's client tools are PostgreSQL %d", major, major-1)
+	if err == nil || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), "serverVersion") {
+		t.Fatalf("backup with older tools: got %v, want an error saying %q", err, want)
+	}
+	// Tools of the server's own version pass.
+	if err := CheckTools(ctx, d); err != nil {
+		t.Errorf("matching tools refused: %v", err)
 	}
 }

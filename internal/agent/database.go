@@ -59,17 +59,81 @@ func (d Database) DumpCommand(ctx context.Context) (*exec.Cmd, error) {
 	return nil, fmt.Errorf("unknown database engine %q", d.Engine)
 }
 
-// LoadCommand reads a dump on stdin into the database, stopping at the first error.
+// clearPostgreSQL empties the database of everything a dump may hold, so
+// that what the restore leaves equals the backup (objects created after it
+// included): every schema but the system ones and public is dropped, and
+// public is emptied of its tables, views, sequences, routines and types.
+// Objects an extension owns stay (the dump re-creates extensions with IF
+// NOT EXISTS). It runs in the load's transaction: a failed load rolls it
+// back too.
+const clearPostgreSQL = `DO $$
+DECLARE r record;
+BEGIN
+  FOR r IN SELECT n.nspname FROM pg_namespace n
+      WHERE n.nspname NOT IN ('public', 'information_schema') AND n.nspname NOT LIKE 'pg\_%'
+        AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.objid = n.oid AND d.deptype = 'e') LOOP
+    EXECUTE format('DROP SCHEMA %I CASCADE', r.nspname);
+  END LOOP;
+  FOR r IN SELECT c.relname, c.relkind FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+      WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f')
+        AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.objid = c.oid AND d.deptype = 'e') LOOP
+    EXECUTE format('DROP %s IF EXISTS public.%I CASCADE',
+      CASE r.relkind WHEN 'v' THEN 'VIEW' WHEN 'm' THEN 'MATERIALIZED VIEW' WHEN 'S' THEN 'SEQUENCE'
+        WHEN 'f' THEN 'FOREIGN TABLE' ELSE 'TABLE' END, r.relname);
+  END LOOP;
+  FOR r IN SELECT p.oid::regprocedure AS sig FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+      WHERE n.nspname = 'public' AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.objid = p.oid AND d.deptype = 'e') LOOP
+    EXECUTE 'DROP ROUTINE IF EXISTS ' || r.sig || ' CASCADE';
+  END LOOP;
+  FOR r IN SELECT t.typname FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
+      WHERE n.nspname = 'public' AND t.typtype IN ('e', 'd', 'c', 'r', 'm') AND t.typrelid = 0
+        AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.objid = t.oid AND d.deptype = 'e') LOOP
+    EXECUTE format('DROP TYPE IF EXISTS public.%I CASCADE', r.typname);
+  END LOOP;
+END $$;`
+
+// LoadCommand reads a dump on stdin into the database, stopping at the
+// first error. PostgreSQL loads it in one transaction after clearing the
+// database (clearPostgreSQL): a failed load leaves the database as it was,
+// a completed one equals the backup. MariaDB cannot roll DDL back: see
+// clearMariaDB.
 func (d Database) LoadCommand(ctx context.Context) (*exec.Cmd, error) {
 	port := strconv.Itoa(d.Port)
 	switch d.Engine {
 	case "postgresql":
 		return d.command(ctx, "psql", "--host", d.Host, "--port", port, "--username", d.User, "--dbname", d.Name,
-			"--no-psqlrc", "--quiet", "--set", "ON_ERROR_STOP=1", "--output", os.DevNull), nil
+			"--no-psqlrc", "--quiet", "--set", "ON_ERROR_STOP=1", "--output", os.DevNull,
+			"--single-transaction", "--command", clearPostgreSQL, "--file", "-"), nil
 	case "mariadb":
 		return d.command(ctx, "mariadb", "--host", d.Host, "--port", port, "--user", d.User, "--protocol=tcp", d.Name), nil
 	}
 	return nil, fmt.Errorf("unknown database engine %q", d.Engine)
+}
+
+// clearMariaDB drops every table and view of the database before a load, so
+// that a completed restore equals the backup (tables created after it
+// included). MariaDB commits each DDL statement at once: a load that fails
+// half-way leaves a partly restored database, which the Restore reports as
+// Failed with the application kept stopped.
+func clearMariaDB(ctx context.Context, d Database) error {
+	rows, err := query(ctx, d, "SELECT table_name, table_type FROM information_schema.tables WHERE table_schema = DATABASE()")
+	if err != nil {
+		return err
+	}
+	if len(rows) == 0 {
+		return nil
+	}
+	var b strings.Builder
+	b.WriteString("SET FOREIGN_KEY_CHECKS = 0;")
+	for _, r := range rows {
+		kind := "TABLE"
+		if len(r) > 1 && r[1] == "VIEW" {
+			kind = "VIEW"
+		}
+		fmt.Fprintf(&b, " DROP %s IF EXISTS `%s`;", kind, strings.ReplaceAll(r[0], "`", "``"))
+	}
+	_, err = query(ctx, d, b.String())
+	return err
 }
 
 // runStreaming starts cmd with its output (dump) or input (load) connected
@@ -96,9 +160,53 @@ func lastLines(s string, n int) string {
 	return strings.Join(lines, "\n")
 }
 
+// CheckTools refuses to work on a PostgreSQL server of a newer major
+// version than this image's client tools (pg_dump refuses such a server
+// half-way through a backup's start; psql would load a dump it cannot
+// judge): the message names both versions and how to choose the tools.
+func CheckTools(ctx context.Context, d Database) error {
+	if d.Engine != "postgresql" {
+		return nil // mariadb-dump reads older and newer servers alike
+	}
+	out, err := d.command(ctx, "pg_dump", "--version").Output()
+	if err != nil {
+		return fmt.Errorf("pg_dump --version: %w", err)
+	}
+	tools := majorOf(string(out))
+	rows, err := query(ctx, d, "SHOW server_version_num")
+	if err != nil {
+		return err
+	}
+	server := 0
+	if len(rows) == 1 && len(rows[0]) == 1 {
+		if n, err := strconv.Atoi(strings.TrimSpace(rows[0][0])); err == nil {
+			server = n / 10000
+		}
+	}
+	if tools > 0 && server > tools {
+		return fmt.Errorf("the database server runs PostgreSQL %d, this Job's client tools are PostgreSQL %d (%s): "+
+			"set spec.database.external.serverVersion to %d so that backup Jobs run the postgres:%d image",
+			server, tools, strings.TrimSpace(string(out)), server, server)
+	}
+	return nil
+}
+
+// majorOf reads the major version from "pg_dump (PostgreSQL) 16.6 (Debian 16.6-1)".
+func majorOf(version string) int {
+	for _, f := range strings.Fields(version) {
+		if n, err := strconv.Atoi(strings.SplitN(f, ".", 2)[0]); err == nil && n > 0 {
+			return n
+		}
+	}
+	return 0
+}
+
 // dump returns a reader of the database dump; the reader fails if the dump
 // tool fails, so a broken dump never reaches the store as complete.
 func dump(ctx context.Context, d Database) (io.ReadCloser, error) {
+	if err := CheckTools(ctx, d); err != nil {
+		return nil, err
+	}
 	cmd, err := d.DumpCommand(ctx)
 	if err != nil {
 		return nil, err
@@ -124,6 +232,14 @@ func dump(ctx context.Context, d Database) (io.ReadCloser, error) {
 
 // load pipes r into the database.
 func load(ctx context.Context, d Database, r io.Reader) error {
+	if err := CheckTools(ctx, d); err != nil {
+		return err
+	}
+	if d.Engine == "mariadb" {
+		if err := clearMariaDB(ctx, d); err != nil {
+			return fmt.Errorf("clearing the database before the load: %w", err)
+		}
+	}
 	cmd, err := d.LoadCommand(ctx)
 	if err != nil {
 		return err

@@ -167,7 +167,7 @@ func AgentJob(in AgentJobInput) (*batchv1.Job, error) {
 					}},
 					Containers: []corev1.Container{{
 						Name:                     "agent",
-						Image:                    crm.Image(db.Image, db.Version),
+						Image:                    agentImageTag(in.EnvironmentInput, db),
 						Command:                  append([]string{"/agent/crm-agent"}, args...),
 						Env:                      envVars,
 						VolumeMounts:             mounts,
@@ -204,6 +204,15 @@ func besideTheApplication(in *EnvironmentInput) *corev1.Affinity {
 		},
 	}}}
 	return affinity
+}
+
+// agentImageTag is the database image whose client tools the agent uses:
+// the external server's version when the environment names it.
+func agentImageTag(in *EnvironmentInput, db crm.Database) string {
+	if ext := in.Env.Spec.Database.External; ext != nil && ext.ServerVersion != "" {
+		return crm.Image(db.Image, ext.ServerVersion)
+	}
+	return crm.Image(db.Image, db.Version)
 }
 
 func agentResources() corev1.ResourceRequirements {

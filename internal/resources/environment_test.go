@@ -358,3 +358,35 @@ func hasEnv(vars []corev1.EnvVar, name, value string) bool {
 	}
 	return false
 }
+
+// Backup Jobs of an external database run the tools of its server version,
+// so that pg_dump is never older than the server.
+func TestAgentToolsFollowTheExternalServer(t *testing.T) {
+	for _, tc := range []struct {
+		product crmv1alpha1.ProductName
+		version string
+		want    string
+	}{
+		{crmv1alpha1.ProductOdoo, "", "postgres:16.6"},
+		{crmv1alpha1.ProductOdoo, "17", "postgres:17"},
+		{crmv1alpha1.ProductEspoCRM, "11.8", "mariadb:11.8"},
+	} {
+		var in *EnvironmentInput
+		for _, c := range Combinations("acme") {
+			if c.Input.Project.Spec.Product.Name == tc.product {
+				in = c.Input
+				break
+			}
+		}
+		in.Project.Spec.Backup = &crmv1alpha1.BackupPolicy{Target: crmv1alpha1.BackupTarget{Volume: &crmv1alpha1.VolumeTarget{ClaimName: "backups"}}}
+		in.External = &ExternalDatabase{Host: "db.example", Port: 5432, Name: "crm", User: "crm", SecretName: "ext"}
+		in.Env.Spec.Database.External = &crmv1alpha1.ExternalDatabase{SecretName: "ext", ServerVersion: tc.version}
+		job, err := AgentJob(AgentJobInput{EnvironmentInput: in, Command: "backup", JobName: "b-backup", BackupName: "b", AgentImage: "op"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := job.Spec.Template.Spec.Containers[0].Image; got != tc.want {
+			t.Errorf("%s with server version %q: agent image %s, want %s", tc.product, tc.version, got, tc.want)
+		}
+	}
+}
