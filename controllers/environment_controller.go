@@ -41,6 +41,13 @@ const EnvironmentFinalizer = "crm.crmops.io/environment-data"
 // environment was deleted with deletionPolicy Retain.
 const LabelRetainedFrom = "crm.crmops.io/retained-from"
 
+// LabelRetainedProject marks, on a retained claim's PersistentVolume, the
+// project (namespace) it came from; AnnotationRetainedClaim names the claim.
+const (
+	LabelRetainedProject    = "crm.crmops.io/retained-project"
+	AnnotationRetainedClaim = "crm.crmops.io/retained-claim"
+)
+
 // EnvironmentReconciler keeps one CRM instance (application, database,
 // storage, ingress, credentials, network policy) in shape.
 type EnvironmentReconciler struct {
@@ -65,6 +72,8 @@ type EnvironmentReconciler struct {
 // +kubebuilder:rbac:groups=crm.crmops.io,resources=environments/status,verbs=get;update;patch
 // +kubebuilder:rbac:groups=crm.crmops.io,resources=environments/finalizers,verbs=update
 // +kubebuilder:rbac:groups="",resources=secrets;services;persistentvolumeclaims,verbs=get;list;watch;create;update;patch;delete
+// Retained claims' volumes get reclaim policy Retain (retainVolume).
+// +kubebuilder:rbac:groups="",resources=persistentvolumes,verbs=get;patch
 // +kubebuilder:rbac:groups=apps,resources=deployments;statefulsets,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups=networking.k8s.io,resources=ingresses;networkpolicies,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups=policy,resources=poddisruptionbudgets,verbs=get;list;watch;create;update;patch;delete
@@ -426,6 +435,11 @@ func (r *EnvironmentReconciler) reconcileDelete(ctx context.Context, env *crmv1a
 		if err := r.Patch(ctx, obj, patch); err != nil {
 			return ctrl.Result{}, err
 		}
+		if pvc, ok := obj.(*corev1.PersistentVolumeClaim); ok {
+			if err := r.retainVolume(ctx, env, pvc); err != nil {
+				return ctrl.Result{}, err
+			}
+		}
 	}
 	if policy == crmv1alpha1.DeletionRetain {
 		r.Recorder.Eventf(env, nil, corev1.EventTypeNormal, "DataRetained", "Delete",
@@ -434,6 +448,36 @@ func (r *EnvironmentReconciler) reconcileDelete(ctx context.Context, env *crmv1a
 	log.FromContext(ctx).Info("environment deleted", "deletionPolicy", policy)
 	controllerutil.RemoveFinalizer(env, EnvironmentFinalizer)
 	return ctrl.Result{}, client.IgnoreNotFound(r.Update(ctx, env))
+}
+
+// retainVolume puts a retained claim's PersistentVolume out of reach of
+// the claim's deletion (and so of its namespace's): reclaim policy Retain,
+// labelled with where it came from, so that the data outlives even a
+// deleted namespace and can be bound again (README "Deletion").
+func (r *EnvironmentReconciler) retainVolume(ctx context.Context, env *crmv1alpha1.Environment, pvc *corev1.PersistentVolumeClaim) error {
+	if pvc.Spec.VolumeName == "" {
+		return nil // never bound: no data
+	}
+	pv := &corev1.PersistentVolume{}
+	if err := r.APIReader.Get(ctx, client.ObjectKey{Name: pvc.Spec.VolumeName}, pv); err != nil {
+		return client.IgnoreNotFound(err)
+	}
+	patch := client.MergeFrom(pv.DeepCopy())
+	pv.Spec.PersistentVolumeReclaimPolicy = corev1.PersistentVolumeReclaimRetain
+	if pv.Labels == nil {
+		pv.Labels = map[string]string{}
+	}
+	pv.Labels[LabelRetainedFrom], pv.Labels[LabelRetainedProject] = env.Name, env.Namespace
+	if pv.Annotations == nil {
+		pv.Annotations = map[string]string{}
+	}
+	pv.Annotations[AnnotationRetainedClaim] = env.Namespace + "/" + pvc.Name
+	if err := r.Patch(ctx, pv, patch); err != nil {
+		return err
+	}
+	r.Recorder.Eventf(env, nil, corev1.EventTypeNormal, "VolumeRetained", "Delete",
+		"PersistentVolume %s of claim %s keeps its data (reclaim policy Retain)", pv.Name, pvc.Name)
+	return nil
 }
 
 // SetupWithManager registers the reconciler: it follows its children's

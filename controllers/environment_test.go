@@ -331,6 +331,28 @@ func TestDeletionPolicy(t *testing.T) {
 	}).WithTimeout(wait).Should(Equal("DeletionBlocked"))
 	g.Expect(meta.FindStatusCondition(p.Status.Conditions, crmv1alpha1.ConditionReady).Message).To(ContainSubstring("production"))
 
+	// Production's data claim is bound to a volume (as a provisioner would
+	// bind it) whose reclaim policy would delete the data with the claim.
+	pv := &corev1.PersistentVolume{
+		ObjectMeta: metav1.ObjectMeta{Name: "deletion-production-data"},
+		Spec: corev1.PersistentVolumeSpec{
+			Capacity:                      corev1.ResourceList{corev1.ResourceStorage: resource.MustParse("1Gi")},
+			AccessModes:                   []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
+			PersistentVolumeReclaimPolicy: corev1.PersistentVolumeReclaimDelete,
+			PersistentVolumeSource:        corev1.PersistentVolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: "/var/lib/crm-test/production"}},
+			ClaimRef:                      &corev1.ObjectReference{Kind: "PersistentVolumeClaim", Namespace: ns, Name: resources.DataClaimName("production")},
+		},
+	}
+	g.Expect(k8s.Create(ctx, pv)).To(Succeed())
+	g.Eventually(func() error {
+		pvc := &corev1.PersistentVolumeClaim{}
+		if err := k8s.Get(ctx, key(ns, resources.DataClaimName("production")), pvc); err != nil {
+			return err
+		}
+		pvc.Spec.VolumeName = pv.Name
+		return k8s.Update(ctx, pvc)
+	}).WithTimeout(wait).Should(Succeed())
+
 	g.Expect(k8s.Delete(ctx, prod)).To(Succeed())
 	g.Expect(k8s.Delete(ctx, scratch)).To(Succeed())
 	for _, env := range []string{"production", "scratch"} {
@@ -360,8 +382,20 @@ func TestDeletionPolicy(t *testing.T) {
 		return apierrors.IsNotFound(k8s.Get(ctx, key(ns, resources.CredentialsName("scratch")), &corev1.Secret{}))
 	}).WithTimeout(wait).Should(BeTrue())
 
-	// With no retained environment left, the project goes.
+	// The retained claim's volume outlives the claim (and the namespace).
+	g.Expect(k8s.Get(ctx, key("", pv.Name), pv)).To(Succeed())
+	g.Expect(pv.Spec.PersistentVolumeReclaimPolicy).To(Equal(corev1.PersistentVolumeReclaimRetain))
+	g.Expect(pv.Labels).To(HaveKeyWithValue(controllers.LabelRetainedProject, ns))
+	g.Expect(pv.Labels).To(HaveKeyWithValue(controllers.LabelRetainedFrom, "production"))
+	g.Expect(pv.Annotations).To(HaveKeyWithValue(controllers.AnnotationRetainedClaim, ns+"/"+resources.DataClaimName("production")))
+
+	// With no retained environment left, the project goes; its namespace,
+	// which holds the retained claims, is released from it and stays.
 	g.Eventually(func() bool {
 		return apierrors.IsNotFound(k8s.Get(ctx, key("", p.Name), &crmv1alpha1.ImplementationProject{}))
 	}).WithTimeout(wait).Should(BeTrue())
+	namespace := &corev1.Namespace{}
+	g.Expect(k8s.Get(ctx, key("", ns), namespace)).To(Succeed())
+	g.Expect(namespace.OwnerReferences).To(BeEmpty(), "the garbage collector would delete the namespace with the retained data")
+	g.Expect(namespace.Labels).To(HaveKeyWithValue(controllers.LabelRetainedData, "true"))
 }

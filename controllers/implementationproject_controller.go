@@ -18,6 +18,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
@@ -233,8 +234,60 @@ func (r *ImplementationProjectReconciler) reconcileDelete(ctx context.Context, p
 		}
 		return ctrl.Result{}, patchStatusIfChanged(ctx, r.Client, project, before, project.Status, before.Status)
 	}
+	if err := r.keepNamespaceOfRetainedData(ctx, project); err != nil {
+		return ctrl.Result{}, err
+	}
 	controllerutil.RemoveFinalizer(project, ProjectFinalizer)
 	return ctrl.Result{}, client.IgnoreNotFound(r.Update(ctx, project))
+}
+
+// LabelRetainedData marks a namespace a deleted project left behind
+// because it holds retained claims and credentials.
+const LabelRetainedData = "crm.crmops.io/retained-data"
+
+// keepNamespaceOfRetainedData releases the project's namespace from the
+// project when environments deleted with deletionPolicy Retain left their
+// claims and credentials in it: without the owner reference the garbage
+// collector leaves the namespace, and so the data, in place (the project's
+// other children go). The volumes themselves have reclaim policy Retain
+// (the environment's deletion), which also covers a later deletion of the
+// namespace by hand.
+func (r *ImplementationProjectReconciler) keepNamespaceOfRetainedData(ctx context.Context, project *crmv1alpha1.ImplementationProject) error {
+	claims := &corev1.PersistentVolumeClaimList{}
+	if err := r.APIReader.List(ctx, claims, client.InNamespace(project.Name), client.HasLabels{LabelRetainedFrom}); err != nil {
+		return err
+	}
+	if len(claims.Items) == 0 {
+		return nil
+	}
+	ns := &corev1.Namespace{}
+	if err := r.APIReader.Get(ctx, client.ObjectKey{Name: project.Name}, ns); err != nil {
+		return client.IgnoreNotFound(err)
+	}
+	patch := client.MergeFrom(ns.DeepCopy())
+	var refs []metav1.OwnerReference
+	for _, ref := range ns.OwnerReferences {
+		if ref.UID != project.UID {
+			refs = append(refs, ref)
+		}
+	}
+	ns.OwnerReferences = refs
+	if ns.Labels == nil {
+		ns.Labels = map[string]string{}
+	}
+	ns.Labels[LabelRetainedData] = "true"
+	names := make([]string, 0, len(claims.Items))
+	for _, c := range claims.Items {
+		names = append(names, c.Name)
+	}
+	sort.Strings(names)
+	if err := r.Patch(ctx, ns, patch); err != nil {
+		return err
+	}
+	r.Recorder.Eventf(project, nil, corev1.EventTypeNormal, "NamespaceKept", "Delete",
+		"namespace %s is kept: it holds the retained claims %s and their credentials", ns.Name, strings.Join(names, ", "))
+	log.FromContext(ctx).Info("project deleted; namespace kept for retained data", "namespace", ns.Name, "claims", names)
+	return nil
 }
 
 // SetupWithManager registers the reconciler; it follows its children and

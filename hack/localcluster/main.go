@@ -220,8 +220,10 @@ func (c *cluster) startNodes(ctx context.Context, cs kubernetes.Interface, kubec
 
 // provisionVolumes stands in for a storage provisioner, which the local
 // cluster lacks: every pending claim gets a pre-bound hostPath volume (the
-// pods are simulated: nothing is ever written there), and released volumes
-// are deleted. It reacts to watch events: a poll once a second put up to a
+// pods are simulated: nothing is ever written there) with reclaim policy
+// Delete, as dynamic provisioners give, and released volumes with that
+// policy are deleted (one switched to Retain, as the operator does for
+// retained data, stays). It reacts to watch events: a poll once a second put up to a
 // second before every database pod's start.
 func provisionVolumes(ctx context.Context, cs kubernetes.Interface) {
 	factory := informers.NewSharedInformerFactory(cs, 10*time.Minute)
@@ -237,7 +239,7 @@ func provisionVolumes(ctx context.Context, cs kubernetes.Interface) {
 			Spec: corev1.PersistentVolumeSpec{
 				Capacity:                      corev1.ResourceList{corev1.ResourceStorage: pvc.Spec.Resources.Requests[corev1.ResourceStorage]},
 				AccessModes:                   pvc.Spec.AccessModes,
-				PersistentVolumeReclaimPolicy: corev1.PersistentVolumeReclaimRetain,
+				PersistentVolumeReclaimPolicy: corev1.PersistentVolumeReclaimDelete,
 				StorageClassName:              ptrValue(pvc.Spec.StorageClassName),
 				ClaimRef:                      &corev1.ObjectReference{Kind: "PersistentVolumeClaim", Namespace: pvc.Namespace, Name: pvc.Name, UID: pvc.UID},
 				PersistentVolumeSource: corev1.PersistentVolumeSource{HostPath: &corev1.HostPathVolumeSource{
@@ -251,7 +253,8 @@ func provisionVolumes(ctx context.Context, cs kubernetes.Interface) {
 	}
 	onVolume := func(obj any) {
 		pv, ok := obj.(*corev1.PersistentVolume)
-		if ok && pv.Labels[localVolumeLabel] == "true" && pv.Status.Phase == corev1.VolumeReleased && pv.DeletionTimestamp == nil {
+		if ok && pv.Labels[localVolumeLabel] == "true" && pv.Status.Phase == corev1.VolumeReleased && pv.DeletionTimestamp == nil &&
+			pv.Spec.PersistentVolumeReclaimPolicy == corev1.PersistentVolumeReclaimDelete {
 			_ = cs.CoreV1().PersistentVolumes().Delete(ctx, pv.Name, metav1.DeleteOptions{})
 		}
 	}

@@ -212,4 +212,33 @@ func TestDemoFromMakeRunToProduction(t *testing.T) {
 			t.Error("a second make run restarted what runs")
 		}
 	})
+
+	// Last: it deletes the demo. kube-controller-manager's garbage collector
+	// and namespace controller run here (envtest has neither).
+	t.Run("production's retained data outlives its project", func(t *testing.T) {
+		claim := "production-db-data"
+		volume := jsonpath(t, "pvc", claim, "{.spec.volumeName}")
+		if volume == "" {
+			t.Fatal("production's data claim is not bound")
+		}
+		must(t, kubectl, "delete", "environment", "production", "test", "-n", "demo", "--timeout=120s")
+		// The project no longer waits (DeletionBlocked): production is gone, its data retained.
+		must(t, kubectl, "delete", "implementationproject", "demo", "--timeout=120s")
+		must(t, kubectl, "wait", "--for=delete", "role/crm-product-owner", "-n", "demo", "--timeout=60s")
+		// The garbage collector took the project's children, not the namespace with the data.
+		if got := strings.TrimSpace(must(t, kubectl, "get", "namespace", "demo", "-o", `jsonpath={.metadata.labels.crm\.crmops\.io/retained-data}`)); got != "true" {
+			t.Errorf("namespace demo is not marked as holding retained data: %q", got)
+		}
+		if got := jsonpath(t, "pvc", claim, `{.metadata.labels.crm\.crmops\.io/retained-from}`); got != "production" {
+			t.Errorf("claim %s: retained-from %q", claim, got)
+		}
+		pv := strings.TrimSpace(must(t, kubectl, "get", "pv", volume, "-o",
+			`jsonpath={.spec.persistentVolumeReclaimPolicy} {.metadata.labels.crm\.crmops\.io/retained-project}`))
+		if pv != "Retain demo" {
+			t.Errorf("volume %s: %q, want reclaim policy Retain and project demo", volume, pv)
+		}
+		if out := must(t, kubectl, "get", "secret", "production-credentials", "-n", "demo", "-o", "name"); !strings.Contains(out, "production-credentials") {
+			t.Error("production's credentials are gone")
+		}
+	})
 }
