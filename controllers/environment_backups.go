@@ -18,6 +18,7 @@ import (
 
 	crmv1alpha1 "github.com/crmops/crm-operator/api/v1alpha1"
 	"github.com/crmops/crm-operator/internal/policy"
+	"github.com/crmops/crm-operator/internal/promotion"
 	"github.com/crmops/crm-operator/internal/resources"
 )
 
@@ -28,7 +29,8 @@ type backupState struct {
 	databaseNeeded bool
 	// restoring: a restore runs (stop the application).
 	restoring bool
-	// inUse names Backups a Restore still reads.
+	// inUse names Backups a Restore still reads, and the pre-promotion
+	// Backups of increments still in flight: their rollback may need them.
 	inUse map[string]bool
 }
 
@@ -57,6 +59,20 @@ func (r *EnvironmentReconciler) backupState(ctx context.Context, env *crmv1alpha
 	}
 	if erasurePendingIn(erasures.Items, env.Name) {
 		st.databaseNeeded = true
+	}
+	increments := &crmv1alpha1.IncrementList{}
+	if err := r.List(ctx, increments, client.InNamespace(env.Namespace)); err != nil {
+		return nil, err
+	}
+	for _, inc := range increments.Items {
+		if promotion.Final(inc.Status.Phase) {
+			continue
+		}
+		for _, stage := range inc.Status.Stages {
+			if stage.Backup != "" {
+				st.inUse[stage.Backup] = true
+			}
+		}
 	}
 	for _, rs := range restores.Items {
 		final := rs.Status.Phase == crmv1alpha1.RestoreCompleted || rs.Status.Phase == crmv1alpha1.RestoreFailed

@@ -2,6 +2,7 @@ package controllers_test
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -366,4 +367,58 @@ func TestPromotionRules(t *testing.T) {
 		markRolledOut(ctx, g, ns, "test", "18.10")
 		g.Eventually(incPhase(ctx, inc)).WithTimeout(wait).Should(Equal(crmv1alpha1.IncrementAwaitingAcceptance))
 	})
+}
+
+// Retention never prunes the pre-promotion backup of a promotion in
+// flight: its rollback may have to restore it.
+func TestRetentionKeepsThePrePromotionBackupOfAPromotionInFlight(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	p := backupProject("inflight", 1)
+	p.Spec.RestoreDatabaseOnRollback = true
+	createProject(ctx, t, p)
+	ns := p.Name
+	readyEnvironment(ctx, t, p, "test", crmv1alpha1.StageTest)
+	readyEnvironment(ctx, t, p, "production", crmv1alpha1.StageProduction)
+	po := userClient(t, "po@customer.example")
+	inc := verifiedOnTest(ctx, t, ns, "sprint-1", 1, "18.1", func(i *crmv1alpha1.Increment) {
+		i.Spec.AutoPromote = true
+		i.Spec.Migration = &crmv1alpha1.Migration{Command: []string{"odoo", "-u", "all", "--stop-after-init"}}
+	})
+	accept(ctx, t, po, inc)
+	finishPreBackup(ctx, g, ns, "sprint-1")
+	migrate := resources.AgentJobName("sprint-1", "migrate-production")
+	g.Eventually(exists(ctx, &batchv1.Job{}, ns, migrate)).WithTimeout(wait).Should(Succeed())
+
+	// A newer backup of production completes while the migration runs:
+	// with keepLast 1 the pre-promotion backup is the one beyond the limit.
+	b := runningBackup(ctx, g, ns, "production-manual", "production")
+	g.Eventually(func(g Gomega) {
+		finishJob(ctx, g, ns, b.Status.JobName, agent.Result{Location: "s3://crm-backups/inflight/production/production-manual", Size: 1}, true)
+	}).WithTimeout(wait).Should(Succeed())
+	g.Eventually(backupPhase(ctx, b)).WithTimeout(wait).Should(Equal(crmv1alpha1.BackupCompleted))
+	// Any change of production wakes its retention.
+	prod := &crmv1alpha1.Environment{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "production"}}
+	updateEnvironment(ctx, g, prod, func() {
+		prod.Annotations = map[string]string{"wake": "1", crmv1alpha1.AnnotationIncrement: prod.Annotations[crmv1alpha1.AnnotationIncrement]}
+	})
+	pre := resources.AgentJobName("sprint-1", "pre-production")
+	g.Consistently(func() error {
+		bk := &crmv1alpha1.Backup{}
+		if err := k8s.Get(ctx, key(ns, pre), bk); err != nil {
+			return err
+		}
+		if bk.DeletionTimestamp != nil {
+			return fmt.Errorf("Backup %s is being deleted", pre)
+		}
+		return nil
+	}).WithTimeout(3*time.Second).Should(Succeed(), "retention pruned the backup the rollback may need")
+
+	// The migration fails: the rollback restores that backup.
+	g.Eventually(func(g Gomega) { completeJob(ctx, g, ns, migrate, false) }).WithTimeout(wait).Should(Succeed())
+	rs := &crmv1alpha1.Restore{}
+	g.Eventually(exists(ctx, rs, ns, resources.AgentJobName("sprint-1", "rollback-production"))).WithTimeout(wait).Should(Succeed())
+	g.Expect(rs.Spec.BackupRef.Name).To(Equal(pre))
+	completeRestore(ctx, g, ns, rs.Name, "production")
+	g.Eventually(incPhase(ctx, inc)).WithTimeout(wait).Should(Equal(crmv1alpha1.IncrementRolledBack))
 }
