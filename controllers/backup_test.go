@@ -347,6 +347,13 @@ func TestRestore(t *testing.T) {
 	}).WithTimeout(wait).Should(Succeed())
 	g.Eventually(backupPhase(ctx, b)).WithTimeout(wait).Should(Equal(crmv1alpha1.BackupCompleted))
 
+	restoreOf := func(name, env string) *crmv1alpha1.Restore {
+		return &crmv1alpha1.Restore{
+			ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
+			Spec: crmv1alpha1.RestoreSpec{BackupRef: crmv1alpha1.LocalObjectReference{Name: "prod-copy"},
+				EnvironmentRef: crmv1alpha1.LocalObjectReference{Name: env}},
+		}
+	}
 	restorePhase := func(rs *crmv1alpha1.Restore) func() crmv1alpha1.RestorePhase {
 		return func() crmv1alpha1.RestorePhase {
 			_ = k8s.Get(ctx, client.ObjectKeyFromObject(rs), rs)
@@ -356,11 +363,7 @@ func TestRestore(t *testing.T) {
 
 	t.Run("production is refused without confirm", func(t *testing.T) {
 		g := NewWithT(t)
-		rs := &crmv1alpha1.Restore{
-			ObjectMeta: metav1.ObjectMeta{Name: "oops", Namespace: ns},
-			Spec: crmv1alpha1.RestoreSpec{BackupRef: crmv1alpha1.LocalObjectReference{Name: "prod-copy"},
-				EnvironmentRef: crmv1alpha1.LocalObjectReference{Name: "production"}},
-		}
+		rs := restoreOf("oops", "production")
 		g.Expect(k8s.Create(ctx, rs)).To(Succeed())
 		g.Eventually(restorePhase(rs)).WithTimeout(wait).Should(Equal(crmv1alpha1.RestoreFailed))
 		g.Expect(rs.Status.Message).To(ContainSubstring(`spec.confirm to "production"`))
@@ -369,11 +372,7 @@ func TestRestore(t *testing.T) {
 
 	t.Run("the application stops, the agent restores, the application starts", func(t *testing.T) {
 		g := NewWithT(t)
-		rs := &crmv1alpha1.Restore{
-			ObjectMeta: metav1.ObjectMeta{Name: "copy-to-test", Namespace: ns},
-			Spec: crmv1alpha1.RestoreSpec{BackupRef: crmv1alpha1.LocalObjectReference{Name: "prod-copy"},
-				EnvironmentRef: crmv1alpha1.LocalObjectReference{Name: "test"}},
-		}
+		rs := restoreOf("copy-to-test", "test")
 		g.Expect(k8s.Create(ctx, rs)).To(Succeed())
 		g.Eventually(restorePhase(rs)).WithTimeout(wait).Should(Equal(crmv1alpha1.RestoreRunning))
 		app := &appsv1.Deployment{}
@@ -419,11 +418,7 @@ func TestRestore(t *testing.T) {
 				return k8s.Update(ctx, p)
 			}).WithTimeout(wait).Should(Succeed())
 		})
-		rs := &crmv1alpha1.Restore{
-			ObjectMeta: metav1.ObjectMeta{Name: "copy-to-test-gdpr", Namespace: ns},
-			Spec: crmv1alpha1.RestoreSpec{BackupRef: crmv1alpha1.LocalObjectReference{Name: "prod-copy"},
-				EnvironmentRef: crmv1alpha1.LocalObjectReference{Name: "test"}},
-		}
+		rs := restoreOf("copy-to-test-gdpr", "test")
 		g.Expect(k8s.Create(ctx, rs)).To(Succeed())
 		g.Eventually(restorePhase(rs)).WithTimeout(wait).Should(Equal(crmv1alpha1.RestoreRunning))
 		jobName := resources.AgentJobName(rs.Name, "restore")

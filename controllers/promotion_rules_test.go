@@ -59,6 +59,23 @@ func finishPreBackup(ctx context.Context, g Gomega, ns, inc string) {
 	}).WithTimeout(wait).Should(Succeed())
 }
 
+// migratingInProduction takes an increment with a migration through test
+// and acceptance to its running migration Job on production, whose name it
+// returns.
+func migratingInProduction(ctx context.Context, t *testing.T, po client.Client, ns, name string, sprint int32, version string) (*crmv1alpha1.Increment, string) {
+	t.Helper()
+	g := NewWithT(t)
+	inc := verifiedOnTest(ctx, t, ns, name, sprint, version, func(i *crmv1alpha1.Increment) {
+		i.Spec.AutoPromote = true
+		i.Spec.Migration = &crmv1alpha1.Migration{Command: []string{"odoo", "-u", "all", "--stop-after-init"}}
+	})
+	accept(ctx, t, po, inc)
+	finishPreBackup(ctx, g, ns, name)
+	migrate := resources.AgentJobName(name, "migrate-production")
+	g.Eventually(exists(ctx, &batchv1.Job{}, ns, migrate)).WithTimeout(wait).Should(Succeed())
+	return inc, migrate
+}
+
 func TestPromotionRules(t *testing.T) {
 	ctx := context.Background()
 	p := backupProject("rules", 20)
@@ -211,14 +228,7 @@ func TestPromotionRules(t *testing.T) {
 			p.Spec.RestoreDatabaseOnRollback = true
 			return k8s.Update(ctx, p)
 		}).WithTimeout(wait).Should(Succeed())
-		inc := verifiedOnTest(ctx, t, ns, "sprint-6", 6, "18.6", func(i *crmv1alpha1.Increment) {
-			i.Spec.AutoPromote = true
-			i.Spec.Migration = &crmv1alpha1.Migration{Command: []string{"odoo", "-u", "all", "--stop-after-init"}}
-		})
-		accept(ctx, t, po, inc)
-		finishPreBackup(ctx, g, ns, "sprint-6")
-		migrate := resources.AgentJobName("sprint-6", "migrate-production")
-		g.Eventually(exists(ctx, &batchv1.Job{}, ns, migrate)).WithTimeout(wait).Should(Succeed())
+		inc, migrate := migratingInProduction(ctx, t, po, ns, "sprint-6", 6, "18.6")
 		g.Eventually(func(g Gomega) { completeJob(ctx, g, ns, migrate, true) }).WithTimeout(wait).Should(Succeed())
 		g.Eventually(envVersion(ctx, ns, "production")).WithTimeout(wait).Should(Equal("18.6"))
 		pastVerifyDeadline(ctx, g, inc)
@@ -240,15 +250,9 @@ func TestPromotionRules(t *testing.T) {
 
 	t.Run("a failed production migration restores the pre-promotion backup, and the Increment's deletion waits for it", func(t *testing.T) {
 		g := NewWithT(t)
-		inc := verifiedOnTest(ctx, t, ns, "sprint-8", 8, "18.8", func(i *crmv1alpha1.Increment) {
-			i.Spec.AutoPromote = true
-			i.Spec.Migration = &crmv1alpha1.Migration{Command: []string{"odoo", "-u", "all", "--stop-after-init"}}
-		})
-		accept(ctx, t, po, inc)
-		finishPreBackup(ctx, g, ns, "sprint-8")
-		migrate := resources.AgentJobName("sprint-8", "migrate-production")
+		inc, migrate := migratingInProduction(ctx, t, po, ns, "sprint-8", 8, "18.8")
 		job := &batchv1.Job{}
-		g.Eventually(exists(ctx, job, ns, migrate)).WithTimeout(wait).Should(Succeed())
+		g.Expect(k8s.Get(ctx, key(ns, migrate), job)).To(Succeed())
 		// Work on production's data belongs to production, not to the Increment:
 		// deleting the Increment must not take the Job with it.
 		g.Expect(metav1.IsControlledBy(job, inc)).To(BeFalse(), "the migration Job is controlled by the Increment")
@@ -381,14 +385,7 @@ func TestRetentionKeepsThePrePromotionBackupOfAPromotionInFlight(t *testing.T) {
 	readyEnvironment(ctx, t, p, "test", crmv1alpha1.StageTest)
 	readyEnvironment(ctx, t, p, "production", crmv1alpha1.StageProduction)
 	po := userClient(t, "po@customer.example")
-	inc := verifiedOnTest(ctx, t, ns, "sprint-1", 1, "18.1", func(i *crmv1alpha1.Increment) {
-		i.Spec.AutoPromote = true
-		i.Spec.Migration = &crmv1alpha1.Migration{Command: []string{"odoo", "-u", "all", "--stop-after-init"}}
-	})
-	accept(ctx, t, po, inc)
-	finishPreBackup(ctx, g, ns, "sprint-1")
-	migrate := resources.AgentJobName("sprint-1", "migrate-production")
-	g.Eventually(exists(ctx, &batchv1.Job{}, ns, migrate)).WithTimeout(wait).Should(Succeed())
+	inc, migrate := migratingInProduction(ctx, t, po, ns, "sprint-1", 1, "18.1")
 
 	// A newer backup of production completes while the migration runs:
 	// with keepLast 1 the pre-promotion backup is the one beyond the limit.
