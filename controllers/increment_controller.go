@@ -177,10 +177,17 @@ func (r *IncrementReconciler) reconcileNormal(ctx context.Context, inc *crmv1alp
 			// Deleted before its work on data began: nothing more starts.
 			return ctrl.Result{}, nil
 		}
-		if project.Spec.Paused && promotion.HeldWhilePaused(stage) {
-			r.cond(inc, crmv1alpha1.ConditionWaiting, metav1.ConditionTrue, "ProjectPaused",
-				fmt.Sprintf("project %s is paused (spec.paused): nothing is migrated or rolled out on %s until it resumes", project.Name, stage.Name))
-			return ctrl.Result{}, nil // the project's change brings us back
+		if promotion.HeldWhilePaused(stage) {
+			if reason, msg, err := r.heldBack(ctx, project, inc, env); err != nil || reason != "" {
+				if reason != "" {
+					r.cond(inc, crmv1alpha1.ConditionWaiting, metav1.ConditionTrue, reason, msg)
+				}
+				if reason == "RestoreInProgress" {
+					// Another's Restore does not wake this increment.
+					return ctrl.Result{RequeueAfter: 15 * time.Second}, err
+				}
+				return ctrl.Result{}, err // the project's or environment's change brings us back
+			}
 		}
 		from := stage.Phase
 		res, err := r.step(ctx, project, inc, i, env, last, persist)
@@ -188,6 +195,38 @@ func (r *IncrementReconciler) reconcileNormal(ctx context.Context, inc *crmv1alp
 			return res, err
 		}
 	}
+}
+
+// heldBack says why a stage may not start changing its Environment now: a
+// paused project, a hibernated environment (nothing runs to migrate or to
+// verify: the rollout would fail and roll back), or, before its migration,
+// a Restore replacing its data (two writers of one database; both sides
+// decide from the cache, so the order holds but for a race within one
+// reconcile of each). "" lets it go on.
+func (r *IncrementReconciler) heldBack(ctx context.Context, project *crmv1alpha1.ImplementationProject, inc *crmv1alpha1.Increment, env *crmv1alpha1.Environment) (string, string, error) {
+	if project.Spec.Paused {
+		return "ProjectPaused", fmt.Sprintf("project %s is paused (spec.paused): nothing is migrated or rolled out on %s until it resumes", project.Name, env.Name), nil
+	}
+	if env.Spec.Hibernate {
+		return "EnvironmentHibernated", fmt.Sprintf("environment %s is hibernated: nothing is migrated or rolled out until it wakes (spec.hibernate: false)", env.Name), nil
+	}
+	if stage := inc.Status.Stages[promotion.CurrentStage(&inc.Status)]; promotion.TouchesData(stage.Phase) {
+		// Its migration ran: the rollout must follow. A Restore waits
+		// for it (RestoreReconciler.promotionInFlight).
+		return "", "", nil
+	}
+	restores := &crmv1alpha1.RestoreList{}
+	if err := r.List(ctx, restores, client.InNamespace(inc.Namespace)); err != nil {
+		return "", "", err
+	}
+	for _, rs := range restores.Items {
+		// A Running one replaces the data now; a Pending one waits for
+		// its backup, or for this promotion, and starts only after it.
+		if rs.Spec.EnvironmentRef.Name == env.Name && rs.Status.Phase == crmv1alpha1.RestoreRunning && rs.Labels[crmv1alpha1.LabelIncrement] != inc.Name {
+			return "RestoreInProgress", fmt.Sprintf("Restore %s is replacing the data of %s: the migration and rollout wait for it", rs.Name, env.Name), nil
+		}
+	}
+	return "", "", nil
 }
 
 // checkBuild records the build the stages roll out and restarts the

@@ -419,3 +419,76 @@ func TestRetentionKeepsThePrePromotionBackupOfAPromotionInFlight(t *testing.T) {
 	completeRestore(ctx, g, ns, rs.Name, "production")
 	g.Eventually(incPhase(ctx, inc)).WithTimeout(wait).Should(Equal(crmv1alpha1.IncrementRolledBack))
 }
+
+// An increment changes nothing on a hibernated environment, nor while a
+// Restore replaces its data; a Restore waits for a migration or rollout in
+// flight there.
+func TestPromotionsAndRestoresTakeTurns(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	p := backupProject("turns", 10)
+	createProject(ctx, t, p)
+	ns := p.Name
+	test := readyEnvironment(ctx, t, p, "test", crmv1alpha1.StageTest)
+	readyEnvironment(ctx, t, p, "production", crmv1alpha1.StageProduction)
+	waiting := func(inc *crmv1alpha1.Increment) func() string {
+		return func() string {
+			_ = k8s.Get(ctx, client.ObjectKeyFromObject(inc), inc)
+			if c := meta.FindStatusCondition(inc.Status.Conditions, crmv1alpha1.ConditionWaiting); c != nil && c.Status == metav1.ConditionTrue {
+				return c.Reason
+			}
+			return ""
+		}
+	}
+	withMigration := func(name string, sprint int32, version string) (*crmv1alpha1.Increment, string) {
+		inc := &crmv1alpha1.Increment{
+			ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
+			Spec: crmv1alpha1.IncrementSpec{ProjectRef: crmv1alpha1.ProjectReference{Name: ns}, Sprint: sprint, Version: version,
+				Migration: &crmv1alpha1.Migration{Command: []string{"odoo", "-u", "crm", "--stop-after-init"}}},
+		}
+		g.Expect(k8s.Create(ctx, inc)).To(Succeed())
+		return inc, resources.AgentJobName(name, "migrate-test")
+	}
+
+	// Hibernated: nothing runs there to migrate or to verify.
+	updateEnvironment(ctx, g, test, func() { test.Spec.Hibernate = true })
+	one, migrateOne := withMigration("sprint-1", 1, "18.1")
+	g.Eventually(waiting(one)).WithTimeout(wait).Should(Equal("EnvironmentHibernated"))
+	g.Consistently(func() bool { return apierrors.IsNotFound(k8s.Get(ctx, key(ns, migrateOne), &batchv1.Job{})) }).
+		WithTimeout(2*time.Second).Should(BeTrue(), "a hibernated environment was migrated")
+	updateEnvironment(ctx, g, test, func() { test.Spec.Hibernate = false })
+	g.Eventually(exists(ctx, &batchv1.Job{}, ns, migrateOne)).WithTimeout(wait).Should(Succeed())
+	markUntilReady(ctx, g, ns, "test") // its database runs again
+
+	// A Restore into test while its migration runs waits for the promotion.
+	b := runningBackup(ctx, g, ns, "test-copy", "test")
+	g.Eventually(func(g Gomega) {
+		finishJob(ctx, g, ns, b.Status.JobName, agent.Result{Location: "s3://crm-backups/turns/test/test-copy", Size: 1}, true)
+	}).WithTimeout(wait).Should(Succeed())
+	rs := &crmv1alpha1.Restore{ObjectMeta: metav1.ObjectMeta{Name: "reset-test", Namespace: ns},
+		Spec: crmv1alpha1.RestoreSpec{BackupRef: crmv1alpha1.LocalObjectReference{Name: "test-copy"}, EnvironmentRef: crmv1alpha1.LocalObjectReference{Name: "test"}}}
+	g.Expect(k8s.Create(ctx, rs)).To(Succeed())
+	g.Eventually(func() string {
+		_ = k8s.Get(ctx, client.ObjectKeyFromObject(rs), rs)
+		if c := meta.FindStatusCondition(rs.Status.Conditions, crmv1alpha1.ConditionReady); c != nil {
+			return c.Reason
+		}
+		return ""
+	}).WithTimeout(wait).Should(Equal("PromotionInProgress"))
+	g.Expect(rs.Status.Phase).To(Equal(crmv1alpha1.RestorePending))
+	g.Eventually(func(g Gomega) { completeJob(ctx, g, ns, migrateOne, true) }).WithTimeout(wait).Should(Succeed())
+	g.Eventually(envVersion(ctx, ns, "test")).WithTimeout(wait).Should(Equal("18.1"))
+	markRolledOut(ctx, g, ns, "test", "18.1")
+	g.Eventually(incPhase(ctx, one)).WithTimeout(wait).Should(Equal(crmv1alpha1.IncrementAwaitingAcceptance))
+
+	// The promotion ended: the Restore runs, and a new increment waits for it.
+	g.Eventually(func() crmv1alpha1.RestorePhase {
+		_ = k8s.Get(ctx, client.ObjectKeyFromObject(rs), rs)
+		return rs.Status.Phase
+	}).WithTimeout(wait).Should(Equal(crmv1alpha1.RestoreRunning))
+	two, migrateTwo := withMigration("sprint-2", 2, "18.2")
+	g.Eventually(waiting(two)).WithTimeout(wait).Should(Equal("RestoreInProgress"))
+	g.Expect(apierrors.IsNotFound(k8s.Get(ctx, key(ns, migrateTwo), &batchv1.Job{}))).To(BeTrue(), "migrated while a Restore replaced the data")
+	completeRestore(ctx, g, ns, rs.Name, "test")
+	g.Eventually(exists(ctx, &batchv1.Job{}, ns, migrateTwo)).WithTimeout(time.Minute).Should(Succeed())
+}

@@ -18,6 +18,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
 	crmv1alpha1 "github.com/crmops/crm-operator/api/v1alpha1"
+	"github.com/crmops/crm-operator/internal/promotion"
 	"github.com/crmops/crm-operator/internal/resources"
 )
 
@@ -102,6 +103,12 @@ func (r *RestoreReconciler) reconcileNormal(ctx context.Context, rs *crmv1alpha1
 	}
 
 	if rs.Status.Phase != crmv1alpha1.RestoreRunning {
+		if other, err := r.promotionInFlight(ctx, rs, env.Name); err != nil || other != "" {
+			if other != "" {
+				r.pending(rs, "PromotionInProgress", fmt.Sprintf("increment %s is migrating or rolling out %s: the restore waits for it to end", other, env.Name))
+			}
+			return ctrl.Result{RequeueAfter: 15 * time.Second}, err
+		}
 		now := metav1.Now()
 		rs.Status.Phase, rs.Status.StartedAt = crmv1alpha1.RestoreRunning, &now
 		rs.Status.Message = "stopping the application"
@@ -173,6 +180,27 @@ func (r *RestoreReconciler) reconcileNormal(ctx context.Context, rs *crmv1alpha1
 	setCondition(&rs.Status.Conditions, rs.Generation, crmv1alpha1.ConditionReady, metav1.ConditionTrue, "Completed", rs.Status.Message)
 	audit(ctx, r.Recorder, rs, corev1.EventTypeNormal, "Completed", "Restore", "%s", rs.Status.Message)
 	return ctrl.Result{}, nil
+}
+
+// promotionInFlight names an increment whose stage on env is migrating,
+// rolling out or verifying (not this Restore's own rollback): a restore then
+// would race the migration or be undone by the rollout's verification.
+func (r *RestoreReconciler) promotionInFlight(ctx context.Context, rs *crmv1alpha1.Restore, env string) (string, error) {
+	incs := &crmv1alpha1.IncrementList{}
+	if err := r.List(ctx, incs, client.InNamespace(rs.Namespace)); err != nil {
+		return "", err
+	}
+	for _, inc := range incs.Items {
+		if inc.Name == rs.Labels[crmv1alpha1.LabelIncrement] || promotion.Final(inc.Status.Phase) {
+			continue
+		}
+		for _, s := range inc.Status.Stages {
+			if s.Name == env && promotion.TouchesData(s.Phase) && s.Phase != crmv1alpha1.StageRestoring {
+				return inc.Name, nil
+			}
+		}
+	}
+	return "", nil
 }
 
 // mustAnonymize says whether a restore pseudonymizes what it loads: into a
