@@ -139,6 +139,11 @@ func TestDemoFromMakeRunToProduction(t *testing.T) {
 		if code == 0 || !strings.Contains(out, `spec.backupRef.name: Not found: "no-such-backup"`) {
 			t.Fatalf("a Restore of a missing backup was accepted or refused without naming the field (exit %d)", code)
 		}
+		// An Environment update reaches the webhook when its host changes.
+		out, code = run(t, kubectl, "patch", "environment", "test", "-n", "demo", "--type", "merge", "-p", `{"spec":{"ingress":{"host":"crm.someone-else.example"}}}`)
+		if code == 0 || !strings.Contains(out, "spec.ingress.host: Forbidden: host crm.someone-else.example is outside hosting.domain") {
+			t.Fatalf("a host outside the project's domain was accepted or refused without naming the field (exit %d)", code)
+		}
 	})
 
 	t.Run("every pod runs in the allowed region", func(t *testing.T) {
