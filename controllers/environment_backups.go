@@ -75,8 +75,7 @@ func (r *EnvironmentReconciler) backupState(ctx context.Context, env *crmv1alpha
 		}
 	}
 	for _, rs := range restores.Items {
-		final := rs.Status.Phase == crmv1alpha1.RestoreCompleted || rs.Status.Phase == crmv1alpha1.RestoreFailed
-		if !final {
+		if !restoreFinished(rs.Status.Phase) {
 			st.inUse[rs.Spec.BackupRef.Name] = true
 		}
 		if rs.Spec.EnvironmentRef.Name == env.Name && rs.Status.Phase == crmv1alpha1.RestoreRunning {

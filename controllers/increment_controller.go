@@ -178,7 +178,7 @@ func (r *IncrementReconciler) reconcileNormal(ctx context.Context, inc *crmv1alp
 			return ctrl.Result{}, nil
 		}
 		if promotion.HeldWhilePaused(stage) {
-			if reason, msg, err := r.heldBack(ctx, project, inc, env); err != nil || reason != "" {
+			if reason, msg, err := r.heldBack(ctx, project, inc, stage, env); err != nil || reason != "" {
 				if reason != "" {
 					r.cond(inc, crmv1alpha1.ConditionWaiting, metav1.ConditionTrue, reason, msg)
 				}
@@ -203,14 +203,14 @@ func (r *IncrementReconciler) reconcileNormal(ctx context.Context, inc *crmv1alp
 // a Restore replacing its data (two writers of one database; both sides
 // decide from the cache, so the order holds but for a race within one
 // reconcile of each). "" lets it go on.
-func (r *IncrementReconciler) heldBack(ctx context.Context, project *crmv1alpha1.ImplementationProject, inc *crmv1alpha1.Increment, env *crmv1alpha1.Environment) (string, string, error) {
+func (r *IncrementReconciler) heldBack(ctx context.Context, project *crmv1alpha1.ImplementationProject, inc *crmv1alpha1.Increment, stage *crmv1alpha1.StageStatus, env *crmv1alpha1.Environment) (string, string, error) {
 	if project.Spec.Paused {
 		return "ProjectPaused", fmt.Sprintf("project %s is paused (spec.paused): nothing is migrated or rolled out on %s until it resumes", project.Name, env.Name), nil
 	}
 	if env.Spec.Hibernate {
 		return "EnvironmentHibernated", fmt.Sprintf("environment %s is hibernated: nothing is migrated or rolled out until it wakes (spec.hibernate: false)", env.Name), nil
 	}
-	if stage := inc.Status.Stages[promotion.CurrentStage(&inc.Status)]; promotion.TouchesData(stage.Phase) {
+	if promotion.TouchesData(stage.Phase) {
 		// Its migration ran: the rollout must follow. A Restore waits
 		// for it (RestoreReconciler.promotionInFlight).
 		return "", "", nil
@@ -262,7 +262,7 @@ func (r *IncrementReconciler) checkBuild(ctx context.Context, inc *crmv1alpha1.I
 
 // restoreAfterRollback restores the stage's pre-promotion backup when a
 // migration ran and the project asks for it; it returns the Restore's name.
-func (r *IncrementReconciler) restoreAfterRollback(ctx context.Context, project *crmv1alpha1.ImplementationProject, inc *crmv1alpha1.Increment, stage *crmv1alpha1.StageStatus) (string, error) {
+func (r *IncrementReconciler) restoreAfterRollback(ctx context.Context, project *crmv1alpha1.ImplementationProject, inc *crmv1alpha1.Increment, stage *crmv1alpha1.StageStatus, env *crmv1alpha1.Environment) (string, error) {
 	if !project.Spec.RestoreDatabaseOnRollback || stage.MigrationJob == "" || stage.Backup == "" {
 		return "", nil
 	}
@@ -275,7 +275,7 @@ func (r *IncrementReconciler) restoreAfterRollback(ctx context.Context, project 
 			Confirm: stage.Name,
 		},
 	}
-	if err := r.ownByEnvironment(ctx, inc, stage.Name, rs); err != nil {
+	if err := r.ownByEnvironment(inc, env, rs); err != nil {
 		return "", err
 	}
 	if err := r.Create(ctx, rs); err != nil && !apierrors.IsAlreadyExists(err) {
@@ -287,11 +287,7 @@ func (r *IncrementReconciler) restoreAfterRollback(ctx context.Context, project 
 // ownByEnvironment makes the Environment, not the Increment, own work on
 // its data (a migration Job, a rollback Restore): deleting the Increment
 // never stops it half-way. The label leads events back to the Increment.
-func (r *IncrementReconciler) ownByEnvironment(ctx context.Context, inc *crmv1alpha1.Increment, envName string, obj client.Object) error {
-	env := &crmv1alpha1.Environment{}
-	if err := r.Get(ctx, types.NamespacedName{Namespace: inc.Namespace, Name: envName}, env); err != nil {
-		return err
-	}
+func (r *IncrementReconciler) ownByEnvironment(inc *crmv1alpha1.Increment, env *crmv1alpha1.Environment, obj client.Object) error {
 	labels := obj.GetLabels()
 	if labels == nil {
 		labels = map[string]string{}
@@ -550,7 +546,7 @@ func (r *IncrementReconciler) migrate(ctx context.Context, project *crmv1alpha1.
 		}
 		job := resources.MigrationJob(in, name, inc.Spec.Migration.Command, int64(timeout.Seconds()))
 		job.Annotations = map[string]string{crmv1alpha1.AnnotationBuild: build.Fingerprint}
-		if err := r.ownByEnvironment(ctx, inc, env.Name, job); err != nil {
+		if err := r.ownByEnvironment(inc, env, job); err != nil {
 			return ctrl.Result{}, err
 		}
 		// Migrating is on record before the Job exists: a deletion of the
@@ -638,7 +634,7 @@ func (r *IncrementReconciler) rollBack(ctx context.Context, project *crmv1alpha1
 			return ctrl.Result{}, err
 		}
 	}
-	restore, err := r.restoreAfterRollback(ctx, project, inc, stage)
+	restore, err := r.restoreAfterRollback(ctx, project, inc, stage, env)
 	if err != nil {
 		return ctrl.Result{}, err
 	}

@@ -45,7 +45,7 @@ func (r *RestoreReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ct
 	if err := r.Get(ctx, req.NamespacedName, rs); err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
-	if rs.Status.Phase == crmv1alpha1.RestoreCompleted || rs.Status.Phase == crmv1alpha1.RestoreFailed {
+	if restoreFinished(rs.Status.Phase) {
 		return ctrl.Result{}, nil
 	}
 	before := rs.DeepCopy()
@@ -220,6 +220,11 @@ func mustAnonymize(in *resources.EnvironmentInput, backup *crmv1alpha1.Backup, r
 		return false
 	}
 	return true
+}
+
+// restoreFinished reports whether a Restore's phase is final.
+func restoreFinished(p crmv1alpha1.RestorePhase) bool {
+	return p == crmv1alpha1.RestoreCompleted || p == crmv1alpha1.RestoreFailed
 }
 
 // applicationStopped reports whether no application pod runs any more.
