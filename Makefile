@@ -28,8 +28,9 @@ manifests: controller-gen ## Generate CRDs and RBAC from the markers.
 	cp config/admission/increment_acceptance.yaml config/admission/production_version.yaml config/admission/gdpr_environment.yaml config/admission/data_finalizers.yaml charts/crm-operator/files/admission/
 
 .PHONY: generate
-generate: controller-gen ## Generate deepcopy code.
+generate: controller-gen ## Generate deepcopy code and docs/products.md.
 	$(CONTROLLER_GEN) object paths="./api/..."
+	go run ./hack/productsdoc
 
 .PHONY: fmt
 fmt: ## go fmt.

@@ -461,7 +461,10 @@ func TestRestore(t *testing.T) {
 		}).WithTimeout(wait).Should(Succeed())
 		g.Eventually(condition(ctx, env, func() []metav1.Condition { return env.Status.Conditions }, crmv1alpha1.ConditionBootstrapped)).
 			WithTimeout(wait).Should(Equal(metav1.ConditionTrue))
-		g.Eventually(func() int32 {
+		// The product's install step (idempotent on a restored database)
+		// runs before the application starts.
+		g.Eventually(func(g Gomega) int32 {
+			markWorkloads(ctx, g, ns, "recovered")
 			_ = k8s.Get(ctx, key(ns, "recovered-app"), app)
 			return ptr.Deref(app.Spec.Replicas, -1)
 		}).WithTimeout(wait).Should(Equal(int32(1)))
@@ -497,7 +500,8 @@ func TestRestore(t *testing.T) {
 		}).WithTimeout(wait).Should(Succeed())
 		g.Eventually(condition(ctx, env, func() []metav1.Condition { return env.Status.Conditions }, crmv1alpha1.ConditionAnonymized)).
 			WithTimeout(wait).Should(Equal(metav1.ConditionTrue))
-		g.Eventually(func() int32 {
+		g.Eventually(func(g Gomega) int32 {
+			markWorkloads(ctx, g, ns, "copy")
 			_ = k8s.Get(ctx, key(ns, "copy-app"), app)
 			return ptr.Deref(app.Spec.Replicas, -1)
 		}).WithTimeout(wait).Should(Equal(int32(1)))

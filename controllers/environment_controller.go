@@ -14,6 +14,7 @@ import (
 	networkingv1 "k8s.io/api/networking/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
@@ -146,6 +147,16 @@ func (r *EnvironmentReconciler) reconcileNormal(ctx context.Context, env *crmv1a
 		return ctrl.Result{}, err
 	}
 	in.DatabaseNeeded, in.ApplicationStopped = st.databaseNeeded, st.restoring || !bootstrapped
+	if err := in.Profile.CheckVersion(in.Version); err != nil {
+		r.notReady(env, "UnsupportedVersion", err.Error())
+		return ctrl.Result{}, nil
+	}
+	plan := planInit(env, in)
+	initializing := bootstrapped && !st.restoring && !env.Spec.Hibernate && (plan.step != nil || plan.err != nil)
+	if initializing {
+		// The version that runs needs its installation or upgrade first.
+		in.ApplicationStopped = true
+	}
 
 	ap := applier{Client: r.Client, APIReader: r.APIReader, Records: r.Applied, Generations: map[string]int64{}}
 	if err := r.ensureCredentials(ctx, env, in); err != nil {
@@ -162,11 +173,28 @@ func (r *EnvironmentReconciler) reconcileNormal(ctx context.Context, env *crmv1a
 			return ctrl.Result{}, err
 		}
 	}
-	r.observe(ctx, env, in, ap.Generations)
+	var initResult ctrl.Result
+	switch {
+	case plan.err != nil && initializing:
+		setCondition(&env.Status.Conditions, env.Generation, crmv1alpha1.ConditionInitialized, metav1.ConditionFalse, "UnsupportedUpgrade", plan.err.Error())
+	case initializing:
+		if initResult, err = r.runInit(ctx, env, in, plan, ap.Generations); err != nil {
+			return ctrl.Result{}, err
+		}
+	case in.Profile.Init == nil:
+		setCondition(&env.Status.Conditions, env.Generation, crmv1alpha1.ConditionInitialized, metav1.ConditionTrue, "ByTheImage", "the image installs and upgrades "+string(in.Profile.Product)+" when it starts")
+	case env.Status.SchemaVersion == in.Version:
+		setCondition(&env.Status.Conditions, env.Generation, crmv1alpha1.ConditionInitialized, metav1.ConditionTrue, "Completed", fmt.Sprintf("the database is installed or upgraded for %s %s", in.Profile.Product, in.Version))
+	}
+	r.observe(ctx, env, in, ap.Generations, initializing)
+	env.Status.MailURL = resources.MailURL(in)
 	recordLastBackup(env, st)
 	requeue, err := r.scheduleBackups(ctx, project, env, st)
 	if err != nil {
 		return ctrl.Result{}, err
+	}
+	if initResult.RequeueAfter > 0 && (requeue == 0 || initResult.RequeueAfter < requeue) {
+		requeue = initResult.RequeueAfter
 	}
 	return ctrl.Result{RequeueAfter: requeue}, nil
 }
@@ -234,7 +262,7 @@ func readExternalDatabase(ctx context.Context, apiReader client.Reader, ns, name
 
 // observe sets phase and conditions from the children's real status.
 // applied holds the generations this reconcile found or wrote (applier.Generations).
-func (r *EnvironmentReconciler) observe(ctx context.Context, env *crmv1alpha1.Environment, in *resources.EnvironmentInput, applied map[string]int64) {
+func (r *EnvironmentReconciler) observe(ctx context.Context, env *crmv1alpha1.Environment, in *resources.EnvironmentInput, applied map[string]int64, initializing bool) {
 	gen := env.Generation
 	env.Status.URL = resources.URL(in)
 	env.Status.Image = resources.Image(in)
@@ -256,6 +284,17 @@ func (r *EnvironmentReconciler) observe(ctx context.Context, env *crmv1alpha1.En
 	setCondition(&env.Status.Conditions, gen, crmv1alpha1.ConditionApplicationReady, boolStatus(appReady), reason(appReady, "ApplicationReady", "ApplicationNotReady"), appMsg)
 
 	switch {
+	case initializing:
+		if env.Status.Phase != crmv1alpha1.EnvironmentReady && env.Status.Phase != crmv1alpha1.EnvironmentDegraded {
+			env.Status.Phase = crmv1alpha1.EnvironmentProvisioning
+		} else {
+			env.Status.Phase = crmv1alpha1.EnvironmentDegraded
+		}
+		msg := "the application starts once the product's installation or upgrade to " + in.Version + " completed"
+		if c := meta.FindStatusCondition(env.Status.Conditions, crmv1alpha1.ConditionInitialized); c != nil && c.Status == metav1.ConditionFalse {
+			msg = c.Message
+		}
+		setCondition(&env.Status.Conditions, gen, crmv1alpha1.ConditionReady, metav1.ConditionFalse, "Initializing", msg)
 	case in.ApplicationStopped && env.Status.Phase != crmv1alpha1.EnvironmentReady && env.Status.Phase != crmv1alpha1.EnvironmentDegraded:
 		env.Status.Phase = crmv1alpha1.EnvironmentProvisioning
 		setCondition(&env.Status.Conditions, gen, crmv1alpha1.ConditionReady, metav1.ConditionFalse, "Bootstrapping", "filling the environment from spec.bootstrap; the application starts after the restore")

@@ -8,6 +8,7 @@ import (
 
 	. "github.com/onsi/gomega"
 	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
@@ -70,6 +71,11 @@ func markWorkloads(ctx context.Context, g Gomega, ns, env string) {
 	sts.Status = appsv1.StatefulSetStatus{ObservedGeneration: sts.Generation, Replicas: n, ReadyReplicas: n, UpdatedReplicas: n, AvailableReplicas: n, CurrentReplicas: n,
 		Conditions: []appsv1.StatefulSetCondition{{Type: "Heartbeat", Status: corev1.ConditionTrue, LastTransitionTime: metav1.Now()}}}
 	g.Expect(k8s.Status().Update(ctx, sts)).To(Succeed())
+	// The product's install or upgrade Job, once the database answers, succeeds.
+	job := &batchv1.Job{}
+	if err := k8s.Get(ctx, key(ns, resources.InitJobName(env)), job); err == nil && len(job.Status.Conditions) == 0 {
+		completeJob(ctx, g, ns, job.Name, true)
+	}
 }
 
 // updateEnvironment changes env's spec, retrying on conflicts with the
@@ -182,12 +188,14 @@ func TestEnvironmentLifecycle(t *testing.T) {
 		WithTimeout(wait).Should(Equal(metav1.ConditionFalse))
 	g.Expect(env.Status.Phase).To(Equal(crmv1alpha1.EnvironmentProvisioning))
 
-	g.Eventually(func(g Gomega) { markWorkloads(ctx, g, ns, "test") }).WithTimeout(wait).Should(Succeed())
+	markUntilReady(ctx, g, ns, "test")
 	g.Eventually(condition(ctx, env, func() []metav1.Condition { return env.Status.Conditions }, crmv1alpha1.ConditionReady)).
 		WithTimeout(wait).Should(Equal(metav1.ConditionTrue))
 	g.Expect(env.Status.Phase).To(Equal(crmv1alpha1.EnvironmentReady))
 	g.Expect(env.Status.URL).To(Equal("http://test.lifecycle.crm.example.net"))
-	g.Expect(env.Status.Version).To(Equal("9.1.8"))
+	g.Expect(env.Status.Version).To(Equal("10.0.3"))
+	g.Expect(env.Status.SchemaVersion).To(Equal("10.0.3"), "EspoCRM's installation ran before the application started")
+	g.Expect(env.Status.MailURL).To(Equal("http://test.lifecycle.crm.example.net/mail/"))
 	g.Expect(env.Status.ObservedGeneration).To(Equal(env.Generation))
 	g.Eventually(condition(ctx, p, func() []metav1.Condition { return p.Status.Conditions }, crmv1alpha1.ConditionReady)).
 		WithTimeout(wait).Should(Equal(metav1.ConditionTrue))
@@ -258,14 +266,14 @@ func TestEnvironmentLifecycle(t *testing.T) {
 
 	t.Run("a new version rolls a test environment", func(t *testing.T) {
 		g := NewWithT(t)
-		updateEnvironment(ctx, g, env, func() { env.Spec.Version = "9.2.0" })
+		updateEnvironment(ctx, g, env, func() { env.Spec.Version = "10.1.0" })
 		g.Eventually(func() string {
 			d := &appsv1.Deployment{}
 			_ = k8s.Get(ctx, key(ns, "test-app"), d)
 			return d.Spec.Template.Spec.Containers[0].Image
-		}).WithTimeout(wait).Should(HaveSuffix(":9.2.0"))
+		}).WithTimeout(wait).Should(HaveSuffix(":10.1.0"))
 		// Reconciled at the new generation, the environment still runs
-		// 9.1.8: the Deployment has not reported the rollout. Found by make
+		// 10.0.3: the Deployment has not reported the rollout. Found by make
 		// bench: the reconcile that applied the rollout read the cache's
 		// older Deployment, rolled out at its older generation, and
 		// reported the new version Ready, so promotions skipped verification.
@@ -273,11 +281,11 @@ func TestEnvironmentLifecycle(t *testing.T) {
 			g.Expect(k8s.Get(ctx, client.ObjectKeyFromObject(env), env)).To(Succeed())
 			g.Expect(env.Status.ObservedGeneration).To(Equal(env.Generation))
 		}).WithTimeout(wait).Should(Succeed())
-		g.Expect(env.Status.Version).To(Equal("9.1.8"))
+		g.Expect(env.Status.Version).To(Equal("10.0.3"))
 		g.Expect(meta.IsStatusConditionTrue(env.Status.Conditions, crmv1alpha1.ConditionReady)).To(BeFalse())
 		markUntilReady(ctx, g, ns, "test")
 		g.Expect(k8s.Get(ctx, client.ObjectKeyFromObject(env), env)).To(Succeed())
-		g.Expect(env.Status.Version).To(Equal("9.2.0"))
+		g.Expect(env.Status.Version).To(Equal("10.1.0"))
 	})
 
 	t.Run("credentials never appear in logs, events or status", func(t *testing.T) {

@@ -76,7 +76,7 @@ func TestTightenedPolicyIsReportedNotEnforcedSilently(t *testing.T) {
 	g.Expect(k8s.Get(ctx, key(p.Name, "test"), env)).To(Succeed())
 	g.Expect(env.Spec.Storage.StorageClassName).To(Equal("fast-ssd"), "nothing is changed silently")
 	// The offender can still be changed otherwise, and deleted (its finalizer removed).
-	updateEnvironment(ctx, g, env, func() { env.Spec.Version = "9.2.0" })
+	updateEnvironment(ctx, g, env, func() { env.Spec.Version = "10.1.0" })
 	g.Expect(k8s.Delete(ctx, env)).To(Succeed())
 	g.Eventually(func() bool {
 		return apierrors.IsNotFound(k8s.Get(ctx, key(p.Name, "test"), &crmv1alpha1.Environment{}))

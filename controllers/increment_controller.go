@@ -390,6 +390,9 @@ func (r *IncrementReconciler) step(ctx context.Context, project *crmv1alpha1.Imp
 			}
 		}
 		meta.RemoveStatusCondition(&inc.Status.Conditions, crmv1alpha1.ConditionWaiting)
+		if _, err := productUpgrade(project, inc, env); err != nil {
+			return ctrl.Result{}, r.fail(inc, stage, "UnsupportedUpgrade", err.Error()+"; "+env.Name+" was not changed")
+		}
 		if last && i > 0 {
 			// The backup is taken now, with the window open, right before
 			// the migration and rollout: a rollback restore brings back the
@@ -402,7 +405,7 @@ func (r *IncrementReconciler) step(ctx context.Context, project *crmv1alpha1.Imp
 			stage.Phase, stage.Message = crmv1alpha1.StageBackingUp, "taking a pre-promotion backup of "+env.Name
 			return ctrl.Result{}, nil
 		}
-		r.beginChange(inc, stage)
+		r.beginChange(project, inc, stage, env)
 		return ctrl.Result{}, nil
 
 	case crmv1alpha1.StageBackingUp:
@@ -446,12 +449,19 @@ func (r *IncrementReconciler) step(ctx context.Context, project *crmv1alpha1.Imp
 	return ctrl.Result{}, nil
 }
 
-// beginChange moves a stage to its migration, or to its rollout when the
-// increment has none.
-func (r *IncrementReconciler) beginChange(inc *crmv1alpha1.Increment, stage *crmv1alpha1.StageStatus) {
-	if inc.Spec.Migration != nil {
+// beginChange moves a stage to its migration (the product's upgrade when
+// the version changes, the increment's migration), or to its rollout when
+// there is neither.
+func (r *IncrementReconciler) beginChange(project *crmv1alpha1.ImplementationProject, inc *crmv1alpha1.Increment, stage *crmv1alpha1.StageStatus, env *crmv1alpha1.Environment) {
+	upgrade, _ := productUpgrade(project, inc, env)
+	switch {
+	case upgrade != nil && inc.Spec.Migration != nil:
+		stage.Phase, stage.Message = crmv1alpha1.StageMigrating, "running the product's upgrade, then the migration"
+	case upgrade != nil:
+		stage.Phase, stage.Message = crmv1alpha1.StageMigrating, "running the product's upgrade"
+	case inc.Spec.Migration != nil:
 		stage.Phase, stage.Message = crmv1alpha1.StageMigrating, "running the migration"
-	} else {
+	default:
 		stage.Phase, stage.Message = crmv1alpha1.StageRollingOut, "rolling out"
 	}
 }
@@ -497,7 +507,7 @@ func (r *IncrementReconciler) backUp(ctx context.Context, project *crmv1alpha1.I
 	switch b.Status.Phase {
 	case crmv1alpha1.BackupCompleted:
 		r.cond(inc, crmv1alpha1.ConditionBackedUp, metav1.ConditionTrue, "BackupCompleted", fmt.Sprintf("Backup %s of %s completed (%s)", b.Name, env.Name, b.Status.Size))
-		r.beginChange(inc, stage)
+		r.beginChange(project, inc, stage, env)
 		return ctrl.Result{}, nil
 	case crmv1alpha1.BackupFailed:
 		r.cond(inc, crmv1alpha1.ConditionBackedUp, metav1.ConditionFalse, "BackupFailed", b.Status.Error)
@@ -541,10 +551,18 @@ func (r *IncrementReconciler) migrate(ctx context.Context, project *crmv1alpha1.
 			}
 		}
 		timeout := 30 * time.Minute
-		if d, err := policy.ParseDuration(inc.Spec.Migration.Timeout); err == nil && d > 0 {
-			timeout = d
+		var args []string
+		if m := inc.Spec.Migration; m != nil {
+			args = m.Command
+			if d, err := policy.ParseDuration(m.Timeout); err == nil && d > 0 {
+				timeout = d
+			}
 		}
-		job := resources.MigrationJob(in, name, inc.Spec.Migration.Command, int64(timeout.Seconds()))
+		upgrade, err := productUpgrade(project, inc, env)
+		if err != nil {
+			return ctrl.Result{}, r.fail(inc, stage, "UnsupportedUpgrade", err.Error())
+		}
+		job := resources.MigrationJob(in, name, upgrade, args, int64(timeout.Seconds()))
 		job.Annotations = map[string]string{crmv1alpha1.AnnotationBuild: build.Fingerprint}
 		if err := r.ownByEnvironment(inc, env, job); err != nil {
 			return ctrl.Result{}, err
@@ -697,7 +715,7 @@ func (r *IncrementReconciler) rolledBack(ctx context.Context, inc *crmv1alpha1.I
 // setEnvironmentVersion points the environment at a version (and image),
 // recording the increment it runs. Idempotent.
 func (r *IncrementReconciler) setEnvironmentVersion(ctx context.Context, env *crmv1alpha1.Environment, version, image, increment string) error {
-	if env.Spec.Version == version && env.Spec.Image == image && env.Annotations[crmv1alpha1.AnnotationIncrement] == increment {
+	if env.Spec.Version == version && env.Spec.Image == image && env.Annotations[crmv1alpha1.AnnotationIncrement] == increment && env.Annotations[crmv1alpha1.AnnotationSchemaVersion] == version {
 		return nil
 	}
 	patch := client.MergeFrom(env.DeepCopy())
@@ -706,7 +724,29 @@ func (r *IncrementReconciler) setEnvironmentVersion(ctx context.Context, env *cr
 		env.Annotations = map[string]string{}
 	}
 	env.Annotations[crmv1alpha1.AnnotationIncrement] = increment
+	// The stage's migration slot ran the product's upgrade to this version
+	// (or none was needed): the Environment does not run it a second time.
+	env.Annotations[crmv1alpha1.AnnotationSchemaVersion] = version
 	return r.Patch(ctx, env, patch)
+}
+
+// productUpgrade is the product's upgrade step a stage runs in its
+// migration slot: nil when the version does not change or the product has
+// no such step; an error names the versions when the product cannot go
+// from one to the other in one step.
+func productUpgrade(project *crmv1alpha1.ImplementationProject, inc *crmv1alpha1.Increment, env *crmv1alpha1.Environment) (*crm.Run, error) {
+	profile, err := crm.For(project.Spec.Product)
+	if err != nil {
+		return nil, err
+	}
+	from, to := resources.SchemaVersion(env), promotion.Version(inc)
+	if from == "" || from == to {
+		return nil, nil
+	}
+	if err := profile.CheckUpgrade(from, to); err != nil {
+		return nil, err
+	}
+	return profile.Upgrade, nil
 }
 
 func (r *IncrementReconciler) fail(inc *crmv1alpha1.Increment, stage *crmv1alpha1.StageStatus, reason, msg string) error {

@@ -60,7 +60,7 @@ func TestEveryKindRecordsObservedGeneration(t *testing.T) {
 		Spec: crmv1alpha1.IncrementSpec{
 			ProjectRef: crmv1alpha1.ProjectReference{Name: project.Name},
 			Sprint:     1,
-			Version:    "9.1.8",
+			Version:    "10.0.3",
 		},
 	}
 	g.Expect(k8s.Create(ctx, inc)).To(Succeed())

@@ -283,7 +283,7 @@ func TestPromotionRules(t *testing.T) {
 	})
 	t.Run("a pre-promotion backup whose Job is deleted stops the promotion", func(t *testing.T) {
 		g := NewWithT(t)
-		inc := verifiedOnTest(ctx, t, ns, "sprint-7", 7, "18.7", func(i *crmv1alpha1.Increment) {
+		inc := verifiedOnTest(ctx, t, ns, "sprint-7", 7, "18.8.1", func(i *crmv1alpha1.Increment) {
 			i.Spec.AutoPromote = true
 			i.Spec.Migration = &crmv1alpha1.Migration{Command: []string{"odoo", "-u", "all", "--stop-after-init"}}
 		})

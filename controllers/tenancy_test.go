@@ -29,7 +29,7 @@ func TestTenantIsolation(t *testing.T) {
 		g.Expect(k8s.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "customer-data", Namespace: n},
 			StringData: map[string]string{"smtp-password": "s3cret-" + n}})).To(Succeed())
 		g.Expect(k8s.Create(ctx, &crmv1alpha1.Increment{ObjectMeta: metav1.ObjectMeta{Name: "sprint-1", Namespace: n},
-			Spec: crmv1alpha1.IncrementSpec{ProjectRef: crmv1alpha1.ProjectReference{Name: n}, Sprint: 1, Version: "9.2.0"}})).To(Succeed())
+			Spec: crmv1alpha1.IncrementSpec{ProjectRef: crmv1alpha1.ProjectReference{Name: n}, Sprint: 1, Version: "10.1.0"}})).To(Succeed())
 	}
 	poA, ciA := userClient(t, "po@tenant-a.example"), userClient(t, "ci@tenant-a.example")
 	newEnv := func(ns string) *crmv1alpha1.Environment {

@@ -74,3 +74,33 @@ type Subjects struct {
 	// +kubebuilder:validation:XValidation:rule="self.all(g, !g.startsWith('system:'))",message="groups must not be built-in system: groups"
 	Groups []string `json:"groups,omitempty"`
 }
+
+// SMTPServer is a real mail server an environment sends e-mail through.
+type SMTPServer struct {
+	// Host of the SMTP server.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[A-Za-z0-9]([-A-Za-z0-9.]*[A-Za-z0-9])?$`
+	// +required
+	Host string `json:"host"`
+	// Port of the SMTP server. Defaults to 587 (submission).
+	// +kubebuilder:default=587
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=65535
+	// +optional
+	Port int32 `json:"port,omitempty"`
+	// From is the sender address of the CRM's mail.
+	// +kubebuilder:validation:MaxLength=254
+	// +kubebuilder:validation:Pattern=`^[^@\s]+@[^@\s]+$`
+	// +required
+	From string `json:"from"`
+	// TLS uses STARTTLS/TLS. Defaults to true.
+	// +kubebuilder:default=true
+	// +optional
+	TLS *bool `json:"tls,omitempty"`
+	// CredentialsSecretName names a Secret in the project's namespace with
+	// the keys username and password; absent, the server takes no login.
+	// +kubebuilder:validation:MaxLength=253
+	// +optional
+	CredentialsSecretName string `json:"credentialsSecretName,omitempty"`
+}

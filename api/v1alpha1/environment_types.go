@@ -12,6 +12,9 @@ const (
 	ConditionDatabaseReady = "DatabaseReady"
 	// ConditionApplicationReady is True when the application is rolled out and ready.
 	ConditionApplicationReady = "ApplicationReady"
+	// ConditionInitialized is True once the product's installation (or the
+	// upgrade to the version that runs) completed in the database.
+	ConditionInitialized = "Initialized"
 	// ConditionBootstrapped is True when spec.bootstrap's backup was restored
 	// (and anonymized, when asked).
 	ConditionBootstrapped = "Bootstrapped"
@@ -71,6 +74,13 @@ type EnvironmentStorage struct {
 	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$`
 	// +optional
 	StorageClassName string `json:"storageClassName,omitempty"`
+	// FilesAccessMode of the files volume. ReadWriteOnce (the default) works
+	// on every storage class: the application's pods, components and Jobs
+	// that share the volume run on one node. ReadWriteMany spreads them, on
+	// a class that supports it (NFS, CephFS, EFS, Azure Files).
+	// +kubebuilder:validation:Enum=ReadWriteOnce;ReadWriteMany
+	// +optional
+	FilesAccessMode corev1.PersistentVolumeAccessMode `json:"filesAccessMode,omitempty"`
 }
 
 // ExternalDatabase points at a database the operator does not run.
@@ -210,6 +220,18 @@ type EnvironmentSpec struct {
 	// Backup overrides the project's backup schedule and retention for this environment.
 	// +optional
 	Backup *EnvironmentBackup `json:"backup,omitempty"`
+	// Mail overrides where this environment's e-mail goes. Outside
+	// production only a project with mail.allowRealMailOutsideProduction
+	// may name a real server; otherwise the mail catcher gets everything.
+	// +optional
+	Mail *EnvironmentMail `json:"mail,omitempty"`
+}
+
+// EnvironmentMail is an environment's mail server.
+type EnvironmentMail struct {
+	// SMTP is the real mail server this environment sends through.
+	// +optional
+	SMTP *SMTPServer `json:"smtp,omitempty"`
 }
 
 // EnvironmentBackup overrides the project's backup policy for one environment.
@@ -236,7 +258,7 @@ type EnvironmentStatus struct {
 	// Phase summarises the state: Provisioning, Ready, Degraded, Hibernated, Deleting.
 	// +optional
 	Phase EnvironmentPhase `json:"phase,omitempty"`
-	// Conditions: DatabaseReady, ApplicationReady, Ready.
+	// Conditions: DatabaseReady, Initialized, ApplicationReady, Ready.
 	// +listType=map
 	// +listMapKey=type
 	// +optional
@@ -253,6 +275,13 @@ type EnvironmentStatus struct {
 	// Image the application runs.
 	// +optional
 	Image string `json:"image,omitempty"`
+	// MailURL is where the environment's caught mail is read (non-production).
+	// +optional
+	MailURL string `json:"mailURL,omitempty"`
+	// SchemaVersion is the version the product's installation or upgrade
+	// step last completed for; the application starts only at that version.
+	// +optional
+	SchemaVersion string `json:"schemaVersion,omitempty"`
 	// CurrentIncrement is the last Increment rolled out here.
 	// +optional
 	CurrentIncrement string `json:"currentIncrement,omitempty"`

@@ -63,7 +63,7 @@ type Customer struct {
 // +kubebuilder:validation:XValidation:rule="self.name != 'custom' || has(self.image)",message="image is required when name is custom",fieldPath=".image"
 // +kubebuilder:validation:XValidation:rule="self.name != 'custom' || has(self.databaseEngine)",message="databaseEngine is required when name is custom",fieldPath=".databaseEngine"
 // +kubebuilder:validation:XValidation:rule="self.name == 'custom' || !has(self.databaseEngine)",message="databaseEngine may be set only for a custom product: the other products have a fixed engine",fieldPath=".databaseEngine"
-// +kubebuilder:validation:XValidation:rule="!has(self.env) || self.env.all(e, !(e.name in (self.name == 'suitecrm' ? ['SUITECRM_DATABASE_HOST', 'SUITECRM_DATABASE_PORT_NUMBER', 'SUITECRM_DATABASE_NAME', 'SUITECRM_DATABASE_USER', 'SUITECRM_DATABASE_PASSWORD', 'SUITECRM_USERNAME', 'SUITECRM_PASSWORD', 'SUITECRM_HOST'] : self.name == 'espocrm' ? ['ESPOCRM_DATABASE_PLATFORM', 'ESPOCRM_DATABASE_HOST', 'ESPOCRM_DATABASE_PORT', 'ESPOCRM_DATABASE_NAME', 'ESPOCRM_DATABASE_USER', 'ESPOCRM_DATABASE_PASSWORD', 'ESPOCRM_ADMIN_USERNAME', 'ESPOCRM_ADMIN_PASSWORD', 'ESPOCRM_SITE_URL', 'ESPOCRM_CONFIG_USE_WEB_SOCKET', 'ESPOCRM_CONFIG_WEB_SOCKET_ZERO_M_Q_SUBMISSION_DSN', 'ESPOCRM_CONFIG_WEB_SOCKET_ZERO_M_Q_SUBSCRIBER_DSN'] : self.name == 'odoo' ? ['HOST', 'PORT', 'USER', 'PASSWORD', 'ODOO_DATABASE'] : self.name == 'twenty' ? ['PG_DATABASE_URL', 'PG_DATABASE_PASSWORD', 'REDIS_URL', 'REDIS_PASSWORD', 'SERVER_URL', 'APP_SECRET', 'STORAGE_TYPE', 'DISABLE_DB_MIGRATIONS', 'DISABLE_CRON_JOBS_REGISTRATION'] : ['DATABASE_HOST', 'DATABASE_PORT', 'DATABASE_NAME', 'DATABASE_USER', 'DATABASE_PASSWORD', 'DATABASE_URL', 'SITE_URL', 'ADMIN_PASSWORD'])))",message="env may not set a variable the operator sets for this product (database, administrator, site URL, internal wiring: see kubectl explain implementationproject.spec.product.env)",fieldPath=".env"
+// +kubebuilder:validation:XValidation:rule="!has(self.env) || self.env.all(e, !(e.name in (self.name == 'suitecrm' ? ['SUITECRM_DATABASE_HOST', 'SUITECRM_DATABASE_PORT_NUMBER', 'SUITECRM_DATABASE_NAME', 'SUITECRM_DATABASE_USER', 'SUITECRM_DATABASE_PASSWORD', 'SUITECRM_USERNAME', 'SUITECRM_PASSWORD', 'SUITECRM_HOST', 'SUITECRM_ENABLE_HTTPS', 'APACHE_HTTP_PORT_NUMBER', 'APACHE_HTTPS_PORT_NUMBER', 'SUITECRM_SMTP_HOST', 'SUITECRM_SMTP_PORT_NUMBER', 'SUITECRM_SMTP_USER', 'SUITECRM_SMTP_PASSWORD', 'SUITECRM_SMTP_PROTOCOL', 'SUITECRM_SMTP_NOTIFY_ADDRESS'] : self.name == 'espocrm' ? ['ESPOCRM_DATABASE_PLATFORM', 'ESPOCRM_DATABASE_HOST', 'ESPOCRM_DATABASE_PORT', 'ESPOCRM_DATABASE_NAME', 'ESPOCRM_DATABASE_USER', 'ESPOCRM_DATABASE_PASSWORD', 'ESPOCRM_ADMIN_USERNAME', 'ESPOCRM_ADMIN_PASSWORD', 'ESPOCRM_SITE_URL', 'ESPOCRM_CONFIG_USE_WEB_SOCKET', 'ESPOCRM_CONFIG_WEB_SOCKET_ZERO_M_Q_SUBSCRIBER_DSN', 'ESPOCRM_CONFIG_WEB_SOCKET_ZERO_M_Q_SUBMISSION_DSN', 'ESPOCRM_CONFIG_WEB_SOCKET_URL', 'ESPOCRM_CONFIG_SMTP_SERVER', 'ESPOCRM_CONFIG_SMTP_PORT', 'ESPOCRM_CONFIG_SMTP_AUTH', 'ESPOCRM_CONFIG_SMTP_SECURITY', 'ESPOCRM_CONFIG_SMTP_USERNAME', 'ESPOCRM_CONFIG_SMTP_PASSWORD', 'ESPOCRM_CONFIG_OUTBOUND_EMAIL_FROM_ADDRESS'] : self.name == 'odoo' ? ['HOST', 'PORT', 'USER', 'PASSWORD', 'ODOO_RC', 'ODOO_DATABASE', 'ODOO_MASTER_PASSWORD', 'ADMIN_PASSWORD', 'ODOO_SMTP_SERVER', 'ODOO_SMTP_PORT', 'ODOO_SMTP_SSL', 'ODOO_SMTP_USER', 'ODOO_SMTP_PASSWORD', 'ODOO_EMAIL_FROM'] : self.name == 'twenty' ? ['PG_DATABASE_PASSWORD', 'PG_DATABASE_URL', 'REDIS_PASSWORD', 'REDIS_URL', 'SERVER_URL', 'APP_SECRET', 'STORAGE_TYPE', 'DISABLE_DB_MIGRATIONS', 'EMAIL_DRIVER', 'EMAIL_SMTP_HOST', 'EMAIL_SMTP_PORT', 'EMAIL_SMTP_NO_TLS', 'EMAIL_SMTP_USER', 'EMAIL_SMTP_PASSWORD', 'EMAIL_FROM_ADDRESS', 'EMAIL_SYSTEM_ADDRESS', 'DISABLE_CRON_JOBS_REGISTRATION'] : ['DATABASE_HOST', 'DATABASE_PORT', 'DATABASE_NAME', 'DATABASE_USER', 'DATABASE_PASSWORD', 'DATABASE_URL', 'SITE_URL', 'ADMIN_PASSWORD', 'SMTP_HOST', 'SMTP_PORT', 'SMTP_USERNAME', 'SMTP_PASSWORD', 'SMTP_FROM', 'SMTP_TLS'])))",message="env may not set a variable the operator sets for this product (database, administrator, site URL, internal wiring: see kubectl explain implementationproject.spec.product.env)",fieldPath=".env"
 type Product struct {
 	// Name of the CRM product: suitecrm, espocrm, odoo, twenty, or custom for any
 	// other image. Immutable: a project does not change products in place.
@@ -335,6 +335,24 @@ type ImplementationProjectSpec struct {
 	// are lost, so it is off unless the project asks for it.
 	// +optional
 	RestoreDatabaseOnRollback bool `json:"restoreDatabaseOnRollback,omitempty"`
+	// Mail says where the environments' e-mail goes: production through
+	// mail.smtp, every other environment into its own mail catcher.
+	// +optional
+	Mail *MailPolicy `json:"mail,omitempty"`
+}
+
+// MailPolicy keeps a non-production CRM, whose data may be a copy of
+// production, from mailing real people.
+type MailPolicy struct {
+	// SMTP is the mail server of the production environment (an
+	// Environment's spec.mail.smtp overrides it).
+	// +optional
+	SMTP *SMTPServer `json:"smtp,omitempty"`
+	// AllowRealMailOutsideProduction lets an environment other than
+	// production send through its own spec.mail.smtp; without it such an
+	// Environment is refused and its mail goes to the catcher.
+	// +optional
+	AllowRealMailOutsideProduction bool `json:"allowRealMailOutsideProduction,omitempty"`
 }
 
 // EnvironmentSummary is one environment as the project status shows it.

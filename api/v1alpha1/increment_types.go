@@ -33,6 +33,10 @@ const (
 	AnnotationAcceptedBy = "crm.crmops.io/accepted-by"
 	// AnnotationIncrement on an Environment names the Increment it runs.
 	AnnotationIncrement = "crm.crmops.io/increment"
+	// AnnotationSchemaVersion on an Environment is the version a promotion's
+	// migration Job brought the database to (the product's upgrade ran, or
+	// none was needed): the environment does not upgrade it again.
+	AnnotationSchemaVersion = "crm.crmops.io/schema-version"
 	// AnnotationBuild on a migration Job is the fingerprint of the build
 	// (Build.Fingerprint) it migrates to.
 	AnnotationBuild = "crm.crmops.io/build"

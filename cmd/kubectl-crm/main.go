@@ -139,6 +139,13 @@ func newCommand() *cobra.Command {
 		RunE:  func(cmd *cobra.Command, args []string) error { return cli.Hibernate(cmd.Context(), args[0], false) },
 	}
 
+	mail := &cobra.Command{
+		Use:   "mail ENVIRONMENT",
+		Short: "Show where a non-production environment's caught mail is read",
+		Args:  cobra.ExactArgs(1),
+		RunE:  func(cmd *cobra.Command, args []string) error { return cli.Mail(cmd.Context(), args[0]) },
+	}
+
 	var project, email, reason string
 	erase := &cobra.Command{
 		Use:   "erase --project PROJECT --email ADDRESS",
@@ -168,6 +175,6 @@ func newCommand() *cobra.Command {
 			return cli.Status(cmd.Context(), p)
 		},
 	}
-	root.AddCommand(status, accept, reject, promote, backup, restore, hibernate, wake, erase)
+	root.AddCommand(status, accept, reject, promote, backup, restore, hibernate, wake, mail, erase)
 	return root
 }

@@ -3,26 +3,63 @@ package crm
 import (
 	"fmt"
 	"strconv"
+	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 
 	crmv1alpha1 "github.com/crmops/crm-operator/api/v1alpha1"
 )
 
-// suiteCRM: SuiteCRM 8 has no maintained upstream image any more. The default
-// is Bitnami's, documented at https://github.com/bitnami/containers/tree/main/bitnami/suitecrm
-// and archived under bitnamilegacy/ since Bitnami stopped publishing free
-// images; override spec.product.image with a maintained build for production.
-// It reads SUITECRM_DATABASE_HOST/_PORT_NUMBER/_NAME/_USER/_PASSWORD,
-// SUITECRM_USERNAME/_PASSWORD for the admin and SUITECRM_HOST, serves on
-// 8080 as uid 1001 and keeps its state under /bitnami/suitecrm.
+// Sources the product contracts were read from: repository@commit path.
+const (
+	srcEspoDockerfile  = "espocrm/espocrm-docker@c748146 latest/apache/Dockerfile"
+	srcEspoEntrypoint  = "espocrm/espocrm-docker@c748146 latest/apache/docker-entrypoint.sh"
+	srcEspoDaemon      = "espocrm/espocrm-docker@c748146 latest/apache/docker-daemon.sh, docker-websocket.sh"
+	srcEspoConfig      = "espocrm/espocrm installer settings (smtpServer, smtpPort, smtpAuth, smtpSecurity, smtpUsername, smtpPassword, outboundEmailFromAddress)"
+	srcOdooDockerfile  = "odoo/docker@f7f6765 18.0/Dockerfile"
+	srcOdooEntrypoint  = "odoo/docker@f7f6765 18.0/entrypoint.sh, 18.0/wait-for-psql.py"
+	srcOdooConf        = "odoo/docker@f7f6765 18.0/odoo.conf"
+	srcOdooOptions     = "odoo/odoo@00516f2 odoo/tools/config.py"
+	srcSuiteDockerfile = "bitnami/containers@310e487 bitnami/suitecrm/8/debian-12/Dockerfile"
+	srcSuitePostunpack = "bitnami/containers@159b89e bitnami/suitecrm/8/debian-12/rootfs/opt/bitnami/scripts/suitecrm/postunpack.sh"
+	srcSuiteLib        = "bitnami/containers@5574863 bitnami/suitecrm/8/debian-12/rootfs/opt/bitnami/scripts/libsuitecrm.sh"
+	srcSuiteRun        = "bitnami/containers@eb446a0 bitnami/suitecrm/8/debian-12/rootfs/opt/bitnami/scripts/suitecrm/{entrypoint,run}.sh"
+	srcTwentyDocker    = "twentyhq/twenty@9533909 packages/twenty-docker/twenty/Dockerfile"
+	srcTwentyEntry     = "twentyhq/twenty@d8a26a3 packages/twenty-docker/twenty/entrypoint.sh"
+	srcTwentyCompose   = "twentyhq/twenty@6d8cf44 packages/twenty-docker/docker-compose.yml"
+	srcTwentyConfig    = "twentyhq/twenty@002d297 packages/twenty-server/src/engine/core-modules/twenty-config/config-variables.ts"
+	srcTwentyUpgrade   = "twenty.com/developers/section/self-hosting/upgrade-guide (upgrade one minor version at a time)"
+)
+
+// suiteCRM: Bitnami's SuiteCRM 8 image (archived under bitnamilegacy/ since
+// Bitnami stopped publishing free images; override spec.product.image with
+// a maintained build for production). Its entrypoint installs SuiteCRM on
+// the first start and restores the persisted installation from
+// /bitnami/suitecrm on every later one.
 func suiteCRM() Profile {
+	const base = "/opt/bitnami/suitecrm"
+	// Bitnami starts cron only as root (run.sh); the scheduler component
+	// runs SuiteCRM's cron.php every minute as the application's user, as
+	// the image's cron entry would, after restoring the persisted installation.
+	scheduler := `. /opt/bitnami/scripts/suitecrm-env.sh
+. /opt/bitnami/scripts/libpersistence.sh
+until is_app_initialized suitecrm; do echo "waiting for SuiteCRM's installation"; sleep 20; done
+restore_persisted_app suitecrm "$SUITECRM_DATA_TO_PERSIST"
+cd "$SUITECRM_BASE_DIR/public/legacy"
+while true; do php -f cron.php || echo "cron.php failed"; sleep 60; done`
 	return Profile{
-		Product: crmv1alpha1.ProductSuiteCRM, Image: "docker.io/bitnamilegacy/suitecrm", DefaultVersion: "8.8.0",
-		Port: 8080, UID: 1001, Engine: crmv1alpha1.DatabaseMariaDB,
-		FilesPath: "/bitnami/suitecrm", TmpPaths: []string{"/tmp"},
-		HealthPath: "/",
+		Product: crmv1alpha1.ProductSuiteCRM, Image: "docker.io/bitnamilegacy/suitecrm", DefaultVersion: "8.9.0",
+		// Apache listens on 80 (the pod's unprivileged-port sysctl allows
+		// it) so the site URL the installer writes has no port.
+		Port: 80, UID: 1001, GID: 0, Engine: crmv1alpha1.DatabaseMariaDB,
+		Files:    []FilesMount{{Path: "/bitnami/suitecrm"}},
+		TmpPaths: []string{"/tmp"}, HealthPath: "/",
+		UpgradePath: sameMajor("SuiteCRM", "a SuiteCRM major upgrade (7 to 8) is a migration of its own"),
 		Env: func(c Connection) []corev1.EnvVar {
+			https := "no"
+			if strings.HasPrefix(c.SiteURL, "https://") {
+				https = "yes"
+			}
 			return []corev1.EnvVar{
 				env("SUITECRM_DATABASE_HOST", c.DatabaseHost),
 				env("SUITECRM_DATABASE_PORT_NUMBER", strconv.Itoa(int(c.DatabasePort))),
@@ -32,28 +69,64 @@ func suiteCRM() Profile {
 				env("SUITECRM_USERNAME", AdminUser),
 				secretEnv("SUITECRM_PASSWORD", c.SecretName, SecretAdminPassword),
 				env("SUITECRM_HOST", siteHost(c.SiteURL)),
+				env("SUITECRM_ENABLE_HTTPS", https),
+				env("APACHE_HTTP_PORT_NUMBER", "80"),
+				env("APACHE_HTTPS_PORT_NUMBER", "443"),
 			}
 		},
-		Source: "https://github.com/bitnami/containers/tree/main/bitnami/suitecrm",
+		MailEnv: func(m Mail) []corev1.EnvVar {
+			protocol := ""
+			if m.TLS {
+				protocol = "tls"
+			}
+			return []corev1.EnvVar{
+				env("SUITECRM_SMTP_HOST", m.Host), env("SUITECRM_SMTP_PORT_NUMBER", strconv.Itoa(int(m.Port))),
+				optionalSecretEnv("SUITECRM_SMTP_USER", m.Username), optionalSecretEnv("SUITECRM_SMTP_PASSWORD", m.Password),
+				env("SUITECRM_SMTP_PROTOCOL", protocol), env("SUITECRM_SMTP_NOTIFY_ADDRESS", m.From),
+			}
+		},
+		Components: []Component{{Name: "scheduler", Run: Run{Command: []string{"/bin/bash", "-c", scheduler}}}},
+		Facts: []Fact{
+			{"image", "bitnamilegacy/suitecrm 8.9.0: APP_VERSION=8.9.0, EXPOSE 8080 8443, ENTRYPOINT suitecrm/entrypoint.sh, CMD suitecrm/run.sh, no USER (root by default)", srcSuiteDockerfile},
+			{"user", "non-root works as any UID with group 0: " + base + ", /bitnami/suitecrm and tmp are daemon:root 775/664; the pod runs as 1001:0 (fsGroup 0)", srcSuitePostunpack},
+			{"install", "the entrypoint runs setup only when $1 is run.sh: installs on the first start (suitecrm:app:install), later restores the persisted installation from /bitnami/suitecrm", srcSuiteRun + "; " + srcSuiteLib},
+			{"env", "SUITECRM_DATABASE_HOST/_PORT_NUMBER/_NAME/_USER/_PASSWORD, SUITECRM_USERNAME/_PASSWORD, SUITECRM_HOST, SUITECRM_ENABLE_HTTPS", srcSuiteLib},
+			{"site URL", "--site_host=${url_protocol}://${SUITECRM_HOST}:${url_port}, the port being APACHE_HTTP(S)_PORT_NUMBER: the operator sets 80/443 so the URL is the one users reach", srcSuiteLib},
+			{"cron", "cron starts only as root (run.sh: \"Cron will not be started because of running as a non-root user\"); the job is php public/legacy/cron.php every minute: the scheduler component runs it", srcSuiteRun + "; " + srcSuiteLib},
+			{"mail", "SUITECRM_SMTP_HOST/_PORT_NUMBER/_USER/_PASSWORD/_PROTOCOL (ssl|tls)/_NOTIFY_ADDRESS, applied by the installation wizard on the first start", srcSuiteLib},
+			{"upgrade", "a new image restores the persisted installation; SuiteCRM's own upgrade package is not run by the image: a user's spec.migration runs it", srcSuiteLib},
+		},
 	}
 }
 
-// espoCRM: the official image espocrm/espocrm (https://github.com/espocrm/espocrm-docker,
-// https://docs.espocrm.com/administration/docker/installation/). It reads
-// ESPOCRM_DATABASE_PLATFORM/_HOST/_PORT/_NAME/_USER/_PASSWORD,
-// ESPOCRM_ADMIN_USERNAME/_PASSWORD and ESPOCRM_SITE_URL; Apache serves on 80
-// as www-data (uid 33) from /var/www/html, which holds the installation and
-// uploads. The image documents two more processes from the same image and
-// volume: the job daemon (entrypoint docker-daemon.sh) and the websocket
-// server (entrypoint docker-websocket.sh, port 8080, fed over ZeroMQ on 7777).
+// espoCRM: the official image espocrm/espocrm (EspoCRM 10). The entrypoint
+// installs or migrates only when its first argument is apache2* or php-fpm;
+// the volumes are data, custom and client/custom under /var/www/html (a
+// volume at /var/www/html itself is the "legacy" layout it refuses to
+// start from empty).
 func espoCRM() Profile {
+	// The entrypoint's own install/migrate, then `apache2ctl -v` exits.
+	installOrMigrate := Run{Args: []string{"apache2ctl", "-v"}}
 	return Profile{
-		Product: crmv1alpha1.ProductEspoCRM, Image: "docker.io/espocrm/espocrm", DefaultVersion: "9.1.8",
-		Port: 80, UID: 33, Engine: crmv1alpha1.DatabaseMariaDB,
-		FilesPath: "/var/www/html", TmpPaths: []string{"/tmp", "/var/run/apache2", "/var/lock/apache2"},
+		Product: crmv1alpha1.ProductEspoCRM, Image: "docker.io/espocrm/espocrm", DefaultVersion: "10.0.3",
+		Port: 80, UID: 33, GID: 33, Engine: crmv1alpha1.DatabaseMariaDB,
+		Files: []FilesMount{
+			{Path: "/var/www/html/data", SubPath: "data"},
+			{Path: "/var/www/html/custom", SubPath: "custom"},
+			{Path: "/var/www/html/client/custom", SubPath: "client-custom"},
+		},
+		TmpPaths:   []string{"/tmp", "/var/run/apache2", "/var/lock/apache2"},
 		HealthPath: "/",
+		// The full path does not match apache2*: Apache starts without the
+		// entrypoint migrating on its own (the promotion's backup comes first).
+		App:         Run{Args: []string{"/usr/local/bin/apache2-foreground"}},
+		Prepare:     &Run{Command: []string{"/bin/sh", "-c", "mkdir -p " + PrepareFilesDir + "/data " + PrepareFilesDir + "/custom " + PrepareFilesDir + "/client-custom"}},
+		Init:        &installOrMigrate,
+		Upgrade:     &installOrMigrate,
+		UpgradePath: oneMajorAtATime("EspoCRM", 10),
+		MinVersion:  "10.0.0",
 		Env: func(c Connection) []corev1.EnvVar {
-			return []corev1.EnvVar{
+			vars := []corev1.EnvVar{
 				env("ESPOCRM_DATABASE_PLATFORM", "Mysql"),
 				env("ESPOCRM_DATABASE_HOST", c.DatabaseHost),
 				env("ESPOCRM_DATABASE_PORT", strconv.Itoa(int(c.DatabasePort))),
@@ -64,55 +137,139 @@ func espoCRM() Profile {
 				secretEnv("ESPOCRM_ADMIN_PASSWORD", c.SecretName, SecretAdminPassword),
 				env("ESPOCRM_SITE_URL", c.SiteURL),
 				env("ESPOCRM_CONFIG_USE_WEB_SOCKET", "true"),
+				// The websocket component binds 7777; the application and the
+				// daemon submit to it through its Service.
+				env("ESPOCRM_CONFIG_WEB_SOCKET_ZERO_M_Q_SUBSCRIBER_DSN", "tcp://*:7777"),
+				env("ESPOCRM_CONFIG_WEB_SOCKET_ZERO_M_Q_SUBMISSION_DSN", fmt.Sprintf("tcp://%s-websocket:7777", c.EnvName)),
+			}
+			if u := webSocketURL(c.SiteURL); u != "" {
+				vars = append(vars, env("ESPOCRM_CONFIG_WEB_SOCKET_URL", u))
+			}
+			return vars
+		},
+		MailEnv: func(m Mail) []corev1.EnvVar {
+			security, auth := "", "false"
+			if m.TLS {
+				security = "TLS"
+			}
+			if m.Username != nil {
+				auth = "true"
+			}
+			return []corev1.EnvVar{
+				env("ESPOCRM_CONFIG_SMTP_SERVER", m.Host), env("ESPOCRM_CONFIG_SMTP_PORT", strconv.Itoa(int(m.Port))),
+				env("ESPOCRM_CONFIG_SMTP_AUTH", auth), env("ESPOCRM_CONFIG_SMTP_SECURITY", security),
+				optionalSecretEnv("ESPOCRM_CONFIG_SMTP_USERNAME", m.Username), optionalSecretEnv("ESPOCRM_CONFIG_SMTP_PASSWORD", m.Password),
+				env("ESPOCRM_CONFIG_OUTBOUND_EMAIL_FROM_ADDRESS", m.From),
 			}
 		},
 		Components: []Component{
-			{Name: "daemon", Command: []string{"docker-daemon.sh"}},
-			{
-				Name: "websocket", Command: []string{"docker-websocket.sh"}, Port: 8080, IngressPath: "/ws",
-				ExtraEnv: func(c Connection, envName string) []corev1.EnvVar {
-					return []corev1.EnvVar{
-						env("ESPOCRM_CONFIG_WEB_SOCKET_ZERO_M_Q_SUBSCRIBER_DSN", "tcp://*:7777"),
-						env("ESPOCRM_CONFIG_WEB_SOCKET_ZERO_M_Q_SUBMISSION_DSN", fmt.Sprintf("tcp://%s-websocket:7777", envName)),
-					}
-				},
-			},
+			{Name: "daemon", Run: Run{Command: []string{"docker-daemon.sh"}}},
+			{Name: "websocket", Run: Run{Command: []string{"docker-websocket.sh"}}, Ports: []int32{8080, 7777}, IngressPath: "/ws"},
 		},
-		Source: "https://github.com/espocrm/espocrm-docker",
+		Facts: []Fact{
+			{"image", "espocrm/espocrm 10.0.3 (php:8.4-apache-trixie), WORKDIR /var/www/html, ENTRYPOINT docker-entrypoint.sh, CMD apache2-foreground; data, custom, client/custom owned by www-data (33)", srcEspoDockerfile},
+			{"volumes", "mount /var/www/html/data, /var/www/html/custom and /var/www/html/client/custom separately; a volume at /var/www/html is the legacy layout and an empty one aborts the start (\"Container startup aborted\")", srcEspoEntrypoint},
+			{"permissions", "setPermissions runs chown -R www-data:www-data on the three directories under set -e: they must be owned by 33, so a prepare step creates them in the volume as 33 (fsGroup 33, OnRootMismatch)", srcEspoEntrypoint},
+			{"install and migrate", "only when $1 is apache2* or php-fpm: install on an empty installation, else `bin/command migrate` (the upgrade); then ESPOCRM_CONFIG_* are written with config:set", srcEspoEntrypoint},
+			{"env", "ESPOCRM_DATABASE_PLATFORM/_HOST/_PORT/_NAME/_USER/_PASSWORD, ESPOCRM_ADMIN_USERNAME/_PASSWORD, ESPOCRM_SITE_URL; ESPOCRM_CONFIG_<NAME> sets config parameter <name> (camelCase, __ for nesting)", srcEspoEntrypoint},
+			{"components", "docker-daemon.sh (job daemon) and docker-websocket.sh (php websocket.php, port 8080) exit until `bin/command app-check` passes, then apply ESPOCRM_CONFIG_*", srcEspoDaemon},
+			{"websocket", "the application submits to the websocket server over ZeroMQ (webSocketZeroMQSubmissionDsn, tcp://<websocket>:7777); the browser connects to webSocketUrl: set to ws(s)://<host>/ws, routed to port 8080", srcEspoDaemon},
+			{"mail", "config parameters smtpServer, smtpPort, smtpAuth, smtpSecurity, smtpUsername, smtpPassword, outboundEmailFromAddress, set through ESPOCRM_CONFIG_*", srcEspoConfig},
+		},
 	}
 }
 
-// odoo: the official image odoo (https://hub.docker.com/_/odoo). Its
-// entrypoint reads HOST, PORT, USER and PASSWORD for PostgreSQL; Odoo serves
-// on 8069 as the odoo user (uid 101) and keeps its filestore in
-// /var/lib/odoo. /web/health answers since Odoo 16.
+// odooConf writes the configuration file the image reads ($ODOO_RC) from
+// the environment: the database (so no password is on a command line: the
+// entrypoint and wait-for-psql.py read db_* from this file), a single
+// database with the database manager off, the master password and SMTP.
+const odooConf = `umask 077
+smtp_user="${ODOO_SMTP_USER:-False}"
+smtp_password="${ODOO_SMTP_PASSWORD:-False}"
+cat > "$ODOO_RC" <<EOF
+[options]
+addons_path = /mnt/extra-addons
+data_dir = /var/lib/odoo
+db_host = $HOST
+db_port = $PORT
+db_user = $USER
+db_password = $PASSWORD
+db_name = $ODOO_DATABASE
+dbfilter = ^$ODOO_DATABASE\$
+list_db = False
+proxy_mode = True
+admin_passwd = $ODOO_MASTER_PASSWORD
+smtp_server = $ODOO_SMTP_SERVER
+smtp_port = $ODOO_SMTP_PORT
+smtp_ssl = $ODOO_SMTP_SSL
+smtp_user = $smtp_user
+smtp_password = $smtp_password
+email_from = $ODOO_EMAIL_FROM
+EOF`
+
+// odooInit installs the base module into the empty database the operator
+// created, once (a database with base installed is left alone), and sets
+// the admin user's password from the credentials Secret.
+const odooInit = `set -e
+export PGHOST="$HOST" PGPORT="$PORT" PGUSER="$USER" PGPASSWORD="$PASSWORD" PGDATABASE="$ODOO_DATABASE"
+if [ "$(psql -tAc "SELECT 1 FROM ir_module_module WHERE name = 'base' AND state = 'installed'" 2>/dev/null)" = 1 ]; then
+  echo "database $ODOO_DATABASE is initialized"
+  exit 0
+fi
+/entrypoint.sh odoo -d "$ODOO_DATABASE" -i base --without-demo=all --stop-after-init --no-http
+printf '%s\n' "env.ref('base.user_admin').write({'password': __import__('os').environ['ADMIN_PASSWORD']})" "env.cr.commit()" \
+  | /entrypoint.sh odoo shell -d "$ODOO_DATABASE" --no-http`
+
+// odoo: the official image odoo (https://github.com/odoo/docker).
 func odoo() Profile {
 	return Profile{
 		Product: crmv1alpha1.ProductOdoo, Image: "docker.io/library/odoo", DefaultVersion: "18.0",
-		Port: 8069, UID: 101, Engine: crmv1alpha1.DatabasePostgreSQL,
-		FilesPath: "/var/lib/odoo", TmpPaths: []string{"/tmp"}, ReadOnlyRootFilesystem: true,
-		HealthPath: "/web/health",
-		// Kubernetes expands $(ODOO_DATABASE) from the variable below.
-		Args: []string{"odoo", "--database=$(ODOO_DATABASE)", "--db-filter=^$(ODOO_DATABASE)$", "--proxy-mode"},
+		Port: 8069, UID: 100, GID: 101, Home: "/var/lib/odoo", Engine: crmv1alpha1.DatabasePostgreSQL,
+		Files:    []FilesMount{{Path: "/var/lib/odoo"}},
+		TmpPaths: []string{"/tmp", "/run/odoo"}, ReadOnlyRootFilesystem: true,
+		HealthPath:  "/web/health",
+		App:         Run{Args: []string{"odoo"}},
+		Prepare:     &Run{Command: []string{"/bin/sh", "-c", odooConf}},
+		Init:        &Run{Command: []string{"/bin/bash", "-c", odooInit}},
+		Upgrade:     &Run{Args: []string{"odoo", "-d", "$(ODOO_DATABASE)", "-u", "all", "--stop-after-init", "--no-http"}},
+		UpgradePath: sameMajor("Odoo", "-u all updates modules within a series; a new series (17.0 to 18.0) needs Odoo's upgrade service or OpenUpgrade first"),
 		Env: func(c Connection) []corev1.EnvVar {
 			return []corev1.EnvVar{
 				env("HOST", c.DatabaseHost),
 				env("PORT", strconv.Itoa(int(c.DatabasePort))),
 				env("USER", c.DatabaseUser),
 				c.passwordEnv("PASSWORD"),
+				env("ODOO_RC", "/run/odoo/odoo.conf"),
 				env("ODOO_DATABASE", c.DatabaseName),
+				secretEnv("ODOO_MASTER_PASSWORD", c.SecretName, SecretAppSecret),
+				secretEnv("ADMIN_PASSWORD", c.SecretName, SecretAdminPassword),
 			}
 		},
-		Source: "https://hub.docker.com/_/odoo",
+		MailEnv: func(m Mail) []corev1.EnvVar {
+			ssl := "False"
+			if m.TLS {
+				ssl = "True"
+			}
+			return []corev1.EnvVar{
+				env("ODOO_SMTP_SERVER", m.Host), env("ODOO_SMTP_PORT", strconv.Itoa(int(m.Port))), env("ODOO_SMTP_SSL", ssl),
+				optionalSecretEnv("ODOO_SMTP_USER", m.Username), optionalSecretEnv("ODOO_SMTP_PASSWORD", m.Password),
+				env("ODOO_EMAIL_FROM", m.From),
+			}
+		},
+		Facts: []Fact{
+			{"image", "odoo 18.0 (ubuntu:noble, Odoo's nightly .deb), USER odoo, ENTRYPOINT /entrypoint.sh, CMD odoo, ENV ODOO_RC=/etc/odoo/odoo.conf, VOLUME /var/lib/odoo /mnt/extra-addons, EXPOSE 8069 8071 8072, postgresql-client installed", srcOdooDockerfile},
+			{"user", "the .deb's system user odoo is uid 100, group odoo gid 101 (users is 100), home /var/lib/odoo: the pod runs as 100:101 with HOME=/var/lib/odoo", srcOdooDockerfile},
+			{"database", "the entrypoint reads HOST, PORT, USER, PASSWORD and passes --db_host/--db_port/--db_user/--db_password only when $1 is odoo, -- or -* and the key is not in $ODOO_RC; wait-for-psql.py reads $ODOO_RC first", srcOdooEntrypoint},
+			{"configuration", "the image's odoo.conf sets addons_path = /mnt/extra-addons and data_dir = /var/lib/odoo; admin_passwd defaults to admin and list_db to True", srcOdooConf},
+			{"options", "admin_passwd exists only in the configuration file (default 'admin'); --no-database-list (list_db), -i/--init, -u/--update, --without-demo, --stop-after-init, --no-http, --smtp/--smtp-port/--smtp-ssl/--smtp-user/--smtp-password/--email-from", srcOdooOptions},
+			{"init", "a database created empty (POSTGRES_DB) is not initialized: Odoo installs base only with -i base; the init Job runs it once through the entrypoint and sets the admin password with `odoo shell`", srcOdooOptions},
+			{"upgrade", "-u all --stop-after-init updates the installed modules to the new build; a new series needs a migrated database", srcOdooOptions},
+			{"mail", "smtp_server, smtp_port, smtp_ssl, smtp_user, smtp_password, email_from in the configuration file (ir.mail_server records in the database take precedence; anonymized copies deactivate them)", srcOdooOptions},
+		},
 	}
 }
 
-// twenty: the official image twentycrm/twenty
-// (https://twenty.com/developers/section/self-hosting/docker-compose). The
-// server reads PG_DATABASE_URL, REDIS_URL, SERVER_URL and APP_SECRET, serves
-// on 3000 with /healthz, runs as uid 1000 and stores attachments under
-// /app/packages/twenty-server/.local-storage; a worker runs `yarn worker:prod`
-// from the same image with migrations and cron registration disabled.
+// twenty: the official image twentycrm/twenty.
 func twenty() Profile {
 	twentyEnv := func(c Connection) []corev1.EnvVar {
 		return []corev1.EnvVar{
@@ -124,29 +281,60 @@ func twenty() Profile {
 			env("SERVER_URL", c.SiteURL),
 			secretEnv("APP_SECRET", c.SecretName, SecretAppSecret),
 			env("STORAGE_TYPE", "local"),
+			// The entrypoint migrates on start unless this is true: the
+			// operator runs migrations in the init Job and in the
+			// promotion's migration slot, after the backup.
+			env("DISABLE_DB_MIGRATIONS", "true"),
 		}
 	}
+	migrate := Run{Args: []string{"true"}, Env: []corev1.EnvVar{env("DISABLE_DB_MIGRATIONS", "false")}}
 	return Profile{
 		Product: crmv1alpha1.ProductTwenty, Image: "docker.io/twentycrm/twenty", DefaultVersion: "v1.8.0",
-		Port: 3000, UID: 1000, Engine: crmv1alpha1.DatabasePostgreSQL, NeedsRedis: true,
-		FilesPath: "/app/packages/twenty-server/.local-storage", TmpPaths: []string{"/tmp"}, ReadOnlyRootFilesystem: true,
-		HealthPath: "/healthz",
-		Env:        twentyEnv,
+		Port: 3000, UID: 1000, GID: 1000, Home: "/tmp", Engine: crmv1alpha1.DatabasePostgreSQL, NeedsRedis: true,
+		Files:    []FilesMount{{Path: "/app/packages/twenty-server/.local-storage"}},
+		TmpPaths: []string{"/tmp", "/app/docker-data"}, ReadOnlyRootFilesystem: true,
+		HealthPath:  "/healthz",
+		Init:        &migrate,
+		Upgrade:     &migrate,
+		UpgradePath: oneMinorAtATime("Twenty"),
+		Env:         twentyEnv,
+		MailEnv: func(m Mail) []corev1.EnvVar {
+			noTLS := "true"
+			if m.TLS {
+				noTLS = "false"
+			}
+			return []corev1.EnvVar{
+				env("EMAIL_DRIVER", "smtp"), env("EMAIL_SMTP_HOST", m.Host), env("EMAIL_SMTP_PORT", strconv.Itoa(int(m.Port))),
+				env("EMAIL_SMTP_NO_TLS", noTLS),
+				optionalSecretEnv("EMAIL_SMTP_USER", m.Username), optionalSecretEnv("EMAIL_SMTP_PASSWORD", m.Password),
+				env("EMAIL_FROM_ADDRESS", m.From), env("EMAIL_SYSTEM_ADDRESS", m.From),
+			}
+		},
 		Components: []Component{{
-			Name: "worker", Command: []string{"yarn", "worker:prod"},
+			Name: "worker", Run: Run{Args: []string{"yarn", "worker:prod"}},
 			ExtraEnv: func(Connection, string) []corev1.EnvVar {
-				return []corev1.EnvVar{env("DISABLE_DB_MIGRATIONS", "true"), env("DISABLE_CRON_JOBS_REGISTRATION", "true")}
+				return []corev1.EnvVar{env("DISABLE_CRON_JOBS_REGISTRATION", "true")}
 			},
 		}},
-		Source: "https://twenty.com/developers/section/self-hosting/docker-compose",
+		Facts: []Fact{
+			{"image", "twentycrm/twenty: USER 1000, WORKDIR /app/packages/twenty-server, ENTRYPOINT /app/entrypoint.sh, CMD node dist/src/main", srcTwentyDocker},
+			{"migrations", "unless DISABLE_DB_MIGRATIONS=true and while /app/docker-data/db_status is missing, the entrypoint creates the database, runs setup-db.ts, database:migrate:prod and `command:prod upgrade`, then touches db_status: /app/docker-data must be writable", srcTwentyEntry},
+			{"home", "yarn and tsx run in the entrypoint and the worker and write under $HOME: HOME=/tmp (an emptyDir) with the read-only root", srcTwentyEntry},
+			{"processes", "server on 3000 answering /healthz; worker `yarn worker:prod` with DISABLE_DB_MIGRATIONS=true; attachments in /app/packages/twenty-server/.local-storage", srcTwentyCompose},
+			{"env", "PG_DATABASE_URL, REDIS_URL, SERVER_URL, APP_SECRET, STORAGE_TYPE (local), NODE_PORT 3000", srcTwentyConfig},
+			{"mail", "EMAIL_DRIVER (logger by default; smtp), EMAIL_SMTP_HOST, EMAIL_SMTP_PORT, EMAIL_SMTP_NO_TLS, EMAIL_SMTP_USER, EMAIL_SMTP_PASSWORD, EMAIL_FROM_ADDRESS, EMAIL_SYSTEM_ADDRESS", srcTwentyConfig},
+			{"telemetry", "no telemetry variable is read by this version's configuration (config-variables.ts): none is set", srcTwentyConfig},
+			{"upgrade", "upgrades go one minor version at a time, each running `command:prod upgrade`", srcTwentyUpgrade},
+		},
 	}
 }
 
 // custom: any image, configured from spec.product. The operator passes the
 // database as DATABASE_HOST/_PORT/_NAME/_USER/_PASSWORD and DATABASE_URL,
-// the site as SITE_URL, and the admin password as ADMIN_PASSWORD; spec.product.env
-// adds the rest. The image must run as a non-root user (uid 1000 unless the
-// image's USER is numeric) and answer healthPath (default /).
+// the site as SITE_URL, the admin password as ADMIN_PASSWORD and the mail
+// server as SMTP_HOST/_PORT/_USERNAME/_PASSWORD/_FROM; spec.product.env adds
+// the rest. The image must run as a non-root user (uid 1000) and answer
+// healthPath (default /).
 func custom(p crmv1alpha1.Product) Profile {
 	scheme := "postgres"
 	if p.DatabaseEngine == crmv1alpha1.DatabaseMariaDB {
@@ -154,7 +342,7 @@ func custom(p crmv1alpha1.Product) Profile {
 	}
 	extra := p.Env
 	return Profile{
-		Product: crmv1alpha1.ProductCustom, Image: p.Image, Port: 8080, UID: 1000, Engine: p.DatabaseEngine,
+		Product: crmv1alpha1.ProductCustom, Image: p.Image, Port: 8080, UID: 1000, GID: 1000, Engine: p.DatabaseEngine,
 		TmpPaths: []string{"/tmp"}, HealthPath: "/",
 		Env: func(c Connection) []corev1.EnvVar {
 			vars := []corev1.EnvVar{
@@ -169,6 +357,27 @@ func custom(p crmv1alpha1.Product) Profile {
 			}
 			return append(vars, extra...)
 		},
-		Source: "spec.product of the ImplementationProject",
+		MailEnv: func(m Mail) []corev1.EnvVar {
+			return []corev1.EnvVar{
+				env("SMTP_HOST", m.Host), env("SMTP_PORT", strconv.Itoa(int(m.Port))),
+				optionalSecretEnv("SMTP_USERNAME", m.Username), optionalSecretEnv("SMTP_PASSWORD", m.Password),
+				env("SMTP_FROM", m.From), env("SMTP_TLS", strconv.FormatBool(m.TLS)),
+			}
+		},
+		Facts: []Fact{{"contract", "the variables above, a non-root user 1000, healthPath; nothing else is assumed of the image", "spec.product of the ImplementationProject"}},
+	}
+}
+
+// webSocketURL is where a browser reaches EspoCRM's websocket component:
+// the site's host at /ws (the Ingress routes it), ws or wss as the site.
+// Empty when the site has no public host (no Ingress).
+func webSocketURL(siteURL string) string {
+	switch {
+	case strings.Contains(siteURL, ".svc:") || siteURL == "":
+		return ""
+	case strings.HasPrefix(siteURL, "https://"):
+		return "wss://" + strings.TrimPrefix(siteURL, "https://") + "/ws"
+	default:
+		return "ws://" + strings.TrimPrefix(siteURL, "http://") + "/ws"
 	}
 }

@@ -47,6 +47,10 @@ type Connection struct {
 	DatabasePassword corev1.SecretKeySelector
 	RedisHost        string // empty when the product needs no Redis
 	SiteURL          string
+	// EnvName names the environment; components are reached at <EnvName>-<component>.
+	EnvName string
+	// Mail is where the application sends e-mail.
+	Mail Mail
 	// SecretName is the generated credentials Secret (admin password, app secret).
 	SecretName string
 }
@@ -57,19 +61,57 @@ func (c Connection) passwordEnv(name string) corev1.EnvVar {
 }
 
 // Component is a process of the product run as its own Deployment next to
-// the web application (e.g. a job daemon or a websocket server).
+// the web application (e.g. a job daemon, a websocket server, a scheduler).
 type Component struct {
 	// Name is appended to the environment's name, e.g. "worker".
 	Name string
-	// Command replaces the image's entrypoint; Args its arguments.
-	Command []string
-	Args    []string
-	// Port the component listens on, 0 for none. A Service is created for it.
-	Port int32
+	// Run replaces the image's entrypoint (Command) or passes it
+	// arguments (Args only).
+	Run
+	// Ports the component listens on; a Service exposes them. The first
+	// is the one IngressPath routes to.
+	Ports []int32
 	// ExtraEnv is added to the application's environment.
 	ExtraEnv func(c Connection, envName string) []corev1.EnvVar
 	// IngressPath routes this path of the environment's host to the component.
 	IngressPath string
+}
+
+// Run is how a container of the product starts. An empty Command keeps the
+// image's entrypoint, so that what the entrypoint sets up (database
+// arguments, persisted configuration, permissions) is in place; Args are
+// then the entrypoint's arguments.
+type Run struct {
+	Command []string
+	Args    []string
+	// Env overrides the product's environment for this run.
+	Env []corev1.EnvVar
+}
+
+// FilesMount is one mount of the environment's files volume. SubPath is a
+// directory of the volume ("" mounts its root).
+type FilesMount struct {
+	Path    string
+	SubPath string
+}
+
+// Mail is where an environment's application sends e-mail: a production
+// SMTP server from a Secret, or the environment's mail catcher.
+type Mail struct {
+	Host string
+	Port int32
+	// Username and Password are Secret keys; nil when the server takes no login.
+	Username, Password *corev1.SecretKeySelector
+	// From is the sender address.
+	From string
+	// TLS is true when the server expects STARTTLS/TLS (never for the catcher).
+	TLS bool
+}
+
+// Fact is one line of a product's contract with the image: what the
+// operator relies on, and the source that shows it.
+type Fact struct {
+	Topic, Fact, Source string
 }
 
 // Database describes the database server an engine runs on.
@@ -90,20 +132,23 @@ type Database struct {
 	Ready []string
 }
 
-// Profile is one CRM product.
+// Profile is one CRM product: its contract with the image, taken from the
+// image's own sources (Facts).
 type Profile struct {
 	Product        crmv1alpha1.ProductName
 	Image          string
 	DefaultVersion string
 	Port           int32
-	// UID the image's web server runs as when not root.
-	UID    int64
+	// UID and GID the image's processes run as (not root).
+	UID, GID int64
+	// Home is set as HOME when the image's user has no writable home.
+	Home   string
 	Engine crmv1alpha1.DatabaseEngine
 	// NeedsRedis runs a Redis next to the database.
 	NeedsRedis bool
-	// FilesPath is where the application writes files (uploads, attachments,
-	// filestore); mounted from the files PVC. Empty: nothing to keep.
-	FilesPath string
+	// Files are the mounts of the files volume (uploads, attachments,
+	// filestore, configuration). Empty: nothing to keep.
+	Files []FilesMount
 	// TmpPaths are writable scratch paths (emptyDir) so that the root
 	// filesystem can stay read-only.
 	TmpPaths []string
@@ -111,16 +156,37 @@ type Profile struct {
 	ReadOnlyRootFilesystem bool
 	// HealthPath answers 2xx when the application is healthy.
 	HealthPath string
-	// Command and Args override the image's entrypoint and arguments.
-	Command []string
-	Args    []string
+	// App is how the web application starts.
+	App Run
+	// Prepare runs before every container of the product (an init
+	// container with the same environment), e.g. to write a configuration
+	// file from the environment. The files volume's root is at PrepareFilesDir.
+	Prepare *Run
+	// Init runs once, as a Job, before the application first starts: it
+	// installs the product into the empty database. It must be idempotent.
+	Init *Run
+	// Upgrade runs, in the promotion's migration slot, when the version
+	// changes: the product's own schema and data upgrade.
+	Upgrade *Run
+	// MinVersion is the first version the contract holds for.
+	MinVersion string
+	// UpgradePath says whether from -> to is one supported upgrade step.
+	UpgradePath func(from, to string) error
 	// Env is what the image reads to find its database, admin and site URL.
 	Env func(c Connection) []corev1.EnvVar
+	// MailEnv is what the image reads to send e-mail.
+	MailEnv func(m Mail) []corev1.EnvVar
 	// Components are extra processes, each its own Deployment.
 	Components []Component
-	// Source cites the documentation the profile was taken from.
-	Source string
+	// Facts are the contract's lines with their sources.
+	Facts []Fact
 }
+
+// PrepareFilesDir is where a Prepare step finds the files volume's root.
+const PrepareFilesDir = "/crm-files"
+
+// HasFiles reports whether the product keeps files in a volume.
+func (p Profile) HasFiles() bool { return len(p.Files) > 0 }
 
 // secretEnv reads key of the credentials Secret into the variable name.
 func secretEnv(name, secretName, key string) corev1.EnvVar {
@@ -130,6 +196,19 @@ func secretEnv(name, secretName, key string) corev1.EnvVar {
 }
 
 func env(name, value string) corev1.EnvVar { return corev1.EnvVar{Name: name, Value: value} }
+
+// optionalSecretEnv reads a Secret key that may be absent (an SMTP login);
+// nil leaves the variable out (an unnamed variable, dropped by MailVars).
+func optionalSecretEnv(name string, ref *corev1.SecretKeySelector) corev1.EnvVar {
+	if ref == nil {
+		return corev1.EnvVar{}
+	}
+	r := *ref
+	r.Optional = ptrTrue()
+	return corev1.EnvVar{Name: name, ValueFrom: &corev1.EnvVarSource{SecretKeyRef: &r}}
+}
+
+func ptrTrue() *bool { t := true; return &t }
 
 // For returns the profile of the project's product: a known product's
 // profile with the project's overrides applied, or one built from the spec
@@ -187,7 +266,10 @@ func OwnedEnv(p crmv1alpha1.Product) []string {
 			}
 		}
 	}
-	add(prof.Env(Connection{}))
+	add(prof.Env(Connection{SiteURL: "https://owned.example"}))
+	if prof.MailEnv != nil {
+		add(prof.MailEnv(Mail{Username: &corev1.SecretKeySelector{}, Password: &corev1.SecretKeySelector{}}))
+	}
 	for _, c := range prof.Components {
 		if c.ExtraEnv != nil {
 			add(c.ExtraEnv(Connection{}, "env"))
@@ -267,4 +349,18 @@ func siteHost(siteURL string) string {
 		return siteURL
 	}
 	return u.Hostname()
+}
+
+// MailVars are the product's variables for the mail server m.
+func (p Profile) MailVars(m Mail) []corev1.EnvVar {
+	if p.MailEnv == nil {
+		return nil
+	}
+	var vars []corev1.EnvVar
+	for _, v := range p.MailEnv(m) {
+		if v.Name != "" {
+			vars = append(vars, v)
+		}
+	}
+	return vars
 }

@@ -372,6 +372,31 @@ func (c *CLI) Hibernate(ctx context.Context, env string, hibernate bool) error {
 	return nil
 }
 
+// Mail tells where an environment's caught mail is read and how to sign in:
+// the catcher's web UI on the environment's host, or a port-forward to its
+// Service when the environment has no Ingress. The password stays in its
+// Secret: the command prints how to read it, never the password.
+func (c *CLI) Mail(ctx context.Context, env string) error {
+	e := &crmv1alpha1.Environment{}
+	if err := c.Client.Get(ctx, c.key(env), e); err != nil {
+		return err
+	}
+	if e.Status.MailURL == "" {
+		if e.Spec.Stage == crmv1alpha1.StageProduction {
+			return fmt.Errorf("environment %s is production: its mail goes to its real SMTP server, no catcher runs", env)
+		}
+		return fmt.Errorf("environment %s has no mail catcher (it names a real SMTP server the project allows outside production)", env)
+	}
+	url := e.Status.MailURL
+	if strings.Contains(url, ".svc:") {
+		fmt.Fprintf(c.Out, "kubectl -n %s port-forward service/%s-mail 8025\n", e.Namespace, env)
+		url = "http://localhost:8025/mail/"
+	}
+	fmt.Fprintf(c.Out, "caught mail of %s: %s\n", env, url)
+	fmt.Fprintf(c.Out, "sign in as admin with: kubectl -n %s get secret %s-credentials -o jsonpath='{.data.admin-password}' | base64 -d\n", e.Namespace, env)
+	return nil
+}
+
 // Erase files an ErasureRequest for a person in every environment of a project.
 func (c *CLI) Erase(ctx context.Context, project, email, reason string, waitFor bool) error {
 	if reason == "" {

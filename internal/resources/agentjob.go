@@ -93,7 +93,7 @@ func AgentJob(in AgentJobInput) (*batchv1.Job, error) {
 	}
 	mounts := []corev1.VolumeMount{{Name: "agent", MountPath: "/agent", ReadOnly: true}, {Name: "scratch", MountPath: "/scratch"}}
 
-	if in.Profile.FilesPath != "" && (in.Command == "backup" || in.Command == "restore") {
+	if in.Profile.HasFiles() && (in.Command == "backup" || in.Command == "restore") {
 		// Only these read or write the files; a delete of the backup of an
 		// environment that is gone must not wait for its claim.
 		vols = append(vols, claimVolume("files", FilesClaimName(env.Name)))
@@ -132,10 +132,10 @@ func AgentJob(in AgentJobInput) (*batchv1.Job, error) {
 	}
 
 	labels := componentLabels(in.EnvironmentInput, ComponentAgent)
-	sc := podSecurity(db.UID, false)
+	sc := podSecurity(db.UID, db.UID, false)
 	// Group access to the files the application wrote.
-	sc.SupplementalGroups = []int64{in.Profile.UID}
-	sc.FSGroup = ptr.To(in.Profile.UID)
+	sc.SupplementalGroups = []int64{in.Profile.GID}
+	sc.FSGroup = ptr.To(in.Profile.GID)
 	affinity := regionAffinity(in.Project)
 	if in.Command == "backup" || in.Command == "restore" {
 		affinity = besideTheApplication(in.EnvironmentInput)
@@ -190,7 +190,7 @@ func AgentJob(in AgentJobInput) (*batchv1.Job, error) {
 // with the application stopped (a restore) any node will do.
 func besideTheApplication(in *EnvironmentInput) *corev1.Affinity {
 	affinity := regionAffinity(in.Project)
-	if in.Profile.FilesPath == "" {
+	if !in.Profile.HasFiles() {
 		return affinity
 	}
 	if affinity == nil {

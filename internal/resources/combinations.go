@@ -50,6 +50,11 @@ func Combinations(namespace string) []Combination {
 					ObjectMeta: metav1.ObjectMeta{Name: string(s), Namespace: namespace, UID: "env-uid"},
 					Spec:       crmv1alpha1.EnvironmentSpec{ProjectRef: crmv1alpha1.ProjectReference{Name: namespace}, Stage: s},
 				}
+				if h.Mode == crmv1alpha1.HostingCloud {
+					project.Spec.Mail = &crmv1alpha1.MailPolicy{SMTP: &crmv1alpha1.SMTPServer{ //nolint:gosec // G101: a Secret's name
+						Host: "smtp.acme.example", Port: 587, From: "crm@acme.example", TLS: ptrTo(true), CredentialsSecretName: "acme-smtp",
+					}}
+				}
 				if s == crmv1alpha1.StageProduction {
 					env.Spec.Replicas = ptrTo(int32(2))
 					env.Spec.Ingress = &crmv1alpha1.EnvironmentIngress{Host: "crm.acme.example", TLSSecretName: "acme-tls"}

@@ -149,6 +149,8 @@ func connection(in *EnvironmentInput) crm.Connection {
 		},
 		SiteURL:    URL(in),
 		SecretName: CredentialsName(in.Env.Name),
+		EnvName:    in.Env.Name,
+		Mail:       MailOf(in),
 	}
 	if x := in.External; x != nil {
 		c.DatabaseHost, c.DatabasePort, c.DatabaseName, c.DatabaseUser = x.Host, x.Port, x.Name, x.User
@@ -187,25 +189,35 @@ func EnvironmentObjects(in *EnvironmentInput) (desired, absent []client.Object) 
 	}
 	if in.Profile.NeedsRedis {
 		desired = append(desired,
-			service(in, RedisName(env.Name), ComponentRedis, crm.Redis.Port, corev1.ServiceTypeClusterIP),
+			service(in, RedisName(env.Name), ComponentRedis, corev1.ServiceTypeClusterIP, crm.Redis.Port),
 			redisDeployment(in, hib),
 			redisPolicy(in),
 		)
 	}
 
-	if in.Profile.FilesPath != "" {
+	if in.Profile.HasFiles() {
 		desired = append(desired, claim(in, FilesClaimName(env.Name), ComponentApp, filesSize(env)))
 	}
 	desired = append(desired,
-		service(in, AppName(env.Name), ComponentApp, in.Profile.Port, appServiceType(in)),
+		service(in, AppName(env.Name), ComponentApp, appServiceType(in), in.Profile.Port),
 		appDeployment(in, conn, hib || in.ApplicationStopped),
 		appPolicy(in),
 	)
 	for _, c := range in.Profile.Components {
 		desired = append(desired, componentDeployment(in, conn, c, hib || in.ApplicationStopped))
-		if c.Port != 0 {
-			desired = append(desired, service(in, env.Name+"-"+c.Name, c.Name, c.Port, corev1.ServiceTypeClusterIP))
+		if len(c.Ports) > 0 {
+			desired = append(desired, service(in, env.Name+"-"+c.Name, c.Name, corev1.ServiceTypeClusterIP, c.Ports...))
 		}
+	}
+	catcher := []client.Object{
+		&appsv1.Deployment{TypeMeta: typeMeta("apps/v1", "Deployment"), ObjectMeta: meta(MailName(env.Name), ns, nil)},
+		&corev1.Service{TypeMeta: typeMeta("v1", "Service"), ObjectMeta: meta(MailName(env.Name), ns, nil)},
+		&networkingv1.NetworkPolicy{TypeMeta: typeMeta("networking.k8s.io/v1", "NetworkPolicy"), ObjectMeta: meta(MailName(env.Name), ns, nil)},
+	}
+	if CatchesMail(in) {
+		desired = append(desired, mailDeployment(in, hib), service(in, MailName(env.Name), ComponentMail, corev1.ServiceTypeClusterIP, MailSMTPPort, MailWebPort), mailPolicy(in))
+	} else {
+		absent = append(absent, catcher...)
 	}
 
 	if in.Project.Spec.Backup != nil {
@@ -258,8 +270,10 @@ func claim(in *EnvironmentInput, name, component string, size resource.Quantity)
 			Resources:   corev1.VolumeResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceStorage: size}},
 		},
 	}
-	// The files volume is shared by the application's replicas and components.
-	if component == ComponentApp && (replicas(in.Env) > 1 || len(in.Profile.Components) > 0) {
+	// The files volume is shared by the application's replicas and
+	// components: on one node (ReadWriteOnce, every class has it) unless the
+	// environment asks for ReadWriteMany.
+	if component == ComponentApp && FilesShared(in) {
 		pvc.Spec.AccessModes = []corev1.PersistentVolumeAccessMode{corev1.ReadWriteMany}
 	}
 	if sc := StorageClass(in); sc != "" {
@@ -284,20 +298,32 @@ func appServiceType(in *EnvironmentInput) corev1.ServiceType {
 	return corev1.ServiceTypeClusterIP
 }
 
-func service(in *EnvironmentInput, name, component string, port int32, typ corev1.ServiceType) *corev1.Service {
-	return &corev1.Service{
+// FilesShared reports whether the files volume is ReadWriteMany.
+func FilesShared(in *EnvironmentInput) bool {
+	return in.Env.Spec.Storage.FilesAccessMode == corev1.ReadWriteMany
+}
+
+func service(in *EnvironmentInput, name, component string, typ corev1.ServiceType, ports ...int32) *corev1.Service {
+	svc := &corev1.Service{
 		TypeMeta:   typeMeta("v1", "Service"),
 		ObjectMeta: meta(name, in.Env.Namespace, componentLabels(in, component)),
 		Spec: corev1.ServiceSpec{
 			Type:     typ,
 			Selector: selector(in.Env.Name, component),
-			Ports:    []corev1.ServicePort{{Name: "tcp", Port: port, TargetPort: intstr.FromInt32(port), Protocol: corev1.ProtocolTCP}},
 		},
 	}
+	for i, port := range ports {
+		name := "tcp"
+		if i > 0 {
+			name = fmt.Sprintf("tcp-%d", port)
+		}
+		svc.Spec.Ports = append(svc.Spec.Ports, corev1.ServicePort{Name: name, Port: port, TargetPort: intstr.FromInt32(port), Protocol: corev1.ProtocolTCP})
+	}
+	return svc
 }
 
 func headlessService(in *EnvironmentInput, name, component string, port int32) *corev1.Service {
-	s := service(in, name, component, port, corev1.ServiceTypeClusterIP)
+	s := service(in, name, component, corev1.ServiceTypeClusterIP, port)
 	s.Spec.ClusterIP = corev1.ClusterIPNone
 	return s
 }
@@ -328,13 +354,17 @@ func appResources(env *crmv1alpha1.Environment) corev1.ResourceRequirements {
 // podSecurity passes the Pod Security "restricted" profile. Ports below 1024
 // are allowed to the non-root user with the namespaced sysctl that the profile
 // permits, rather than a capability.
-func podSecurity(uid int64, lowPort bool) *corev1.PodSecurityContext {
+// The volumes' group is the image's group, set only when the volume's root
+// does not have it yet (OnRootMismatch): a large files tree is not walked
+// on every start.
+func podSecurity(uid, gid int64, lowPort bool) *corev1.PodSecurityContext {
 	sc := &corev1.PodSecurityContext{
-		RunAsNonRoot:   ptr.To(true),
-		RunAsUser:      ptr.To(uid),
-		RunAsGroup:     ptr.To(uid),
-		FSGroup:        ptr.To(uid),
-		SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
+		RunAsNonRoot:        ptr.To(true),
+		RunAsUser:           ptr.To(uid),
+		RunAsGroup:          ptr.To(gid),
+		FSGroup:             ptr.To(gid),
+		FSGroupChangePolicy: ptr.To(corev1.FSGroupChangeOnRootMismatch),
+		SeccompProfile:      &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
 	}
 	if lowPort {
 		sc.Sysctls = []corev1.Sysctl{{Name: unprivilegedPortSc, Value: "0"}}
@@ -408,7 +438,7 @@ func databaseStatefulSet(in *EnvironmentInput, db crm.Database, hib bool) *appsv
 			Template: corev1.PodTemplateSpec{
 				ObjectMeta: metav1.ObjectMeta{Labels: labels},
 				Spec: corev1.PodSpec{
-					SecurityContext:              podSecurity(db.UID, false),
+					SecurityContext:              podSecurity(db.UID, db.UID, false),
 					Affinity:                     regionAffinity(in.Project),
 					Tolerations:                  in.Tolerations,
 					AutomountServiceAccountToken: ptr.To(false),
@@ -450,7 +480,7 @@ func redisDeployment(in *EnvironmentInput, hib bool) *appsv1.Deployment {
 			Template: corev1.PodTemplateSpec{
 				ObjectMeta: metav1.ObjectMeta{Labels: labels},
 				Spec: corev1.PodSpec{
-					SecurityContext:              podSecurity(crm.Redis.UID, false),
+					SecurityContext:              podSecurity(crm.Redis.UID, crm.Redis.UID, false),
 					Affinity:                     regionAffinity(in.Project),
 					Tolerations:                  in.Tolerations,
 					AutomountServiceAccountToken: ptr.To(false),
@@ -488,24 +518,95 @@ func Image(in *EnvironmentInput) string {
 	return crm.Image(in.Profile.Image, in.Version)
 }
 
+// appPodSpec is the pod of a container of the product (the application,
+// a component, an init or migration Job): its image, environment, volumes
+// and the Prepare step before it.
 func appPodSpec(in *EnvironmentInput, conn crm.Connection, container corev1.Container) corev1.PodSpec {
 	vols, mounts := scratch(in.Profile.TmpPaths)
-	if in.Profile.FilesPath != "" {
+	var filesRoot []corev1.VolumeMount
+	if in.Profile.HasFiles() {
 		vols = append(vols, claimVolume("files", FilesClaimName(in.Env.Name)))
-		mounts = append(mounts, corev1.VolumeMount{Name: "files", MountPath: in.Profile.FilesPath})
+		for _, f := range in.Profile.Files {
+			mounts = append(mounts, corev1.VolumeMount{Name: "files", MountPath: f.Path, SubPath: f.SubPath})
+		}
+		filesRoot = []corev1.VolumeMount{{Name: "files", MountPath: crm.PrepareFilesDir}}
 	}
-	container.Image = Image(in)
+	image := Image(in)
+	environment := ProductEnv(in, conn)
+	container.Image = image
 	container.VolumeMounts = mounts
 	container.SecurityContext = containerSecurity(in.Profile.ReadOnlyRootFilesystem)
-	container.Env = append(in.Profile.Env(conn), container.Env...)
-	return corev1.PodSpec{
-		SecurityContext:              podSecurity(in.Profile.UID, in.Profile.Port < 1024),
+	container.Env = mergeEnv(environment, container.Env)
+	spec := corev1.PodSpec{
+		SecurityContext:              podSecurity(in.Profile.UID, in.Profile.GID, in.Profile.Port < 1024),
 		Affinity:                     regionAffinity(in.Project),
 		Tolerations:                  in.Tolerations,
 		AutomountServiceAccountToken: ptr.To(false),
 		Volumes:                      vols,
 		Containers:                   []corev1.Container{container},
 	}
+	if p := in.Profile.Prepare; p != nil {
+		spec.InitContainers = []corev1.Container{{
+			Name: "prepare", Image: image, Command: p.Command, Args: p.Args,
+			Env:             mergeEnv(environment, p.Env),
+			VolumeMounts:    append(append([]corev1.VolumeMount{}, mounts...), filesRoot...),
+			SecurityContext: containerSecurity(in.Profile.ReadOnlyRootFilesystem),
+			Resources:       agentResources(),
+		}}
+	}
+	return spec
+}
+
+// ProductEnv is what every container of the product reads: the product's
+// own variables, its mail settings, HOME when the image's user has none,
+// and spec.product.env.
+func ProductEnv(in *EnvironmentInput, conn crm.Connection) []corev1.EnvVar {
+	vars := in.Profile.Env(conn)
+	if conn.Mail.Host != "" {
+		vars = mergeEnv(vars, in.Profile.MailVars(conn.Mail))
+	}
+	if in.Profile.Home != "" {
+		vars = mergeEnv(vars, []corev1.EnvVar{{Name: "HOME", Value: in.Profile.Home}})
+	}
+	return vars
+}
+
+// mergeEnv returns base with over's variables replacing those of the same
+// name in place and the others appended: a variable is defined once, so
+// $(VAR) references keep their order.
+func mergeEnv(base, over []corev1.EnvVar) []corev1.EnvVar {
+	out := append([]corev1.EnvVar{}, base...)
+	index := map[string]int{}
+	for i, v := range out {
+		index[v.Name] = i
+	}
+	for _, v := range over {
+		if i, ok := index[v.Name]; ok {
+			out[i] = v
+			continue
+		}
+		index[v.Name] = len(out)
+		out = append(out, v)
+	}
+	return out
+}
+
+// filesAffinity keeps every pod that mounts a ReadWriteOnce files volume on
+// the node of the application's pods (the first application pod matches
+// its own term and may go anywhere).
+func filesAffinity(in *EnvironmentInput) *corev1.Affinity {
+	affinity := regionAffinity(in.Project)
+	if !in.Profile.HasFiles() || FilesShared(in) || (len(in.Profile.Components) == 0 && replicas(in.Env) <= 1) {
+		return affinity
+	}
+	if affinity == nil {
+		affinity = &corev1.Affinity{}
+	}
+	affinity.PodAffinity = &corev1.PodAffinity{RequiredDuringSchedulingIgnoredDuringExecution: []corev1.PodAffinityTerm{{
+		LabelSelector: &metav1.LabelSelector{MatchLabels: selector(in.Env.Name, ComponentApp)},
+		TopologyKey:   corev1.LabelHostname,
+	}}}
+	return affinity
 }
 
 func appDeployment(in *EnvironmentInput, conn crm.Connection, hib bool) *appsv1.Deployment {
@@ -522,8 +623,9 @@ func appDeployment(in *EnvironmentInput, conn crm.Connection, hib bool) *appsv1.
 	labels[LabelVersion] = versionLabel(in.Version)
 	container := corev1.Container{
 		Name:      "app",
-		Command:   in.Profile.Command,
-		Args:      in.Profile.Args,
+		Command:   in.Profile.App.Command,
+		Args:      in.Profile.App.Args,
+		Env:       in.Profile.App.Env,
 		Ports:     []corev1.ContainerPort{{Name: "http", ContainerPort: port, Protocol: corev1.ProtocolTCP}},
 		Resources: appResources(in.Env),
 		// CRMs install their schema on first start: give them minutes.
@@ -532,7 +634,7 @@ func appDeployment(in *EnvironmentInput, conn crm.Connection, hib bool) *appsv1.
 		LivenessProbe:  probe(0, 6),
 	}
 	strategy := appsv1.DeploymentStrategy{Type: appsv1.RollingUpdateDeploymentStrategyType}
-	if in.Profile.FilesPath != "" && len(in.Profile.Components) == 0 && replicas(in.Env) == 1 {
+	if in.Profile.HasFiles() && len(in.Profile.Components) == 0 && replicas(in.Env) == 1 {
 		// A single writer of a ReadWriteOnce volume: stop the old pod first.
 		strategy = appsv1.DeploymentStrategy{Type: appsv1.RecreateDeploymentStrategyType}
 	}
@@ -545,10 +647,15 @@ func appDeployment(in *EnvironmentInput, conn crm.Connection, hib bool) *appsv1.
 			Strategy: strategy,
 			Template: corev1.PodTemplateSpec{
 				ObjectMeta: metav1.ObjectMeta{Labels: labels},
-				Spec:       appPodSpec(in, conn, container),
+				Spec:       withAffinity(appPodSpec(in, conn, container), filesAffinity(in)),
 			},
 		},
 	}
+}
+
+func withAffinity(spec corev1.PodSpec, a *corev1.Affinity) corev1.PodSpec {
+	spec.Affinity = a
+	return spec
 }
 
 func componentDeployment(in *EnvironmentInput, conn crm.Connection, c crm.Component, hib bool) *appsv1.Deployment {
@@ -558,15 +665,18 @@ func componentDeployment(in *EnvironmentInput, conn crm.Connection, c crm.Compon
 		Name:      c.Name,
 		Command:   c.Command,
 		Args:      c.Args,
+		Env:       c.Env,
 		Resources: stageResources(crmv1alpha1.StageTest),
 	}
 	if c.ExtraEnv != nil {
-		container.Env = c.ExtraEnv(conn, in.Env.Name)
+		container.Env = mergeEnv(container.Env, c.ExtraEnv(conn, in.Env.Name))
 	}
-	if c.Port != 0 {
-		container.Ports = []corev1.ContainerPort{{Name: "tcp", ContainerPort: c.Port, Protocol: corev1.ProtocolTCP}}
+	for i, port := range c.Ports {
+		container.Ports = append(container.Ports, corev1.ContainerPort{Name: fmt.Sprintf("tcp-%d", i), ContainerPort: port, Protocol: corev1.ProtocolTCP})
+	}
+	if len(c.Ports) > 0 {
 		container.ReadinessProbe = &corev1.Probe{
-			ProbeHandler:  corev1.ProbeHandler{TCPSocket: &corev1.TCPSocketAction{Port: intstr.FromInt32(c.Port)}},
+			ProbeHandler:  corev1.ProbeHandler{TCPSocket: &corev1.TCPSocketAction{Port: intstr.FromInt32(c.Ports[0])}},
 			PeriodSeconds: 10,
 		}
 	}
@@ -580,7 +690,7 @@ func componentDeployment(in *EnvironmentInput, conn crm.Connection, c crm.Compon
 			Strategy: appsv1.DeploymentStrategy{Type: appsv1.RecreateDeploymentStrategyType},
 			Template: corev1.PodTemplateSpec{
 				ObjectMeta: metav1.ObjectMeta{Labels: labels},
-				Spec:       appPodSpec(in, conn, container),
+				Spec:       withAffinity(appPodSpec(in, conn, container), filesAffinity(in)),
 			},
 		},
 	}
@@ -605,9 +715,12 @@ func ingress(in *EnvironmentInput) *networkingv1.Ingress {
 	}
 	var paths []networkingv1.HTTPIngressPath
 	for _, c := range in.Profile.Components {
-		if c.IngressPath != "" && c.Port != 0 {
-			paths = append(paths, networkingv1.HTTPIngressPath{Path: c.IngressPath, PathType: &prefix, Backend: backend(in.Env.Name+"-"+c.Name, c.Port)})
+		if c.IngressPath != "" && len(c.Ports) > 0 {
+			paths = append(paths, networkingv1.HTTPIngressPath{Path: c.IngressPath, PathType: &prefix, Backend: backend(in.Env.Name+"-"+c.Name, c.Ports[0])})
 		}
+	}
+	if CatchesMail(in) {
+		paths = append(paths, networkingv1.HTTPIngressPath{Path: MailPath, PathType: &prefix, Backend: backend(MailName(in.Env.Name), MailWebPort)})
 	}
 	paths = append(paths, networkingv1.HTTPIngressPath{Path: "/", PathType: &prefix, Backend: backend(AppName(in.Env.Name), in.Profile.Port)})
 	ing := &networkingv1.Ingress{
@@ -658,4 +771,13 @@ func DesiredVersion(p *crmv1alpha1.ImplementationProject, env *crmv1alpha1.Envir
 		return p.Spec.Product.Version
 	}
 	return prof.DefaultVersion
+}
+
+// SchemaVersion is the version the environment's database was installed or
+// upgraded for: the last init/upgrade step's, else the version it runs.
+func SchemaVersion(env *crmv1alpha1.Environment) string {
+	if env.Status.SchemaVersion != "" {
+		return env.Status.SchemaVersion
+	}
+	return env.Status.Version
 }

@@ -83,9 +83,9 @@ func TestEnvironmentObjects(t *testing.T) {
 				c.ReadinessProbe.HTTPGet.Path != in.Profile.HealthPath || c.ReadinessProbe.HTTPGet.Port.IntVal != in.Profile.Port {
 				t.Errorf("probes %+v do not check %s on %d", c.ReadinessProbe, in.Profile.HealthPath, in.Profile.Port)
 			}
-			if in.Profile.FilesPath != "" {
-				if !mounts(c, in.Profile.FilesPath) || find[*corev1.PersistentVolumeClaim](desired, FilesClaimName(env)) == nil {
-					t.Errorf("files path %s is not on the files claim", in.Profile.FilesPath)
+			for _, f := range in.Profile.Files {
+				if !mounts(c, f.Path) || find[*corev1.PersistentVolumeClaim](desired, FilesClaimName(env)) == nil {
+					t.Errorf("files path %s is not on the files claim", f.Path)
 				}
 			}
 
@@ -296,9 +296,9 @@ func TestExternalDatabase(t *testing.T) {
 func TestMigrationRunsBesideTheApplication(t *testing.T) {
 	for _, c := range Combinations("acme") {
 		in := c.Input
-		job := MigrationJob(in, "sprint-1-migrate-"+in.Env.Name, []string{"migrate"}, 600)
+		job := MigrationJob(in, "sprint-1-migrate-"+in.Env.Name, nil, []string{"migrate"}, 600)
 		aff := job.Spec.Template.Spec.Affinity
-		if in.Profile.FilesPath == "" {
+		if !in.Profile.HasFiles() {
 			continue
 		}
 		if aff == nil || aff.PodAffinity == nil || len(aff.PodAffinity.PreferredDuringSchedulingIgnoredDuringExecution) != 1 {
@@ -323,7 +323,7 @@ func TestProductEnvReachesEveryContainer(t *testing.T) {
 	for _, c := range Combinations("acme") {
 		in := c.Input
 		product := in.Project.Spec.Product
-		product.Env = []corev1.EnvVar{{Name: "SMTP_HOST", Value: "mail.kunde.example"}}
+		product.Env = []corev1.EnvVar{{Name: "CRM_FEATURE_FLAGS", Value: "reports"}}
 		prof, err := crm.For(product)
 		if err != nil {
 			t.Fatal(err)
@@ -339,12 +339,12 @@ func TestProductEnvReachesEveryContainer(t *testing.T) {
 			if d == nil {
 				t.Fatalf("%s: no Deployment %s", c.Name, n)
 			}
-			if !hasEnv(d.Spec.Template.Spec.Containers[0].Env, "SMTP_HOST", "mail.kunde.example") {
+			if !hasEnv(d.Spec.Template.Spec.Containers[0].Env, "CRM_FEATURE_FLAGS", "reports") {
 				t.Errorf("%s: spec.product.env does not reach Deployment %s", c.Name, n)
 			}
 		}
-		job := MigrationJob(in, "m", []string{"migrate"}, 60)
-		if !hasEnv(job.Spec.Template.Spec.Containers[0].Env, "SMTP_HOST", "mail.kunde.example") {
+		job := MigrationJob(in, "m", nil, []string{"migrate"}, 60)
+		if !hasEnv(job.Spec.Template.Spec.Containers[0].Env, "CRM_FEATURE_FLAGS", "reports") {
 			t.Errorf("%s: spec.product.env does not reach the migration", c.Name)
 		}
 	}

@@ -20,7 +20,7 @@ var (
 // valid, labelled, restricted objects, each once, and never panic.
 func FuzzEnvironmentObjects(f *testing.F) {
 	f.Add(uint8(0), "test", "18.0", uint8(1), "crm.example.com", false, false)
-	f.Add(uint8(7), "production", "9.1.8", uint8(3), "", true, false)
+	f.Add(uint8(7), "production", "10.0.3", uint8(3), "", true, false)
 	f.Add(uint8(33), "a", "1", uint8(0), "x.y", false, true)
 	f.Add(uint8(12), "training-with-a-rather-long-environment-name", "2024.10.1-rc.1", uint8(50), "", false, false)
 	combos := Combinations("acme")

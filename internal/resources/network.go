@@ -18,7 +18,7 @@ var privateRanges = []string{"10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "1
 // appTier selects the application pods of an environment: the web
 // application and its components, not the database or Redis.
 func appTier(in *EnvironmentInput) *metav1.LabelSelector {
-	components := []string{ComponentApp, ComponentMigration}
+	components := []string{ComponentApp, ComponentMigration, ComponentInit}
 	for _, c := range in.Profile.Components {
 		components = append(components, c.Name)
 	}
@@ -52,8 +52,8 @@ func appPolicy(in *EnvironmentInput) *networkingv1.NetworkPolicy {
 	np := policy(in, AppName(in.Env.Name), ComponentApp, *tier)
 	ports := []networkingv1.NetworkPolicyPort{tcp(in.Profile.Port)}
 	for _, c := range in.Profile.Components {
-		if c.Port != 0 {
-			ports = append(ports, tcp(c.Port))
+		for _, port := range c.Ports {
+			ports = append(ports, tcp(port))
 		}
 	}
 	np.Spec.Ingress = []networkingv1.NetworkPolicyIngressRule{
@@ -89,6 +89,12 @@ func appPolicy(in *EnvironmentInput) *networkingv1.NetworkPolicy {
 		egress = append(egress, networkingv1.NetworkPolicyEgressRule{
 			To:    []networkingv1.NetworkPolicyPeer{{PodSelector: &metav1.LabelSelector{MatchLabels: selector(in.Env.Name, ComponentRedis)}}},
 			Ports: []networkingv1.NetworkPolicyPort{tcp(crm.Redis.Port)},
+		})
+	}
+	if CatchesMail(in) {
+		egress = append(egress, networkingv1.NetworkPolicyEgressRule{
+			To:    []networkingv1.NetworkPolicyPeer{{PodSelector: &metav1.LabelSelector{MatchLabels: selector(in.Env.Name, ComponentMail)}}},
+			Ports: []networkingv1.NetworkPolicyPort{tcp(MailSMTPPort)},
 		})
 	}
 	np.Spec.Egress = egress

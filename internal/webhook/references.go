@@ -10,14 +10,18 @@ package webhook
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 
+	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	crmv1alpha1 "github.com/crmops/crm-operator/api/v1alpha1"
+	"github.com/crmops/crm-operator/internal/crm"
+	"github.com/crmops/crm-operator/internal/resources"
 )
 
 // References checks on creation that an object's references resolve.
@@ -98,8 +102,32 @@ func (r *References) Environment() admission.Validator[*crmv1alpha1.Environment]
 			errs = append(errs, more...)
 		}
 		more, err := r.ingressHost(ctx, e)
+		if err != nil {
+			return nil, err
+		}
+		errs = append(errs, more...)
+		more, err = r.realMail(ctx, e)
 		return append(errs, more...), err
 	}}, refs: r}
+}
+
+// realMail refuses a real SMTP server on an environment other than
+// production unless its project allows real mail outside production: a
+// test copy of production data must never mail real customers.
+func (r *References) realMail(ctx context.Context, e *crmv1alpha1.Environment) (field.ErrorList, error) {
+	if e.Spec.Mail == nil || e.Spec.Mail.SMTP == nil || e.Spec.Stage == crmv1alpha1.StageProduction {
+		return nil, nil
+	}
+	project := &crmv1alpha1.ImplementationProject{}
+	if err := r.Reader.Get(ctx, client.ObjectKey{Name: e.Spec.ProjectRef.Name}, project); err != nil {
+		return nil, client.IgnoreNotFound(err) // the projectRef check reports it
+	}
+	if project.Spec.Mail != nil && project.Spec.Mail.AllowRealMailOutsideProduction {
+		return nil, nil
+	}
+	return field.ErrorList{field.Forbidden(field.NewPath("spec", "mail", "smtp"), fmt.Sprintf(
+		"a %s environment sends to its mail catcher: its data may be a copy of production; project %s must set spec.mail.allowRealMailOutsideProduction to send through %s",
+		e.Spec.Stage, project.Name, e.Spec.Mail.SMTP.Host))}, nil
 }
 
 type environmentValidator struct {
@@ -108,12 +136,20 @@ type environmentValidator struct {
 }
 
 func (v environmentValidator) ValidateUpdate(ctx context.Context, old, e *crmv1alpha1.Environment) (admission.Warnings, error) {
-	if ingressHostOf(old) == ingressHostOf(e) {
-		return nil, nil
+	var errs field.ErrorList
+	if ingressHostOf(old) != ingressHostOf(e) {
+		more, err := v.refs.ingressHost(ctx, e)
+		if err != nil {
+			return nil, apierrors.NewInternalError(err)
+		}
+		errs = append(errs, more...)
 	}
-	errs, err := v.refs.ingressHost(ctx, e)
-	if err != nil {
-		return nil, apierrors.NewInternalError(err)
+	if !equality.Semantic.DeepEqual(old.Spec.Mail, e.Spec.Mail) {
+		more, err := v.refs.realMail(ctx, e)
+		if err != nil {
+			return nil, apierrors.NewInternalError(err)
+		}
+		errs = append(errs, more...)
 	}
 	if len(errs) > 0 {
 		return nil, apierrors.NewInvalid(crmv1alpha1.GroupVersion.WithKind(v.kind).GroupKind(), e.Name, errs)
@@ -192,10 +228,43 @@ func (r *References) ingressHost(ctx context.Context, e *crmv1alpha1.Environment
 	return nil, nil
 }
 
-// Increment: its project exists.
+// Increment: its project exists, and the product can go to its version
+// from the version each of the project's environments runs in one step.
 func (r *References) Increment() admission.Validator[*crmv1alpha1.Increment] {
 	return validator[*crmv1alpha1.Increment]{kind: "Increment", check: func(ctx context.Context, i *crmv1alpha1.Increment) (field.ErrorList, error) {
-		return r.project(ctx, i.Namespace, i.Spec.ProjectRef)
+		errs, err := r.project(ctx, i.Namespace, i.Spec.ProjectRef)
+		if err != nil || len(errs) > 0 || i.Spec.Version == "" {
+			return errs, err
+		}
+		project := &crmv1alpha1.ImplementationProject{}
+		if err := r.Reader.Get(ctx, client.ObjectKey{Name: i.Spec.ProjectRef.Name}, project); err != nil {
+			return nil, client.IgnoreNotFound(err)
+		}
+		profile, err := crm.For(project.Spec.Product)
+		if err != nil {
+			return nil, nil // the project's own validation reports it
+		}
+		path := field.NewPath("spec", "version")
+		if err := profile.CheckVersion(i.Spec.Version); err != nil {
+			return field.ErrorList{field.Invalid(path, i.Spec.Version, err.Error())}, nil
+		}
+		envs := &crmv1alpha1.EnvironmentList{}
+		if err := r.Reader.List(ctx, envs, client.InNamespace(i.Namespace)); err != nil {
+			return nil, err
+		}
+		stages := project.Spec.Stages
+		if len(stages) == 0 {
+			stages = []string{"test", "production"}
+		}
+		for _, e := range envs.Items {
+			if e.Spec.ProjectRef.Name != project.Name || !slices.Contains(stages, e.Name) {
+				continue
+			}
+			if err := profile.CheckUpgrade(resources.SchemaVersion(&e), i.Spec.Version); err != nil {
+				errs = append(errs, field.Invalid(path, i.Spec.Version, fmt.Sprintf("environment %s runs %s: %v", e.Name, resources.SchemaVersion(&e), err)))
+			}
+		}
+		return errs, nil
 	}}
 }
 

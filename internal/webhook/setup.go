@@ -25,9 +25,9 @@ import (
 // config/webhook/manifests.yaml. failurePolicy Fail: a reference that
 // cannot be checked is refused, as the API server does for its own kinds.
 //
-// Environment updates reach the webhook only when the ingress host changes
-// (matchConditions): every promotion patches its Environment.
-// +kubebuilder:webhook:path=/validate-crm-crmops-io-v1alpha1-environment,mutating=false,failurePolicy=fail,sideEffects=None,groups=crm.crmops.io,resources=environments,verbs=create;update,versions=v1alpha1,name=environments.references.crm.crmops.io,admissionReviewVersions=v1,timeoutSeconds=5,patch=`{"matchConditions":[{"name":"created-or-host-changed","expression":"request.operation == 'CREATE' || object.spec.?ingress.?host.orValue('') != oldObject.spec.?ingress.?host.orValue('')"}]}`
+// Environment updates reach the webhook only when the ingress host or the
+// mail server changes (matchConditions): every promotion patches its Environment.
+// +kubebuilder:webhook:path=/validate-crm-crmops-io-v1alpha1-environment,mutating=false,failurePolicy=fail,sideEffects=None,groups=crm.crmops.io,resources=environments,verbs=create;update,versions=v1alpha1,name=environments.references.crm.crmops.io,admissionReviewVersions=v1,timeoutSeconds=5,patch=`{"matchConditions":[{"name":"created-or-host-or-mail-changed","expression":"request.operation == 'CREATE' || object.spec.?ingress.?host.orValue('') != oldObject.spec.?ingress.?host.orValue('') || has(object.spec.mail) != has(oldObject.spec.mail) || (has(object.spec.mail) && object.spec.mail != oldObject.spec.mail)"}]}`
 // +kubebuilder:webhook:path=/validate-crm-crmops-io-v1alpha1-increment,mutating=false,failurePolicy=fail,sideEffects=None,groups=crm.crmops.io,resources=increments,verbs=create,versions=v1alpha1,name=increments.references.crm.crmops.io,admissionReviewVersions=v1,timeoutSeconds=5
 // +kubebuilder:webhook:path=/validate-crm-crmops-io-v1alpha1-backup,mutating=false,failurePolicy=fail,sideEffects=None,groups=crm.crmops.io,resources=backups,verbs=create,versions=v1alpha1,name=backups.references.crm.crmops.io,admissionReviewVersions=v1,timeoutSeconds=5
 // +kubebuilder:webhook:path=/validate-crm-crmops-io-v1alpha1-restore,mutating=false,failurePolicy=fail,sideEffects=None,groups=crm.crmops.io,resources=restores,verbs=create,versions=v1alpha1,name=restores.references.crm.crmops.io,admissionReviewVersions=v1,timeoutSeconds=5

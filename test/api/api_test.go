@@ -339,7 +339,7 @@ func TestProductEnvMayNotOverrideTheOperatorsVariables(t *testing.T) {
 			}
 			return p
 		}
-		if err := k8s.Create(ctx, project("SMTP_HOST", "TZ"), client.DryRunAll); err != nil {
+		if err := k8s.Create(ctx, project("CRM_FEATURE_FLAGS", "TZ"), client.DryRunAll); err != nil {
 			t.Errorf("%s: a variable of the user's own was refused: %v", name, err)
 		}
 		for _, v := range owned {

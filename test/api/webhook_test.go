@@ -157,3 +157,95 @@ func TestWebhookIngressHosts(t *testing.T) {
 		}
 	})
 }
+
+// A non-production environment never names a real mail server unless its
+// project allows it; production may.
+func TestWebhookRealMailOutsideProduction(t *testing.T) {
+	ctx := context.Background()
+	for _, name := range []string{"mailstrict", "mailopen"} {
+		ensureNamespace(ctx, t, name)
+		p := &crmv1alpha1.ImplementationProject{
+			ObjectMeta: metav1.ObjectMeta{Name: name},
+			Spec: crmv1alpha1.ImplementationProjectSpec{Customer: crmv1alpha1.Customer{Name: name}, Product: crmv1alpha1.Product{Name: crmv1alpha1.ProductOdoo},
+				ProductOwners: crmv1alpha1.Subjects{Users: []string{"po@" + name + ".example"}}},
+		}
+		if name == "mailopen" {
+			p.Spec.Mail = &crmv1alpha1.MailPolicy{AllowRealMailOutsideProduction: true}
+		}
+		if err := k8s.Create(ctx, p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	env := func(project string, stage crmv1alpha1.Stage) *crmv1alpha1.Environment {
+		return &crmv1alpha1.Environment{ObjectMeta: metav1.ObjectMeta{Name: string(stage), Namespace: project},
+			Spec: crmv1alpha1.EnvironmentSpec{ProjectRef: crmv1alpha1.ProjectReference{Name: project}, Stage: stage,
+				Mail: &crmv1alpha1.EnvironmentMail{SMTP: &crmv1alpha1.SMTPServer{Host: "smtp.kunde.example", Port: 587, From: "crm@kunde.example"}}}}
+	}
+	refs := &webhook.References{Reader: k8s}
+	for _, tc := range []struct {
+		project string
+		stage   crmv1alpha1.Stage
+		want    string
+	}{
+		{"mailstrict", crmv1alpha1.StageTest, "spec.mail.smtp: Forbidden: a test environment sends to its mail catcher"},
+		{"mailstrict", crmv1alpha1.StageTraining, "must set spec.mail.allowRealMailOutsideProduction"},
+		{"mailstrict", crmv1alpha1.StageProduction, ""},
+		{"mailopen", crmv1alpha1.StageTest, ""},
+	} {
+		e := env(tc.project, tc.stage)
+		_, err := refs.Environment().ValidateCreate(ctx, e)
+		got := ""
+		if err != nil {
+			got = err.Error()
+		}
+		if tc.want == "" && got != "" || tc.want != "" && !strings.Contains(got, tc.want) {
+			t.Errorf("%s/%s: got %q, want %q", tc.project, tc.stage, got, tc.want)
+		}
+		// An update that adds the server is checked too.
+		old := e.DeepCopy()
+		old.Spec.Mail = nil
+		_, err = refs.Environment().ValidateUpdate(ctx, old, e)
+		if (err != nil) != (tc.want != "") {
+			t.Errorf("%s/%s: update adding the server: %v", tc.project, tc.stage, err)
+		}
+	}
+}
+
+// An Increment whose version the product cannot reach in one step from an
+// environment's version is refused, naming both.
+func TestWebhookRefusesUnsupportedUpgrades(t *testing.T) {
+	ctx := context.Background()
+	ns := "jumps"
+	ensureNamespace(ctx, t, ns)
+	if err := k8s.Create(ctx, &crmv1alpha1.ImplementationProject{
+		ObjectMeta: metav1.ObjectMeta{Name: ns},
+		Spec: crmv1alpha1.ImplementationProjectSpec{Customer: crmv1alpha1.Customer{Name: ns}, Product: crmv1alpha1.Product{Name: crmv1alpha1.ProductOdoo, Version: "17.0"},
+			ProductOwners: crmv1alpha1.Subjects{Users: []string{"po@jumps.example"}}},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	prod := &crmv1alpha1.Environment{ObjectMeta: metav1.ObjectMeta{Name: "production", Namespace: ns},
+		Spec: crmv1alpha1.EnvironmentSpec{ProjectRef: crmv1alpha1.ProjectReference{Name: ns}, Stage: crmv1alpha1.StageProduction}}
+	if err := k8s.Create(ctx, prod); err != nil {
+		t.Fatal(err)
+	}
+	prod.Status.Version, prod.Status.SchemaVersion = "17.0", "17.0"
+	if err := k8s.Status().Update(ctx, prod); err != nil {
+		t.Fatal(err)
+	}
+	refs := &webhook.References{Reader: k8s}
+	for version, want := range map[string]string{
+		"17.0-20261201": "",
+		"18.0":          `spec.version: Invalid value: "18.0": environment production runs 17.0: Odoo 17.0 -> 18.0 changes the major version`,
+	} {
+		_, err := refs.Increment().ValidateCreate(ctx, &crmv1alpha1.Increment{ObjectMeta: metav1.ObjectMeta{Name: "i", Namespace: ns},
+			Spec: crmv1alpha1.IncrementSpec{ProjectRef: crmv1alpha1.ProjectReference{Name: ns}, Sprint: 1, Version: version}})
+		got := ""
+		if err != nil {
+			got = err.Error()
+		}
+		if want == "" && got != "" || want != "" && !strings.Contains(got, want) {
+			t.Errorf("%s: got %q, want %q", version, got, want)
+		}
+	}
+}

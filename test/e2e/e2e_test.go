@@ -113,8 +113,8 @@ func TestDemoFromMakeRunToProduction(t *testing.T) {
 			}
 		}
 		must(t, kubectl, "wait", "--for=condition=Promoted", "increment/sprint-1", "-n", "demo", "--timeout=60s")
-		if got := jsonpath(t, "environment", "production", "{.status.version}"); got != "9.2.0" {
-			t.Errorf("production runs %q, want 9.2.0", got)
+		if got := jsonpath(t, "environment", "production", "{.status.version}"); got != "10.1.0" {
+			t.Errorf("production runs %q, want 10.1.0", got)
 		}
 		if got := jsonpath(t, "increment", "sprint-1", "{.status.acceptedBy}"); got != "jane.po@kunde.example" {
 			t.Errorf("accepted by %q, want the product owner's identity", got)
@@ -123,8 +123,8 @@ func TestDemoFromMakeRunToProduction(t *testing.T) {
 			t.Error("no pre-promotion backup recorded")
 		}
 		status := must(t, plugin, "status", "demo")
-		if !strings.Contains(status, "PRODUCTION 9.2.0") {
-			t.Error("kubectl crm status does not show production on 9.2.0")
+		if !strings.Contains(status, "PRODUCTION 10.1.0") {
+			t.Error("kubectl crm status does not show production on 10.1.0")
 		}
 	})
 

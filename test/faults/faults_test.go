@@ -47,7 +47,7 @@ import (
 
 const (
 	projects        = 15 // two sprints each: 30 promotions under manager kills
-	initialVersion  = "9.1.8"
+	initialVersion  = "10.0.3"
 	leaseName       = "crm-operator.crmops.io"
 	leaseNamespace  = "crm-system"
 	pipelineTimeout = 6 * time.Minute
