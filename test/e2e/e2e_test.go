@@ -126,6 +126,32 @@ func TestDemoFromMakeRunToProduction(t *testing.T) {
 		if !strings.Contains(status, "PRODUCTION 10.1.0") {
 			t.Error("kubectl crm status does not show production on 10.1.0")
 		}
+		// 10.0.3 -> 10.1.0 is an upgrade: EspoCRM's own step (its
+		// entrypoint's migrate) ran before the increment's migration, both
+		// through the image's entrypoint.
+		job := "sprint-1-migrate-production"
+		if got := jsonpath(t, "job", job, "{.spec.template.spec.initContainers[1].name} {.spec.template.spec.initContainers[1].args}"); got != `upgrade ["apache2ctl","-v"]` {
+			t.Errorf("production's migration Job runs %q first, want EspoCRM's upgrade", got)
+		}
+		if got := jsonpath(t, "job", job, "{.spec.template.spec.containers[0].command}{.spec.template.spec.containers[0].args}"); got != `["php","command.php","rebuild"]` {
+			t.Errorf("the increment's migration runs %q, want its command as the entrypoint's arguments", got)
+		}
+	})
+
+	t.Run("test's mail goes to its catcher, production's does not", func(t *testing.T) {
+		if got := jsonpath(t, "service", "test-mail", "{.spec.ports[*].port}"); got != "1025 8025" {
+			t.Errorf("test's mail catcher Service serves %q, want 1025 8025", got)
+		}
+		if got := jsonpath(t, "deployment", "test-app", `{.spec.template.spec.containers[0].env[?(@.name=="ESPOCRM_CONFIG_SMTP_SERVER")].value}`); got != "test-mail" {
+			t.Errorf("test's EspoCRM sends through %q, want its catcher", got)
+		}
+		out := must(t, plugin, "mail", "test", "-n", "demo")
+		if !strings.Contains(out, "https://test.demo.crm.local.example/mail/") || !strings.Contains(out, "admin-password") {
+			t.Errorf("kubectl crm mail test says:\n%s", out)
+		}
+		if _, code := run(t, plugin, "mail", "production", "-n", "demo"); code == 0 {
+			t.Error("kubectl crm mail production found a catcher")
+		}
 	})
 
 	t.Run("the webhook refuses references to what does not exist", func(t *testing.T) {
@@ -143,6 +169,11 @@ func TestDemoFromMakeRunToProduction(t *testing.T) {
 		out, code = run(t, kubectl, "patch", "environment", "test", "-n", "demo", "--type", "merge", "-p", `{"spec":{"ingress":{"host":"crm.someone-else.example"}}}`)
 		if code == 0 || !strings.Contains(out, "spec.ingress.host: Forbidden: host crm.someone-else.example is outside hosting.domain") {
 			t.Fatalf("a host outside the project's domain was accepted or refused without naming the field (exit %d)", code)
+		}
+		// ... and when its mail server changes: test may not mail real people.
+		out, code = run(t, kubectl, "patch", "environment", "test", "-n", "demo", "--type", "merge", "-p", `{"spec":{"mail":{"smtp":{"host":"smtp.kunde.example","from":"crm@kunde.example"}}}}`)
+		if code == 0 || !strings.Contains(out, "spec.mail.smtp: Forbidden: a test environment sends to its mail catcher") {
+			t.Fatalf("a real SMTP server on test was accepted or refused without naming the field (exit %d): %s", code, out)
 		}
 	})
 
