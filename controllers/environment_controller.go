@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"fmt"
+	"slices"
 	"strconv"
 	"time"
 
@@ -138,6 +139,14 @@ func (r *EnvironmentReconciler) reconcileNormal(ctx context.Context, env *crmv1a
 		}
 	}
 
+	if in.Profile.HasFiles() {
+		pvc := &corev1.PersistentVolumeClaim{}
+		if err := r.Get(ctx, types.NamespacedName{Namespace: env.Namespace, Name: resources.FilesClaimName(env.Name)}, pvc); err == nil {
+			in.FilesClaimShared = slices.Contains(pvc.Spec.AccessModes, corev1.ReadWriteMany)
+		} else if !apierrors.IsNotFound(err) {
+			return ctrl.Result{}, err
+		}
+	}
 	st, err := r.backupState(ctx, env)
 	if err != nil {
 		return ctrl.Result{}, err

@@ -95,6 +95,7 @@ while true; do php -f cron.php || echo "cron.php failed"; sleep 60; done`
 			{"cron", "cron starts only as root (run.sh: \"Cron will not be started because of running as a non-root user\"); the job is php public/legacy/cron.php every minute: the scheduler component runs it", srcSuiteRun + "; " + srcSuiteLib},
 			{"mail", "SUITECRM_SMTP_HOST/_PORT_NUMBER/_USER/_PASSWORD/_PROTOCOL (ssl|tls)/_NOTIFY_ADDRESS, applied by the installation wizard on the first start", srcSuiteLib},
 			{"upgrade", "a new image restores the persisted installation; SuiteCRM's own upgrade package is not run by the image: a user's spec.migration runs it", srcSuiteLib},
+			{"database", "the image bundles Bitnami's MariaDB client (mysql-client-12.0.2) and reaches MariaDB with SUITECRM_DATABASE_*: the operator runs MariaDB " + mariaDBVersion, srcSuiteDockerfile},
 		},
 	}
 }
@@ -171,10 +172,12 @@ func espoCRM() Profile {
 			{"volumes", "mount /var/www/html/data, /var/www/html/custom and /var/www/html/client/custom separately; a volume at /var/www/html is the legacy layout and an empty one aborts the start (\"Container startup aborted\")", srcEspoEntrypoint},
 			{"permissions", "setPermissions runs chown -R www-data:www-data on the three directories under set -e: they must be owned by 33, so a prepare step creates them in the volume as 33 (fsGroup 33, OnRootMismatch)", srcEspoEntrypoint},
 			{"install and migrate", "only when $1 is apache2* or php-fpm: install on an empty installation, else `bin/command migrate` (the upgrade); then ESPOCRM_CONFIG_* are written with config:set", srcEspoEntrypoint},
+			{"application", "php:8.4-apache installs apache2-foreground as /usr/local/bin/apache2-foreground (STOPSIGNAL SIGWINCH, Apache on 80): started by that path the entrypoint skips its install and migrate, as uid 33 with the unprivileged-port sysctl", "docker-library/php@445bf41 8.4/trixie/apache/Dockerfile"},
 			{"env", "ESPOCRM_DATABASE_PLATFORM/_HOST/_PORT/_NAME/_USER/_PASSWORD, ESPOCRM_ADMIN_USERNAME/_PASSWORD, ESPOCRM_SITE_URL; ESPOCRM_CONFIG_<NAME> sets config parameter <name> (camelCase, __ for nesting)", srcEspoEntrypoint},
 			{"components", "docker-daemon.sh (job daemon) and docker-websocket.sh (php websocket.php, port 8080) exit until `bin/command app-check` passes, then apply ESPOCRM_CONFIG_*", srcEspoDaemon},
 			{"websocket", "the application submits to the websocket server over ZeroMQ (webSocketZeroMQSubmissionDsn, tcp://<websocket>:7777); the browser connects to webSocketUrl: set to ws(s)://<host>/ws, routed to port 8080", srcEspoDaemon},
 			{"mail", "config parameters smtpServer, smtpPort, smtpAuth, smtpSecurity, smtpUsername, smtpPassword, outboundEmailFromAddress, set through ESPOCRM_CONFIG_*", srcEspoConfig},
+			{"database", "the documented compose file runs mariadb:latest with healthcheck.sh --connect --innodb_initialized (the operator's readiness probe): the operator runs MariaDB " + mariaDBVersion, "espocrm/espocrm-docker@c748146 README.md"},
 		},
 	}
 }
@@ -265,6 +268,7 @@ func odoo() Profile {
 			{"init", "a database created empty (POSTGRES_DB) is not initialized: Odoo installs base only with -i base; the init Job runs it once through the entrypoint and sets the admin password with `odoo shell`", srcOdooOptions},
 			{"upgrade", "-u all --stop-after-init updates the installed modules to the new build; a new series needs a migrated database", srcOdooOptions},
 			{"mail", "smtp_server, smtp_port, smtp_ssl, smtp_user, smtp_password, email_from in the configuration file (ir.mail_server records in the database take precedence; anonymized copies deactivate them)", srcOdooOptions},
+			{"database", "the image installs the newest postgresql-client from apt.postgresql.org (its pg_dump reads any server version): the operator runs PostgreSQL " + postgresVersion, srcOdooDockerfile},
 		},
 	}
 }
@@ -325,6 +329,7 @@ func twenty() Profile {
 			{"mail", "EMAIL_DRIVER (logger by default; smtp), EMAIL_SMTP_HOST, EMAIL_SMTP_PORT, EMAIL_SMTP_NO_TLS, EMAIL_SMTP_USER, EMAIL_SMTP_PASSWORD, EMAIL_FROM_ADDRESS, EMAIL_SYSTEM_ADDRESS", srcTwentyConfig},
 			{"telemetry", "no telemetry variable is read by this version's configuration (config-variables.ts): none is set", srcTwentyConfig},
 			{"upgrade", "upgrades go one minor version at a time, each running `command:prod upgrade`", srcTwentyUpgrade},
+			{"database", "the documented compose file runs postgres:16 and redis: the operator runs PostgreSQL " + postgresVersion + " and Redis " + redisVersion, srcTwentyCompose},
 		},
 	}
 }

@@ -278,13 +278,20 @@ func OwnedEnv(p crmv1alpha1.Product) []string {
 	return names
 }
 
+// The database and Redis servers the operator runs.
+const (
+	postgresVersion = "16.6"
+	mariaDBVersion  = "11.4"
+	redisVersion    = "7.4"
+)
+
 // DatabaseFor returns the database server of an engine: the official images,
 // which run as a non-root user and create the database and user on first start.
 func DatabaseFor(engine crmv1alpha1.DatabaseEngine) Database {
 	if engine == crmv1alpha1.DatabasePostgreSQL {
 		// https://hub.docker.com/_/postgres: POSTGRES_DB/USER/PASSWORD, PGDATA; uid 999.
 		return Database{
-			Engine: engine, Image: "postgres", Version: "16.6", Port: 5432,
+			Engine: engine, Image: "postgres", Version: postgresVersion, Port: 5432,
 			DataPath: "/var/lib/postgresql/data", RunPaths: []string{"/var/run/postgresql", "/tmp"}, UID: 999,
 			Env: func(secret string) []corev1.EnvVar {
 				return []corev1.EnvVar{
@@ -300,7 +307,7 @@ func DatabaseFor(engine crmv1alpha1.DatabaseEngine) Database {
 	// https://hub.docker.com/_/mariadb: MARIADB_DATABASE/USER/PASSWORD/ROOT_PASSWORD;
 	// healthcheck.sh ships in the image; uid 999.
 	return Database{
-		Engine: crmv1alpha1.DatabaseMariaDB, Image: "mariadb", Version: "11.4", Port: 3306,
+		Engine: crmv1alpha1.DatabaseMariaDB, Image: "mariadb", Version: mariaDBVersion, Port: 3306,
 		DataPath: "/var/lib/mysql", RunPaths: []string{"/run/mysqld", "/tmp"}, UID: 999,
 		Env: func(secret string) []corev1.EnvVar {
 			return []corev1.EnvVar{
@@ -319,7 +326,7 @@ var Redis = struct {
 	Image, Version string
 	Port           int32
 	UID            int64
-}{Image: "redis", Version: "7.4", Port: 6379, UID: 999}
+}{Image: "redis", Version: redisVersion, Port: 6379, UID: 999}
 
 // Image returns the image reference of a version: repository:version, or the
 // repository alone when it already names a tag or digest.

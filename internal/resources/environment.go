@@ -57,6 +57,9 @@ type EnvironmentInput struct {
 	// ApplicationStopped scales the application and its components to zero
 	// while a restore replaces their data.
 	ApplicationStopped bool
+	// FilesClaimShared is true when the files claim exists as ReadWriteMany
+	// (an access mode is immutable): its pods keep spreading.
+	FilesClaimShared bool
 	// Tolerations are added to every pod (the manager's --pod-toleration),
 	// e.g. for the simulated nodes of the local cluster.
 	Tolerations []corev1.Toleration
@@ -300,7 +303,7 @@ func appServiceType(in *EnvironmentInput) corev1.ServiceType {
 
 // FilesShared reports whether the files volume is ReadWriteMany.
 func FilesShared(in *EnvironmentInput) bool {
-	return in.Env.Spec.Storage.FilesAccessMode == corev1.ReadWriteMany
+	return in.Env.Spec.Storage.FilesAccessMode == corev1.ReadWriteMany || in.FilesClaimShared
 }
 
 func service(in *EnvironmentInput, name, component string, typ corev1.ServiceType, ports ...int32) *corev1.Service {

@@ -74,7 +74,7 @@ func appPolicy(in *EnvironmentInput) *networkingv1.NetworkPolicy {
 				{Protocol: ptr.To(corev1.ProtocolUDP), Port: ptr.To(intstr.FromInt32(53))}, tcp(53),
 			},
 		},
-		{To: []networkingv1.NetworkPolicyPeer{{IPBlock: &networkingv1.IPBlock{CIDR: "0.0.0.0/0", Except: privateRanges}}}},
+		internet(in),
 	}
 	if in.External == nil {
 		egress = append(egress, networkingv1.NetworkPolicyEgressRule{
@@ -99,6 +99,27 @@ func appPolicy(in *EnvironmentInput) *networkingv1.NetworkPolicy {
 	}
 	np.Spec.Egress = egress
 	return np
+}
+
+// internet is the application's way out of the cluster. Outside
+// production it is HTTP(S) only: no SMTP reaches a real server even when a
+// copy of production's database carries production's mail settings
+// (Odoo's ir_mail_server, SuiteCRM's outbound_email), unless the project
+// allows real mail there, and then only to the named server's port.
+func internet(in *EnvironmentInput) networkingv1.NetworkPolicyEgressRule {
+	rule := networkingv1.NetworkPolicyEgressRule{To: []networkingv1.NetworkPolicyPeer{{IPBlock: &networkingv1.IPBlock{CIDR: "0.0.0.0/0", Except: privateRanges}}}}
+	if in.Env.Spec.Stage == crmv1alpha1.StageProduction {
+		return rule
+	}
+	rule.Ports = []networkingv1.NetworkPolicyPort{tcp(80), tcp(443)}
+	if s := realSMTP(in); s != nil {
+		port := s.Port
+		if port == 0 {
+			port = 587
+		}
+		rule.Ports = append(rule.Ports, tcp(port))
+	}
+	return rule
 }
 
 // backendPolicy: only the environment's application pods reach a backend

@@ -262,11 +262,15 @@ func TestSuiteCRMSiteURL(t *testing.T) {
 // The files volume works on ReadWriteOnce classes: the pods that share it
 // run on the application's node; ReadWriteMany only when asked.
 func TestFilesVolumeAccessMode(t *testing.T) {
-	for _, rwx := range []bool{false, true} {
+	for _, tc := range []struct{ asked, existing, rwx bool }{{false, false, false}, {true, false, true}, {false, true, true}} {
+		rwx := tc.rwx
 		in := input(t, crmv1alpha1.ProductEspoCRM, crmv1alpha1.StageProduction, false)
-		if rwx {
+		in.Env = in.Env.DeepCopy()
+		if tc.asked {
 			in.Env.Spec.Storage.FilesAccessMode = corev1.ReadWriteMany
 		}
+		// A claim created ReadWriteMany before stays so: an access mode is immutable.
+		in.FilesClaimShared = tc.existing
 		desired, _ := EnvironmentObjects(in)
 		pvc := find[*corev1.PersistentVolumeClaim](desired, FilesClaimName("production"))
 		want := corev1.ReadWriteOnce
@@ -370,5 +374,45 @@ func TestMigrationJobRunsTheUpgradeFirst(t *testing.T) {
 	only := MigrationJob(in, "m", in.Profile.Upgrade, nil, 600)
 	if c := only.Spec.Template.Spec.Containers[0]; c.Name != "upgrade" || c.Args[3] != "-u" {
 		t.Errorf("an increment without a migration runs %v", c.Args)
+	}
+}
+
+// Outside production the application leaves the cluster on HTTP(S) only:
+// production's SMTP settings restored into test reach no real server.
+func TestNonProductionReachesNoRealMailServer(t *testing.T) {
+	for _, tc := range []struct {
+		stage crmv1alpha1.Stage
+		allow bool
+		want  string // allowed internet ports, "" for all
+	}{
+		{crmv1alpha1.StageTest, false, "80,443"},
+		{crmv1alpha1.StageTraining, false, "80,443"},
+		{crmv1alpha1.StageTest, true, "80,443,2525"},
+		{crmv1alpha1.StageProduction, false, ""},
+	} {
+		in := input(t, crmv1alpha1.ProductOdoo, tc.stage, false)
+		in.Project, in.Env = in.Project.DeepCopy(), in.Env.DeepCopy()
+		if tc.allow {
+			in.Project.Spec.Mail.AllowRealMailOutsideProduction = true
+			in.Env.Spec.Mail = &crmv1alpha1.EnvironmentMail{SMTP: &crmv1alpha1.SMTPServer{Host: "smtp.kunde.example", Port: 2525, From: "crm@kunde.example"}}
+		}
+		desired, _ := EnvironmentObjects(in)
+		np := find[*networkingv1.NetworkPolicy](desired, AppName(in.Env.Name))
+		found := false
+		for _, rule := range np.Spec.Egress {
+			if len(rule.To) == 1 && rule.To[0].IPBlock != nil && rule.To[0].IPBlock.CIDR == "0.0.0.0/0" {
+				found = true
+				var ports []string
+				for _, p := range rule.Ports {
+					ports = append(ports, p.Port.String())
+				}
+				if got := strings.Join(ports, ","); got != tc.want {
+					t.Errorf("%s (allow=%v): internet ports %q, want %q", tc.stage, tc.allow, got, tc.want)
+				}
+			}
+		}
+		if !found {
+			t.Errorf("%s: no internet egress rule", tc.stage)
+		}
 	}
 }

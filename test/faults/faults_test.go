@@ -476,7 +476,7 @@ func (s *suite) promoteAll(names []string, sprint int) {
 
 func (s *suite) pipeline(project string, sprint int) error {
 	name := fmt.Sprintf("sprint-%d", sprint)
-	version := fmt.Sprintf("9.2.%d", sprint)
+	version := fmt.Sprintf("10.1.%d", sprint)
 	inc := &unstructured.Unstructured{}
 	if err := yaml.Unmarshal([]byte(fmt.Sprintf(`apiVersion: crm.crmops.io/v1alpha1
 kind: Increment
