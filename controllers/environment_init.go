@@ -120,7 +120,8 @@ func (r *EnvironmentReconciler) runInit(ctx context.Context, env *crmv1alpha1.En
 			env.Status.SchemaVersion = in.Version
 			setCondition(&env.Status.Conditions, gen, crmv1alpha1.ConditionInitialized, metav1.ConditionTrue, "Completed", fmt.Sprintf("the %s of %s %s completed (Job %s)", plan.what, in.Profile.Product, in.Version, name))
 			r.Recorder.Eventf(env, job, corev1.EventTypeNormal, "Initialized", "Initialize", "the %s of %s %s completed", plan.what, in.Profile.Product, in.Version)
-			return ctrl.Result{RequeueAfter: time.Millisecond}, nil // start the application
+			// The next reconcile, with the version on record, starts the application.
+			return ctrl.Result{RequeueAfter: time.Second}, nil
 		case batchv1.JobFailed:
 			msg := fmt.Sprintf("Job %s (the %s of %s %s) failed: %s; its logs say why; delete the Job to run it again", name, plan.what, in.Profile.Product, in.Version, c.Message)
 			if !isConditionReason(env.Status.Conditions, crmv1alpha1.ConditionInitialized, "Failed") {

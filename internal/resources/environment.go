@@ -526,13 +526,17 @@ func Image(in *EnvironmentInput) string {
 // and the Prepare step before it.
 func appPodSpec(in *EnvironmentInput, conn crm.Connection, container corev1.Container) corev1.PodSpec {
 	vols, mounts := scratch(in.Profile.TmpPaths)
-	var filesRoot []corev1.VolumeMount
+	// The prepare step sees the files volume's root only: the kubelet
+	// creates a missing subPath directory, as root, when it starts a
+	// container that mounts it, so the directories must exist, made by the
+	// image's user, before any container mounts them.
+	prepareMounts := append([]corev1.VolumeMount{}, mounts...)
 	if in.Profile.HasFiles() {
 		vols = append(vols, claimVolume("files", FilesClaimName(in.Env.Name)))
 		for _, f := range in.Profile.Files {
 			mounts = append(mounts, corev1.VolumeMount{Name: "files", MountPath: f.Path, SubPath: f.SubPath})
 		}
-		filesRoot = []corev1.VolumeMount{{Name: "files", MountPath: crm.PrepareFilesDir}}
+		prepareMounts = append(prepareMounts, corev1.VolumeMount{Name: "files", MountPath: crm.PrepareFilesDir})
 	}
 	image := Image(in)
 	environment := ProductEnv(in, conn)
@@ -552,7 +556,7 @@ func appPodSpec(in *EnvironmentInput, conn crm.Connection, container corev1.Cont
 		spec.InitContainers = []corev1.Container{{
 			Name: "prepare", Image: image, Command: p.Command, Args: p.Args,
 			Env:             mergeEnv(environment, p.Env),
-			VolumeMounts:    append(append([]corev1.VolumeMount{}, mounts...), filesRoot...),
+			VolumeMounts:    prepareMounts,
 			SecurityContext: containerSecurity(in.Profile.ReadOnlyRootFilesystem),
 			Resources:       agentResources(),
 		}}

@@ -173,6 +173,13 @@ func TestProductContracts(t *testing.T) {
 				if *spec.InitContainers[0].SecurityContext.RunAsNonRoot != true {
 					t.Error("prepare step may run as root")
 				}
+				// A subPath mount would have the kubelet create its
+				// directory as root before the prepare step runs.
+				for _, m := range spec.InitContainers[0].VolumeMounts {
+					if m.SubPath != "" {
+						t.Errorf("the prepare step mounts subPath %s", m.SubPath)
+					}
+				}
 			}
 			for _, name := range tc.components {
 				d := deployment(t, objs, "test-"+name)
