@@ -1,7 +1,9 @@
-// Package crm holds what the operator knows about each CRM product: image,
-// port, the environment variables the image really reads, writable paths,
-// database engine, probes and extra components. Pure data and functions; the
-// sources are cited next to each profile.
+// Package crm holds each CRM product's contract with its image: user and
+// group, ports, the environment variables its entrypoint really reads,
+// writable and persistent paths, probes, install and upgrade steps,
+// components, mail settings and supported upgrade paths. Pure data and
+// functions; every fact cites the image source it was read from (Facts,
+// rendered as docs/products.md).
 package crm
 
 import (
