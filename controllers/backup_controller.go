@@ -306,8 +306,8 @@ func (r *BackupReconciler) SetupWithManager(mgr ctrl.Manager) error {
 // called: creating it again would make retries unbounded and could run a
 // backup, restore or migration twice. If the API server still has it, the
 // cache is behind (a restarted manager, a watch not yet delivered) and the
-// owner looks again shortly. Found by make test-faults: trusting the cache
-// here failed promotions whose Backup had just been created.
+// owner looks again shortly: the cache alone never fails a step whose
+// object was just created.
 func gone(ctx context.Context, apiReader client.Reader, obj client.Object, fail func() error) (ctrl.Result, error) {
 	err := apiReader.Get(ctx, client.ObjectKeyFromObject(obj), obj)
 	switch {

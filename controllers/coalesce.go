@@ -14,11 +14,9 @@ import (
 // summaryDelay is how long a project waits after a change of one of its
 // environments before it summarizes them. An environment's phase moves
 // several times while it is provisioned or rolled out, and a project's two
-// or more environments move together: without the wait each move was a
-// status write of the project (5.8 per project in make bench's
-// convergence, 5 per promotion). Changes within the delay share one
-// reconcile; the project's own objects (namespace, quota, RBAC) and its
-// increments' promotions are not delayed.
+// or more environments move together: changes within the delay share one
+// reconcile and one status write of the project. The project's own objects
+// (namespace, quota, RBAC) and its increments' promotions are not delayed.
 const summaryDelay = time.Second
 
 // coalesced enqueues the request of each event after delay; the queue

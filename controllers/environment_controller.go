@@ -90,8 +90,8 @@ func (r *EnvironmentReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 	}
 	if behind {
 		// Decided on the older copy, the status write would say again what
-		// the last one said, with new condition timestamps (make bench);
-		// the write's event brings us back (caughtUp).
+		// the last one said, with new condition timestamps; the write's
+		// event brings us back (caughtUp).
 		return ctrl.Result{RequeueAfter: cacheCatchUp}, nil
 	}
 	defer r.written.noteIfWritten(env, env.ResourceVersion)
@@ -374,8 +374,8 @@ func deploymentRolledOut(d *appsv1.Deployment, hibernate bool, appliedGeneration
 	notObserved := st.ObservedGeneration < d.Generation || d.Generation < appliedGeneration
 	switch {
 	case notObserved && !hibernate:
-		// Said as the next state says it while nothing is available: one
-		// status write per rollout fewer (make bench).
+		// Said as the next state says it while nothing is available, so
+		// the rollout's observation writes no status of its own.
 		return false, fmt.Sprintf("Deployment %s: 0/%d replicas updated and available", d.Name, want)
 	case notObserved:
 		return false, fmt.Sprintf("Deployment %s: rollout not yet observed", d.Name)

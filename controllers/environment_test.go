@@ -273,10 +273,9 @@ func TestEnvironmentLifecycle(t *testing.T) {
 			return d.Spec.Template.Spec.Containers[0].Image
 		}).WithTimeout(wait).Should(HaveSuffix(":10.1.0"))
 		// Reconciled at the new generation, the environment still runs
-		// 10.0.3: the Deployment has not reported the rollout. Found by make
-		// bench: the reconcile that applied the rollout read the cache's
-		// older Deployment, rolled out at its older generation, and
-		// reported the new version Ready, so promotions skipped verification.
+		// 10.0.3: the Deployment has not reported the rollout. A Deployment
+		// read from the cache at its older generation must never make the
+		// new version Ready (promotions would skip verification).
 		g.Eventually(func(g Gomega) {
 			g.Expect(k8s.Get(ctx, client.ObjectKeyFromObject(env), env)).To(Succeed())
 			g.Expect(env.Status.ObservedGeneration).To(Equal(env.Generation))

@@ -17,9 +17,9 @@ import (
 // its reconciler. Another event (an Environment, a Backup) can wake the
 // reconciler before the cache holds that write; a step decided on the
 // older copy ends in an optimistic-lock conflict, a wasted reconcile and a
-// backoff (make bench counted 132 conflicts in 50 promotions). The write's
-// own watch event is on its way and wakes the reconciler again, so a
-// reconcile that finds the cache behind its own write just ends.
+// backoff. The write's own watch event is on its way and wakes the
+// reconciler again, so a reconcile that finds the cache behind its own
+// write just ends.
 //
 // resourceVersions are opaque to clients by contract; an etcd-backed API
 // server writes the etcd revision, an integer that only grows. A version

@@ -18,11 +18,10 @@ import (
 // Most updates of a busy cluster change nothing a reconciler reads: a
 // Deployment's conditions move their timestamps several times per rollout,
 // the disruption controller rewrites every PodDisruptionBudget's status
-// when a pod changes, and every status patch of an Environment woke its
-// project. Measured with make bench, such noise was most of the
-// environment controller's queue during convergence and promotions. The
-// predicates here compare what their reconciler reads of the old and new
-// object and pass the update only when it differs.
+// when a pod changes, and an Environment's status patch changes nothing its
+// project reads unless its summary moves. The predicates here compare what
+// their reconciler reads of the old and new object and pass the update only
+// when it differs, so such noise never fills a queue.
 //
 // An update that keeps the resourceVersion is the informer's resync, which
 // the operator asks for (--sync-period) as a full pass over everything: it
@@ -99,7 +98,7 @@ func environmentSummaryChanged() predicate.Predicate {
 // its project records (recordDeliveries): its promotion to production, and
 // of a promoted increment the spec (changes and their hours, sprint,
 // version) and deletion. An increment on its way records nothing: its
-// acceptance (50 at once in make bench) and its steps wake no project.
+// acceptance and its steps wake no project.
 func incrementDeliveryChanged() predicate.Predicate {
 	return onlyWhen(func(obj client.Object) any {
 		inc, ok := obj.(*crmv1alpha1.Increment)
