@@ -164,9 +164,15 @@ refused by the API:
 
 Accept it as the product owner (the API records who, from the request's
 identity); it then goes to production step by step: backup first,
-migration, rollout, health check:
+EspoCRM's own upgrade (10.0.3 to 10.1.0) and the sprint's migration,
+rollout, health check:
 
   kubectl crm accept sprint-1 -n demo --as jane.po@kunde.example --wait
+  kubectl get job sprint-1-migrate-production -n demo -o jsonpath='{.spec.template.spec.initContainers[*].name}'
+
+Test sends its mail only to its own catcher (Service test-mail):
+
+  kubectl crm mail test -n demo
 
 Stop everything with: make down
 MSG
