@@ -327,7 +327,7 @@ func twenty() Profile {
 			{"processes", "server on 3000 answering /healthz; worker `yarn worker:prod` with DISABLE_DB_MIGRATIONS=true; attachments in /app/packages/twenty-server/.local-storage", srcTwentyCompose},
 			{"env", "PG_DATABASE_URL, REDIS_URL, SERVER_URL, APP_SECRET, STORAGE_TYPE (local), NODE_PORT 3000", srcTwentyConfig},
 			{"mail", "EMAIL_DRIVER (logger by default; smtp), EMAIL_SMTP_HOST, EMAIL_SMTP_PORT, EMAIL_SMTP_NO_TLS, EMAIL_SMTP_USER, EMAIL_SMTP_PASSWORD, EMAIL_FROM_ADDRESS, EMAIL_SYSTEM_ADDRESS", srcTwentyConfig},
-			{"telemetry", "no telemetry variable is read by this version's configuration (config-variables.ts): none is set", srcTwentyConfig},
+			{"telemetry", "no telemetry variable in the parts of config-variables.ts read (up to 16,000 and from 26,000 characters): none is set", srcTwentyConfig},
 			{"upgrade", "upgrades go one minor version at a time, each running `command:prod upgrade`", srcTwentyUpgrade},
 			{"database", "the documented compose file runs postgres:16 and redis: the operator runs PostgreSQL " + postgresVersion + " and Redis " + redisVersion, srcTwentyCompose},
 		},
