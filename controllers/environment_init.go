@@ -8,6 +8,7 @@ import (
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -124,7 +125,7 @@ func (r *EnvironmentReconciler) runInit(ctx context.Context, env *crmv1alpha1.En
 			return ctrl.Result{RequeueAfter: time.Second}, nil
 		case batchv1.JobFailed:
 			msg := fmt.Sprintf("Job %s (the %s of %s %s) failed: %s; its logs say why; delete the Job to run it again", name, plan.what, in.Profile.Product, in.Version, c.Message)
-			if !isConditionReason(env.Status.Conditions, crmv1alpha1.ConditionInitialized, "Failed") {
+			if c := meta.FindStatusCondition(env.Status.Conditions, crmv1alpha1.ConditionInitialized); c == nil || c.Reason != "Failed" {
 				r.Recorder.Eventf(env, job, corev1.EventTypeWarning, "InitFailed", "Initialize", "%s", msg)
 			}
 			setCondition(&env.Status.Conditions, gen, crmv1alpha1.ConditionInitialized, metav1.ConditionFalse, "Failed", msg)
@@ -132,13 +133,4 @@ func (r *EnvironmentReconciler) runInit(ctx context.Context, env *crmv1alpha1.En
 		}
 	}
 	return ctrl.Result{}, nil // the Job watch brings us back
-}
-
-func isConditionReason(conds []metav1.Condition, typ, reason string) bool {
-	for _, c := range conds {
-		if c.Type == typ {
-			return c.Reason == reason
-		}
-	}
-	return false
 }
