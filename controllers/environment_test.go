@@ -21,7 +21,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	crmv1alpha1 "github.com/crmops/crm-operator/api/v1alpha1"
-	"github.com/crmops/crm-operator/controllers"
 	"github.com/crmops/crm-operator/internal/resources"
 )
 
@@ -324,7 +323,7 @@ func TestDeletionPolicy(t *testing.T) {
 			e := &crmv1alpha1.Environment{}
 			_ = k8s.Get(ctx, key(ns, env), e)
 			return e.Finalizers
-		}).WithTimeout(wait).Should(ContainElement(controllers.EnvironmentFinalizer))
+		}).WithTimeout(wait).Should(ContainElement(crmv1alpha1.EnvironmentFinalizer))
 	}
 
 	// The project cannot go while production's data is retained in its namespace.
@@ -376,7 +375,7 @@ func TestDeletionPolicy(t *testing.T) {
 		}
 		g.Expect(k8s.Get(ctx, key(ns, name), obj)).To(Succeed())
 		g.Expect(obj.GetOwnerReferences()).To(BeEmpty())
-		g.Expect(obj.GetLabels()).To(HaveKeyWithValue(controllers.LabelRetainedFrom, "production"))
+		g.Expect(obj.GetLabels()).To(HaveKeyWithValue(crmv1alpha1.LabelRetainedFrom, "production"))
 		g.Expect(obj.GetDeletionTimestamp()).To(BeNil())
 	}
 	// Delete: they are deleted (a claim may wait on kubernetes.io/pvc-protection).
@@ -392,9 +391,9 @@ func TestDeletionPolicy(t *testing.T) {
 	// The retained claim's volume outlives the claim (and the namespace).
 	g.Expect(k8s.Get(ctx, key("", pv.Name), pv)).To(Succeed())
 	g.Expect(pv.Spec.PersistentVolumeReclaimPolicy).To(Equal(corev1.PersistentVolumeReclaimRetain))
-	g.Expect(pv.Labels).To(HaveKeyWithValue(controllers.LabelRetainedProject, ns))
-	g.Expect(pv.Labels).To(HaveKeyWithValue(controllers.LabelRetainedFrom, "production"))
-	g.Expect(pv.Annotations).To(HaveKeyWithValue(controllers.AnnotationRetainedClaim, ns+"/"+resources.DataClaimName("production")))
+	g.Expect(pv.Labels).To(HaveKeyWithValue(crmv1alpha1.LabelRetainedProject, ns))
+	g.Expect(pv.Labels).To(HaveKeyWithValue(crmv1alpha1.LabelRetainedFrom, "production"))
+	g.Expect(pv.Annotations).To(HaveKeyWithValue(crmv1alpha1.AnnotationRetainedClaim, ns+"/"+resources.DataClaimName("production")))
 
 	// With no retained environment left, the project goes; its namespace,
 	// which holds the retained claims, is released from it and stays.
@@ -404,5 +403,5 @@ func TestDeletionPolicy(t *testing.T) {
 	namespace := &corev1.Namespace{}
 	g.Expect(k8s.Get(ctx, key("", ns), namespace)).To(Succeed())
 	g.Expect(namespace.OwnerReferences).To(BeEmpty(), "the garbage collector would delete the namespace with the retained data")
-	g.Expect(namespace.Labels).To(HaveKeyWithValue(controllers.LabelRetainedData, "true"))
+	g.Expect(namespace.Labels).To(HaveKeyWithValue(crmv1alpha1.LabelRetainedData, "true"))
 }

@@ -7,8 +7,9 @@ import (
 
 	. "github.com/onsi/gomega"
 
-	crmv1alpha1 "github.com/crmops/crm-operator/api/v1alpha1"
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
+
+	crmv1alpha1 "github.com/crmops/crm-operator/api/v1alpha1"
 )
 
 // metricValue reads a metric from the operator's registry: the sum of the

@@ -13,7 +13,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	crmv1alpha1 "github.com/crmops/crm-operator/api/v1alpha1"
-	"github.com/crmops/crm-operator/controllers"
+	projectcontroller "github.com/crmops/crm-operator/controllers/project"
 )
 
 func newProject(name string) *crmv1alpha1.ImplementationProject {
@@ -103,7 +103,7 @@ func TestNoWriteWhenNothingChanged(t *testing.T) {
 		WithTimeout(20 * time.Second).Should(Equal(int64(1)))
 	settled := project.ResourceVersion
 
-	r := &controllers.ImplementationProjectReconciler{Client: k8s}
+	r := &projectcontroller.Reconciler{Client: k8s}
 	for range 3 {
 		_, err := r.Reconcile(ctx, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(project)})
 		g.Expect(err).NotTo(HaveOccurred())

@@ -1,13 +1,13 @@
-// Package controllers holds one thin reconciler per kind of the crm.crmops.io
-// API: each fetches its object and what it owns, asks the pure packages under
-// internal/ for the desired state, applies it and records status once.
+// Package controllers wires the operator: its options, what its cache holds,
+// and one reconciler per kind of the crm.crmops.io API, each in its own
+// package below this one (project, environment, increment, and backup,
+// restore and erasure over the shared agentjob core).
 package controllers
 
 import (
 	"context"
 	"fmt"
 	"sync"
-	"time"
 
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -18,6 +18,15 @@ import (
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	crmv1alpha1 "github.com/crmops/crm-operator/api/v1alpha1"
+	"github.com/crmops/crm-operator/controllers/agentjob"
+	"github.com/crmops/crm-operator/controllers/backup"
+	"github.com/crmops/crm-operator/controllers/environment"
+	"github.com/crmops/crm-operator/controllers/erasure"
+	"github.com/crmops/crm-operator/controllers/fleet"
+	"github.com/crmops/crm-operator/controllers/increment"
+	"github.com/crmops/crm-operator/controllers/project"
+	"github.com/crmops/crm-operator/controllers/restore"
+	"github.com/crmops/crm-operator/internal/kube"
 	"github.com/crmops/crm-operator/internal/resources"
 )
 
@@ -47,7 +56,7 @@ type Options struct {
 	// AgentImage holds crm-agent at /crm-agent (the operator's own image).
 	AgentImage string
 	// Clock tells the time for schedules and retention; nil is time.Now.
-	Clock func() time.Time
+	Clock kube.Clock
 	// Tolerations are added to every pod the operator creates (e.g. the
 	// simulated nodes' taint in the local cluster).
 	Tolerations []corev1.Toleration
@@ -58,7 +67,7 @@ type Options struct {
 // without their managed fields, and the children it only applies slim.
 //
 // slim holds the children the operator only applies without their spec
-// (slimcache.go): about a third of the memory at a thousand projects, for
+// (internal/kube/slimcache.go): about a third of the memory at a thousand projects, for
 // one read per child after a restart.
 func CacheOptions(slim bool) cache.Options {
 	own := cache.ByObject{Label: labels.SelectorFromSet(labels.Set{crmv1alpha1.LabelManagedBy: crmv1alpha1.ManagedByValue})}
@@ -66,10 +75,10 @@ func CacheOptions(slim bool) cache.Options {
 		&corev1.Secret{}: own,
 		&batchv1.Job{}:   own,
 	}
-	for _, obj := range slimKinds() {
+	for _, obj := range kube.SlimKinds() {
 		byObject[obj] = own
 		if slim {
-			byObject[obj] = cache.ByObject{Label: own.Label, Transform: slimTransform}
+			byObject[obj] = cache.ByObject{Label: own.Label, Transform: kube.SlimTransform}
 		}
 	}
 	// Of pods, only those of the operator's Jobs are read (their termination
@@ -88,10 +97,9 @@ func CacheOptions(slim bool) cache.Options {
 
 // SetupWithManager registers every reconciler of the operator with mgr.
 func SetupWithManager(mgr ctrl.Manager, opts Options) error {
-	c := mgr.GetClient()
 	// Registered once per process: a second manager in the same process (tests) reuses it.
 	collectorOnce.Do(func() {
-		ctrlmetrics.Registry.MustRegister(&stateCollector{client: mgr.GetCache()})
+		ctrlmetrics.Registry.MustRegister(fleet.NewCollector(mgr.GetCache()))
 	})
 	if opts.IngressNamespace == "" {
 		opts.IngressNamespace = "ingress-nginx"
@@ -103,41 +111,31 @@ func SetupWithManager(mgr ctrl.Manager, opts Options) error {
 	if promotionWorkers <= 0 {
 		promotionWorkers = opts.MaxConcurrentReconciles
 	}
-	applied := NewAppliedRecords()
-	if err := applied.forgetDeleted(context.Background(), mgr.GetCache()); err != nil {
+	applied := kube.NewAppliedRecords()
+	if err := applied.ForgetDeleted(context.Background(), mgr.GetCache()); err != nil {
 		return err
 	}
-	if err := (&ImplementationProjectReconciler{
-		Client: c, APIReader: mgr.GetAPIReader(), Applied: applied, Recorder: mgr.GetEventRecorder("implementationproject-controller"), MaxConcurrentReconciles: opts.MaxConcurrentReconciles,
-	}).SetupWithManager(mgr); err != nil {
-		return err
+	deps := func(name string, workers int) agentjob.Deps {
+		return agentjob.Deps{
+			Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Recorder: mgr.GetEventRecorder(name),
+			AgentImage: opts.AgentImage, Workers: workers, Tolerations: opts.Tolerations, Clock: opts.Clock,
+		}
 	}
-	if err := (&EnvironmentReconciler{
-		Client: c, APIReader: mgr.GetAPIReader(), Applied: applied, Recorder: mgr.GetEventRecorder("environment-controller"),
-		IngressNamespace: opts.IngressNamespace, AgentImage: opts.AgentImage, MaxConcurrentReconciles: opts.MaxConcurrentReconciles, Tolerations: opts.Tolerations, Clock: opts.Clock,
-	}).SetupWithManager(mgr); err != nil {
-		return err
+	reconcilers := []interface{ SetupWithManager(ctrl.Manager) error }{
+		&project.Reconciler{
+			Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Applied: applied,
+			Recorder: mgr.GetEventRecorder("implementationproject-controller"), Workers: opts.MaxConcurrentReconciles,
+		},
+		&environment.Reconciler{Deps: deps("environment-controller", opts.MaxConcurrentReconciles), Applied: applied, IngressNamespace: opts.IngressNamespace},
+		&backup.Reconciler{Deps: deps("backup-controller", promotionWorkers)},
+		&restore.Reconciler{Deps: deps("restore-controller", promotionWorkers)},
+		&erasure.Reconciler{Deps: deps("erasurerequest-controller", promotionWorkers)},
+		&increment.Reconciler{Deps: deps("increment-controller", promotionWorkers)},
 	}
-	if err := (&BackupReconciler{
-		Client: c, APIReader: mgr.GetAPIReader(), Recorder: mgr.GetEventRecorder("backup-controller"),
-		AgentImage: opts.AgentImage, MaxConcurrentReconciles: promotionWorkers, Tolerations: opts.Tolerations, Clock: opts.Clock,
-	}).SetupWithManager(mgr); err != nil {
-		return err
+	for _, r := range reconcilers {
+		if err := r.SetupWithManager(mgr); err != nil {
+			return err
+		}
 	}
-	if err := (&RestoreReconciler{
-		Client: c, APIReader: mgr.GetAPIReader(), Recorder: mgr.GetEventRecorder("restore-controller"),
-		AgentImage: opts.AgentImage, MaxConcurrentReconciles: promotionWorkers, Tolerations: opts.Tolerations,
-	}).SetupWithManager(mgr); err != nil {
-		return err
-	}
-	if err := (&ErasureRequestReconciler{
-		Client: c, APIReader: mgr.GetAPIReader(), Recorder: mgr.GetEventRecorder("erasurerequest-controller"),
-		AgentImage: opts.AgentImage, MaxConcurrentReconciles: promotionWorkers, Tolerations: opts.Tolerations,
-	}).SetupWithManager(mgr); err != nil {
-		return err
-	}
-	return (&IncrementReconciler{
-		Client: c, APIReader: mgr.GetAPIReader(), Recorder: mgr.GetEventRecorder("increment-controller"),
-		MaxConcurrentReconciles: promotionWorkers, Clock: opts.Clock, Tolerations: opts.Tolerations,
-	}).SetupWithManager(mgr)
+	return nil
 }

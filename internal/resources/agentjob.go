@@ -231,7 +231,18 @@ func agentPolicy(in *EnvironmentInput) *networkingv1.NetworkPolicy {
 	return np
 }
 
-// BackupInProgress reports whether the crmv1alpha1 phase is not final.
+// BackupInProgress reports whether a Backup's phase is not final.
 func BackupInProgress(p crmv1alpha1.BackupPhase) bool {
 	return p == "" || p == crmv1alpha1.BackupPending || p == crmv1alpha1.BackupRunning
 }
+
+// RestoreFinished reports whether a Restore's phase is final.
+func RestoreFinished(p crmv1alpha1.RestorePhase) bool {
+	return p == crmv1alpha1.RestoreCompleted || p == crmv1alpha1.RestoreFailed
+}
+
+// BootstrapRestoreName names the Restore that fills a new environment from spec.bootstrap.
+func BootstrapRestoreName(env string) string { return env + "-bootstrap" }
+
+// AnonymizeJobName names the Job that anonymizes a bootstrapped copy.
+func AnonymizeJobName(env string) string { return AgentJobName(env, "anonymize") }

@@ -9,7 +9,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	crmv1alpha1 "github.com/crmops/crm-operator/api/v1alpha1"
-	"github.com/crmops/crm-operator/controllers"
 )
 
 // The admission policy crm-data-finalizers gives environments, projects and
@@ -33,13 +32,13 @@ func TestDataFinalizersAreAddedAtCreation(t *testing.T) {
 	}
 	// A finalizer the client set already is not added twice; others are kept.
 	backup := &crmv1alpha1.Backup{
-		ObjectMeta: metav1.ObjectMeta{Name: "before-import", Namespace: project.Name, Finalizers: []string{controllers.BackupFinalizer, "example.com/keep"}},
+		ObjectMeta: metav1.ObjectMeta{Name: "before-import", Namespace: project.Name, Finalizers: []string{crmv1alpha1.BackupFinalizer, "example.com/keep"}},
 		Spec:       crmv1alpha1.BackupSpec{EnvironmentRef: crmv1alpha1.LocalObjectReference{Name: env.Name}, Reason: crmv1alpha1.BackupManual},
 	}
 	want := map[client.Object][]string{
-		project: {controllers.ProjectFinalizer},
-		env:     {controllers.EnvironmentFinalizer},
-		backup:  {controllers.BackupFinalizer, "example.com/keep"},
+		project: {crmv1alpha1.ProjectFinalizer},
+		env:     {crmv1alpha1.EnvironmentFinalizer},
+		backup:  {crmv1alpha1.BackupFinalizer, "example.com/keep"},
 	}
 	for _, obj := range []client.Object{project, env, backup} {
 		g.Eventually(func() error { return k8s.Create(ctx, obj) }).WithTimeout(wait).Should(Succeed())

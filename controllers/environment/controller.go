@@ -1,0 +1,425 @@
+package environment
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	policyv1 "k8s.io/api/policy/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	crmv1alpha1 "github.com/crmops/crm-operator/api/v1alpha1"
+	"github.com/crmops/crm-operator/controllers/agentjob"
+	"github.com/crmops/crm-operator/internal/crm"
+	"github.com/crmops/crm-operator/internal/kube"
+	"github.com/crmops/crm-operator/internal/resources"
+)
+
+// Reconciler keeps one CRM instance (application, database,
+// storage, ingress, credentials, network policy) in shape.
+type Reconciler struct {
+	// Deps: APIReader reads what the cache does not hold (Secrets the
+	// operator did not create, children the cache holds slim); Clock tells
+	// the time of backup schedules and retention.
+	agentjob.Deps
+	// Applied records the children found holding their desired state.
+	Applied *kube.AppliedRecords
+	// IngressNamespace is where the ingress controller runs.
+	IngressNamespace string
+	written          kube.OwnWrites
+}
+
+// +kubebuilder:rbac:groups=crm.crmops.io,resources=environments,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups=crm.crmops.io,resources=environments/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=crm.crmops.io,resources=environments/finalizers,verbs=update
+// +kubebuilder:rbac:groups="",resources=secrets;services;persistentvolumeclaims,verbs=get;list;watch;create;update;patch;delete
+// Retained claims' volumes get reclaim policy Retain (retainVolume).
+// +kubebuilder:rbac:groups="",resources=persistentvolumes,verbs=get;patch
+// +kubebuilder:rbac:groups=apps,resources=deployments;statefulsets,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups=networking.k8s.io,resources=ingresses;networkpolicies,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups=policy,resources=poddisruptionbudgets,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
+
+// Reconcile provisions the environment's objects and records their state.
+func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	env := &crmv1alpha1.Environment{}
+	if ok, res, err := r.written.Read(ctx, r.Client, req.NamespacedName, env); !ok {
+		return res, err
+	}
+	defer r.written.NoteIfWritten(env, env.ResourceVersion)
+	if !env.DeletionTimestamp.IsZero() {
+		return r.reconcileDelete(ctx, env)
+	}
+	if controllerutil.AddFinalizer(env, crmv1alpha1.EnvironmentFinalizer) {
+		if err := r.Update(ctx, env); err != nil {
+			return ctrl.Result{}, err
+		}
+	}
+	before := env.DeepCopy()
+	result, err := r.reconcileNormal(ctx, env)
+	env.Status.ObservedGeneration = env.Generation
+	if perr := kube.PatchStatus(ctx, r.Client, env, before, env.Status, before.Status); perr != nil && err == nil {
+		err = perr
+	}
+	return result, err
+}
+
+func (r *Reconciler) reconcileNormal(ctx context.Context, env *crmv1alpha1.Environment) (ctrl.Result, error) {
+	project := &crmv1alpha1.ImplementationProject{}
+	if err := r.Get(ctx, types.NamespacedName{Name: env.Spec.ProjectRef.Name}, project); err != nil {
+		if apierrors.IsNotFound(err) {
+			r.notReady(env, "ProjectNotFound", fmt.Sprintf("ImplementationProject %q does not exist", env.Spec.ProjectRef.Name))
+			return ctrl.Result{}, nil // the project watch brings us back
+		}
+		return ctrl.Result{}, err
+	}
+	profile, err := crm.For(project.Spec.Product)
+	if err != nil {
+		r.notReady(env, "InvalidProduct", err.Error())
+		return ctrl.Result{}, nil
+	}
+	in := &resources.EnvironmentInput{
+		Project: project, Env: env, Profile: profile,
+		Version:          resources.DesiredVersion(project, env, profile),
+		IngressNamespace: r.IngressNamespace,
+		Tolerations:      r.Tolerations,
+	}
+	if ext := env.Spec.Database.External; ext != nil {
+		if in.External, err = agentjob.ReadExternalDatabase(ctx, r.APIReader, env.Namespace, ext.SecretName, profile.Engine); err != nil {
+			r.notReady(env, "ExternalDatabaseInvalid", err.Error())
+			return ctrl.Result{RequeueAfter: time.Minute}, nil
+		}
+	}
+
+	if in.Profile.HasFiles() {
+		pvc := &corev1.PersistentVolumeClaim{}
+		if err := r.Get(ctx, types.NamespacedName{Namespace: env.Namespace, Name: resources.FilesClaimName(env.Name)}, pvc); err == nil {
+			in.FilesClaimShared = slices.Contains(pvc.Spec.AccessModes, corev1.ReadWriteMany)
+		} else if !apierrors.IsNotFound(err) {
+			return ctrl.Result{}, err
+		}
+	}
+	st, err := r.backupState(ctx, env)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	bootstrapped, err := r.bootstrap(ctx, env)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	in.DatabaseNeeded, in.ApplicationStopped = st.databaseNeeded, st.restoring || !bootstrapped
+	if err := in.Profile.CheckVersion(in.Version); err != nil {
+		r.notReady(env, "UnsupportedVersion", err.Error())
+		return ctrl.Result{}, nil
+	}
+	plan := planInit(env, in)
+	initializing := bootstrapped && !st.restoring && !env.Spec.Hibernate && (plan.step != nil || plan.err != nil)
+	if initializing {
+		// The version that runs needs its installation or upgrade first.
+		in.ApplicationStopped = true
+	}
+
+	ap := kube.Applier{Client: r.Client, APIReader: r.APIReader, Records: r.Applied, Generations: map[string]int64{}}
+	if err := r.ensureCredentials(ctx, env, in); err != nil {
+		return ctrl.Result{}, err
+	}
+	desired, absent := resources.EnvironmentObjects(in)
+	for _, obj := range desired {
+		if _, err := ap.Ensure(ctx, env, obj); err != nil {
+			return ctrl.Result{}, err
+		}
+	}
+	for _, obj := range absent {
+		if _, err := ap.Remove(ctx, env, obj); err != nil {
+			return ctrl.Result{}, err
+		}
+	}
+	var initResult ctrl.Result
+	switch {
+	case plan.err != nil && initializing:
+		kube.SetCondition(&env.Status.Conditions, env.Generation, crmv1alpha1.ConditionInitialized, metav1.ConditionFalse, "UnsupportedUpgrade", plan.err.Error())
+	case initializing:
+		if initResult, err = r.runInit(ctx, env, in, plan, ap.Generations); err != nil {
+			return ctrl.Result{}, err
+		}
+	case in.Profile.Init == nil:
+		kube.SetCondition(&env.Status.Conditions, env.Generation, crmv1alpha1.ConditionInitialized, metav1.ConditionTrue, "ByTheImage", "the image installs and upgrades "+string(in.Profile.Product)+" when it starts")
+	case env.Status.SchemaVersion == in.Version:
+		kube.SetCondition(&env.Status.Conditions, env.Generation, crmv1alpha1.ConditionInitialized, metav1.ConditionTrue, "Completed", fmt.Sprintf("the database is installed or upgraded for %s %s", in.Profile.Product, in.Version))
+	}
+	r.observe(ctx, env, in, ap.Generations, initializing)
+	env.Status.MailURL = resources.MailURL(in)
+	recordLastBackup(env, st)
+	requeue, err := r.scheduleBackups(ctx, project, env, st)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	if initResult.RequeueAfter > 0 && (requeue == 0 || initResult.RequeueAfter < requeue) {
+		requeue = initResult.RequeueAfter
+	}
+	return ctrl.Result{RequeueAfter: requeue}, nil
+}
+
+// ensureCredentials creates the credentials Secret once, with random values.
+// It is never rewritten: the database keeps the passwords it started with.
+func (r *Reconciler) ensureCredentials(ctx context.Context, env *crmv1alpha1.Environment, in *resources.EnvironmentInput) error {
+	key := types.NamespacedName{Namespace: env.Namespace, Name: resources.CredentialsName(env.Name)}
+	if err := r.Get(ctx, key, &corev1.Secret{}); err == nil || !apierrors.IsNotFound(err) {
+		return err
+	}
+	values := map[string][]byte{}
+	for _, k := range crm.SecretKeys {
+		v, err := agentjob.RandomSecret()
+		if err != nil {
+			return err
+		}
+		values[k] = v
+	}
+	secret := resources.CredentialsSecret(in, values)
+	if err := controllerutil.SetControllerReference(env, secret, r.Scheme()); err != nil {
+		return err
+	}
+	if err := r.Create(ctx, secret); err != nil {
+		return client.IgnoreAlreadyExists(err)
+	}
+	r.Recorder.Eventf(env, nil, corev1.EventTypeNormal, "CredentialsCreated", "Create", "generated credentials in Secret %s", secret.Name)
+	return nil
+}
+
+// observe sets phase and conditions from the children's real status.
+// applied holds the generations this reconcile found or wrote (applier.Generations).
+func (r *Reconciler) observe(ctx context.Context, env *crmv1alpha1.Environment, in *resources.EnvironmentInput, applied map[string]int64, initializing bool) {
+	gen := env.Generation
+	env.Status.URL = resources.URL(in)
+	env.Status.Image = resources.Image(in)
+
+	dbReady, dbMsg := true, "external database"
+	if in.External == nil {
+		dbReady, dbMsg = kube.WorkloadReady(ctx, r.Client, kube.StatefulSet, env.Namespace, resources.DatabaseName(env.Name), env.Spec.Hibernate, applied)
+	}
+	appReady, appMsg := kube.WorkloadReady(ctx, r.Client, kube.Deployment, env.Namespace, resources.AppName(env.Name), env.Spec.Hibernate, applied)
+	for _, c := range in.Profile.Components {
+		if ok, msg := kube.WorkloadReady(ctx, r.Client, kube.Deployment, env.Namespace, env.Name+"-"+c.Name, env.Spec.Hibernate, applied); !ok && appReady {
+			appReady, appMsg = false, msg
+		}
+	}
+	if in.Profile.NeedsRedis && appReady {
+		appReady, appMsg = kube.WorkloadReady(ctx, r.Client, kube.Deployment, env.Namespace, resources.RedisName(env.Name), env.Spec.Hibernate, applied)
+	}
+	kube.SetCondition(&env.Status.Conditions, gen, crmv1alpha1.ConditionDatabaseReady, kube.ConditionStatus(dbReady), reason(dbReady, "DatabaseReady", "DatabaseNotReady"), dbMsg)
+	kube.SetCondition(&env.Status.Conditions, gen, crmv1alpha1.ConditionApplicationReady, kube.ConditionStatus(appReady), reason(appReady, "ApplicationReady", "ApplicationNotReady"), appMsg)
+
+	switch {
+	case initializing:
+		if env.Status.Phase != crmv1alpha1.EnvironmentReady && env.Status.Phase != crmv1alpha1.EnvironmentDegraded {
+			env.Status.Phase = crmv1alpha1.EnvironmentProvisioning
+		} else {
+			env.Status.Phase = crmv1alpha1.EnvironmentDegraded
+		}
+		msg := "the application starts once the product's installation or upgrade to " + in.Version + " completed"
+		if c := meta.FindStatusCondition(env.Status.Conditions, crmv1alpha1.ConditionInitialized); c != nil && c.Status == metav1.ConditionFalse {
+			msg = c.Message
+		}
+		kube.SetCondition(&env.Status.Conditions, gen, crmv1alpha1.ConditionReady, metav1.ConditionFalse, "Initializing", msg)
+	case in.ApplicationStopped && env.Status.Phase != crmv1alpha1.EnvironmentReady && env.Status.Phase != crmv1alpha1.EnvironmentDegraded:
+		env.Status.Phase = crmv1alpha1.EnvironmentProvisioning
+		kube.SetCondition(&env.Status.Conditions, gen, crmv1alpha1.ConditionReady, metav1.ConditionFalse, "Bootstrapping", "filling the environment from spec.bootstrap; the application starts after the restore")
+	case in.ApplicationStopped:
+		env.Status.Phase = crmv1alpha1.EnvironmentDegraded
+		kube.SetCondition(&env.Status.Conditions, gen, crmv1alpha1.ConditionReady, metav1.ConditionFalse, "Restoring", "a Restore is replacing the data; the application is stopped")
+	case env.Spec.Hibernate && dbReady && appReady:
+		env.Status.Phase = crmv1alpha1.EnvironmentHibernated
+		kube.SetCondition(&env.Status.Conditions, gen, crmv1alpha1.ConditionReady, metav1.ConditionFalse, "Hibernated", "the environment is hibernated: nothing runs, every volume is kept")
+	case env.Spec.Hibernate:
+		env.Status.Phase = crmv1alpha1.EnvironmentHibernated
+		kube.SetCondition(&env.Status.Conditions, gen, crmv1alpha1.ConditionReady, metav1.ConditionFalse, "Hibernating", "scaling down to zero")
+	case dbReady && appReady:
+		if env.Status.Phase != crmv1alpha1.EnvironmentReady {
+			r.Recorder.Eventf(env, nil, corev1.EventTypeNormal, "Ready", "Provision", "environment is ready at %s running %s", env.Status.URL, in.Version)
+		}
+		env.Status.Phase = crmv1alpha1.EnvironmentReady
+		env.Status.Version = in.Version
+		env.Status.CurrentIncrement = env.Annotations[crmv1alpha1.AnnotationIncrement]
+		kube.SetCondition(&env.Status.Conditions, gen, crmv1alpha1.ConditionReady, metav1.ConditionTrue, "Ready", "database and application are ready")
+	default:
+		// Once it has been Ready, losing readiness is a degradation, not provisioning.
+		if env.Status.Phase == crmv1alpha1.EnvironmentReady || env.Status.Phase == crmv1alpha1.EnvironmentDegraded {
+			env.Status.Phase = crmv1alpha1.EnvironmentDegraded
+		} else {
+			env.Status.Phase = crmv1alpha1.EnvironmentProvisioning
+		}
+		msg := appMsg
+		if !dbReady {
+			msg = dbMsg
+		}
+		kube.SetCondition(&env.Status.Conditions, gen, crmv1alpha1.ConditionReady, metav1.ConditionFalse, string(env.Status.Phase), msg)
+	}
+	if env.Status.Version == "" && env.Spec.Stage == crmv1alpha1.StageProduction {
+		// Production records its first version at once: later versions come only from promotions.
+		env.Status.Version = in.Version
+	}
+}
+
+func (r *Reconciler) notReady(env *crmv1alpha1.Environment, why, msg string) {
+	if env.Status.Phase == "" {
+		env.Status.Phase = crmv1alpha1.EnvironmentProvisioning
+	}
+	kube.SetCondition(&env.Status.Conditions, env.Generation, crmv1alpha1.ConditionReady, metav1.ConditionFalse, why, msg)
+}
+
+func reason(b bool, yes, no string) string {
+	if b {
+		return yes
+	}
+	return no
+}
+
+// reconcileDelete applies the deletion policy: Retain keeps the volumes and
+// the credentials (no owner, labelled retained-from) so that the data can be
+// found and reattached; Delete removes them. Everything else goes with the
+// environment through its owner references.
+func (r *Reconciler) reconcileDelete(ctx context.Context, env *crmv1alpha1.Environment) (ctrl.Result, error) {
+	if !controllerutil.ContainsFinalizer(env, crmv1alpha1.EnvironmentFinalizer) {
+		return ctrl.Result{}, nil
+	}
+	if env.Status.Phase != crmv1alpha1.EnvironmentDeleting {
+		before := env.DeepCopy()
+		env.Status.Phase = crmv1alpha1.EnvironmentDeleting
+		if err := kube.PatchStatus(ctx, r.Client, env, before, env.Status, before.Status); err != nil {
+			return ctrl.Result{}, client.IgnoreNotFound(err)
+		}
+	}
+	policy := resources.EffectiveDeletionPolicy(env)
+	data := []client.Object{
+		&corev1.PersistentVolumeClaim{ObjectMeta: metav1.ObjectMeta{Namespace: env.Namespace, Name: resources.DataClaimName(env.Name)}},
+		&corev1.PersistentVolumeClaim{ObjectMeta: metav1.ObjectMeta{Namespace: env.Namespace, Name: resources.FilesClaimName(env.Name)}},
+		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: env.Namespace, Name: resources.CredentialsName(env.Name)}},
+	}
+	for _, obj := range data {
+		if err := r.Get(ctx, client.ObjectKeyFromObject(obj), obj); err != nil {
+			if apierrors.IsNotFound(err) {
+				continue
+			}
+			return ctrl.Result{}, err
+		}
+		if !metav1.IsControlledBy(obj, env) {
+			continue
+		}
+		if policy == crmv1alpha1.DeletionDelete {
+			if err := r.Delete(ctx, obj); client.IgnoreNotFound(err) != nil {
+				return ctrl.Result{}, err
+			}
+			continue
+		}
+		patch := client.MergeFrom(obj.DeepCopyObject().(client.Object))
+		obj.SetOwnerReferences(nil)
+		labels := obj.GetLabels()
+		if labels == nil {
+			labels = map[string]string{}
+		}
+		labels[crmv1alpha1.LabelRetainedFrom] = env.Name
+		obj.SetLabels(labels)
+		if err := r.Patch(ctx, obj, patch); err != nil {
+			return ctrl.Result{}, err
+		}
+		if pvc, ok := obj.(*corev1.PersistentVolumeClaim); ok {
+			if err := r.retainVolume(ctx, env, pvc); err != nil {
+				return ctrl.Result{}, err
+			}
+		}
+	}
+	if policy == crmv1alpha1.DeletionRetain {
+		r.Recorder.Eventf(env, nil, corev1.EventTypeNormal, "DataRetained", "Delete",
+			"deletionPolicy Retain: volumes and credentials kept with label %s=%s", crmv1alpha1.LabelRetainedFrom, env.Name)
+	}
+	log.FromContext(ctx).Info("environment deleted", "deletionPolicy", policy)
+	controllerutil.RemoveFinalizer(env, crmv1alpha1.EnvironmentFinalizer)
+	return ctrl.Result{}, client.IgnoreNotFound(r.Update(ctx, env))
+}
+
+// retainVolume puts a retained claim's PersistentVolume out of reach of
+// the claim's deletion (and so of its namespace's): reclaim policy Retain,
+// labelled with where it came from, so that the data outlives even a
+// deleted namespace and can be bound again (README "Deletion").
+func (r *Reconciler) retainVolume(ctx context.Context, env *crmv1alpha1.Environment, pvc *corev1.PersistentVolumeClaim) error {
+	if pvc.Spec.VolumeName == "" {
+		return nil // never bound: no data
+	}
+	pv := &corev1.PersistentVolume{}
+	if err := r.APIReader.Get(ctx, client.ObjectKey{Name: pvc.Spec.VolumeName}, pv); err != nil {
+		return client.IgnoreNotFound(err)
+	}
+	patch := client.MergeFrom(pv.DeepCopy())
+	pv.Spec.PersistentVolumeReclaimPolicy = corev1.PersistentVolumeReclaimRetain
+	if pv.Labels == nil {
+		pv.Labels = map[string]string{}
+	}
+	pv.Labels[crmv1alpha1.LabelRetainedFrom], pv.Labels[crmv1alpha1.LabelRetainedProject] = env.Name, env.Namespace
+	if pv.Annotations == nil {
+		pv.Annotations = map[string]string{}
+	}
+	pv.Annotations[crmv1alpha1.AnnotationRetainedClaim] = env.Namespace + "/" + pvc.Name
+	if err := r.Patch(ctx, pv, patch); err != nil {
+		return err
+	}
+	r.Recorder.Eventf(env, nil, corev1.EventTypeNormal, "VolumeRetained", "Delete",
+		"PersistentVolume %s of claim %s keeps its data (reclaim policy Retain)", pv.Name, pvc.Name)
+	return nil
+}
+
+// SetupWithManager registers the reconciler: it follows its children's
+// status (readiness), and every environment of a project when the project changes.
+func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
+	children := builder.WithPredicates(kube.ChildChanged())
+	phases := builder.WithPredicates(backupOrRestorePhaseChanged())
+	return ctrl.NewControllerManagedBy(mgr).
+		For(&crmv1alpha1.Environment{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, kube.DeletionStarted(), r.written.CaughtUp()))).
+		Owns(&appsv1.Deployment{}, children).
+		Owns(&appsv1.StatefulSet{}, children).
+		Owns(&corev1.Service{}, children).
+		Owns(&corev1.PersistentVolumeClaim{}, children).
+		Owns(&corev1.Secret{}, children).
+		Owns(&networkingv1.Ingress{}, children).
+		Owns(&networkingv1.NetworkPolicy{}, children).
+		Owns(&policyv1.PodDisruptionBudget{}, children).
+		Owns(&batchv1.Job{}, children).
+		Watches(&crmv1alpha1.Backup{}, handler.EnqueueRequestsFromMapFunc(environmentOfBackupOrRestore), phases).
+		Watches(&crmv1alpha1.Restore{}, handler.EnqueueRequestsFromMapFunc(environmentOfBackupOrRestore), phases).
+		Watches(&crmv1alpha1.ErasureRequest{}, handler.EnqueueRequestsFromMapFunc(r.environmentsOfErasure)).
+		Watches(&crmv1alpha1.ImplementationProject{}, handler.EnqueueRequestsFromMapFunc(r.environmentsOfProject),
+			builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		WithOptions(controller.Options{MaxConcurrentReconciles: r.Workers}).
+		Complete(r)
+}
+
+// environmentsOfProject maps a project to the environments in its namespace.
+func (r *Reconciler) environmentsOfProject(ctx context.Context, obj client.Object) []reconcile.Request {
+	list := &crmv1alpha1.EnvironmentList{}
+	if err := r.List(ctx, list, client.InNamespace(obj.GetName())); err != nil {
+		return nil
+	}
+	reqs := make([]reconcile.Request, 0, len(list.Items))
+	for _, e := range list.Items {
+		if e.Spec.ProjectRef.Name == obj.GetName() {
+			reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&e)})
+		}
+	}
+	return reqs
+}

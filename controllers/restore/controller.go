@@ -1,0 +1,266 @@
+package restore
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	crmv1alpha1 "github.com/crmops/crm-operator/api/v1alpha1"
+	"github.com/crmops/crm-operator/controllers/agentjob"
+	"github.com/crmops/crm-operator/internal/kube"
+	"github.com/crmops/crm-operator/internal/promotion"
+	"github.com/crmops/crm-operator/internal/resources"
+)
+
+// Reconciler replaces an environment's data with a Backup: it checks
+// the request, lets the Environment controller stop the application, runs
+// crm-agent restore in a Job, and lets the application start again.
+type Reconciler struct {
+	agentjob.Deps
+}
+
+// +kubebuilder:rbac:groups=crm.crmops.io,resources=restores,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups=crm.crmops.io,resources=restores/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=crm.crmops.io,resources=erasurerequests,verbs=get;list;watch
+
+// Reconcile moves a Restore from Pending through Running to Completed or Failed.
+func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	return agentjob.Reconcile(ctx, r.Client, req.NamespacedName, &crmv1alpha1.Restore{}, r)
+}
+
+// Settle ends the reconcile of a finished Restore.
+func (r *Reconciler) Settle(_ context.Context, rs *crmv1alpha1.Restore) (bool, ctrl.Result, error) {
+	return resources.RestoreFinished(rs.Status.Phase), ctrl.Result{}, nil
+}
+
+// Status is the object's status and its observedGeneration.
+func (r *Reconciler) Status(o *crmv1alpha1.Restore) (any, *int64) {
+	return o.Status, &o.Status.ObservedGeneration
+}
+
+func (r *Reconciler) pending(rs *crmv1alpha1.Restore, reason, msg string) {
+	rs.Status.Phase, rs.Status.Message = crmv1alpha1.RestorePending, msg
+	kube.SetCondition(&rs.Status.Conditions, rs.Generation, crmv1alpha1.ConditionReady, metav1.ConditionFalse, reason, msg)
+}
+
+func (r *Reconciler) fail(rs *crmv1alpha1.Restore, reason, msg string) {
+	rs.Status.Phase, rs.Status.Message = crmv1alpha1.RestoreFailed, msg
+	kube.SetCondition(&rs.Status.Conditions, rs.Generation, crmv1alpha1.ConditionReady, metav1.ConditionFalse, reason, msg)
+	r.Recorder.Eventf(rs, nil, corev1.EventTypeWarning, reason, "Restore", "%s", msg)
+}
+
+// Step advances the request by what it observes and starts.
+func (r *Reconciler) Step(ctx context.Context, rs *crmv1alpha1.Restore) (ctrl.Result, error) {
+	backup := &crmv1alpha1.Backup{}
+	if err := r.Get(ctx, types.NamespacedName{Namespace: rs.Namespace, Name: rs.Spec.BackupRef.Name}, backup); err != nil {
+		if apierrors.IsNotFound(err) {
+			r.pending(rs, "BackupNotFound", fmt.Sprintf("Backup %s does not exist", rs.Spec.BackupRef.Name))
+			return ctrl.Result{RequeueAfter: 30 * time.Second}, nil
+		}
+		return ctrl.Result{}, err
+	}
+	switch backup.Status.Phase {
+	case crmv1alpha1.BackupFailed:
+		r.fail(rs, "BackupFailed", fmt.Sprintf("Backup %s failed: nothing to restore", backup.Name))
+		return ctrl.Result{}, nil
+	case crmv1alpha1.BackupCompleted:
+	default:
+		r.pending(rs, "BackupNotCompleted", fmt.Sprintf("waiting for Backup %s to complete", backup.Name))
+		return ctrl.Result{}, nil // the Backup watch brings us back
+	}
+	in, err := agentjob.LoadEnvironmentInput(ctx, r.Client, r.APIReader, r.Tolerations, rs.Namespace, rs.Spec.EnvironmentRef.Name)
+	if err != nil {
+		r.pending(rs, "EnvironmentNotFound", err.Error())
+		return ctrl.Result{RequeueAfter: 30 * time.Second}, nil
+	}
+	env := in.Env
+	if env.Spec.Stage == crmv1alpha1.StageProduction && rs.Spec.Confirm != env.Name {
+		r.fail(rs, "ConfirmationRequired", fmt.Sprintf(
+			"restoring into production environment %s replaces all of its data: set spec.confirm to %q in a new Restore", env.Name, env.Name))
+		return ctrl.Result{}, nil
+	}
+	if backup.Status.Engine != "" && backup.Status.Engine != in.Profile.Engine {
+		r.fail(rs, "EngineMismatch", fmt.Sprintf("Backup %s is a %s backup; environment %s runs %s", backup.Name, backup.Status.Engine, env.Name, in.Profile.Engine))
+		return ctrl.Result{}, nil
+	}
+
+	if rs.Status.Phase != crmv1alpha1.RestoreRunning {
+		if other, err := r.promotionInFlight(ctx, rs, env.Name); err != nil || other != "" {
+			if other != "" {
+				r.pending(rs, "PromotionInProgress", fmt.Sprintf("increment %s is migrating or rolling out %s: the restore waits for it to end", other, env.Name))
+			}
+			return ctrl.Result{RequeueAfter: 15 * time.Second}, err
+		}
+		now := metav1.Now()
+		rs.Status.Phase, rs.Status.StartedAt = crmv1alpha1.RestoreRunning, &now
+		rs.Status.Message = "stopping the application"
+		kube.SetCondition(&rs.Status.Conditions, rs.Generation, crmv1alpha1.ConditionReady, metav1.ConditionFalse, "Running", rs.Status.Message)
+		kube.Audit(ctx, r.Recorder, rs, corev1.EventTypeNormal, "Started", "Restore", "restoring Backup %s into %s", backup.Name, env.Name)
+		return ctrl.Result{}, nil // the Environment controller now scales the application down
+	}
+
+	jobName := resources.AgentJobName(rs.Name, "restore")
+	job := &batchv1.Job{}
+	switch err := r.Get(ctx, types.NamespacedName{Namespace: rs.Namespace, Name: jobName}, job); {
+	case apierrors.IsNotFound(err):
+		if rs.Status.JobName != "" {
+			return agentjob.JobGone(ctx, r.APIReader, rs.Namespace, jobName, func(msg string) { r.fail(rs, "JobDeleted", msg) })
+		}
+		if stopped, msg := applicationStopped(ctx, r.Client, in); !stopped {
+			rs.Status.Message = msg
+			return ctrl.Result{RequeueAfter: 5 * time.Second}, nil
+		}
+		if ok, msg := agentjob.DatabaseRunning(ctx, r.Client, in); !ok {
+			rs.Status.Message = msg
+			return ctrl.Result{RequeueAfter: 5 * time.Second}, nil
+		}
+		// Every erasure of the project is applied again before the restore
+		// reports success, so that an older backup brings no erased person back.
+		hashes, err := agentjob.ErasureHashes(ctx, r.Client, rs.Namespace, in.Project.Spec.Product.Name)
+		if err != nil {
+			return ctrl.Result{}, err
+		}
+		anonymize := mustAnonymize(in, backup, rs)
+		job, err := resources.AgentJob(resources.AgentJobInput{
+			EnvironmentInput: in, Command: "restore", JobName: jobName, BackupName: backup.Name, AgentImage: r.AgentImage,
+			ErasureHashes: hashes, Anonymize: anonymize,
+		})
+		if err != nil {
+			r.fail(rs, "InvalidJob", err.Error())
+			return ctrl.Result{}, nil
+		}
+		if err := controllerutil.SetControllerReference(rs, job, r.Scheme()); err != nil {
+			return ctrl.Result{}, err
+		}
+		if err := r.Create(ctx, job); err != nil && !apierrors.IsAlreadyExists(err) {
+			return ctrl.Result{}, err
+		}
+		rs.Status.JobName, rs.Status.Message = jobName, "crm-agent is verifying and restoring the backup in Job "+jobName
+		rs.Status.ErasuresReapplied = int32(len(hashes)) //nolint:gosec // G115: one hash per ErasureRequest of a project, far below 2^31
+		rs.Status.Anonymized = anonymize
+		if anonymize {
+			rs.Status.Message += "; the copy is anonymized before the application sees it (gdpr.anonymizeNonProduction)"
+		}
+		return ctrl.Result{}, nil
+	case err != nil:
+		return ctrl.Result{}, err
+	}
+	done, res, why := agentjob.JobOutcome(ctx, r.Client, job)
+	if !done {
+		return ctrl.Result{}, nil
+	}
+	if res.Error != "" || why != "" {
+		r.fail(rs, "AgentFailed", res.Error+why)
+		return ctrl.Result{}, nil
+	}
+	now := metav1.Now()
+	rs.Status.Phase, rs.Status.CompletedAt = crmv1alpha1.RestoreCompleted, &now
+	rs.Status.Message = fmt.Sprintf("restored Backup %s (%s) into %s; %d erasures re-applied", backup.Name, backup.Status.Size, env.Name, rs.Status.ErasuresReapplied)
+	if rs.Status.Anonymized {
+		rs.Status.Message += "; personal data anonymized, outgoing mail and scheduled jobs off"
+	}
+	kube.SetCondition(&rs.Status.Conditions, rs.Generation, crmv1alpha1.ConditionReady, metav1.ConditionTrue, "Completed", rs.Status.Message)
+	kube.Audit(ctx, r.Recorder, rs, corev1.EventTypeNormal, "Completed", "Restore", "%s", rs.Status.Message)
+	return ctrl.Result{}, nil
+}
+
+// promotionInFlight names an increment whose stage on env is migrating,
+// rolling out or verifying (not this Restore's own rollback): a restore then
+// would race the migration or be undone by the rollout's verification.
+func (r *Reconciler) promotionInFlight(ctx context.Context, rs *crmv1alpha1.Restore, env string) (string, error) {
+	incs := &crmv1alpha1.IncrementList{}
+	if err := r.List(ctx, incs, client.InNamespace(rs.Namespace)); err != nil {
+		return "", err
+	}
+	for _, inc := range incs.Items {
+		if inc.Name == rs.Labels[crmv1alpha1.LabelIncrement] || promotion.Final(inc.Status.Phase) {
+			continue
+		}
+		for _, s := range inc.Status.Stages {
+			if s.Name == env && promotion.TouchesData(s.Phase) && s.Phase != crmv1alpha1.StageRestoring {
+				return inc.Name, nil
+			}
+		}
+	}
+	return "", nil
+}
+
+// mustAnonymize says whether a restore pseudonymizes what it loads: into a
+// non-production environment of a project whose GDPR policy asks for
+// anonymized copies, of any backup but the environment's own (the same
+// stance as the admission rule on bootstraps: the backup's origin may be
+// production, and an environment gone cannot tell otherwise). A bootstrap
+// that anonymizes already runs its own step before the application starts.
+func mustAnonymize(in *resources.EnvironmentInput, backup *crmv1alpha1.Backup, rs *crmv1alpha1.Restore) bool {
+	env, gdpr := in.Env, in.Project.Spec.GDPR
+	switch {
+	case gdpr == nil || !gdpr.AnonymizeNonProduction, env.Spec.Stage == crmv1alpha1.StageProduction:
+		return false
+	case backup.Spec.EnvironmentRef.Name == env.Name:
+		return false
+	case env.Spec.Bootstrap != nil && env.Spec.Bootstrap.Anonymize && rs.Name == resources.BootstrapRestoreName(env.Name):
+		return false
+	}
+	return true
+}
+
+// applicationStopped reports whether no application pod runs any more.
+func applicationStopped(ctx context.Context, c client.Client, in *resources.EnvironmentInput) (bool, string) {
+	names := []string{resources.AppName(in.Env.Name)}
+	for _, comp := range in.Profile.Components {
+		names = append(names, in.Env.Name+"-"+comp.Name)
+	}
+	for _, n := range names {
+		d := &appsv1.Deployment{}
+		if err := c.Get(ctx, types.NamespacedName{Namespace: in.Env.Namespace, Name: n}, d); err != nil {
+			if apierrors.IsNotFound(err) {
+				continue
+			}
+			return false, err.Error()
+		}
+		if (d.Spec.Replicas != nil && *d.Spec.Replicas > 0) || d.Status.Replicas > 0 {
+			return false, fmt.Sprintf("waiting for Deployment %s to stop", n)
+		}
+	}
+	return true, ""
+}
+
+// SetupWithManager registers the reconciler; it follows its Jobs and Backups.
+func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
+	return ctrl.NewControllerManagedBy(mgr).
+		For(&crmv1alpha1.Restore{}).
+		Owns(&batchv1.Job{}).
+		Watches(&crmv1alpha1.Backup{}, enqueueRestoresOfBackup(mgr.GetClient())).
+		WithOptions(controller.Options{MaxConcurrentReconciles: r.Workers}).
+		Complete(r)
+}
+
+// enqueueRestoresOfBackup wakes the Restores waiting on a Backup.
+func enqueueRestoresOfBackup(c client.Client) handler.EventHandler {
+	return handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, obj client.Object) []reconcile.Request {
+		list := &crmv1alpha1.RestoreList{}
+		if err := c.List(ctx, list, client.InNamespace(obj.GetNamespace())); err != nil {
+			return nil
+		}
+		var reqs []reconcile.Request
+		for _, rs := range list.Items {
+			if rs.Spec.BackupRef.Name == obj.GetName() {
+				reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&rs)})
+			}
+		}
+		return reqs
+	})
+}

@@ -1,0 +1,196 @@
+package controllers_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	. "github.com/onsi/gomega"
+	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	crmv1alpha1 "github.com/crmops/crm-operator/api/v1alpha1"
+	"github.com/crmops/crm-operator/internal/agent"
+	"github.com/crmops/crm-operator/internal/resources"
+)
+
+func TestRestore(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	p := backupProject("restores", 10)
+	createProject(ctx, t, p)
+	ns := p.Name
+	readyEnvironment(ctx, t, p, "production", crmv1alpha1.StageProduction)
+	readyEnvironment(ctx, t, p, "test", crmv1alpha1.StageTest)
+
+	b := runningBackup(ctx, g, ns, "prod-copy", "production")
+	g.Eventually(func(g Gomega) {
+		finishJob(ctx, g, ns, b.Status.JobName, agent.Result{Location: "s3://crm-backups/restores/production/prod-copy", Size: 1024}, true)
+	}).WithTimeout(wait).Should(Succeed())
+	g.Eventually(backupPhase(ctx, b)).WithTimeout(wait).Should(Equal(crmv1alpha1.BackupCompleted))
+
+	restoreOf := func(name, env string) *crmv1alpha1.Restore {
+		return &crmv1alpha1.Restore{
+			ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
+			Spec: crmv1alpha1.RestoreSpec{BackupRef: crmv1alpha1.LocalObjectReference{Name: "prod-copy"},
+				EnvironmentRef: crmv1alpha1.LocalObjectReference{Name: env}},
+		}
+	}
+	restorePhase := func(rs *crmv1alpha1.Restore) func() crmv1alpha1.RestorePhase {
+		return func() crmv1alpha1.RestorePhase {
+			_ = k8s.Get(ctx, client.ObjectKeyFromObject(rs), rs)
+			return rs.Status.Phase
+		}
+	}
+
+	t.Run("production is refused without confirm", func(t *testing.T) {
+		g := NewWithT(t)
+		rs := restoreOf("oops", "production")
+		g.Expect(k8s.Create(ctx, rs)).To(Succeed())
+		g.Eventually(restorePhase(rs)).WithTimeout(wait).Should(Equal(crmv1alpha1.RestoreFailed))
+		g.Expect(rs.Status.Message).To(ContainSubstring(`spec.confirm to "production"`))
+		g.Expect(k8s.Get(ctx, key(ns, resources.AgentJobName("oops", "restore")), &batchv1.Job{})).NotTo(Succeed())
+	})
+
+	t.Run("the application stops, the agent restores, the application starts", func(t *testing.T) {
+		g := NewWithT(t)
+		rs := restoreOf("copy-to-test", "test")
+		g.Expect(k8s.Create(ctx, rs)).To(Succeed())
+		g.Eventually(restorePhase(rs)).WithTimeout(wait).Should(Equal(crmv1alpha1.RestoreRunning))
+		app := &appsv1.Deployment{}
+		g.Eventually(func() int32 {
+			_ = k8s.Get(ctx, key(ns, "test-app"), app)
+			return ptr.Deref(app.Spec.Replicas, -1)
+		}).WithTimeout(wait).Should(BeZero())
+		g.Eventually(func(g Gomega) { markWorkloads(ctx, g, ns, "test") }).WithTimeout(wait).Should(Succeed())
+
+		jobName := resources.AgentJobName("copy-to-test", "restore")
+		g.Eventually(exists(ctx, &batchv1.Job{}, ns, jobName)).WithTimeout(wait).Should(Succeed())
+		job := &batchv1.Job{}
+		g.Expect(k8s.Get(ctx, key(ns, jobName), job)).To(Succeed())
+		g.Expect(strings.Join(job.Spec.Template.Spec.Containers[0].Command, " ")).To(HavePrefix("/agent/crm-agent restore --name prod-copy"))
+		// The backup of production is restored into test's own database.
+		g.Expect(strings.Join(job.Spec.Template.Spec.Containers[0].Command, " ")).To(ContainSubstring("--db-host test-db"))
+
+		g.Eventually(func(g Gomega) {
+			finishJob(ctx, g, ns, jobName, agent.Result{Location: "s3://crm-backups/restores/production/prod-copy", Size: 1024}, true)
+		}).WithTimeout(wait).Should(Succeed())
+		g.Eventually(restorePhase(rs)).WithTimeout(wait).Should(Equal(crmv1alpha1.RestoreCompleted))
+		g.Eventually(func() int32 {
+			_ = k8s.Get(ctx, key(ns, "test-app"), app)
+			return ptr.Deref(app.Spec.Replicas, -1)
+		}).WithTimeout(wait).Should(Equal(int32(1)))
+	})
+
+	t.Run("a copy of production restored into test is anonymized when the GDPR policy says so", func(t *testing.T) {
+		g := NewWithT(t)
+		g.Eventually(func() error {
+			if err := k8s.Get(ctx, key("", ns), p); err != nil {
+				return err
+			}
+			p.Spec.GDPR = &crmv1alpha1.GDPRPolicy{AnonymizeNonProduction: true}
+			return k8s.Update(ctx, p)
+		}).WithTimeout(wait).Should(Succeed())
+		t.Cleanup(func() {
+			g.Eventually(func() error {
+				if err := k8s.Get(ctx, key("", ns), p); err != nil {
+					return err
+				}
+				p.Spec.GDPR = nil
+				return k8s.Update(ctx, p)
+			}).WithTimeout(wait).Should(Succeed())
+		})
+		rs := restoreOf("copy-to-test-gdpr", "test")
+		g.Expect(k8s.Create(ctx, rs)).To(Succeed())
+		g.Eventually(restorePhase(rs)).WithTimeout(wait).Should(Equal(crmv1alpha1.RestoreRunning))
+		jobName := resources.AgentJobName(rs.Name, "restore")
+		g.Eventually(func(g Gomega) {
+			markWorkloads(ctx, g, ns, "test")
+			g.Expect(k8s.Get(ctx, key(ns, jobName), &batchv1.Job{})).To(Succeed())
+		}).WithTimeout(wait).WithPolling(300 * time.Millisecond).Should(Succeed())
+		job := &batchv1.Job{}
+		g.Expect(k8s.Get(ctx, key(ns, jobName), job)).To(Succeed())
+		g.Expect(job.Spec.Template.Spec.Containers[0].Command).To(ContainElement("--anonymize"),
+			"production data restored into test without anonymization")
+		g.Eventually(func(g Gomega) {
+			finishJob(ctx, g, ns, jobName, agent.Result{Location: "s3://crm-backups/restores/production/prod-copy", Size: 1024}, true)
+		}).WithTimeout(wait).Should(Succeed())
+		g.Eventually(restorePhase(rs)).WithTimeout(wait).Should(Equal(crmv1alpha1.RestoreCompleted))
+		g.Expect(rs.Status.Anonymized).To(BeTrue())
+		g.Expect(rs.Status.Message).To(ContainSubstring("anonymized"))
+		markUntilReady(ctx, g, ns, "test")
+	})
+
+	t.Run("a new environment is bootstrapped from a backup (disaster recovery)", func(t *testing.T) {
+		g := NewWithT(t)
+		env := newEnvironment(ns, "recovered", crmv1alpha1.StageProduction)
+		env.Spec.Bootstrap = &crmv1alpha1.Bootstrap{FromBackup: crmv1alpha1.BackupSource{Name: "prod-copy"}}
+		g.Expect(k8s.Create(ctx, env)).To(Succeed())
+		rs := &crmv1alpha1.Restore{}
+		g.Eventually(exists(ctx, rs, ns, resources.BootstrapRestoreName("recovered"))).WithTimeout(wait).Should(Succeed())
+		g.Expect(rs.Spec.Confirm).To(Equal("recovered"))
+		g.Expect(metav1.IsControlledBy(rs, env)).To(BeTrue())
+		// The application does not start on an empty database.
+		app := &appsv1.Deployment{}
+		g.Eventually(exists(ctx, app, ns, "recovered-app")).WithTimeout(wait).Should(Succeed())
+		g.Expect(ptr.Deref(app.Spec.Replicas, -1)).To(BeZero())
+		g.Eventually(func(g Gomega) { markWorkloads(ctx, g, ns, "recovered") }).WithTimeout(wait).Should(Succeed())
+
+		jobName := resources.AgentJobName(rs.Name, "restore")
+		g.Eventually(exists(ctx, &batchv1.Job{}, ns, jobName)).WithTimeout(wait).Should(Succeed())
+		g.Eventually(func(g Gomega) {
+			finishJob(ctx, g, ns, jobName, agent.Result{Location: "s3://crm-backups/restores/production/prod-copy", Size: 1024}, true)
+		}).WithTimeout(wait).Should(Succeed())
+		g.Eventually(condition(ctx, env, func() []metav1.Condition { return env.Status.Conditions }, crmv1alpha1.ConditionBootstrapped)).
+			WithTimeout(wait).Should(Equal(metav1.ConditionTrue))
+		// The product's install step (idempotent on a restored database)
+		// runs before the application starts.
+		g.Eventually(func(g Gomega) int32 {
+			markWorkloads(ctx, g, ns, "recovered")
+			_ = k8s.Get(ctx, key(ns, "recovered-app"), app)
+			return ptr.Deref(app.Spec.Replicas, -1)
+		}).WithTimeout(wait).Should(Equal(int32(1)))
+		g.Eventually(func(g Gomega) { markWorkloads(ctx, g, ns, "recovered") }).WithTimeout(wait).Should(Succeed())
+		g.Eventually(condition(ctx, env, func() []metav1.Condition { return env.Status.Conditions }, crmv1alpha1.ConditionReady)).
+			WithTimeout(wait).Should(Equal(metav1.ConditionTrue))
+	})
+
+	t.Run("a copy of production is anonymized before the application starts", func(t *testing.T) {
+		g := NewWithT(t)
+		env := newEnvironment(ns, "copy", crmv1alpha1.StageTest)
+		env.Spec.Bootstrap = &crmv1alpha1.Bootstrap{FromBackup: crmv1alpha1.BackupSource{Name: "prod-copy"}, Anonymize: true}
+		g.Expect(k8s.Create(ctx, env)).To(Succeed())
+		rs := &crmv1alpha1.Restore{}
+		g.Eventually(exists(ctx, rs, ns, resources.BootstrapRestoreName("copy"))).WithTimeout(wait).Should(Succeed())
+		g.Eventually(func(g Gomega) { markWorkloads(ctx, g, ns, "copy") }).WithTimeout(wait).Should(Succeed())
+		restoreJob := resources.AgentJobName(rs.Name, "restore")
+		g.Eventually(exists(ctx, &batchv1.Job{}, ns, restoreJob)).WithTimeout(wait).Should(Succeed())
+		g.Eventually(func(g Gomega) {
+			finishJob(ctx, g, ns, restoreJob, agent.Result{Location: "s3://crm-backups/restores/production/prod-copy", Size: 1024}, true)
+		}).WithTimeout(wait).Should(Succeed())
+
+		anon := &batchv1.Job{}
+		g.Eventually(exists(ctx, anon, ns, resources.AnonymizeJobName("copy"))).WithTimeout(wait).Should(Succeed())
+		g.Expect(strings.Join(anon.Spec.Template.Spec.Containers[0].Command, " ")).To(ContainSubstring("crm-agent anonymize"))
+		g.Expect(strings.Join(anon.Spec.Template.Spec.Containers[0].Command, " ")).To(ContainSubstring("--product odoo"))
+		app := &appsv1.Deployment{}
+		g.Expect(k8s.Get(ctx, key(ns, "copy-app"), app)).To(Succeed())
+		g.Expect(ptr.Deref(app.Spec.Replicas, -1)).To(BeZero(), "the application must not see the copy before it is anonymized")
+
+		g.Eventually(func(g Gomega) {
+			finishJob(ctx, g, ns, anon.Name, agent.Result{Location: "copy-db/crm", Size: 12}, true)
+		}).WithTimeout(wait).Should(Succeed())
+		g.Eventually(condition(ctx, env, func() []metav1.Condition { return env.Status.Conditions }, crmv1alpha1.ConditionAnonymized)).
+			WithTimeout(wait).Should(Equal(metav1.ConditionTrue))
+		g.Eventually(func(g Gomega) int32 {
+			markWorkloads(ctx, g, ns, "copy")
+			_ = k8s.Get(ctx, key(ns, "copy-app"), app)
+			return ptr.Deref(app.Spec.Replicas, -1)
+		}).WithTimeout(wait).Should(Equal(int32(1)))
+		markUntilReady(ctx, g, ns, "copy")
+	})
+}

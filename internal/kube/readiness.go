@@ -1,0 +1,97 @@
+package kube
+
+import (
+	"context"
+	"fmt"
+
+	appsv1 "k8s.io/api/apps/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+)
+
+// rollout is what readiness is judged from, the same for a Deployment and a
+// StatefulSet.
+type rollout struct {
+	kind, name string
+	// servedBy names what counts as serving: available pods of a
+	// Deployment, ready pods of a StatefulSet.
+	servedBy                       string
+	want, replicas, updated, serve int32
+	notObserved                    bool
+	// surplus: more pods than wanted, the state only a Deployment has
+	// mid-rollout (an old pod beside the new one).
+	surplus bool
+}
+
+func rolloutOf(obj client.Object, appliedGeneration int64) (rollout, bool) {
+	switch o := obj.(type) {
+	case *appsv1.Deployment:
+		want := int32(1)
+		if o.Spec.Replicas != nil {
+			want = *o.Spec.Replicas
+		}
+		st := o.Status
+		return rollout{kind: "Deployment", name: o.Name, servedBy: "available", want: want, replicas: st.Replicas,
+			updated: st.UpdatedReplicas, serve: st.AvailableReplicas, surplus: st.Replicas > want,
+			notObserved: st.ObservedGeneration < o.Generation || o.Generation < appliedGeneration}, true
+	case *appsv1.StatefulSet:
+		want := int32(1)
+		if o.Spec.Replicas != nil && *o.Spec.Replicas > 0 {
+			want = *o.Spec.Replicas // a database scaled to zero does not serve
+		}
+		st := o.Status
+		return rollout{kind: "StatefulSet", name: o.Name, servedBy: "ready", want: want, replicas: st.Replicas,
+			updated: st.UpdatedReplicas, serve: st.ReadyReplicas,
+			notObserved: st.ObservedGeneration < o.Generation || o.Generation < appliedGeneration}, true
+	}
+	return rollout{}, false
+}
+
+// RolledOut judges a Deployment or StatefulSet: rolled out at its current
+// generation with every replica serving (or none running, when hibernate).
+// A copy older than appliedGeneration, the generation last applied,
+// describes the previous rollout: the cache has not caught up with the
+// operator's own write.
+func RolledOut(obj client.Object, hibernate bool, appliedGeneration int64) (bool, string) {
+	r, ok := rolloutOf(obj, appliedGeneration)
+	if !ok {
+		return false, fmt.Sprintf("%T is not a workload", obj)
+	}
+	switch {
+	case r.notObserved && !hibernate:
+		// Said as the next state says it while nothing serves, so the
+		// rollout's observation writes no status of its own.
+		return false, fmt.Sprintf("%s %s: 0/%d replicas updated and %s", r.kind, r.name, r.want, r.servedBy)
+	case r.notObserved:
+		return false, fmt.Sprintf("%s %s: rollout not yet observed", r.kind, r.name)
+	case hibernate && r.replicas == 0:
+		return true, fmt.Sprintf("%s %s scaled to zero", r.kind, r.name)
+	case hibernate:
+		return false, fmt.Sprintf("%s %s: %d replicas still running", r.kind, r.name, r.replicas)
+	case r.updated < r.want || r.serve < r.want || r.surplus:
+		return false, fmt.Sprintf("%s %s: %d/%d replicas updated and %s", r.kind, r.name, min(r.updated, r.serve), r.want, r.servedBy)
+	}
+	return true, fmt.Sprintf("%s %s: %d/%d replicas %s", r.kind, r.name, r.serve, r.want, r.servedBy)
+}
+
+// Workload is the kind of workload WorkloadReady reads.
+type Workload string
+
+// The workloads whose rollout RolledOut judges.
+const (
+	Deployment  Workload = "Deployment"
+	StatefulSet Workload = "StatefulSet"
+)
+
+// WorkloadReady reads the workload ns/name from c (the cache) and judges it
+// with RolledOut; applied holds the generations the reconcile found or
+// wrote (Applier.Generations), nil when it wrote none.
+func WorkloadReady(ctx context.Context, c client.Reader, kind Workload, ns, name string, hibernate bool, applied map[string]int64) (bool, string) {
+	var obj client.Object = &appsv1.Deployment{}
+	if kind == StatefulSet {
+		obj = &appsv1.StatefulSet{}
+	}
+	if err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, obj); err != nil {
+		return false, fmt.Sprintf("%s %s: %v", kind, name, err)
+	}
+	return RolledOut(obj, hibernate, applied[GenerationKey(string(kind), name)])
+}
