@@ -29,7 +29,7 @@ import (
 
 	crmv1alpha1 "github.com/crmops/crm-operator/api/v1alpha1"
 	"github.com/crmops/crm-operator/controllers"
-	"github.com/crmops/crm-operator/test/fixtures"
+	"github.com/crmops/crm-operator/test/framework"
 )
 
 var (
@@ -178,7 +178,7 @@ func run(m *testing.M, testEnv *envtest.Environment, cfg *rest.Config) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	if err := fixtures.InstallAdmissionPolicies(context.Background(), k8s, filepath.Join("..", "config", "admission")); err != nil {
+	if err := framework.InstallAdmissionPolicies(context.Background(), k8s, filepath.Join("..", "config", "admission")); err != nil {
 		fmt.Fprintln(os.Stderr, "installing the admission policies:", err)
 		return 1
 	}

@@ -16,6 +16,8 @@
 #   CLUSTER_QPS=200       client QPS of the simulated cluster's controller
 #                         manager, scheduler and volume provisioner; 0 keeps
 #                         their defaults (make bench measures both)
+#   MANAGER_BUILD_TAGS    build tags of the operator (make bench: bench, the
+#                         flags that only measure)
 #   MANAGER_GOMEMLIMIT    the operator's soft memory limit (GOMEMLIMIT, as the
 #                         Helm chart sets it from the container's limit)
 #   LOCAL_DIR, METRICS_PORT, PROBE_PORT, WEBHOOK_PORT   where state and logs go
@@ -43,7 +45,7 @@ k() { "$kubectl" --kubeconfig "$kubeconfig" "$@"; }
 step "tools: etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, kwok (built once per machine, then cached)"
 hack/build-tools.sh etcd kube-apiserver kube-controller-manager kube-scheduler kubectl kwok 2>&1 | sed 's/^/          /'
 step "binaries: manager, kubectl-crm, localcluster"
-GOFLAGS=${GOFLAGS:--buildvcs=false} go build -o bin/manager ./cmd/manager
+GOFLAGS=${GOFLAGS:--buildvcs=false} go build ${MANAGER_BUILD_TAGS:+-tags "$MANAGER_BUILD_TAGS"} -o bin/manager ./cmd/manager
 GOFLAGS=${GOFLAGS:--buildvcs=false} go build -o bin/kubectl-crm ./cmd/kubectl-crm
 GOFLAGS=${GOFLAGS:--buildvcs=false} go build -o bin/localcluster ./hack/localcluster
 

@@ -47,7 +47,6 @@ func main() {
 		webhookOpts      webhook.Options
 		webhookDNS       string
 		syncPeriod       time.Duration
-		cacheAll         bool
 		pprofAddr        string
 		slimCache        bool
 	)
@@ -64,7 +63,6 @@ func main() {
 	flag.BoolVar(&webhookOpts.WriteCertFiles, "webhook-write-cert-files", false, "Copy the self-managed certificate from its Secret into --webhook-cert-dir (an operator running outside the cluster; in a pod the Secret is mounted there).")
 	flag.StringVar(&webhookDNS, "webhook-extra-dns-names", "", "Comma-separated extra DNS names of the self-managed certificate (localhost for a local run).")
 	flag.DurationVar(&syncPeriod, "sync-period", 10*time.Hour, "How often every watched object is reconciled again although nothing changed (make bench shortens it to prove that a resync writes nothing).")
-	flag.BoolVar(&cacheAll, "cache-everything", false, "Cache every Secret, Deployment, Job, ... of the cluster with managed fields, as controller-runtime does by default (only to measure what the selective cache saves: make bench).")
 	flag.BoolVar(&slimCache, "slim-cache", true, "Cache the children the operator only applies (Deployments, Services, claims, policies, ...) without their spec, "+
 		"with a fingerprint to detect changes: about a third of the memory at 1000 projects, for one API read per child after a restart.")
 	flag.StringVar(&pprofAddr, "pprof-bind-address", "", "Address of Go's pprof endpoints (/debug/pprof/heap, ...); empty disables them (make bench BENCH_PPROF=1 saves a heap profile).")
@@ -126,7 +124,7 @@ func main() {
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                  scheme,
 		WebhookServer:           ctrlwebhook.NewServer(ctrlwebhook.Options{Port: webhookPort, CertDir: webhookOpts.CertDir}),
-		Cache:                   cacheOptions(syncPeriod, cacheAll, slimCache),
+		Cache:                   cacheOptions(syncPeriod, cacheEverything, slimCache),
 		Metrics:                 metrics,
 		HealthProbeBindAddress:  probeAddr,
 		PprofBindAddress:        pprofAddr,
@@ -206,6 +204,10 @@ func parseToleration(s string) (corev1.Toleration, error) {
 	}
 	return t, nil
 }
+
+// cacheEverything is set only by the bench build's --cache-everything
+// (bench_flags.go), to measure what the selective cache saves.
+var cacheEverything bool
 
 func cacheOptions(syncPeriod time.Duration, all, slim bool) cache.Options {
 	o := controllers.CacheOptions(slim)

@@ -42,20 +42,14 @@ type Reconciler struct {
 
 // Reconcile moves a Backup from Pending through Running to Completed or Failed.
 func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
-	return agentjob.Reconcile(ctx, r.Client, req.NamespacedName, &crmv1alpha1.Backup{}, r)
+	return kube.Reconcile(ctx, r.Client, req.NamespacedName, &crmv1alpha1.Backup{}, r)
 }
 
 // Settle deletes the stored data of a Backup being deleted, and applies
 // retention to a completed one whose environment is gone; a failed Backup is final.
 func (r *Reconciler) Settle(ctx context.Context, b *crmv1alpha1.Backup) (bool, ctrl.Result, error) {
-	if !b.DeletionTimestamp.IsZero() {
-		res, err := r.reconcileDelete(ctx, b)
-		return true, res, err
-	}
-	if controllerutil.AddFinalizer(b, crmv1alpha1.BackupFinalizer) {
-		if err := r.Update(ctx, b); err != nil {
-			return true, ctrl.Result{}, err
-		}
+	if done, res, err := kube.Finalize(ctx, r.Client, b, crmv1alpha1.BackupFinalizer, func() (ctrl.Result, error) { return r.reconcileDelete(ctx, b) }); done || err != nil {
+		return done, res, err
 	}
 	if b.Status.Phase == crmv1alpha1.BackupCompleted {
 		res, err := r.expireOrphan(ctx, b)

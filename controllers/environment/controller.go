@@ -59,29 +59,21 @@ type Reconciler struct {
 
 // Reconcile provisions the environment's objects and records their state.
 func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
-	env := &crmv1alpha1.Environment{}
-	if ok, res, err := r.written.Read(ctx, r.Client, req.NamespacedName, env); !ok {
-		return res, err
-	}
-	defer r.written.NoteIfWritten(env, env.ResourceVersion)
-	if !env.DeletionTimestamp.IsZero() {
-		return r.reconcileDelete(ctx, env)
-	}
-	if controllerutil.AddFinalizer(env, crmv1alpha1.EnvironmentFinalizer) {
-		if err := r.Update(ctx, env); err != nil {
-			return ctrl.Result{}, err
-		}
-	}
-	before := env.DeepCopy()
-	result, err := r.reconcileNormal(ctx, env)
-	env.Status.ObservedGeneration = env.Generation
-	if perr := kube.PatchStatus(ctx, r.Client, env, before, env.Status, before.Status); perr != nil && err == nil {
-		err = perr
-	}
-	return result, err
+	return kube.Reconcile(ctx, r.Client, req.NamespacedName, &crmv1alpha1.Environment{}, r, kube.Tracking(&r.written))
 }
 
-func (r *Reconciler) reconcileNormal(ctx context.Context, env *crmv1alpha1.Environment) (ctrl.Result, error) {
+// Settle applies the deletion policy to an environment being deleted.
+func (r *Reconciler) Settle(ctx context.Context, env *crmv1alpha1.Environment) (bool, ctrl.Result, error) {
+	return kube.Finalize(ctx, r.Client, env, crmv1alpha1.EnvironmentFinalizer, func() (ctrl.Result, error) { return r.reconcileDelete(ctx, env) })
+}
+
+// Status is the environment's status and its observedGeneration.
+func (r *Reconciler) Status(env *crmv1alpha1.Environment) (any, *int64) {
+	return env.Status, &env.Status.ObservedGeneration
+}
+
+// Step applies the environment's objects and records their state.
+func (r *Reconciler) Step(ctx context.Context, env *crmv1alpha1.Environment) (ctrl.Result, error) {
 	project := &crmv1alpha1.ImplementationProject{}
 	if err := r.Get(ctx, types.NamespacedName{Name: env.Spec.ProjectRef.Name}, project); err != nil {
 		if apierrors.IsNotFound(err) {

@@ -40,7 +40,7 @@ type Reconciler struct {
 
 // Reconcile moves an ErasureRequest from Pending through Running to Completed.
 func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
-	return agentjob.Reconcile(ctx, r.Client, req.NamespacedName, &crmv1alpha1.ErasureRequest{}, r)
+	return kube.Reconcile(ctx, r.Client, req.NamespacedName, &crmv1alpha1.ErasureRequest{}, r)
 }
 
 // Settle removes a completed request's identifiers.

@@ -53,7 +53,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 			return ctrl.Result{}, err
 		}
 	}
-	x := &run{Reconciler: r, inc: inc, written: inc.DeepCopy()}
+	x := &run{Reconciler: r, inc: inc, lastWritten: inc.DeepCopy()}
 	result, err := x.advance(ctx)
 	if perr := x.persist(ctx); perr != nil && err == nil {
 		err = perr

@@ -23,9 +23,9 @@ import (
 type run struct {
 	*Reconciler
 	inc *crmv1alpha1.Increment
-	// written is the increment as last written (or read): persist patches
+	// lastWritten is the increment as last written (or read): persist patches
 	// the difference, with optimistic locking.
-	written *crmv1alpha1.Increment
+	lastWritten *crmv1alpha1.Increment
 
 	project *crmv1alpha1.ImplementationProject
 	env     *crmv1alpha1.Environment
@@ -60,13 +60,13 @@ func (o outcome) result() ctrl.Result { return ctrl.Result{RequeueAfter: o.reque
 // conflict (the increment changed meanwhile) ends it before it acts.
 func (x *run) persist(ctx context.Context) error {
 	x.inc.Status.ObservedGeneration = x.inc.Generation
-	if err := kube.PatchStatus(ctx, x.Client, x.inc, x.written, x.inc.Status, x.written.Status, kube.Locked()); err != nil {
+	if err := kube.PatchStatus(ctx, x.Client, x.inc, x.lastWritten, x.inc.Status, x.lastWritten.Status, kube.Locked()); err != nil {
 		return err
 	}
-	if x.inc.ResourceVersion != x.written.ResourceVersion {
-		x.Reconciler.written.Note(x.inc)
+	if x.inc.ResourceVersion != x.lastWritten.ResourceVersion {
+		x.written.Note(x.inc)
 	}
-	x.written = x.inc.DeepCopy()
+	x.lastWritten = x.inc.DeepCopy()
 	return nil
 }
 

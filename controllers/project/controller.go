@@ -58,47 +58,39 @@ type Reconciler struct {
 // Reconcile applies the project's namespace and shared objects and records
 // the state of its environments.
 func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
-	project := &crmv1alpha1.ImplementationProject{}
-	if ok, res, err := r.written.Read(ctx, r.Client, req.NamespacedName, project); !ok {
-		return res, err
-	}
-	defer r.written.NoteIfWritten(project, project.ResourceVersion)
-	if !project.DeletionTimestamp.IsZero() {
-		return r.reconcileDelete(ctx, project)
-	}
-	if controllerutil.AddFinalizer(project, crmv1alpha1.ProjectFinalizer) {
-		if err := r.Update(ctx, project); err != nil {
-			return ctrl.Result{}, err
-		}
-	}
-	before := project.DeepCopy()
-	err := r.reconcileNormal(ctx, project)
-	project.Status.ObservedGeneration = project.Generation
-	if perr := kube.PatchStatus(ctx, r.Client, project, before, project.Status, before.Status); perr != nil && err == nil {
-		err = perr
-	}
-	return ctrl.Result{}, err
+	return kube.Reconcile(ctx, r.Client, req.NamespacedName, &crmv1alpha1.ImplementationProject{}, r, kube.Tracking(&r.written))
 }
 
-func (r *Reconciler) reconcileNormal(ctx context.Context, project *crmv1alpha1.ImplementationProject) error {
+// Settle releases a project being deleted once its data is handled.
+func (r *Reconciler) Settle(ctx context.Context, project *crmv1alpha1.ImplementationProject) (bool, ctrl.Result, error) {
+	return kube.Finalize(ctx, r.Client, project, crmv1alpha1.ProjectFinalizer, func() (ctrl.Result, error) { return r.reconcileDelete(ctx, project) })
+}
+
+// Status is the project's status and its observedGeneration.
+func (r *Reconciler) Status(project *crmv1alpha1.ImplementationProject) (any, *int64) {
+	return project.Status, &project.Status.ObservedGeneration
+}
+
+// Step applies the project's objects and summarises its environments.
+func (r *Reconciler) Step(ctx context.Context, project *crmv1alpha1.ImplementationProject) (ctrl.Result, error) {
 	project.Status.Namespace = project.Name
 	ap := kube.Applier{Client: r.Client, APIReader: r.APIReader, Records: r.Applied}
 	desired, absent := resources.ProjectObjects(project)
 	for _, obj := range desired {
 		if _, err := ap.Ensure(ctx, project, obj); err != nil {
 			kube.SetCondition(&project.Status.Conditions, project.Generation, crmv1alpha1.ConditionReady, metav1.ConditionFalse, "ApplyFailed", err.Error())
-			return err
+			return ctrl.Result{}, err
 		}
 	}
 	for _, obj := range absent {
 		if _, err := ap.Remove(ctx, project, obj); err != nil {
-			return err
+			return ctrl.Result{}, err
 		}
 	}
 
 	envs := &crmv1alpha1.EnvironmentList{}
 	if err := r.List(ctx, envs, client.InNamespace(project.Name)); err != nil {
-		return err
+		return ctrl.Result{}, err
 	}
 	// The cache lists in no fixed order: the summary and its message must
 	// not change with it.
@@ -118,7 +110,7 @@ func (r *Reconciler) reconcileNormal(ctx context.Context, project *crmv1alpha1.I
 	}
 	project.Status.Environments = summaries
 	if err := r.recordDeliveries(ctx, project); err != nil {
-		return err
+		return ctrl.Result{}, err
 	}
 
 	r.recordCompliance(project, envs.Items)
@@ -134,7 +126,7 @@ func (r *Reconciler) reconcileNormal(ctx context.Context, project *crmv1alpha1.I
 		kube.SetCondition(&project.Status.Conditions, project.Generation, crmv1alpha1.ConditionReady, metav1.ConditionTrue, "EnvironmentsReady",
 			fmt.Sprintf("%d environments ready", len(summaries)))
 	}
-	return nil
+	return ctrl.Result{}, nil
 }
 
 // recordCompliance lists on the Compliant condition (and in an Event when it

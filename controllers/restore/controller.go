@@ -38,7 +38,7 @@ type Reconciler struct {
 
 // Reconcile moves a Restore from Pending through Running to Completed or Failed.
 func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
-	return agentjob.Reconcile(ctx, r.Client, req.NamespacedName, &crmv1alpha1.Restore{}, r)
+	return kube.Reconcile(ctx, r.Client, req.NamespacedName, &crmv1alpha1.Restore{}, r)
 }
 
 // Settle ends the reconcile of a finished Restore.

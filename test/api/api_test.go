@@ -31,7 +31,7 @@ import (
 
 	crmv1alpha1 "github.com/crmops/crm-operator/api/v1alpha1"
 	"github.com/crmops/crm-operator/internal/crm"
-	"github.com/crmops/crm-operator/test/fixtures"
+	"github.com/crmops/crm-operator/test/framework"
 )
 
 var (
@@ -59,7 +59,7 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	if err := fixtures.InstallAdmissionPolicies(context.Background(), k8s, filepath.Join("..", "..", "config", "admission")); err != nil {
+	if err := framework.InstallAdmissionPolicies(context.Background(), k8s, filepath.Join("..", "..", "config", "admission")); err != nil {
 		fmt.Fprintln(os.Stderr, "installing the admission policies:", err)
 		os.Exit(1)
 	}

@@ -16,7 +16,7 @@ import (
 
 	crmv1alpha1 "github.com/crmops/crm-operator/api/v1alpha1"
 	"github.com/crmops/crm-operator/internal/resources"
-	"github.com/crmops/crm-operator/test/fixtures"
+	"github.com/crmops/crm-operator/test/framework"
 )
 
 // A promotion is split at the moments a watcher sees its objects change:
@@ -64,7 +64,7 @@ type controllerLatency struct {
 	ReconcileMean float64 `json:"reconcileMeanSeconds"`
 }
 
-func latencies(before, after fixtures.Metrics) map[string]controllerLatency {
+func latencies(before, after framework.Metrics) map[string]controllerLatency {
 	out := map[string]controllerLatency{}
 	delta := func(name string, fragments ...string) float64 {
 		return after.Sum(name, fragments...) - before.Sum(name, fragments...)

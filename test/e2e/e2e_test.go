@@ -12,50 +12,30 @@ import (
 	"encoding/base64"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/crmops/crm-operator/test/framework"
 )
 
+// The suite's own cluster: state in bin/e2e, ports beside make run's.
 var (
-	root, _  = filepath.Abs(filepath.Join("..", ".."))
-	localDir = filepath.Join(root, "bin", "e2e")
-	kubecfg  = filepath.Join(localDir, "kubeconfig")
-	kubectl  = filepath.Join(root, "bin", "k8s", "1.37.2", "kubectl")
-	plugin   = filepath.Join(root, "bin", "kubectl-crm")
+	cluster  = framework.NewCluster("e2e", 18180, 18181, 19543)
+	localDir = cluster.Dir
+	kubectl  = framework.Kubectl()
+	plugin   = framework.Plugin()
 )
 
-// run executes a command with the e2e cluster's kubeconfig and returns its
-// combined output and exit code.
 func run(t *testing.T, name string, args ...string) (string, int) {
 	t.Helper()
-	cmd := exec.Command(name, args...)
-	cmd.Dir = root
-	cmd.Env = append(os.Environ(), "KUBECONFIG="+kubecfg, "LOCAL_DIR="+localDir, "METRICS_PORT=18180", "PROBE_PORT=18181", "WEBHOOK_PORT=19543")
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	start := time.Now()
-	err := cmd.Run()
-	code := 0
-	if err != nil {
-		code = -1
-		if ee, ok := err.(*exec.ExitError); ok {
-			code = ee.ExitCode()
-		}
-	}
-	t.Logf("$ %s %s  (%s, exit %d)\n%s", filepath.Base(name), strings.Join(args, " "), time.Since(start).Round(time.Millisecond), code, out.String())
-	return out.String(), code
+	return cluster.Run(t, nil, name, args...)
 }
 
 func must(t *testing.T, name string, args ...string) string {
 	t.Helper()
-	out, code := run(t, name, args...)
-	if code != 0 {
-		t.Fatalf("%s %s: exit %d", name, strings.Join(args, " "), code)
-	}
-	return out
+	return cluster.Must(t, name, args...)
 }
 
 func jsonpath(t *testing.T, kind, name, path string) string {
@@ -63,25 +43,11 @@ func jsonpath(t *testing.T, kind, name, path string) string {
 	return strings.TrimSpace(must(t, kubectl, "get", kind, name, "-n", "demo", "-o", "jsonpath="+path))
 }
 
-// processesOf lists the live processes whose command line mentions dir.
-func processesOf(dir string) []string {
-	var found []string
-	entries, _ := os.ReadDir("/proc")
-	for _, e := range entries {
-		cmdline, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
-		if err != nil || !bytes.Contains(cmdline, []byte(dir)) {
-			continue
-		}
-		found = append(found, e.Name()+": "+string(bytes.ReplaceAll(cmdline, []byte{0}, []byte{' '})))
-	}
-	return found
-}
-
 func TestDemoFromMakeRunToProduction(t *testing.T) {
 	_ = os.RemoveAll(localDir)
 	t.Cleanup(func() {
-		run(t, filepath.Join(root, "hack", "local-down.sh"))
-		if left := processesOf(localDir); len(left) > 0 {
+		run(t, filepath.Join(framework.Root, "hack", "local-down.sh"))
+		if left := cluster.Processes(); len(left) > 0 {
 			t.Errorf("make down left processes behind:\n%s", strings.Join(left, "\n"))
 		}
 	})

@@ -25,7 +25,7 @@ import (
 
 	crmv1alpha1 "github.com/crmops/crm-operator/api/v1alpha1"
 	"github.com/crmops/crm-operator/internal/resources"
-	"github.com/crmops/crm-operator/test/fixtures"
+	"github.com/crmops/crm-operator/test/framework"
 )
 
 const (
@@ -42,13 +42,13 @@ type operatorCounters struct{ reconciles, writes float64 }
 
 func (s *suite) counters(r *replica) operatorCounters {
 	s.t.Helper()
-	m, err := fixtures.Scrape(fmt.Sprintf("http://127.0.0.1:%d/metrics", r.metricsPort))
+	m, err := framework.Scrape(fmt.Sprintf("http://127.0.0.1:%d/metrics", r.metricsPort))
 	if err != nil {
 		s.t.Fatal(err)
 	}
 	return operatorCounters{
 		reconciles: m.Sum("controller_runtime_reconcile_total", `controller="environment"`),
-		writes:     m.Sum("rest_client_requests_total", fixtures.WriteMethods),
+		writes:     m.Sum("rest_client_requests_total", framework.WriteMethods),
 	}
 }
 
@@ -115,7 +115,7 @@ func (s *suite) conflictStorm(r *replica, names []string) {
 
 	// The operator converges on the storm's spec change...
 	for _, p := range names {
-		if err := waitFor(s.ctx, time.Minute, p+"/test at 2 replicas", func() (bool, error) {
+		if err := framework.WaitFor(s.ctx, time.Minute, p+"/test at 2 replicas", func() (bool, error) {
 			env := &crmv1alpha1.Environment{}
 			d := &appsv1.Deployment{}
 			if err := s.c.Get(s.ctx, types.NamespacedName{Namespace: p, Name: "test"}, env); err != nil {
@@ -265,7 +265,7 @@ spec: {projectRef: {name: %[1]s}, stage: training, database: {external: {secretN
 		tried++
 	}
 	for name := range broken {
-		if err := waitFor(s.ctx, time.Minute, name+" says why it is not Ready", func() (bool, error) {
+		if err := framework.WaitFor(s.ctx, time.Minute, name+" says why it is not Ready", func() (bool, error) {
 			env := &crmv1alpha1.Environment{}
 			if err := s.c.Get(s.ctx, types.NamespacedName{Namespace: project, Name: name}, env); err != nil {
 				return false, err
