@@ -76,9 +76,9 @@ func (a Applier) Ensure(ctx context.Context, owner, child client.Object) (bool, 
 		if _, claim := child.(*corev1.PersistentVolumeClaim); !claim && a.Records.untouched(current) {
 			// Nobody changed the child since the operator last found it
 			// holding what it applied (its fingerprint has not moved): only
-			// the desired state did. Reading it first to compare cost a
-			// request as slow as the apply in a burst of rollouts (make
-			// bench). A claim is read: its bound fields are kept.
+			// the desired state did: it is applied without the read,
+			// which would cost a request as slow as the apply. A claim is
+			// read: its bound fields are kept.
 			current = nil
 		} else if current, readInFull, err = a.readInFull(ctx, child); err != nil {
 			return false, err
