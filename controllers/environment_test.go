@@ -34,11 +34,21 @@ func exists(ctx context.Context, obj client.Object, ns, name string) func() erro
 	return func() error { return k8s.Get(ctx, key(ns, name), obj) }
 }
 
+// createProject creates p and waits for its namespace, with the Secret of
+// its S3 backup target, as an ops team would create it.
 func createProject(ctx context.Context, t *testing.T, p *crmv1alpha1.ImplementationProject) {
 	t.Helper()
 	g := NewWithT(t)
 	g.Expect(k8s.Create(ctx, p)).To(Succeed())
 	g.Eventually(exists(ctx, &corev1.Namespace{}, "", p.Name)).WithTimeout(wait).Should(Succeed())
+	if b := p.Spec.Backup; b != nil && b.Target.S3 != nil {
+		g.Expect(k8s.Create(ctx, s3Credentials(p.Name, b.Target.S3.SecretName))).To(Succeed())
+	}
+}
+
+func s3Credentials(ns, name string) *corev1.Secret {
+	return &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
+		StringData: map[string]string{"AWS_ACCESS_KEY_ID": "test-key", "AWS_SECRET_ACCESS_KEY": "test-secret"}}
 }
 
 func newEnvironment(project, name string, stage crmv1alpha1.Stage) *crmv1alpha1.Environment {

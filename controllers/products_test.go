@@ -88,7 +88,9 @@ func TestTheProductIsInstalledBeforeTheApplicationStarts(t *testing.T) {
 	g.Expect(env.Status.SchemaVersion).To(Equal("18.0"))
 	g.Expect(meta.IsStatusConditionTrue(env.Status.Conditions, crmv1alpha1.ConditionInitialized)).To(BeTrue())
 	g.Expect(env.Status.MailURL).To(Equal("http://test-mail.installs.svc:8025/mail/"))
-	g.Eventually(exists(ctx, &appsv1.Deployment{}, ns, resources.MailName("test"))).WithTimeout(wait).Should(Succeed())
+	mail := &appsv1.Deployment{}
+	g.Eventually(exists(ctx, mail, ns, resources.MailName("test"))).WithTimeout(wait).Should(Succeed())
+	g.Expect(mail.Spec.Template.Spec.Containers[0].Image).To(Equal("registry.example.com/crm-local/mailpit:v1.30.5"), "the manager's image override (suite_test.go)")
 }
 
 // An Increment that only changes the version runs the product's upgrade in

@@ -60,6 +60,9 @@ type Options struct {
 	// Tolerations are added to every pod the operator creates (e.g. the
 	// simulated nodes' taint in the local cluster).
 	Tolerations []corev1.Toleration
+	// Images is where the default images of those pods are pulled from: a
+	// registry mirror, per-component overrides.
+	Images resources.Images
 }
 
 // CacheOptions caches only the objects the operator labelled as its own (a
@@ -118,7 +121,7 @@ func SetupWithManager(mgr ctrl.Manager, opts Options) error {
 	deps := func(name string, workers int) agentjob.Deps {
 		return agentjob.Deps{
 			Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Recorder: mgr.GetEventRecorder(name),
-			AgentImage: opts.AgentImage, Workers: workers, Tolerations: opts.Tolerations, Clock: opts.Clock,
+			AgentImage: opts.AgentImage, Workers: workers, Tolerations: opts.Tolerations, Images: opts.Images, Clock: opts.Clock,
 		}
 	}
 	reconcilers := []interface{ SetupWithManager(ctrl.Manager) error }{

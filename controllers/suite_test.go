@@ -29,6 +29,7 @@ import (
 
 	crmv1alpha1 "github.com/crmops/crm-operator/api/v1alpha1"
 	"github.com/crmops/crm-operator/controllers"
+	"github.com/crmops/crm-operator/internal/resources"
 	"github.com/crmops/crm-operator/test/framework"
 )
 
@@ -200,7 +201,9 @@ func run(m *testing.M, testEnv *envtest.Environment, cfg *rest.Config) int {
 		if err != nil {
 			return nil, err
 		}
-		return mgr, controllers.SetupWithManager(mgr, controllers.Options{MaxConcurrentReconciles: 4, AgentImage: "registry.example.com/crm-operator:test", Clock: operatorClock})
+		return mgr, controllers.SetupWithManager(mgr, controllers.Options{MaxConcurrentReconciles: 4, AgentImage: "registry.example.com/crm-operator:test", Clock: operatorClock,
+			// The mail catcher's image comes from a registry of the cluster's own (products_test.go).
+			Images: resources.Images{Overrides: map[string]string{resources.ImageMail: "registry.example.com/crm-local/mailpit"}}})
 	}
 	if err := startManager(); err != nil {
 		fmt.Fprintln(os.Stderr, err)

@@ -22,6 +22,7 @@ import (
 
 	crmv1alpha1 "github.com/crmops/crm-operator/api/v1alpha1"
 	"github.com/crmops/crm-operator/controllers"
+	"github.com/crmops/crm-operator/internal/resources"
 	"github.com/crmops/crm-operator/internal/webhook"
 )
 
@@ -41,6 +42,8 @@ func main() {
 		ingressNS        string
 		agentImage       string
 		tolerations      tolerationFlag
+		imageMirrors     repeatedFlag
+		imageOverrides   repeatedFlag
 		metricsSecure    bool
 		metricsCert      string
 		webhookPort      int
@@ -90,12 +93,21 @@ func main() {
 	flag.StringVar(&agentImage, "agent-image", controllers.DefaultAgentImage, "Image holding crm-agent at /crm-agent, run in backup and restore Jobs.")
 	flag.Var(&tolerations, "pod-toleration", "Toleration added to every pod the operator creates, as key[=value][:Effect]; repeatable. "+
 		"The local cluster uses kwok.x-k8s.io/node=fake:NoSchedule for its simulated nodes.")
+	flag.Var(&imageMirrors, "image-mirror", "Registry mirror of the default images the operator's pods run, as registry=prefix "+
+		"(docker.io=mirror.example.com/dockerhub; *=prefix for every registry without its own); repeatable.")
+	flag.Var(&imageOverrides, "image", "Image of a component instead of its default, as component=repository[:tag] (components: postgresql, mariadb, redis, mail, "+
+		"and the products odoo, espocrm, suitecrm, twenty; without a tag the version is the tag); repeatable.")
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(flag.CommandLine)
 	flag.Parse()
 
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
 	log := ctrl.Log.WithName("setup")
+	images, err := resources.ParseImages(imageMirrors, imageOverrides)
+	if err != nil {
+		log.Error(err, "invalid --image-mirror or --image")
+		os.Exit(2)
+	}
 
 	scheme := runtime.NewScheme()
 	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
@@ -144,6 +156,7 @@ func main() {
 	}
 	if err := controllers.SetupWithManager(mgr, controllers.Options{
 		MaxConcurrentReconciles: concurrency, PromotionConcurrency: promotionWorkers, IngressNamespace: ingressNS, AgentImage: agentImage, Tolerations: tolerations,
+		Images: images,
 	}); err != nil {
 		log.Error(err, "unable to set up the controllers")
 		os.Exit(1)
@@ -171,6 +184,16 @@ func main() {
 }
 
 // tolerationFlag parses repeated --pod-toleration key[=value][:Effect] values.
+// repeatedFlag collects the values of a flag given several times.
+type repeatedFlag []string
+
+func (f *repeatedFlag) String() string { return strings.Join(*f, ",") }
+
+func (f *repeatedFlag) Set(s string) error {
+	*f = append(*f, s)
+	return nil
+}
+
 type tolerationFlag []corev1.Toleration
 
 func (f *tolerationFlag) String() string { return fmt.Sprint([]corev1.Toleration(*f)) }

@@ -11,6 +11,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/crmops/crm-operator/internal/kube"
+	"github.com/crmops/crm-operator/internal/resources"
 )
 
 // Deps is what every agent-Job reconciler is built with.
@@ -25,5 +26,7 @@ type Deps struct {
 	Workers int
 	// Tolerations are added to every pod the operator creates.
 	Tolerations []corev1.Toleration
-	Clock       kube.Clock
+	// Images is where the default images of its pods are pulled from.
+	Images resources.Images
+	Clock  kube.Clock
 }

@@ -18,7 +18,8 @@ import (
 )
 
 // LoadEnvironmentInput gathers what the builders need about an environment.
-func LoadEnvironmentInput(ctx context.Context, c client.Client, apiReader client.Reader, tolerations []corev1.Toleration, ns, name string) (*resources.EnvironmentInput, error) {
+func (d Deps) LoadEnvironmentInput(ctx context.Context, ns, name string) (*resources.EnvironmentInput, error) {
+	c, apiReader := d.Client, d.APIReader
 	env := &crmv1alpha1.Environment{}
 	if err := c.Get(ctx, types.NamespacedName{Namespace: ns, Name: name}, env); err != nil {
 		return nil, fmt.Errorf("environment %s: %w", name, err)
@@ -31,7 +32,8 @@ func LoadEnvironmentInput(ctx context.Context, c client.Client, apiReader client
 	if err != nil {
 		return nil, err
 	}
-	in := &resources.EnvironmentInput{Project: project, Env: env, Profile: profile, Version: resources.DesiredVersion(project, env, profile), Tolerations: tolerations}
+	in := &resources.EnvironmentInput{Project: project, Env: env, Profile: profile, Version: resources.DesiredVersion(project, env, profile),
+		Tolerations: d.Tolerations, Images: d.Images}
 	if env.Status.Version != "" {
 		in.Version = env.Status.Version
 	}

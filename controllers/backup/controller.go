@@ -8,6 +8,7 @@ import (
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -68,7 +69,7 @@ func (r *Reconciler) Step(ctx context.Context, b *crmv1alpha1.Backup) (ctrl.Resu
 	if b.Status.Phase == "" {
 		b.Status.Phase = crmv1alpha1.BackupPending
 	}
-	in, err := agentjob.LoadEnvironmentInput(ctx, r.Client, r.APIReader, r.Tolerations, b.Namespace, b.Spec.EnvironmentRef.Name)
+	in, err := r.LoadEnvironmentInput(ctx, b.Namespace, b.Spec.EnvironmentRef.Name)
 	if err != nil {
 		if b.Status.JobName == "" {
 			kube.SetCondition(&b.Status.Conditions, b.Generation, crmv1alpha1.ConditionReady, metav1.ConditionFalse, "Waiting", err.Error())
@@ -93,6 +94,16 @@ func (r *Reconciler) Step(ctx context.Context, b *crmv1alpha1.Backup) (ctrl.Resu
 		if ok, msg := agentjob.DatabaseRunning(ctx, r.Client, in); !ok {
 			kube.SetCondition(&b.Status.Conditions, b.Generation, crmv1alpha1.ConditionReady, metav1.ConditionFalse, "WaitingForDatabase", msg)
 			return ctrl.Result{RequeueAfter: 10 * time.Second}, nil
+		}
+		if reason, msg, err := r.CheckBackupTarget(ctx, in); err != nil {
+			return ctrl.Result{}, err
+		} else if reason != "" {
+			if c := meta.FindStatusCondition(b.Status.Conditions, crmv1alpha1.ConditionReady); c == nil || c.Reason != reason {
+				r.Recorder.Eventf(b, nil, corev1.EventTypeWarning, reason, "Backup", "%s", msg)
+			}
+			kube.SetCondition(&b.Status.Conditions, b.Generation, crmv1alpha1.ConditionReady, metav1.ConditionFalse, reason, msg)
+			// Not watched (the cache holds only the operator's own Secrets): looked at again.
+			return ctrl.Result{RequeueAfter: 15 * time.Second}, nil
 		}
 		job, err := resources.AgentJob(resources.AgentJobInput{
 			EnvironmentInput: in, Command: "backup", JobName: jobName, BackupName: b.Name,
@@ -213,7 +224,7 @@ func (r *Reconciler) backupsOfEnvironment(ctx context.Context, obj client.Object
 // environment's name (the prefix of its objects). The environment may be
 // gone: its backups outlive it.
 func (r *Reconciler) targetOf(ctx context.Context, b *crmv1alpha1.Backup) (*resources.EnvironmentInput, error) {
-	in, err := agentjob.LoadEnvironmentInput(ctx, r.Client, r.APIReader, r.Tolerations, b.Namespace, b.Spec.EnvironmentRef.Name)
+	in, err := r.LoadEnvironmentInput(ctx, b.Namespace, b.Spec.EnvironmentRef.Name)
 	if err == nil {
 		return in, nil
 	}
@@ -227,7 +238,7 @@ func (r *Reconciler) targetOf(ctx context.Context, b *crmv1alpha1.Backup) (*reso
 		return nil, err
 	}
 	env := &crmv1alpha1.Environment{ObjectMeta: metav1.ObjectMeta{Name: b.Spec.EnvironmentRef.Name, Namespace: b.Namespace}}
-	return &resources.EnvironmentInput{Project: project, Env: env, Profile: profile, Tolerations: r.Tolerations}, nil
+	return &resources.EnvironmentInput{Project: project, Env: env, Profile: profile, Tolerations: r.Tolerations, Images: r.Images}, nil
 }
 
 // expireOrphan applies the project's maximum age (retention.maxAge, capped

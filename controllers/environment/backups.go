@@ -255,7 +255,7 @@ func (r *Reconciler) anonymize(ctx context.Context, env *crmv1alpha1.Environment
 	job := &batchv1.Job{}
 	err := r.Get(ctx, client.ObjectKey{Namespace: env.Namespace, Name: resources.AnonymizeJobName(env.Name)}, job)
 	if apierrors.IsNotFound(err) {
-		in, err := agentjob.LoadEnvironmentInput(ctx, r.Client, r.APIReader, r.Tolerations, env.Namespace, env.Name)
+		in, err := r.LoadEnvironmentInput(ctx, env.Namespace, env.Name)
 		if err != nil {
 			return false, err
 		}

@@ -92,6 +92,7 @@ func (r *Reconciler) Step(ctx context.Context, env *crmv1alpha1.Environment) (ct
 		Version:          resources.DesiredVersion(project, env, profile),
 		IngressNamespace: r.IngressNamespace,
 		Tolerations:      r.Tolerations,
+		Images:           r.Images,
 	}
 	if ext := env.Spec.Database.External; ext != nil {
 		if in.External, err = agentjob.ReadExternalDatabase(ctx, r.APIReader, env.Namespace, ext.SecretName, profile.Engine); err != nil {

@@ -180,7 +180,7 @@ func (r *Reconciler) eraseIn(ctx context.Context, er *crmv1alpha1.ErasureRequest
 		// The restore loads older data; erasing first would be undone.
 		return pending(fmt.Sprintf("waiting for Restore %s, which re-applies the erasure after loading", restore))
 	}
-	in, err := agentjob.LoadEnvironmentInput(ctx, r.Client, r.APIReader, r.Tolerations, env.Namespace, env.Name)
+	in, err := r.LoadEnvironmentInput(ctx, env.Namespace, env.Name)
 	if err != nil {
 		return pending(err.Error())
 	}

@@ -131,7 +131,11 @@ func (x *run) backUp(ctx context.Context) (outcome, error) {
 		x.fail("BackupFailed", "pre-promotion Backup "+b.Name+" failed: "+b.Status.Error+"; "+env.Name+" was not changed")
 		return done, nil
 	}
-	x.cond(crmv1alpha1.ConditionBackedUp, metav1.ConditionFalse, "BackupRunning", "waiting for Backup "+b.Name)
+	msg := "waiting for Backup " + b.Name
+	if c := meta.FindStatusCondition(b.Status.Conditions, crmv1alpha1.ConditionReady); c != nil && c.Message != "" {
+		msg += ": " + c.Message // what it waits for, e.g. its target's Secret
+	}
+	x.cond(crmv1alpha1.ConditionBackedUp, metav1.ConditionFalse, "BackupRunning", msg)
 	return done, nil // the Backup watch brings us back
 }
 
@@ -195,7 +199,7 @@ func (x *run) startMigration(ctx context.Context, name string, build crmv1alpha1
 		x.fail("InvalidProduct", err.Error())
 		return done, nil
 	}
-	in := &resources.EnvironmentInput{Project: x.project, Env: env.DeepCopy(), Profile: profile, Version: promotion.Version(inc), Tolerations: x.Tolerations}
+	in := &resources.EnvironmentInput{Project: x.project, Env: env.DeepCopy(), Profile: profile, Version: promotion.Version(inc), Tolerations: x.Tolerations, Images: x.Images}
 	in.Env.Spec.Image = inc.Spec.Image
 	if ext := env.Spec.Database.External; ext != nil {
 		if in.External, err = agentjob.ReadExternalDatabase(ctx, x.APIReader, env.Namespace, ext.SecretName, profile.Engine); err != nil {

@@ -81,7 +81,7 @@ func (r *Reconciler) Step(ctx context.Context, rs *crmv1alpha1.Restore) (ctrl.Re
 		r.pending(rs, "BackupNotCompleted", fmt.Sprintf("waiting for Backup %s to complete", backup.Name))
 		return ctrl.Result{}, nil // the Backup watch brings us back
 	}
-	in, err := agentjob.LoadEnvironmentInput(ctx, r.Client, r.APIReader, r.Tolerations, rs.Namespace, rs.Spec.EnvironmentRef.Name)
+	in, err := r.LoadEnvironmentInput(ctx, rs.Namespace, rs.Spec.EnvironmentRef.Name)
 	if err != nil {
 		r.pending(rs, "EnvironmentNotFound", err.Error())
 		return ctrl.Result{RequeueAfter: 30 * time.Second}, nil
@@ -98,6 +98,14 @@ func (r *Reconciler) Step(ctx context.Context, rs *crmv1alpha1.Restore) (ctrl.Re
 	}
 
 	if rs.Status.Phase != crmv1alpha1.RestoreRunning {
+		// Checked before the application stops: it keeps serving while the
+		// restore cannot start.
+		if reason, msg, err := r.CheckBackupTarget(ctx, in); err != nil || reason != "" {
+			if reason != "" {
+				r.pending(rs, reason, msg)
+			}
+			return ctrl.Result{RequeueAfter: 15 * time.Second}, err
+		}
 		if other, err := r.promotionInFlight(ctx, rs, env.Name); err != nil || other != "" {
 			if other != "" {
 				r.pending(rs, "PromotionInProgress", fmt.Sprintf("increment %s is migrating or rolling out %s: the restore waits for it to end", other, env.Name))

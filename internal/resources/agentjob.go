@@ -120,7 +120,7 @@ func AgentJob(in AgentJobInput) (*batchv1.Job, error) {
 		if s3.Region != "" {
 			args = append(args, "--s3-region", s3.Region)
 		}
-		for _, k := range []string{"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"} {
+		for _, k := range S3CredentialKeys {
 			envVars = append(envVars, corev1.EnvVar{Name: k, ValueFrom: &corev1.EnvVarSource{SecretKeyRef: &corev1.SecretKeySelector{
 				LocalObjectReference: corev1.LocalObjectReference{Name: s3.SecretName}, Key: k,
 			}}})
@@ -210,9 +210,9 @@ func besideTheApplication(in *EnvironmentInput) *corev1.Affinity {
 // the external server's version when the environment names it.
 func agentImageTag(in *EnvironmentInput, db crm.Database) string {
 	if ext := in.Env.Spec.Database.External; ext != nil && ext.ServerVersion != "" {
-		return crm.Image(db.Image, ext.ServerVersion)
+		return in.Images.Resolve(string(db.Engine), db.Image, ext.ServerVersion)
 	}
-	return crm.Image(db.Image, db.Version)
+	return in.Images.Resolve(string(db.Engine), db.Image, db.Version)
 }
 
 func agentResources() corev1.ResourceRequirements {
@@ -230,6 +230,9 @@ func agentPolicy(in *EnvironmentInput) *networkingv1.NetworkPolicy {
 	np.Spec.Egress = []networkingv1.NetworkPolicyEgressRule{{}}
 	return np
 }
+
+// S3CredentialKeys are the keys the agent reads from the S3 target's Secret.
+var S3CredentialKeys = []string{"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"}
 
 // BackupInProgress reports whether a Backup's phase is not final.
 func BackupInProgress(p crmv1alpha1.BackupPhase) bool {

@@ -24,7 +24,10 @@ func Image(in *EnvironmentInput) string {
 	if in.Env.Spec.Image != "" {
 		return in.Env.Spec.Image
 	}
-	return crm.Image(in.Profile.Image, in.Version)
+	if in.Profile.Product == crmv1alpha1.ProductCustom {
+		return crm.Image(in.Profile.Image, in.Version) // the project's own image, as written
+	}
+	return in.Images.Resolve(string(in.Profile.Product), in.Profile.Image, in.Version)
 }
 
 // appPodSpec is the pod of a container of the product (the application,

@@ -37,7 +37,7 @@ func databaseStatefulSet(in *EnvironmentInput, db crm.Database, hib bool) *appsv
 					Volumes:                      vols,
 					Containers: []corev1.Container{{
 						Name:            "database",
-						Image:           crm.Image(db.Image, db.Version),
+						Image:           in.Images.Resolve(string(db.Engine), db.Image, db.Version),
 						Env:             db.Env(CredentialsName(in.Env.Name)),
 						Ports:           []corev1.ContainerPort{{Name: "db", ContainerPort: db.Port, Protocol: corev1.ProtocolTCP}},
 						VolumeMounts:    mounts,
@@ -79,7 +79,7 @@ func redisDeployment(in *EnvironmentInput, hib bool) *appsv1.Deployment {
 					Volumes:                      vols,
 					Containers: []corev1.Container{{
 						Name:  "redis",
-						Image: crm.Image(crm.Redis.Image, crm.Redis.Version),
+						Image: in.Images.Resolve(ImageRedis, crm.Redis.Image, crm.Redis.Version),
 						// The password comes from the Secret through the environment,
 						// never from the command line the kubelet shows.
 						Command: []string{"sh", "-c", `exec redis-server --requirepass "$REDIS_PASSWORD" --save "" --appendonly no`},

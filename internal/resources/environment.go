@@ -61,6 +61,9 @@ type EnvironmentInput struct {
 	// Tolerations are added to every pod (the manager's --pod-toleration),
 	// e.g. for the simulated nodes of the local cluster.
 	Tolerations []corev1.Toleration
+	// Images is where the default images are pulled from (the manager's
+	// --image-mirror and --image).
+	Images Images
 }
 
 // Names of an environment's objects.

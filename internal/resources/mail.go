@@ -21,10 +21,11 @@ import (
 // MP_SMTP_AUTH_ALLOW_INSECURE; server/server.go answers <webroot>livez and
 // readyz). It keeps the messages in a temporary file (/tmp).
 const (
-	ComponentMail = "mail"
-	MailImage     = "docker.io/axllent/mailpit:v1.30.5"
-	MailSMTPPort  = int32(1025)
-	MailWebPort   = int32(8025)
+	ComponentMail  = "mail"
+	MailRepository = "docker.io/axllent/mailpit"
+	MailVersion    = "v1.30.5"
+	MailSMTPPort   = int32(1025)
+	MailWebPort    = int32(8025)
 	// MailPath is where the catcher's web UI is served on the environment's host.
 	MailPath = "/mail"
 	// MailUser signs in to the catcher's web UI with the admin password.
@@ -130,7 +131,7 @@ func mailDeployment(in *EnvironmentInput, hib bool) *appsv1.Deployment {
 					Volumes:                      vols,
 					Containers: []corev1.Container{{
 						Name:  "mailpit",
-						Image: MailImage,
+						Image: in.Images.Resolve(ImageMail, MailRepository, MailVersion),
 						Env: []corev1.EnvVar{
 							{Name: "MP_SMTP_BIND_ADDR", Value: fmt.Sprintf("0.0.0.0:%d", MailSMTPPort)},
 							{Name: "MP_UI_BIND_ADDR", Value: fmt.Sprintf("0.0.0.0:%d", MailWebPort)},

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -152,7 +153,8 @@ func TestHelmChart(t *testing.T) {
 	restrictedNS(ctx, t, "crm-system")
 	everything := []string{"--set", "metrics.serviceMonitor.enabled=true", "--set", "metrics.prometheusRule.enabled=true",
 		"--set", "metrics.dashboard.enabled=true", "--set", "manager.podTolerations[0]=dedicated=crm:NoSchedule",
-		"--set", "manager.goMemLimit=100MiB", "--set", "manager.slimCache=false"}
+		"--set", "manager.goMemLimit=100MiB", "--set", "manager.slimCache=false",
+		"--set", `images.mirrors.docker\.io=mirror.example.com/dockerhub`, "--set", "images.overrides.postgresql=registry.example.com/library/postgres"}
 
 	for name, values := range map[string][]string{"defaults": nil, "everything enabled": everything,
 		"single replica, plain metrics, no webhook": {"--set", "replicaCount=1", "--set", "metrics.secure=false", "--set", "webhook.enabled=false"},
@@ -181,6 +183,14 @@ func TestHelmChart(t *testing.T) {
 			if name == "everything enabled" && (kinds["ServiceMonitor"] != 1 || kinds["PrometheusRule"] != 1 || kinds["ConfigMap"] != 1) {
 				t.Errorf("monitoring objects missing: %v", kinds)
 			}
+			if name == "everything enabled" {
+				args := managerArgs(t, objs)
+				for _, want := range []string{"--image-mirror=docker.io=mirror.example.com/dockerhub", "--image=postgresql=registry.example.com/library/postgres"} {
+					if !slices.Contains(args, want) {
+						t.Errorf("the manager's args %q lack %s", args, want)
+					}
+				}
+			}
 			for _, o := range objs {
 				rules, _, _ := unstructured.NestedSlice(o.Object, "rules")
 				for _, r := range rules {
@@ -201,7 +211,7 @@ func TestHelmChart(t *testing.T) {
 	t.Run("bad values are refused by the schema", func(t *testing.T) {
 		for _, bad := range [][]string{{"--set", "replicaCount=0"}, {"--set", "manager.logLevel=verbose"}, {"--set", "metrics.port=70000"},
 			{"--set", "manager.podTolerations[0]=x:Never"}, {"--set", "unknownKey=1"}, {"--set", "webhook.certificate=vault"},
-			{"--set", "manager.goMemLimit=lots"}} {
+			{"--set", "manager.goMemLimit=lots"}, {"--set", "images.overrides.nginx=nginx"}, {"--set", "images.mirrors.docker\\.io=Not A Prefix"}} {
 			if _, err := tool(t, "helm", append([]string{"template", "crm", chartDir, "--kube-version", "1.37.2"}, bad...)...); err == nil {
 				t.Errorf("helm template accepted %v", bad)
 			}
@@ -216,4 +226,23 @@ func TestHelmChart(t *testing.T) {
 		restrictedNS(ctx, t, "crm-operator-system")
 		dryRunAll(ctx, t, decodeAll(t, out), "crm-operator-system")
 	})
+}
+
+// managerArgs are the args of the manager container of the rendered Deployment.
+func managerArgs(t *testing.T, objs []*unstructured.Unstructured) []string {
+	t.Helper()
+	for _, o := range objs {
+		if o.GetKind() != "Deployment" {
+			continue
+		}
+		containers, _, _ := unstructured.NestedSlice(o.Object, "spec", "template", "spec", "containers")
+		for _, c := range containers {
+			if c := c.(map[string]any); c["name"] == "manager" {
+				args, _, _ := unstructured.NestedStringSlice(c, "args")
+				return args
+			}
+		}
+	}
+	t.Fatal("no manager container rendered")
+	return nil
 }

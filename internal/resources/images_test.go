@@ -1,0 +1,60 @@
+package resources
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestImagesResolve(t *testing.T) {
+	mirrored := Images{Mirrors: map[string]string{"docker.io": "mirror.example.com/dockerhub", AnyRegistry: "mirror.example.com/other"}}
+	cases := []struct {
+		name                           string
+		images                         Images
+		component, repository, version string
+		want                           string
+	}{
+		{"no mirror, no override: the default with its version", Images{}, "postgresql", "postgres", "16.6", "postgres:16.6"},
+		{"a short Docker Hub name is mirrored under library/", mirrored, "postgresql", "postgres", "16.6", "mirror.example.com/dockerhub/library/postgres:16.6"},
+		{"a Docker Hub repository keeps its path", mirrored, "odoo", "docker.io/library/odoo", "18.0", "mirror.example.com/dockerhub/library/odoo:18.0"},
+		{"another registry goes to the catch-all mirror", mirrored, "x", "ghcr.io/crmops/crm-operator", "v0.1.0", "mirror.example.com/other/crmops/crm-operator:v0.1.0"},
+		{"a registry without a mirror and no catch-all is pulled from the source",
+			Images{Mirrors: map[string]string{"docker.io": "m.example.com"}}, "x", "quay.io/a/b", "1", "quay.io/a/b:1"},
+		{"a default with its own tag keeps it", mirrored, "mail", "docker.io/axllent/mailpit:v1.30.5", "", "mirror.example.com/dockerhub/axllent/mailpit:v1.30.5"},
+		{"an override without a tag gets the version", Images{Overrides: map[string]string{"odoo": "registry.local:5000/crm-local/odoo"}, Mirrors: mirrored.Mirrors},
+			"odoo", "docker.io/library/odoo", "18.0", "registry.local:5000/crm-local/odoo:18.0"},
+		{"an override with a tag is pulled as written", Images{Overrides: map[string]string{"redis": "registry.local:5000/redis:7.4-alpine"}},
+			"redis", "redis", "7.4", "registry.local:5000/redis:7.4-alpine"},
+		{"an override of another component changes nothing here", Images{Overrides: map[string]string{"mariadb": "r.local/mariadb"}},
+			"postgresql", "postgres", "16.6", "postgres:16.6"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := tc.images.Resolve(tc.component, tc.repository, tc.version); got != tc.want {
+				t.Errorf("Resolve(%q, %q, %q) = %q, want %q", tc.component, tc.repository, tc.version, got, tc.want)
+			}
+		})
+	}
+}
+
+func TestParseImages(t *testing.T) {
+	im, err := ParseImages([]string{"docker.io=mirror.example.com/dockerhub/", "*=mirror.example.com/other"}, []string{"odoo=registry.local:5000/crm-local/odoo"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if im.Mirrors["docker.io"] != "mirror.example.com/dockerhub" || im.Mirrors["*"] != "mirror.example.com/other" || im.Overrides["odoo"] != "registry.local:5000/crm-local/odoo" {
+		t.Errorf("parsed %+v", im)
+	}
+	for _, bad := range []struct {
+		mirrors, overrides []string
+		says               string
+	}{
+		{[]string{"docker.io"}, nil, "want registry=prefix"},
+		{[]string{"docker.io=Mirror With Spaces"}, nil, "is not a registry and path"},
+		{nil, []string{"odoo"}, "want component=repository"},
+		{nil, []string{"odoo=not an image"}, "image override"},
+	} {
+		if _, err := ParseImages(bad.mirrors, bad.overrides); err == nil || !strings.Contains(err.Error(), bad.says) {
+			t.Errorf("ParseImages(%q, %q) = %v, want an error saying %q", bad.mirrors, bad.overrides, err, bad.says)
+		}
+	}
+}
