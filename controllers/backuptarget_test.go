@@ -3,15 +3,18 @@ package controllers_test
 import (
 	"context"
 	"testing"
+	"time"
 
 	. "github.com/onsi/gomega"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
+	eventsv1 "k8s.io/api/events/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	crmv1alpha1 "github.com/crmops/crm-operator/api/v1alpha1"
+	"github.com/crmops/crm-operator/internal/agent"
 	"github.com/crmops/crm-operator/internal/resources"
 )
 
@@ -55,4 +58,23 @@ func TestABackupTargetThatIsNotThereIsNamed(t *testing.T) {
 	g.Expect(k8s.Create(ctx, s3Credentials(ns, "s3-not-yet"))).To(Succeed())
 	g.Eventually(backupPhase(ctx, b)).WithTimeout(wait).Should(Equal(crmv1alpha1.BackupRunning))
 	g.Expect(k8s.Get(ctx, key(ns, b.Status.JobName), &batchv1.Job{})).To(Succeed())
+	g.Eventually(func(g Gomega) {
+		finishJob(ctx, g, ns, b.Status.JobName, agent.Result{Location: "s3://crm-backups/targets/test/manual-1", Size: 1024}, true)
+	}).WithTimeout(wait).Should(Succeed())
+	g.Eventually(backupPhase(ctx, b)).WithTimeout(wait).Should(Equal(crmv1alpha1.BackupCompleted))
+
+	// Deleted while its Secret is gone, the Backup waits for it: its stored
+	// data is deleted only through the target.
+	g.Expect(k8s.Delete(ctx, s3Credentials(ns, "s3-not-yet"))).To(Succeed())
+	g.Expect(k8s.Delete(ctx, b)).To(Succeed())
+	deleteJob := resources.AgentJobName("manual-1", "delete")
+	g.Eventually(func(g Gomega) {
+		events := &eventsv1.EventList{}
+		g.Expect(k8s.List(ctx, events, client.InNamespace(ns))).To(Succeed())
+		g.Expect(events.Items).To(ContainElement(And(HaveField("Reason", "BackupCredentialsNotFound"), HaveField("Action", "Delete"))))
+	}).WithTimeout(wait).Should(Succeed())
+	g.Expect(k8s.Get(ctx, key(ns, deleteJob), &batchv1.Job{})).NotTo(Succeed(), "a delete Job was created without its Secret")
+	g.Expect(k8s.Get(ctx, client.ObjectKeyFromObject(b), b)).To(Succeed(), "the Backup went while its data is stored")
+	g.Expect(k8s.Create(ctx, s3Credentials(ns, "s3-not-yet"))).To(Succeed())
+	g.Eventually(exists(ctx, &batchv1.Job{}, ns, deleteJob)).WithTimeout(wait + time.Minute).Should(Succeed())
 }

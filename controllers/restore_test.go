@@ -9,6 +9,8 @@ import (
 	. "github.com/onsi/gomega"
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -54,6 +56,28 @@ func TestRestore(t *testing.T) {
 		g.Eventually(restorePhase(rs)).WithTimeout(wait).Should(Equal(crmv1alpha1.RestoreFailed))
 		g.Expect(rs.Status.Message).To(ContainSubstring(`spec.confirm to "production"`))
 		g.Expect(k8s.Get(ctx, key(ns, resources.AgentJobName("oops", "restore")), &batchv1.Job{})).NotTo(Succeed())
+	})
+
+	t.Run("without its target's Secret it waits, and the application keeps serving", func(t *testing.T) {
+		g := NewWithT(t)
+		creds := &corev1.Secret{}
+		g.Expect(k8s.Get(ctx, key(ns, "backup-s3"), creds)).To(Succeed())
+		g.Expect(k8s.Delete(ctx, creds)).To(Succeed())
+		rs := restoreOf("no-credentials", "test")
+		g.Expect(k8s.Create(ctx, rs)).To(Succeed())
+		g.Eventually(func(g Gomega) {
+			g.Expect(k8s.Get(ctx, client.ObjectKeyFromObject(rs), rs)).To(Succeed())
+			c := meta.FindStatusCondition(rs.Status.Conditions, crmv1alpha1.ConditionReady)
+			g.Expect(c).NotTo(BeNil())
+			g.Expect(c.Reason).To(Equal("BackupCredentialsNotFound"))
+		}).WithTimeout(wait).Should(Succeed())
+		g.Expect(rs.Status.Phase).To(Equal(crmv1alpha1.RestorePending))
+		g.Expect(rs.Status.Message).To(ContainSubstring("Secret backup-s3 does not exist"))
+		app := &appsv1.Deployment{}
+		g.Expect(k8s.Get(ctx, key(ns, "test-app"), app)).To(Succeed())
+		g.Expect(ptr.Deref(app.Spec.Replicas, -1)).To(Equal(int32(1)), "the application stopped for a restore that cannot start")
+		g.Expect(k8s.Delete(ctx, rs)).To(Succeed())
+		g.Expect(k8s.Create(ctx, s3Credentials(ns, "backup-s3"))).To(Succeed())
 	})
 
 	t.Run("the application stops, the agent restores, the application starts", func(t *testing.T) {

@@ -171,6 +171,14 @@ func (r *Reconciler) reconcileDelete(ctx context.Context, b *crmv1alpha1.Backup)
 			job := &batchv1.Job{}
 			switch err := r.Get(ctx, types.NamespacedName{Namespace: b.Namespace, Name: jobName}, job); {
 			case apierrors.IsNotFound(err):
+				// The stored data is deleted only through the target: without
+				// its Secret the Backup waits, and says for what.
+				if reason, msg, err := r.CheckBackupTarget(ctx, in); err != nil || reason != "" {
+					if reason != "" {
+						r.Recorder.Eventf(b, nil, corev1.EventTypeWarning, reason, "Delete", "stored data not deleted yet: %s", msg)
+					}
+					return ctrl.Result{RequeueAfter: 30 * time.Second}, err
+				}
 				job, err := resources.AgentJob(resources.AgentJobInput{
 					EnvironmentInput: in, Command: "delete", JobName: jobName, BackupName: b.Name, AgentImage: r.AgentImage,
 				})
