@@ -197,7 +197,7 @@ func (r *Reconciler) ensureCredentials(ctx context.Context, env *crmv1alpha1.Env
 }
 
 // observe sets phase and conditions from the children's real status.
-// applied holds the generations this reconcile found or wrote (applier.Generations).
+// applied holds the generations this reconcile found or wrote (kube.Applier.Generations).
 func (r *Reconciler) observe(ctx context.Context, env *crmv1alpha1.Environment, in *resources.EnvironmentInput, applied map[string]int64, initializing bool) {
 	gen := env.Generation
 	env.Status.URL = resources.URL(in)

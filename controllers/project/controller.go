@@ -140,7 +140,7 @@ func (r *Reconciler) recordCompliance(project *crmv1alpha1.ImplementationProject
 		}
 	}
 	violations := policy.Violations(project, own)
-	// A copy: setCondition changes the condition in place.
+	// A copy: kube.SetCondition changes the condition in place.
 	var before *metav1.Condition
 	if c := meta.FindStatusCondition(project.Status.Conditions, crmv1alpha1.ConditionCompliant); c != nil {
 		cp := *c

@@ -38,9 +38,8 @@ func OnlyWhen(read func(client.Object) any) predicate.Predicate {
 
 // ChildChanged passes the updates of an owned child that change what the
 // operator reads of it: anything but status, and of Deployments and
-// StatefulSets the status fields readiness is judged from
-// (RolledOut). Secrets and Jobs, whose
-// data and status are read, pass whole.
+// StatefulSets the status fields readiness is judged from (RolledOut).
+// Secrets and Jobs, whose data and status are read, pass whole.
 func ChildChanged() predicate.Predicate { return OnlyWhen(childAsRead) }
 
 func childAsRead(obj client.Object) any {
