@@ -14,6 +14,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	crmv1alpha1 "github.com/crmops/crm-operator/api/v1alpha1"
+	"github.com/crmops/crm-operator/controllers/agentjob"
 	"github.com/crmops/crm-operator/internal/agent"
 	"github.com/crmops/crm-operator/internal/resources"
 )
@@ -77,4 +78,42 @@ func TestABackupTargetThatIsNotThereIsNamed(t *testing.T) {
 	g.Expect(k8s.Get(ctx, client.ObjectKeyFromObject(b), b)).To(Succeed(), "the Backup went while its data is stored")
 	g.Expect(k8s.Create(ctx, s3Credentials(ns, "s3-not-yet"))).To(Succeed())
 	g.Eventually(exists(ctx, &batchv1.Job{}, ns, deleteJob)).WithTimeout(wait + time.Minute).Should(Succeed())
+}
+
+// An agent pod that cannot start (its image, its Secret) is said on the
+// Backup at once and fails it after agentjob.StartDeadline, instead of the
+// Job's own deadline: the agent never ran, nothing was changed.
+func TestAnAgentPodThatCannotStartIsNamedAndEndsTheBackup(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	p := backupProject("stuck", 5)
+	createProject(ctx, t, p)
+	ns := p.Name
+	readyEnvironment(ctx, t, p, "test", crmv1alpha1.StageTest)
+	b := runningBackup(ctx, g, ns, "manual-1", "test")
+
+	// The kubelet cannot pull the agent's image.
+	job := &batchv1.Job{}
+	g.Expect(k8s.Get(ctx, key(ns, b.Status.JobName), job)).To(Succeed())
+	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: job.Name + "-x1", Namespace: ns, Labels: job.Spec.Template.Labels}, Spec: job.Spec.Template.Spec}
+	pod.Labels["batch.kubernetes.io/job-name"] = job.Name
+	g.Expect(k8s.Create(ctx, pod)).To(Succeed())
+	pod.Status = corev1.PodStatus{Phase: corev1.PodPending, InitContainerStatuses: []corev1.ContainerStatus{{
+		Name: pod.Spec.InitContainers[0].Name, Image: pod.Spec.InitContainers[0].Image,
+		State: corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "ImagePullBackOff", Message: "Back-off pulling image"}},
+	}}}
+	g.Expect(k8s.Status().Update(ctx, pod)).To(Succeed())
+	g.Eventually(func(g Gomega) {
+		g.Expect(k8s.Get(ctx, client.ObjectKeyFromObject(b), b)).To(Succeed())
+		c := meta.FindStatusCondition(b.Status.Conditions, crmv1alpha1.ConditionReady)
+		g.Expect(c.Reason).To(Equal("ImagePullBackOff"))
+		g.Expect(c.Message).To(ContainSubstring("pod " + pod.Name + " cannot start container " + pod.Spec.InitContainers[0].Name))
+	}).WithTimeout(wait).Should(Succeed())
+	g.Expect(b.Status.Phase).To(Equal(crmv1alpha1.BackupRunning), "a pod that waits may still start")
+
+	// Still waiting past the deadline: the Backup fails, saying why.
+	clockOffset.Store(int64(agentjob.StartDeadline + time.Minute))
+	t.Cleanup(func() { clockOffset.Store(0) })
+	g.Eventually(backupPhase(ctx, b)).WithTimeout(wait).Should(Equal(crmv1alpha1.BackupFailed))
+	g.Expect(b.Status.Error).To(And(ContainSubstring("ImagePullBackOff"), ContainSubstring("the agent never ran, nothing was backed up")))
 }

@@ -133,7 +133,17 @@ func (r *Reconciler) Step(ctx context.Context, b *crmv1alpha1.Backup) (ctrl.Resu
 	done, res, why := agentjob.JobOutcome(ctx, r.Client, job)
 	switch {
 	case !done:
-		return ctrl.Result{}, nil // the Job watch brings us back
+		reason, msg, expired := r.NotStarting(ctx, job)
+		switch {
+		case expired:
+			r.fail(b, reason, fmt.Sprintf("%s, for %s: the agent never ran, nothing was backed up", msg, agentjob.StartDeadline))
+			return ctrl.Result{}, nil
+		case reason != "":
+			kube.SetCondition(&b.Status.Conditions, b.Generation, crmv1alpha1.ConditionReady, metav1.ConditionFalse, reason, msg)
+		default:
+			kube.SetCondition(&b.Status.Conditions, b.Generation, crmv1alpha1.ConditionReady, metav1.ConditionFalse, "Running", "crm-agent is backing up the environment in Job "+jobName)
+		}
+		return ctrl.Result{RequeueAfter: agentjob.JobCheck}, nil // and the Job watch brings us back
 	case res.Error != "" || why != "":
 		msg := res.Error
 		if msg == "" {

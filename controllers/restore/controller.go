@@ -156,19 +156,27 @@ func (r *Reconciler) Step(ctx context.Context, rs *crmv1alpha1.Restore) (ctrl.Re
 		if err := r.Create(ctx, job); err != nil && !apierrors.IsAlreadyExists(err) {
 			return ctrl.Result{}, err
 		}
-		rs.Status.JobName, rs.Status.Message = jobName, "crm-agent is verifying and restoring the backup in Job "+jobName
 		rs.Status.ErasuresReapplied = int32(len(hashes)) //nolint:gosec // G115: one hash per ErasureRequest of a project, far below 2^31
 		rs.Status.Anonymized = anonymize
-		if anonymize {
-			rs.Status.Message += "; the copy is anonymized before the application sees it (gdpr.anonymizeNonProduction)"
-		}
+		rs.Status.JobName, rs.Status.Message = jobName, runningMessage(jobName, anonymize)
 		return ctrl.Result{}, nil
 	case err != nil:
 		return ctrl.Result{}, err
 	}
 	done, res, why := agentjob.JobOutcome(ctx, r.Client, job)
 	if !done {
-		return ctrl.Result{}, nil
+		reason, msg, expired := r.NotStarting(ctx, job)
+		switch {
+		case expired:
+			// The agent never ran: the data is as it was, and the application starts again.
+			r.fail(rs, reason, fmt.Sprintf("%s, for %s: the agent never ran, %s is unchanged", msg, agentjob.StartDeadline, env.Name))
+			return ctrl.Result{}, nil
+		case reason != "":
+			rs.Status.Message = msg
+		default:
+			rs.Status.Message = runningMessage(jobName, rs.Status.Anonymized)
+		}
+		return ctrl.Result{RequeueAfter: agentjob.JobCheck}, nil // and the Job watch brings us back
 	}
 	if res.Error != "" || why != "" {
 		r.fail(rs, "AgentFailed", res.Error+why)
@@ -183,6 +191,15 @@ func (r *Reconciler) Step(ctx context.Context, rs *crmv1alpha1.Restore) (ctrl.Re
 	kube.SetCondition(&rs.Status.Conditions, rs.Generation, crmv1alpha1.ConditionReady, metav1.ConditionTrue, "Completed", rs.Status.Message)
 	kube.Audit(ctx, r.Recorder, rs, corev1.EventTypeNormal, "Completed", "Restore", "%s", rs.Status.Message)
 	return ctrl.Result{}, nil
+}
+
+// runningMessage says what a running restore does.
+func runningMessage(jobName string, anonymized bool) string {
+	msg := "crm-agent is verifying and restoring the backup in Job " + jobName
+	if anonymized {
+		msg += "; the copy is anonymized before the application sees it (gdpr.anonymizeNonProduction)"
+	}
+	return msg
 }
 
 // promotionInFlight names an increment whose stage on env is migrating,
