@@ -62,12 +62,12 @@ func JobOutcome(ctx context.Context, c client.Client, job *batchv1.Job) (done bo
 	if !finished {
 		return false, res, ""
 	}
-	pods := &corev1.PodList{}
-	if err := c.List(ctx, pods, client.InNamespace(job.Namespace), client.MatchingLabels{"batch.kubernetes.io/job-name": job.Name}); err != nil {
+	pods, err := jobPods(ctx, c, job)
+	if err != nil {
 		return true, res, err.Error()
 	}
 	var newest *corev1.ContainerStateTerminated
-	for _, p := range pods.Items {
+	for _, p := range pods {
 		for _, cs := range p.Status.ContainerStatuses {
 			if t := cs.State.Terminated; cs.Name == "agent" && t != nil && t.Message != "" &&
 				(newest == nil || t.FinishedAt.After(newest.FinishedAt.Time)) {
@@ -89,4 +89,13 @@ func JobOutcome(ctx context.Context, c client.Client, job *batchv1.Job) (done bo
 		parsed.Error = why
 	}
 	return true, parsed, ""
+}
+
+// jobPods lists a Job's pods from the cache, which holds the operator's Job pods.
+func jobPods(ctx context.Context, c client.Client, job *batchv1.Job) ([]corev1.Pod, error) {
+	pods := &corev1.PodList{}
+	if err := c.List(ctx, pods, client.InNamespace(job.Namespace), client.MatchingLabels{"batch.kubernetes.io/job-name": job.Name}); err != nil {
+		return nil, err
+	}
+	return pods.Items, nil
 }

@@ -27,11 +27,11 @@ var stuckReasons = map[string]bool{
 // reason is "" when no pod is held so. Its pods are in the cache (the
 // operator's Job pods are).
 func Stuck(ctx context.Context, c client.Client, job *batchv1.Job) (reason, msg string, since time.Time) {
-	pods := &corev1.PodList{}
-	if err := c.List(ctx, pods, client.InNamespace(job.Namespace), client.MatchingLabels{"batch.kubernetes.io/job-name": job.Name}); err != nil {
+	pods, err := jobPods(ctx, c, job)
+	if err != nil {
 		return "", "", time.Time{}
 	}
-	for _, p := range pods.Items {
+	for _, p := range pods {
 		for _, cs := range append(append([]corev1.ContainerStatus(nil), p.Status.InitContainerStatuses...), p.Status.ContainerStatuses...) {
 			if w := cs.State.Waiting; w != nil && stuckReasons[w.Reason] {
 				return w.Reason, fmt.Sprintf("Job %s: pod %s cannot start container %s: %s: %s", job.Name, p.Name, cs.Name, w.Reason, w.Message), p.CreationTimestamp.Time
