@@ -20,6 +20,15 @@ KWOK_VERSION=${KWOK_VERSION:-v0.8.0}
 HELM_VERSION=${HELM_VERSION:-v3.22.0}
 GOLANGCI_LINT_VERSION=${GOLANGCI_LINT_VERSION:-v2.15.0}
 GOVULNCHECK_VERSION=${GOVULNCHECK_VERSION:-v1.9.0}
+# The real node of the local cluster (REAL_NODE=1): container runtime, cluster
+# DNS, image registry and image tool.
+CONTAINERD_VERSION=${CONTAINERD_VERSION:-v2.3.7}
+COREDNS_VERSION=${COREDNS_VERSION:-v1.14.7}
+REGISTRY_VERSION=${REGISTRY_VERSION:-v3.1.2}
+CRANE_VERSION=${CRANE_VERSION:-v0.22.1}
+# The mail catcher of test environments on the real node (the operator's
+# default image is docker.io/axllent/mailpit of this version).
+MAILPIT_VERSION=${MAILPIT_VERSION:-v1.30.5}
 export GOFLAGS=${GOFLAGS:--buildvcs=false}
 
 k8s_bin=$root/bin/k8s/$K8S_VERSION
@@ -77,13 +86,31 @@ go_install_helm() { go_install "helm.sh/helm/v3/cmd/helm@$HELM_VERSION" "$1"; }
 go_install_golangci_lint() { go_install "github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$GOLANGCI_LINT_VERSION" "$1"; }
 go_install_govulncheck() { go_install "golang.org/x/vuln/cmd/govulncheck@$GOVULNCHECK_VERSION" "$1"; }
 
+# containerd, its runc shim and ctr, static (no cgo), without the snapshotters
+# that need C libraries; runc itself is Debian's.
+go_install_containerd() { # OUT (a directory)
+	mkdir -p "$1"
+	GOBIN=$1 CGO_ENABLED=0 go install -tags no_btrfs,no_devmapper,no_zfs \
+		"github.com/containerd/containerd/v2/cmd/containerd@$CONTAINERD_VERSION" \
+		"github.com/containerd/containerd/v2/cmd/containerd-shim-runc-v2@$CONTAINERD_VERSION" \
+		"github.com/containerd/containerd/v2/cmd/ctr@$CONTAINERD_VERSION"
+}
+go_install_coredns() { CGO_ENABLED=0 go_install "github.com/coredns/coredns@$COREDNS_VERSION" "$1"; }
+# The CNCF distribution registry: the real node pulls images from it.
+go_install_registry() { go_install "github.com/distribution/distribution/v3/cmd/registry@$REGISTRY_VERSION" "$1"; }
+# crane (go-containerregistry) assembles and pushes images without a Docker engine.
+# Without its web UI's bundle (built by npm, not in the module): the API and
+# the SMTP server are whole.
+go_install_mailpit() { CGO_ENABLED=0 go_install "github.com/axllent/mailpit@$MAILPIT_VERSION" "$1"; }
+go_install_crane() { go_install "github.com/google/go-containerregistry/cmd/crane@$CRANE_VERSION" "$1"; }
+
 link() { # TARGET LINK
 	ln -sfn "$1" "$2"
 }
 
 for tool in "$@"; do
 	case $tool in
-	kube-apiserver | kube-controller-manager | kube-scheduler | kubectl)
+	kube-apiserver | kube-controller-manager | kube-scheduler | kubectl | kubelet | kube-proxy)
 		dest=$cache/k8s/$K8S_VERSION/$tool
 		build "$tool v$K8S_VERSION" "$dest" go_build_k8s "$tool"
 		link "$dest" "$k8s_bin/$tool"
@@ -122,6 +149,31 @@ for tool in "$@"; do
 		dest=$cache/govulncheck/$GOVULNCHECK_VERSION/govulncheck
 		build "govulncheck $GOVULNCHECK_VERSION" "$dest" go_install_govulncheck
 		link "$dest" "$root/bin/govulncheck"
+		;;
+	containerd)
+		dest=$cache/containerd/$CONTAINERD_VERSION
+		build "containerd $CONTAINERD_VERSION" "$dest" go_install_containerd # a directory of three
+		for b in containerd containerd-shim-runc-v2 ctr; do link "$dest/$b" "$root/bin/$b"; done
+		;;
+	coredns)
+		dest=$cache/coredns/$COREDNS_VERSION/coredns
+		build "coredns $COREDNS_VERSION" "$dest" go_install_coredns
+		link "$dest" "$root/bin/coredns"
+		;;
+	registry)
+		dest=$cache/registry/$REGISTRY_VERSION/registry
+		build "registry $REGISTRY_VERSION" "$dest" go_install_registry
+		link "$dest" "$root/bin/registry"
+		;;
+	mailpit)
+		dest=$cache/mailpit/$MAILPIT_VERSION/mailpit
+		build "mailpit $MAILPIT_VERSION" "$dest" go_install_mailpit
+		link "$dest" "$root/bin/mailpit"
+		;;
+	crane)
+		dest=$cache/crane/$CRANE_VERSION/crane
+		build "crane $CRANE_VERSION" "$dest" go_install_crane
+		link "$dest" "$root/bin/crane"
 		;;
 	*)
 		log "unknown tool: $tool"

@@ -4,9 +4,9 @@
 # kube-scheduler, kwok, etcd, kube-apiserver) before it exits.
 set -uo pipefail
 dir=${LOCAL_DIR:-$(cd "$(dirname "$0")/.." && pwd)/bin/local}
-for name in manager localcluster; do
-	pidfile=$dir/$name.pid
-	[ -f "$pidfile" ] || continue
+stop() {
+	local name=$1 pidfile=$dir/$1.pid pid
+	[ -f "$pidfile" ] || return 0
 	pid=$(cat "$pidfile")
 	if kill -0 "$pid" 2>/dev/null; then
 		kill -TERM "$pid"
@@ -15,4 +15,8 @@ for name in manager localcluster; do
 		echo "stopped $name (pid $pid)"
 	fi
 	rm -f "$pidfile"
-done
+}
+stop manager
+# The real node (REAL_NODE=1) before the API server its kubelet reports to.
+LOCAL_DIR=$dir "$(dirname "$0")/real-node-down.sh"
+stop localcluster

@@ -20,6 +20,11 @@
 #                         flags that only measure)
 #   MANAGER_GOMEMLIMIT    the operator's soft memory limit (GOMEMLIMIT, as the
 #                         Helm chart sets it from the container's limit)
+#   REAL_NODE=1           also one real node (containerd, kubelet, kube-proxy,
+#                         CoreDNS, a local registry: hack/real-node-up.sh);
+#                         the operator's pods run there, on locally built
+#                         images (stand-ins where the official ones cannot
+#                         be pulled: README "A real node")
 #   LOCAL_DIR, METRICS_PORT, PROBE_PORT, WEBHOOK_PORT   where state and logs go
 #                         (bin/local) and the operator's ports (18080, 18081,
 #                         19443): the e2e test runs its own cluster beside yours
@@ -62,11 +67,18 @@ done
 if alive localcluster && [ -f "$kubeconfig" ]; then
 	step "cluster: already running (pid $(cat "$dir/localcluster.pid"))"
 else
+	real=()
+	if [ "${REAL_NODE:-0}" = 1 ]; then
+		# The API server serves pods at the real node's address (the operator's
+		# pods reach it through the kubernetes Service); volumes are directories.
+		LOCAL_DIR=$dir hack/real-node-up.sh address
+		real=(--real-volumes /var/lib/crm-local/volumes --serve-to-pods 10.250.0.1)
+	fi
 	step "cluster: starting etcd, kube-apiserver v$K8S_VERSION, kube-controller-manager, kube-scheduler, kwok $KWOK_VERSION on loopback"
 	rm -f "$kubeconfig"
 	nohup "$root/bin/localcluster" --nodes --write-kubeconfig "$kubeconfig" --crds config/crd/bases \
 		--assets "$root/bin/k8s/$K8S_VERSION" --kwok "$root/bin/kwok" --kwok-stages "$stages" --log-dir "$dir" \
-		--component-qps "${CLUSTER_QPS:-200}" \
+		--component-qps "${CLUSTER_QPS:-200}" "${real[@]}" \
 		>"$dir/localcluster.log" 2>&1 &
 	echo $! >"$dir/localcluster.pid"
 	for _ in $(seq 1 120); do
@@ -77,47 +89,58 @@ else
 	[ -f "$kubeconfig" ] || { echo "the cluster did not come up in 60s; see $dir/localcluster.log"; exit 1; }
 	step "cluster: $(tail -n 1 "$dir/localcluster.log")"
 fi
+if [ "${REAL_NODE:-0}" = 1 ]; then
+	KUBECONFIG=$kubeconfig LOCAL_DIR=$dir hack/real-node-up.sh
+fi
 k wait --for=condition=Ready node --all --timeout=60s >/dev/null
 step "nodes: $(k get nodes -L topology.kubernetes.io/region --no-headers | awk '{printf "%s (%s, %s)  ", $1, $NF, $2}')"
 
 # The CRDs may be newer than the running cluster's: apply them again.
 k apply --server-side --force-conflicts -f config/crd/bases >/dev/null
 step "CRDs: applied ($(k get crd -o name | grep -c crmops.io) crm.crmops.io kinds)"
-k apply --server-side --force-conflicts -f config/admission/increment_acceptance.yaml \
-	-f config/admission/production_version.yaml -f config/admission/gdpr_environment.yaml -f config/admission/data_finalizers.yaml >/dev/null
-step "admission policies: applied (product-owner acceptance, production versions, GDPR, data finalizers)"
-
-# The reference-checking webhook: the API server calls the operator running
-# here on loopback; the operator creates its certificate in the Secret and
-# injects its CA into this configuration.
-k create namespace crm-system --dry-run=client -o yaml | k apply --server-side -f - >/dev/null
-k create secret generic crm-operator-webhook-tls -n crm-system --dry-run=client -o yaml | k apply --server-side -f - >/dev/null
-sed -e '/^    service:$/d' -e '/^      name: webhook-service$/d' -e '/^      namespace: system$/d' \
-	-e "s#^      path: \(.*\)#    url: https://localhost:$WEBHOOK_PORT\1#" \
-	-e 's/^  name: validating-webhook-configuration$/  name: crm-operator-references-local/' \
-	config/webhook/manifests.yaml | k apply --server-side --force-conflicts -f - >/dev/null
-step "webhook: configured (references checked by the operator at https://localhost:$WEBHOOK_PORT)"
-
-if [ "${OPERATOR:-1}" = 0 ]; then
-	step "operator: not started (OPERATOR=0; the caller runs it)"
-elif alive manager; then
-	step "operator: already running (pid $(cat "$dir/manager.pid"))"
+if [ "${REAL_NODE:-0}" = 1 ]; then
+	if [ "${OPERATOR:-1}" = 0 ]; then
+		step "operator: not installed (OPERATOR=0; the caller installs it)"
+	else
+		LOCAL_DIR=$dir KUBECONFIG=$kubeconfig hack/real-node-operator.sh
+	fi
 else
-	# The simulated nodes are tainted: the operator's pods tolerate it here only.
-	KUBECONFIG=$kubeconfig POD_NAMESPACE=crm-system GOMEMLIMIT=${MANAGER_GOMEMLIMIT:-} nohup "$root/bin/manager" --metrics-bind-address=127.0.0.1:$METRICS_PORT \
-		--webhook-port="$WEBHOOK_PORT" --webhook-cert-mode=self --webhook-cert-dir="$dir/webhook-certs" \
-		--webhook-configuration=crm-operator-references-local --webhook-extra-dns-names=localhost --webhook-write-cert-files \
-		--health-probe-bind-address=127.0.0.1:$PROBE_PORT --pod-toleration=kwok.x-k8s.io/node=fake:NoSchedule \
-		--agent-image=crm-operator:local ${MANAGER_ARGS:-} >"$dir/manager.log" 2>&1 &
-	echo $! >"$dir/manager.pid"
-	ready=0
-	for _ in $(seq 1 120); do
-		curl -fsS http://127.0.0.1:$PROBE_PORT/readyz >/dev/null 2>&1 && { ready=1; break; }
-		alive manager || { tail -n 30 "$dir/manager.log"; echo "the operator failed to start"; exit 1; }
-		sleep 0.5
-	done
-	[ $ready = 1 ] || { tail -n 30 "$dir/manager.log"; echo "the operator is not ready after 60s (see $dir/manager.log)"; exit 1; }
-	step "operator: running (pid $(cat "$dir/manager.pid")), log: $dir/manager.log, metrics: http://127.0.0.1:$METRICS_PORT/metrics"
+	k apply --server-side --force-conflicts -f config/admission/increment_acceptance.yaml \
+		-f config/admission/production_version.yaml -f config/admission/gdpr_environment.yaml -f config/admission/data_finalizers.yaml >/dev/null
+	step "admission policies: applied (product-owner acceptance, production versions, GDPR, data finalizers)"
+
+	# The reference-checking webhook: the API server calls the operator running
+	# here on loopback; the operator creates its certificate in the Secret and
+	# injects its CA into this configuration.
+	k create namespace crm-system --dry-run=client -o yaml | k apply --server-side -f - >/dev/null
+	k create secret generic crm-operator-webhook-tls -n crm-system --dry-run=client -o yaml | k apply --server-side -f - >/dev/null
+	sed -e '/^    service:$/d' -e '/^      name: webhook-service$/d' -e '/^      namespace: system$/d' \
+		-e "s#^      path: \(.*\)#    url: https://localhost:$WEBHOOK_PORT\1#" \
+		-e 's/^  name: validating-webhook-configuration$/  name: crm-operator-references-local/' \
+		config/webhook/manifests.yaml | k apply --server-side --force-conflicts -f - >/dev/null
+	step "webhook: configured (references checked by the operator at https://localhost:$WEBHOOK_PORT)"
+
+	if [ "${OPERATOR:-1}" = 0 ]; then
+		step "operator: not started (OPERATOR=0; the caller runs it)"
+	elif alive manager; then
+		step "operator: already running (pid $(cat "$dir/manager.pid"))"
+	else
+		# The simulated nodes are tainted: the operator's pods tolerate it here only.
+		KUBECONFIG=$kubeconfig POD_NAMESPACE=crm-system GOMEMLIMIT=${MANAGER_GOMEMLIMIT:-} nohup "$root/bin/manager" --metrics-bind-address=127.0.0.1:$METRICS_PORT \
+			--webhook-port="$WEBHOOK_PORT" --webhook-cert-mode=self --webhook-cert-dir="$dir/webhook-certs" \
+			--webhook-configuration=crm-operator-references-local --webhook-extra-dns-names=localhost --webhook-write-cert-files \
+			--health-probe-bind-address=127.0.0.1:$PROBE_PORT --pod-toleration=kwok.x-k8s.io/node=fake:NoSchedule \
+			--agent-image=crm-operator:local ${MANAGER_ARGS:-} >"$dir/manager.log" 2>&1 &
+		echo $! >"$dir/manager.pid"
+		ready=0
+		for _ in $(seq 1 120); do
+			curl -fsS http://127.0.0.1:$PROBE_PORT/readyz >/dev/null 2>&1 && { ready=1; break; }
+			alive manager || { tail -n 30 "$dir/manager.log"; echo "the operator failed to start"; exit 1; }
+			sleep 0.5
+		done
+		[ $ready = 1 ] || { tail -n 30 "$dir/manager.log"; echo "the operator is not ready after 60s (see $dir/manager.log)"; exit 1; }
+		step "operator: running (pid $(cat "$dir/manager.pid")), log: $dir/manager.log, metrics: http://127.0.0.1:$METRICS_PORT/metrics"
+	fi
 fi
 
 if [ "$DEMO" = 0 ]; then

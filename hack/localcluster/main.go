@@ -56,10 +56,12 @@ func main() {
 		kwok       = flag.String("kwok", "bin/kwok", "The kwok binary (with --nodes).")
 		stages     = flag.String("kwok-stages", "", "Comma-separated kwok stage files (with --nodes).")
 		logDir     = flag.String("log-dir", "bin/local", "Where the components log.")
+		volumeDir  = flag.String("real-volumes", "", "With a real node: make each volume a directory below this one that any user can write (as local-path provisioners do), and remove it with its volume; empty: the volumes are never written (simulated pods).")
+		serveAt    = flag.String("serve-to-pods", "", "With a real node: the address (of this machine, routed to pods) where the API server also serves pods, the kubernetes Service's endpoint; empty: loopback only.")
 		qps        = flag.Float64("component-qps", 200, "Client QPS of kube-controller-manager, kube-scheduler and the volume provisioner (burst twice that), and 16 workers per kube-controller-manager controller; 0 keeps their defaults (kube-controller-manager 20 QPS per controller and 5 workers, kube-scheduler 50, client-go 5). kwok sets no client limit of its own.")
 	)
 	flag.Parse()
-	c := &cluster{qps: *qps, kubeconfig: *kubeconfig, crds: *crds, assets: *assets, nodes: *withNodes, kwok: *kwok, logDir: *logDir}
+	c := &cluster{serveAt: *serveAt, volumeDir: *volumeDir, qps: *qps, kubeconfig: *kubeconfig, crds: *crds, assets: *assets, nodes: *withNodes, kwok: *kwok, logDir: *logDir}
 	if *stages != "" {
 		c.stages = strings.Split(*stages, ",")
 	}
@@ -72,6 +74,7 @@ func main() {
 type cluster struct {
 	qps                                    float64
 	kubeconfig, crds, assets, kwok, logDir string
+	volumeDir, serveAt                     string
 	nodes                                  bool
 	stages                                 []string
 	env                                    *envtest.Environment
@@ -88,7 +91,15 @@ func (c *cluster) run() error {
 		ControlPlaneStopTimeout:  time.Minute,
 	}
 	// Room for thousands of Services (envtest's default range has 254 addresses).
-	c.env.ControlPlane.GetAPIServer().Configure().Set("service-cluster-ip-range", "10.96.0.0/12")
+	apiServer := c.env.ControlPlane.GetAPIServer().Configure()
+	apiServer.Set("service-cluster-ip-range", "10.96.0.0/12")
+	// A real node's name does not resolve: logs and exec dial its address.
+	apiServer.Set("kubelet-preferred-address-types", "InternalIP,Hostname")
+	if c.serveAt != "" {
+		if err := serveToPods(c.env, c.serveAt, filepath.Join(c.logDir, "apiserver-certs")); err != nil {
+			return err
+		}
+	}
 	if _, err := c.env.Start(); err != nil {
 		_ = c.env.Stop() // Start may fail after launching etcd and kube-apiserver
 		return fmt.Errorf("starting etcd and kube-apiserver: %w", err)
@@ -214,18 +225,24 @@ func (c *cluster) startNodes(ctx context.Context, cs kubernetes.Interface, kubec
 			return fmt.Errorf("creating node %s: %w", n.name, err)
 		}
 	}
-	go provisionVolumes(ctx, cs)
+	go provisionVolumes(ctx, cs, c.volumeDir)
 	return nil
 }
 
 // provisionVolumes stands in for a storage provisioner, which the local
-// cluster lacks: every pending claim gets a pre-bound hostPath volume (the
-// pods are simulated: nothing is ever written there) with reclaim policy
-// Delete, as dynamic provisioners give, and released volumes with that
-// policy are deleted (one switched to Retain, as the operator does for
-// retained data, stays). It reacts to watch events: a poll once a second put up to a
-// second before every database pod's start.
-func provisionVolumes(ctx context.Context, cs kubernetes.Interface) {
+// cluster lacks: every pending claim gets a pre-bound hostPath volume with
+// reclaim policy Delete, as dynamic provisioners give, and released volumes
+// with that policy are deleted (one switched to Retain, as the operator does
+// for retained data, stays). With realDir (a real node) the volume is a
+// directory there that the pods' non-root users can write (hostPath volumes
+// ignore fsGroup), removed with its volume; without, pods are simulated and
+// nothing is written. It reacts to watch events: a poll once a second put up
+// to a second before every database pod's start.
+func provisionVolumes(ctx context.Context, cs kubernetes.Interface, realDir string) {
+	volumePath := func(uid string) string { return "/var/lib/crm-local/" + uid }
+	if realDir != "" {
+		volumePath = func(uid string) string { return filepath.Join(realDir, uid) }
+	}
 	factory := informers.NewSharedInformerFactory(cs, 10*time.Minute)
 	claims := factory.Core().V1().PersistentVolumeClaims().Informer()
 	volumes := factory.Core().V1().PersistentVolumes().Informer()
@@ -233,6 +250,18 @@ func provisionVolumes(ctx context.Context, cs kubernetes.Interface) {
 		pvc, ok := obj.(*corev1.PersistentVolumeClaim)
 		if !ok || pvc.Spec.VolumeName != "" || pvc.Status.Phase != corev1.ClaimPending || pvc.DeletionTimestamp != nil {
 			return
+		}
+		path := volumePath(string(pvc.UID))
+		if realDir != "" {
+			// 0777 after MkdirAll: the umask would narrow it.
+			if err := os.MkdirAll(path, 0o700); err != nil {
+				fmt.Fprintln(os.Stderr, "localcluster: volume for", pvc.Namespace+"/"+pvc.Name+":", err)
+				return
+			}
+			if err := os.Chmod(path, 0o777); err != nil { //nolint:gosec // any pod user writes its volume, as with local-path provisioners
+				fmt.Fprintln(os.Stderr, "localcluster: volume for", pvc.Namespace+"/"+pvc.Name+":", err)
+				return
+			}
 		}
 		pv := &corev1.PersistentVolume{
 			ObjectMeta: metav1.ObjectMeta{Name: "local-" + string(pvc.UID), Labels: map[string]string{localVolumeLabel: "true"}},
@@ -243,7 +272,7 @@ func provisionVolumes(ctx context.Context, cs kubernetes.Interface) {
 				StorageClassName:              ptrValue(pvc.Spec.StorageClassName),
 				ClaimRef:                      &corev1.ObjectReference{Kind: "PersistentVolumeClaim", Namespace: pvc.Namespace, Name: pvc.Name, UID: pvc.UID},
 				PersistentVolumeSource: corev1.PersistentVolumeSource{HostPath: &corev1.HostPathVolumeSource{
-					Path: "/var/lib/crm-local/" + string(pvc.UID),
+					Path: path,
 				}},
 			},
 		}
@@ -255,7 +284,10 @@ func provisionVolumes(ctx context.Context, cs kubernetes.Interface) {
 		pv, ok := obj.(*corev1.PersistentVolume)
 		if ok && pv.Labels[localVolumeLabel] == "true" && pv.Status.Phase == corev1.VolumeReleased && pv.DeletionTimestamp == nil &&
 			pv.Spec.PersistentVolumeReclaimPolicy == corev1.PersistentVolumeReclaimDelete {
-			_ = cs.CoreV1().PersistentVolumes().Delete(ctx, pv.Name, metav1.DeleteOptions{})
+			if err := cs.CoreV1().PersistentVolumes().Delete(ctx, pv.Name, metav1.DeleteOptions{}); err == nil && realDir != "" &&
+				pv.Spec.HostPath != nil && filepath.Dir(pv.Spec.HostPath.Path) == filepath.Clean(realDir) {
+				_ = os.RemoveAll(pv.Spec.HostPath.Path)
+			}
 		}
 	}
 	// The informers' resync (10 minutes) retries a create or delete that failed.

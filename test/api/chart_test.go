@@ -137,6 +137,23 @@ func dryRunAll(ctx context.Context, t *testing.T, objs []*unstructured.Unstructu
 	}
 }
 
+// mountsSecret tells whether the Deployment's pods mount the Secret.
+func mountsSecret(t *testing.T, objs []*unstructured.Unstructured, secret string) bool {
+	t.Helper()
+	for _, o := range objs {
+		if o.GetKind() != "Deployment" {
+			continue
+		}
+		vols, _, _ := unstructured.NestedSlice(o.Object, "spec", "template", "spec", "volumes")
+		for _, v := range vols {
+			if name, _, _ := unstructured.NestedString(v.(map[string]any), "secret", "secretName"); name == secret {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 func restrictedNS(ctx context.Context, t *testing.T, name string) {
 	t.Helper()
 	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{
@@ -189,6 +206,18 @@ func TestHelmChart(t *testing.T) {
 					if !slices.Contains(args, want) {
 						t.Errorf("the manager's args %q lack %s", args, want)
 					}
+				}
+			}
+			// A self-managed certificate is written by the operator itself (a
+			// mounted Secret reached a real pod a minute late); cert-manager's
+			// is mounted.
+			if name == "defaults" || name == "cert-manager certificate" {
+				self := name == "defaults"
+				if got := slices.Contains(managerArgs(t, objs), "--webhook-write-cert-files"); got != self {
+					t.Errorf("--webhook-write-cert-files in the manager's args: %v, want %v", got, self)
+				}
+				if got := mountsSecret(t, objs, "crm-webhook-tls"); got == self {
+					t.Errorf("the webhook's Secret mounted: %v, want %v", got, !self)
 				}
 			}
 			for _, o := range objs {

@@ -1,0 +1,143 @@
+#!/usr/bin/env bash
+# The images the real node runs, built without a Docker engine and pushed to
+# the local registry (hack/real-node-up.sh starts it):
+#
+#   crm-local/pause             the pod sandbox: build/pause/linux/pause.c of
+#                               the k8s.io/kubernetes module, gcc -static
+#   crm-local/postgres          stand-ins for the official postgres and mariadb
+#   crm-local/mariadb           images: Debian bookworm's server (mmdebstrap,
+#                               the machine's apt sources) under the official
+#                               images' interface (hack/images/*: variables,
+#                               PGDATA, data paths, uid 999, healthcheck.sh)
+#   crm-local/crm-standin       a stand-in CRM application (hack/images/crm-standin)
+#   crm-local/mailpit           the mail catcher: mailpit built from the Go
+#                               module proxy (hack/build-tools.sh mailpit)
+#   crm-local/crm-operator      the operator: manager and crm-agent, static,
+#                               on a base of /etc/passwd, CA certificates, /tmp
+#
+# Each is tagged with a key of what it is built from and skipped when the
+# registry has it, so a machine builds each once (the registry's data is in
+# the tools cache). Prints the references as NAME=REFERENCE lines into
+# $LOCAL_DIR/real-node/images.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+REGISTRY=${REGISTRY:-127.0.0.1:5001}
+out=${LOCAL_DIR:-$root/bin/local}/real-node
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+mkdir -p "$out"
+: >"$out/images.new"
+crane() { "$root/bin/crane" --insecure "$@"; }
+log() { printf '[images %s] %s\n' "$(date +%H:%M:%S)" "$*"; }
+key() { cat "$@" | sha256sum | cut -c1-12; }
+
+# image NAME TAG BUILD: pushes $REGISTRY/crm-local/NAME:TAG-KEY with BUILD
+# (a function given the reference) unless it is there, then tags it TAG.
+image() {
+	local name=$1 tag=$2 build=$3 ref
+	ref=$REGISTRY/crm-local/$name:$tag
+	if crane digest "$ref" >/dev/null 2>&1; then
+		log "$name: in the registry ($ref)"
+	else
+		local start=$SECONDS
+		"$build" "$ref"
+		log "$name: built and pushed in $((SECONDS - start))s ($ref)"
+	fi
+	echo "$name=$ref" >>"$out/images.new"
+}
+
+# rootfs_image REF TARBALL [crane mutate flags]: an image of one layer.
+rootfs_image() {
+	local ref=$1 tarball=$2
+	shift 2
+	crane append --oci-empty-base -f "$tarball" -t "$REGISTRY/crm-local/scratch:build" >/dev/null 2>&1
+	crane mutate "$REGISTRY/crm-local/scratch:build" --set-platform linux/amd64 "$@" -t "$ref" >/dev/null 2>&1
+}
+
+# debian_rootfs OUT PACKAGES HOOK...: bookworm minbase with PACKAGES, no docs,
+# man pages or locales, the apt lists removed.
+debian_rootfs() {
+	local tarball=$1 packages=$2
+	shift 2
+	local hooks=()
+	for h in "$@"; do hooks+=(--customize-hook="$h"); done
+	mmdebstrap --quiet --variant=minbase --include="$packages" \
+		--dpkgopt='path-exclude=/usr/share/man/*' --dpkgopt='path-exclude=/usr/share/doc/*' \
+		--dpkgopt='path-exclude=/usr/share/locale/*' --dpkgopt='path-include=/usr/share/locale/locale.alias' \
+		"${hooks[@]}" \
+		--customize-hook='rm -rf "$1"/var/lib/apt/lists/* "$1"/var/cache/apt/*' \
+		bookworm "$tarball"
+}
+
+pause_src=$(cd "$root/hack/tools/k8s" && go list -m -f '{{.Dir}}' k8s.io/kubernetes)/build/pause/linux/pause.c
+build_pause() {
+	mkdir -p "$work/pause"
+	gcc -Os -Wall -Werror -static -DVERSION=v3.10.2-crm-local -o "$work/pause/pause" "$pause_src"
+	tar -C "$work/pause" -cf "$work/pause.tar" pause
+	rootfs_image "$1" "$work/pause.tar" --entrypoint /pause --user 65535:65535
+}
+image pause "3.10.2-$(key "$pause_src")" build_pause
+
+# The official images' users are system accounts with uid/gid 999 (their
+# Dockerfiles' groupadd/useradd -r); Debian's packages pick other ids, moved
+# to 999 with the files they own.
+uid999() { # ACCOUNT: a customize hook
+	echo 'chroot "$1" sh -c '"'"'u=$(id -u '"$1"'); g=$(id -g '"$1"'); usermod -u 999 '"$1"' && groupmod -g 999 '"$1"' &&
+		find / -xdev -uid $u -exec chown -h 999 {} + && find / -xdev -gid $g -exec chgrp -h 999 {} +'"'"
+}
+build_postgres() {
+	debian_rootfs "$work/postgres.tar" postgresql-15,postgresql-client-15 "$(uid999 postgres)" \
+		'cp '"$root"'/hack/images/postgres/docker-entrypoint.sh "$1"/usr/local/bin/' \
+		'chroot "$1" sh -c "install -d -o postgres -g postgres -m 3777 /var/run/postgresql /var/lib/postgresql/data"' \
+		"sed -ri \"s!^#?(listen_addresses)\\s*=\\s*\\S+.*!\\1 = '*'!\" \"\$1\"/usr/share/postgresql/15/postgresql.conf.sample"
+	rootfs_image "$1" "$work/postgres.tar" --entrypoint docker-entrypoint.sh --cmd postgres \
+		--env PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:/usr/lib/postgresql/15/bin \
+		--env PGDATA=/var/lib/postgresql/data --env LANG=C.UTF-8 --env PG_MAJOR=15 \
+		--label org.opencontainers.image.description="crm-local stand-in for the official postgres image (Debian bookworm's PostgreSQL 15)"
+}
+build_mariadb() {
+	debian_rootfs "$work/mariadb.tar" mariadb-server,mariadb-client "$(uid999 mysql)" \
+		'cp '"$root"'/hack/images/mariadb/docker-entrypoint.sh '"$root"'/hack/images/mariadb/healthcheck.sh "$1"/usr/local/bin/' \
+		'printf "[mariadb]\nhost-cache-size=0\nskip-name-resolve\nbind-address=0.0.0.0\n" >"$1"/etc/mysql/mariadb.conf.d/99-crm-local.cnf' \
+		'chroot "$1" sh -c "install -d -o mysql -g mysql -m 1777 /run/mysqld && install -d -o mysql -g mysql /var/lib/mysql"'
+	rootfs_image "$1" "$work/mariadb.tar" --entrypoint docker-entrypoint.sh --cmd mariadbd --env LANG=C.UTF-8 \
+		--label org.opencontainers.image.description="crm-local stand-in for the official mariadb image (Debian bookworm's MariaDB 10.11)"
+}
+image postgres "15-$(key "$0" "$root/hack/images/postgres/docker-entrypoint.sh")" build_postgres
+image mariadb "10.11-$(key "$0" "$root/hack/images/mariadb/docker-entrypoint.sh" "$root/hack/images/mariadb/healthcheck.sh")" build_mariadb
+
+# Static Go binaries on a base of their own: /etc/passwd and /etc/group with
+# nonroot (65532, as distroless), the machine's CA certificates, /tmp.
+base_layer() { # DIR
+	mkdir -p "$1/etc/ssl/certs" "$1/tmp"
+	chmod 1777 "$1/tmp"
+	printf 'root:x:0:0:root:/root:/sbin/nologin\nnonroot:x:65532:65532:nonroot:/home/nonroot:/sbin/nologin\n' >"$1/etc/passwd"
+	printf 'root:x:0:\nnonroot:x:65532:\n' >"$1/etc/group"
+	cp /etc/ssl/certs/ca-certificates.crt "$1/etc/ssl/certs/"
+}
+go_static() { # OUT PACKAGE
+	(cd "$root" && CGO_ENABLED=0 GOFLAGS=${GOFLAGS:--buildvcs=false} go build -trimpath -ldflags "-s -w" -o "$1" "$2")
+}
+build_go_image() { # REF NAME: the binaries were built into $work/NAME
+	base_layer "$work/$2"
+	tar -C "$work/$2" --owner=0 --group=0 -cf "$work/$2.tar" .
+	rootfs_image "$1" "$work/$2.tar" --entrypoint "/$2" --user 65532:65532
+}
+
+mkdir -p "$work/crm-operator" "$work/crm-standin"
+go_static "$work/crm-operator/crm-operator" ./cmd/manager
+go_static "$work/crm-operator/crm-agent" ./cmd/crm-agent
+mv "$work/crm-operator/crm-operator" "$work/crm-operator/manager"
+build_operator() {
+	build_go_image "$1" crm-operator
+	crane mutate "$1" --entrypoint /manager -t "$1" >/dev/null 2>&1
+}
+image crm-operator "dev-$(key "$work/crm-operator/manager" "$work/crm-operator/crm-agent")" build_operator
+go_static "$work/crm-standin/crm-standin" ./hack/images/crm-standin
+build_standin() { build_go_image "$1" crm-standin; }
+image crm-standin "dev-$(key "$work/crm-standin/crm-standin")" build_standin
+mkdir -p "$work/mailpit"
+cp "$root/bin/mailpit" "$work/mailpit/mailpit"
+build_mailpit() { build_go_image "$1" mailpit; }
+image mailpit "$(basename "$(dirname "$(readlink -f "$root/bin/mailpit")")")-$(key "$work/mailpit/mailpit")" build_mailpit
+mv "$out/images.new" "$out/images"
