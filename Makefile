@@ -84,6 +84,10 @@ test-e2e: ## End-to-end: `make run` from scratch, accept and promote with kubect
 test-faults: ## Faults on the simulated cluster: manager SIGKILLs in 30 promotions, API server/etcd restarts, leader failover, conflict storm, hostile input (FAULTS_SEED).
 	go test -tags faults $(GO_TEST_FLAGS) -timeout 20m -v ./test/faults/
 
+.PHONY: test-real
+test-real: ## Real pods (root): REAL_NODE=1 make run, the chart's operator on a real node; backups to a real S3 server, hibernation, retained volumes, checked against real rows; make down leaves the machine as it was.
+	go test -tags real $(GO_TEST_FLAGS) -timeout 30m -v ./test/real/
+
 .PHONY: down
 down: ## Stop everything `make run` started.
 	hack/local-down.sh

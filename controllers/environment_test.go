@@ -415,3 +415,63 @@ func TestDeletionPolicy(t *testing.T) {
 	g.Expect(namespace.OwnerReferences).To(BeEmpty(), "the garbage collector would delete the namespace with the retained data")
 	g.Expect(namespace.Labels).To(HaveKeyWithValue(crmv1alpha1.LabelRetainedData, "true"))
 }
+
+// A pod that will not run without a change outside it (an image the node
+// cannot pull, no node to place it) is named on the environment's
+// conditions, and looked at again without any event: on a real cluster the
+// database and application would otherwise say "0/1 ready" for ever.
+func TestAPodThatCannotRunIsNamed(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	p := newProject("podtrouble")
+	// A product the image installs itself: its application starts at once.
+	p.Spec.Product = crmv1alpha1.Product{Name: crmv1alpha1.ProductCustom, Version: "1.0.0", Image: "registry.example.com/crm/app",
+		DatabaseEngine: crmv1alpha1.DatabasePostgreSQL}
+	createProject(ctx, t, p)
+	env := newEnvironment(p.Name, "test", crmv1alpha1.StageTest)
+	g.Expect(k8s.Create(ctx, env)).To(Succeed())
+	g.Eventually(exists(ctx, &appsv1.StatefulSet{}, p.Name, "test-db")).WithTimeout(wait).Should(Succeed())
+
+	// What the StatefulSet and ReplicaSet controllers and the kubelet would
+	// make and report; envtest runs none of them.
+	pod := func(name, component string) *corev1.Pod {
+		return &corev1.Pod{
+			ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: p.Name, Labels: map[string]string{
+				crmv1alpha1.LabelEnvironment: "test", resources.LabelComponent: component}},
+			Spec: corev1.PodSpec{
+				SecurityContext: &corev1.PodSecurityContext{RunAsNonRoot: ptr.To(true), SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault}},
+				Containers: []corev1.Container{{Name: component, Image: "registry.example.com/" + component + ":1",
+					SecurityContext: &corev1.SecurityContext{AllowPrivilegeEscalation: ptr.To(false), Capabilities: &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}}}}},
+			},
+		}
+	}
+	db := pod("test-db-0", resources.ComponentDatabase)
+	g.Expect(k8s.Create(ctx, db)).To(Succeed())
+	db.Status.ContainerStatuses = []corev1.ContainerStatus{{Name: "database", Image: db.Spec.Containers[0].Image, State: corev1.ContainerState{
+		Waiting: &corev1.ContainerStateWaiting{Reason: "ImagePullBackOff", Message: `Back-off pulling image "registry.example.com/database:1"`}}}}
+	g.Expect(k8s.Status().Update(ctx, db)).To(Succeed())
+	app := pod("test-app-7d4b9-x2x8z", resources.ComponentApp)
+	g.Expect(k8s.Create(ctx, app)).To(Succeed())
+	app.Status.Conditions = []corev1.PodCondition{{Type: corev1.PodScheduled, Status: corev1.ConditionFalse, Reason: corev1.PodReasonUnschedulable,
+		Message: "0/3 nodes are available: 3 Insufficient memory."}}
+	g.Expect(k8s.Status().Update(ctx, app)).To(Succeed())
+
+	message := func(typ string) func() string {
+		return func() string {
+			e := &crmv1alpha1.Environment{}
+			if err := k8s.Get(ctx, client.ObjectKeyFromObject(env), e); err != nil {
+				return err.Error()
+			}
+			if c := meta.FindStatusCondition(e.Status.Conditions, typ); c != nil {
+				return c.Message
+			}
+			return ""
+		}
+	}
+	// Within one look again (kube.PodCheck, 30 s): nothing the operator watches changed.
+	g.Eventually(message(crmv1alpha1.ConditionDatabaseReady)).WithTimeout(wait).Should(ContainSubstring(
+		`pod test-db-0: container database: ImagePullBackOff: Back-off pulling image "registry.example.com/database:1"`))
+	g.Eventually(message(crmv1alpha1.ConditionApplicationReady)).WithTimeout(wait).Should(ContainSubstring(
+		"pod test-app-7d4b9-x2x8z cannot be scheduled: 0/3 nodes are available: 3 Insufficient memory."))
+	g.Expect(message(crmv1alpha1.ConditionReady)()).To(ContainSubstring("ImagePullBackOff"), "Ready names the database's trouble first")
+}

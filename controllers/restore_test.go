@@ -99,6 +99,9 @@ func TestRestore(t *testing.T) {
 		g.Expect(strings.Join(job.Spec.Template.Spec.Containers[0].Command, " ")).To(HavePrefix("/agent/crm-agent restore --name prod-copy"))
 		// The backup of production is restored into test's own database.
 		g.Expect(strings.Join(job.Spec.Template.Spec.Containers[0].Command, " ")).To(ContainSubstring("--db-host test-db"))
+		// From where production's backups are stored (a real S3 server
+		// showed the restore reading under test's prefix, finding nothing).
+		g.Expect(strings.Join(job.Spec.Template.Spec.Containers[0].Command, " ")).To(ContainSubstring("--s3-prefix restores/production "))
 
 		g.Eventually(func(g Gomega) {
 			finishJob(ctx, g, ns, jobName, agent.Result{Location: "s3://crm-backups/restores/production/prod-copy", Size: 1024}, true)

@@ -17,6 +17,8 @@ stop() {
 	rm -f "$pidfile"
 }
 stop manager
-# The real node (REAL_NODE=1) before the API server its kubelet reports to.
-LOCAL_DIR=$dir "$(dirname "$0")/real-node-down.sh"
+# The real node (REAL_NODE=1): its processes and pods before the API server,
+# the address the API server listens on after it.
+LOCAL_DIR=$dir "$(dirname "$0")/real-node-down.sh" --keep-address
 stop localcluster
+LOCAL_DIR=$dir "$(dirname "$0")/real-node-down.sh"

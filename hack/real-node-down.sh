@@ -3,6 +3,8 @@
 # container (their shims, mounts and cgroups), the rules kubelet, kube-proxy
 # and the CNI plugins wrote, the bridge and the node's address, and
 # the sysctls as they were before. Safe to run twice, and after a crash.
+# --keep-address leaves the node's address (and the settings) for a second
+# run: the API server listens there until it has stopped.
 set -uo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 dir=${LOCAL_DIR:-$root/bin/local}/real-node
@@ -65,6 +67,9 @@ if [ -f "$dir/nft-tables" ] && command -v nft >/dev/null; then
 	rm -f "$dir/nft-tables"
 fi
 ip link del crm-cni0 2>/dev/null && echo "removed the bridge crm-cni0"
+if [ "${1:-}" = --keep-address ]; then
+	exit 0
+fi
 ip addr del 10.250.0.1/32 dev lo 2>/dev/null && echo "removed the node's address 10.250.0.1 from lo"
 if [ -f "$dir/sysctls" ]; then
 	while IFS='=' read -r key value; do sysctl -qw "$key=$value"; done <"$dir/sysctls"

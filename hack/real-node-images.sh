@@ -10,6 +10,7 @@
 #                               images' interface (hack/images/*: variables,
 #                               PGDATA, data paths, uid 999, healthcheck.sh)
 #   crm-local/crm-standin       a stand-in CRM application (hack/images/crm-standin)
+#                               on Debian with bash and both database clients
 #   crm-local/mailpit           the mail catcher: mailpit built from the Go
 #                               module proxy (hack/build-tools.sh mailpit)
 #   crm-local/crm-operator      the operator: manager and crm-agent, static,
@@ -134,8 +135,12 @@ build_operator() {
 }
 image crm-operator "dev-$(key "$work/crm-operator/manager" "$work/crm-operator/crm-agent")" build_operator
 go_static "$work/crm-standin/crm-standin" ./hack/images/crm-standin
-build_standin() { build_go_image "$1" crm-standin; }
-image crm-standin "dev-$(key "$work/crm-standin/crm-standin")" build_standin
+build_standin() {
+	debian_rootfs "$work/crm-standin.tar" postgresql-client-15,mariadb-client,ca-certificates \
+		'cp '"$work"'/crm-standin/crm-standin "$1"/usr/local/bin/'
+	rootfs_image "$1" "$work/crm-standin.tar" --entrypoint /usr/local/bin/crm-standin --user 1000:1000 --env LANG=C.UTF-8
+}
+image crm-standin "dev-$(key "$0" "$work/crm-standin/crm-standin")" build_standin
 mkdir -p "$work/mailpit"
 cp "$root/bin/mailpit" "$work/mailpit/mailpit"
 build_mailpit() { build_go_image "$1" mailpit; }

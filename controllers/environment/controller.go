@@ -14,6 +14,8 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/selection"
 	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
@@ -157,15 +159,17 @@ func (r *Reconciler) Step(ctx context.Context, env *crmv1alpha1.Environment) (ct
 	case env.Status.SchemaVersion == in.Version:
 		kube.SetCondition(&env.Status.Conditions, env.Generation, crmv1alpha1.ConditionInitialized, metav1.ConditionTrue, "Completed", fmt.Sprintf("the database is installed or upgraded for %s %s", in.Profile.Product, in.Version))
 	}
-	r.observe(ctx, env, in, ap.Generations, initializing)
+	podCheck := r.observe(ctx, env, in, ap.Generations, initializing)
 	env.Status.MailURL = resources.MailURL(in)
 	recordLastBackup(env, st)
 	requeue, err := r.scheduleBackups(ctx, project, env, st)
 	if err != nil {
 		return ctrl.Result{}, err
 	}
-	if initResult.RequeueAfter > 0 && (requeue == 0 || initResult.RequeueAfter < requeue) {
-		requeue = initResult.RequeueAfter
+	for _, after := range []time.Duration{initResult.RequeueAfter, podCheck} {
+		if after > 0 && (requeue == 0 || after < requeue) {
+			requeue = after
+		}
 	}
 	return ctrl.Result{RequeueAfter: requeue}, nil
 }
@@ -196,9 +200,12 @@ func (r *Reconciler) ensureCredentials(ctx context.Context, env *crmv1alpha1.Env
 	return nil
 }
 
-// observe sets phase and conditions from the children's real status.
-// applied holds the generations this reconcile found or wrote (kube.Applier.Generations).
-func (r *Reconciler) observe(ctx context.Context, env *crmv1alpha1.Environment, in *resources.EnvironmentInput, applied map[string]int64, initializing bool) {
+// observe sets phase and conditions from the children's real status, and
+// says when to look again: while a workload is not ready, its pods are read
+// for a reason that will not pass by itself (kube.PodTrouble), named in the
+// condition. applied holds the generations this reconcile found or wrote
+// (kube.Applier.Generations).
+func (r *Reconciler) observe(ctx context.Context, env *crmv1alpha1.Environment, in *resources.EnvironmentInput, applied map[string]int64, initializing bool) (lookAgain time.Duration) {
 	gen := env.Generation
 	env.Status.URL = resources.URL(in)
 	env.Status.Image = resources.Image(in)
@@ -215,6 +222,15 @@ func (r *Reconciler) observe(ctx context.Context, env *crmv1alpha1.Environment, 
 	}
 	if in.Profile.NeedsRedis && appReady {
 		appReady, appMsg = kube.WorkloadReady(ctx, r.Client, kube.Deployment, env.Namespace, resources.RedisName(env.Name), env.Spec.Hibernate, applied)
+	}
+	if !env.Spec.Hibernate && (!dbReady || !appReady) {
+		lookAgain = kube.PodCheck
+		if !dbReady {
+			dbMsg = withPodTrouble(ctx, r.APIReader, env, selection.In, dbMsg)
+		}
+		if !appReady && !in.ApplicationStopped {
+			appMsg = withPodTrouble(ctx, r.APIReader, env, selection.NotIn, appMsg)
+		}
 	}
 	kube.SetCondition(&env.Status.Conditions, gen, crmv1alpha1.ConditionDatabaseReady, kube.ConditionStatus(dbReady), reason(dbReady, "DatabaseReady", "DatabaseNotReady"), dbMsg)
 	kube.SetCondition(&env.Status.Conditions, gen, crmv1alpha1.ConditionApplicationReady, kube.ConditionStatus(appReady), reason(appReady, "ApplicationReady", "ApplicationNotReady"), appMsg)
@@ -268,6 +284,26 @@ func (r *Reconciler) observe(ctx context.Context, env *crmv1alpha1.Environment, 
 		// Production records its first version at once: later versions come only from promotions.
 		env.Status.Version = in.Version
 	}
+	return lookAgain
+}
+
+// withPodTrouble adds to msg why a pod of the environment does not run:
+// its database's (selection.In) or its application's, cache's and mail
+// catcher's (selection.NotIn); the Jobs' pods say so on their own objects.
+func withPodTrouble(ctx context.Context, r client.Reader, env *crmv1alpha1.Environment, op selection.Operator, msg string) string {
+	components := []string{resources.ComponentDatabase}
+	if op == selection.NotIn {
+		components = append(components, resources.ComponentAgent, resources.ComponentMigration, resources.ComponentInit)
+	}
+	byEnv, _ := labels.NewRequirement(crmv1alpha1.LabelEnvironment, selection.Equals, []string{env.Name})
+	byComponent, err := labels.NewRequirement(resources.LabelComponent, op, components)
+	if err != nil {
+		return msg
+	}
+	if trouble := kube.PodTrouble(ctx, r, env.Namespace, labels.NewSelector().Add(*byEnv, *byComponent)); trouble != "" {
+		return msg + "; " + trouble
+	}
+	return msg
 }
 
 func (r *Reconciler) notReady(env *crmv1alpha1.Environment, why, msg string) {

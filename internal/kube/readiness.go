@@ -3,8 +3,11 @@ package kube
 import (
 	"context"
 	"fmt"
+	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 )
 
@@ -94,4 +97,47 @@ func WorkloadReady(ctx context.Context, c client.Reader, kind Workload, ns, name
 		return false, fmt.Sprintf("%s %s: %v", kind, name, err)
 	}
 	return RolledOut(obj, hibernate, applied[GenerationKey(string(kind), name)])
+}
+
+// PodCheck is how often a workload that is not ready is looked at again:
+// its pods' waiting states (an image that cannot be pulled, a crash loop,
+// no node) change nothing the operator watches.
+const PodCheck = 30 * time.Second
+
+// podWaitReasons are the kubelet's reasons for a container that will not
+// run without a change outside the pod, or that keeps failing.
+var podWaitReasons = map[string]bool{
+	"ErrImagePull": true, "ImagePullBackOff": true, "InvalidImageName": true,
+	"CreateContainerConfigError": true, "CreateContainerError": true, "CrashLoopBackOff": true,
+}
+
+// PodTrouble says why a pod of the selected ones does not run: a container
+// waiting for a reason above, or a pod the scheduler cannot place; "" when
+// none is held so (the pods may just be starting). It reads through r,
+// the API server: the cache holds no workload pods.
+func PodTrouble(ctx context.Context, r client.Reader, ns string, selector labels.Selector) string {
+	pods := &corev1.PodList{}
+	if err := r.List(ctx, pods, client.InNamespace(ns), client.MatchingLabelsSelector{Selector: selector}); err != nil {
+		return ""
+	}
+	for _, p := range pods.Items {
+		for _, cs := range append(append([]corev1.ContainerStatus(nil), p.Status.InitContainerStatuses...), p.Status.ContainerStatuses...) {
+			if w := cs.State.Waiting; w != nil && podWaitReasons[w.Reason] {
+				msg := fmt.Sprintf("pod %s: container %s: %s", p.Name, cs.Name, w.Reason)
+				if w.Message != "" {
+					msg += ": " + w.Message
+				}
+				if cs.RestartCount > 0 {
+					msg += fmt.Sprintf(" (%d restarts)", cs.RestartCount)
+				}
+				return msg
+			}
+		}
+		for _, c := range p.Status.Conditions {
+			if c.Type == corev1.PodScheduled && c.Status == corev1.ConditionFalse && c.Reason == corev1.PodReasonUnschedulable {
+				return fmt.Sprintf("pod %s cannot be scheduled: %s", p.Name, c.Message)
+			}
+		}
+	}
+	return ""
 }

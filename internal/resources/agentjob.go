@@ -29,6 +29,11 @@ type AgentJobInput struct {
 	Command string
 	// JobName and BackupName (the prefix of the backup's objects).
 	JobName, BackupName string
+	// BackupEnvironment is the environment the backup was taken of: its
+	// objects are stored under that environment's prefix, which a restore
+	// into another environment (a copy of production into test) reads.
+	// Empty: the Job's environment.
+	BackupEnvironment string
 	// Increment recorded in the manifest.
 	Increment string
 	// AgentImage holds crm-agent at AgentPath (the operator's image).
@@ -64,6 +69,10 @@ func AgentJob(in AgentJobInput) (*batchv1.Job, error) {
 		return nil, fmt.Errorf("project %s has no spec.backup target", in.Project.Name)
 	}
 	env := in.Env
+	stored := in.BackupEnvironment
+	if stored == "" {
+		stored = env.Name
+	}
 	db := crm.DatabaseFor(in.Profile.Engine)
 	conn := connection(in.EnvironmentInput)
 
@@ -116,7 +125,7 @@ func AgentJob(in AgentJobInput) (*batchv1.Job, error) {
 		if prefix == "" {
 			prefix = in.Project.Name
 		}
-		args = append(args, "--s3-endpoint", s3.Endpoint, "--s3-bucket", s3.Bucket, "--s3-prefix", prefix+"/"+env.Name)
+		args = append(args, "--s3-endpoint", s3.Endpoint, "--s3-bucket", s3.Bucket, "--s3-prefix", prefix+"/"+stored)
 		if s3.Region != "" {
 			args = append(args, "--s3-region", s3.Region)
 		}
@@ -128,7 +137,7 @@ func AgentJob(in AgentJobInput) (*batchv1.Job, error) {
 	case backup.Target.Volume != nil:
 		vols = append(vols, claimVolume("backups", backup.Target.Volume.ClaimName))
 		mounts = append(mounts, corev1.VolumeMount{Name: "backups", MountPath: "/backups"})
-		args = append(args, "--volume", "/backups/"+env.Name)
+		args = append(args, "--volume", "/backups/"+stored)
 	}
 
 	labels := componentLabels(in.EnvironmentInput, ComponentAgent)

@@ -5,7 +5,9 @@
 // product's variables name accepts connections: DATABASE_HOST/_PORT (the
 // custom product), HOST/PORT (Odoo), ESPOCRM_DATABASE_HOST/_PORT,
 // SUITECRM_DATABASE_HOST/_PORT_NUMBER, PG_DATABASE_HOST/_PORT (Twenty). It is
-// not a CRM: the tests that use it say so.
+// not a CRM: the tests that use it say so. With arguments it runs them
+// instead, as the products' entrypoints run a Job's command (a migration):
+// its image has bash and the PostgreSQL and MariaDB clients for that.
 package main
 
 import (
@@ -14,6 +16,8 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
+	"syscall"
 	"time"
 )
 
@@ -37,6 +41,13 @@ func database() string {
 }
 
 func main() {
+	if len(os.Args) > 1 {
+		path, err := exec.LookPath(os.Args[1])
+		if err != nil {
+			log.Fatal(err)
+		}
+		log.Fatal(syscall.Exec(path, os.Args[1:], os.Environ())) //nolint:gosec // the Job's own command, as an entrypoint runs it
+	}
 	addr := ":" + envOr("CRM_STANDIN_PORT", "8080")
 	db := database()
 	http.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
