@@ -143,8 +143,8 @@ func (r *Reconciler) Step(ctx context.Context, rs *crmv1alpha1.Restore) (ctrl.Re
 		}
 		anonymize := mustAnonymize(in, backup, rs)
 		job, err := resources.AgentJob(resources.AgentJobInput{
-			EnvironmentInput: in, Command: "restore", JobName: jobName, BackupName: backup.Name, BackupEnvironment: backup.Spec.EnvironmentRef.Name,
-			AgentImage: r.AgentImage,
+			EnvironmentInput: in, Command: "restore", JobName: jobName, AgentImage: r.AgentImage,
+			BackupName: backup.Name, BackupEnvironment: backup.Spec.EnvironmentRef.Name,
 			ErasureHashes: hashes, Anonymize: anonymize,
 		})
 		if err != nil {
