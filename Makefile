@@ -105,7 +105,7 @@ fuzz: ## Every fuzz target for FUZZ_TIME (default 30s) each; FUZZ_SAVE=1 keeps n
 .PHONY: lint
 lint: ## golangci-lint v2 (staticcheck, gosec, ...; .golangci.yml).
 	@hack/build-tools.sh golangci-lint
-	$(BIN)/golangci-lint run --build-tags e2e,faults,bench ./...
+	$(BIN)/golangci-lint run --build-tags e2e,faults,bench,real ./...
 
 .PHONY: vulncheck
 vulncheck: ## govulncheck against a local copy of the Go vulnerability database (golang.org/x/vulndb).

@@ -33,7 +33,9 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 K8S_VERSION=${K8S_VERSION:-1.37.2}
 KWOK_VERSION=${KWOK_VERSION:-v0.8.0}
-DEMO=${DEMO:-1}
+# The demo is EspoCRM, whose official images a real node cannot pull here:
+# with REAL_NODE=1 it is off unless asked for.
+if [ "${REAL_NODE:-0}" = 1 ]; then DEMO=${DEMO:-0}; else DEMO=${DEMO:-1}; fi
 DEMO_TIMEOUT=${DEMO_TIMEOUT:-300}
 dir=${LOCAL_DIR:-$root/bin/local}
 METRICS_PORT=${METRICS_PORT:-18080}

@@ -87,7 +87,8 @@ uid999() { # ACCOUNT: a customize hook
 		find / -xdev -uid $u -exec chown -h 999 {} + && find / -xdev -gid $g -exec chgrp -h 999 {} +'"'"
 }
 build_postgres() {
-	debian_rootfs "$work/postgres.tar" postgresql-15,postgresql-client-15 "$(uid999 postgres)" \
+	# zstd: only for make test-real's baseline (pg_dump | zstd on the pod).
+	debian_rootfs "$work/postgres.tar" postgresql-15,postgresql-client-15,zstd "$(uid999 postgres)" \
 		'cp '"$root"'/hack/images/postgres/docker-entrypoint.sh "$1"/usr/local/bin/' \
 		'chroot "$1" sh -c "install -d -o postgres -g postgres -m 3777 /var/run/postgresql /var/lib/postgresql/data"' \
 		"sed -ri \"s!^#?(listen_addresses)\\s*=\\s*\\S+.*!\\1 = '*'!\" \"\$1\"/usr/share/postgresql/15/postgresql.conf.sample"
@@ -97,7 +98,7 @@ build_postgres() {
 		--label org.opencontainers.image.description="crm-local stand-in for the official postgres image (Debian bookworm's PostgreSQL 15)"
 }
 build_mariadb() {
-	debian_rootfs "$work/mariadb.tar" mariadb-server,mariadb-client "$(uid999 mysql)" \
+	debian_rootfs "$work/mariadb.tar" mariadb-server,mariadb-client,zstd "$(uid999 mysql)" \
 		'cp '"$root"'/hack/images/mariadb/docker-entrypoint.sh '"$root"'/hack/images/mariadb/healthcheck.sh "$1"/usr/local/bin/' \
 		'printf "[mariadb]\nhost-cache-size=0\nskip-name-resolve\nbind-address=0.0.0.0\n" >"$1"/etc/mysql/mariadb.conf.d/99-crm-local.cnf' \
 		'chroot "$1" sh -c "install -d -o mysql -g mysql -m 1777 /run/mysqld && install -d -o mysql -g mysql /var/lib/mysql"'

@@ -144,6 +144,8 @@ type project struct {
 	name, engine string
 	// main is the environment whose rows the steps write and back up.
 	main string
+	// stages of the promotion path.
+	stages string
 }
 
 func (p project) manifest(t *testing.T, s3 *s3Server, secretName, schedule string) string {
@@ -165,12 +167,13 @@ spec:
     databaseEngine: %[3]s
   hosting: {mode: cloud, region: eu-central-1, domain: crm.local.example}
   productOwners: {users: ["jane.po@kunde.example"]}
-  stages: [test, production, training]
+  stages: [%[7]s]
+  restoreDatabaseOnRollback: true
   backup:
 %[6]s    retention: {keepLast: 10}
     target:
       s3: {endpoint: %[4]q, bucket: backups, region: us-east-1, secretName: %[5]s}
-`, p.name, image(t, "crm-standin"), p.engine, s3.endpoint, secretName, sched)
+`, p.name, image(t, "crm-standin"), p.engine, s3.endpoint, secretName, sched, p.stages)
 }
 
 func (p project) create(t *testing.T, s3 *s3Server) {
@@ -271,7 +274,7 @@ func TestRealNode(t *testing.T) {
 	agent := filepath.Join(t.TempDir(), "crm-agent")
 	must(t, "go", "build", "-o", agent, "./cmd/crm-agent")
 
-	pg, my := project{"pg", "postgresql", "production"}, project{"my", "mariadb", "test"}
+	pg, my := project{"pg", "postgresql", "production", "test, production"}, project{"my", "mariadb", "test", "test, training"}
 
 	t.Run("1 the chart's operator runs on the real node, its webhook answers through its Service", func(t *testing.T) {
 		if got := get(t, "crm-system", "deployment/crm-operator", "{.status.readyReplicas}"); got != "2" {
@@ -418,7 +421,63 @@ func TestRealNode(t *testing.T) {
 		}
 	})
 
-	t.Run("6 failures a real cluster produces are named on the objects, quickly", func(t *testing.T) {
+	t.Run("6 a promotion runs a real migration; a migration that fails on production leaves its rows as they were", func(t *testing.T) {
+		// The stand-in's image runs the migration with bash and psql, with
+		// the custom product's variables.
+		increment := func(sprint int, sql string, failOnProduction bool) {
+			script := `PGPASSWORD="$DATABASE_PASSWORD" psql -v ON_ERROR_STOP=1 -h "$DATABASE_HOST" -U "$DATABASE_USER" -d "$DATABASE_NAME" -c "$0"`
+			if failOnProduction {
+				script += `; case "$DATABASE_HOST" in production-db*) echo "the migration fails on production" >&2; exit 3;; esac`
+			}
+			apply(t, fmt.Sprintf(`apiVersion: crm.crmops.io/v1alpha1
+kind: Increment
+metadata: {name: sprint-%[1]d, namespace: pg}
+spec:
+  projectRef: {name: pg}
+  sprint: %[1]d
+  image: %[2]s
+  changes: [{id: CRM-%[1]d, title: "Sprint %[1]d", hours: 8}]
+  migration:
+    command: [bash, -c, %[3]q, %[4]q]
+`, sprint, image(t, "crm-standin"), script, sql))
+			must(t, kubectl, "wait", "--for=condition=Verified", fmt.Sprintf("increment/sprint-%d", sprint), "-n", pg.name, "--timeout=240s")
+		}
+		increment(1, "ALTER TABLE customers ADD COLUMN segment text; UPDATE customers SET segment = 'gold'", false)
+		must(t, plugin, "accept", "sprint-1", "-n", pg.name, "--as", "jane.po@kunde.example", "--wait")
+		must(t, kubectl, "wait", "--for=condition=Promoted", "increment/sprint-1", "-n", pg.name, "--timeout=240s")
+		if got := pg.sql(t, "production", "SELECT count(*) FROM customers WHERE segment = 'gold'"); got != "1000" {
+			t.Errorf("production after sprint 1's migration: %s customers in segment gold, want 1000", got)
+		}
+		before := pg.fingerprint(t, "production")
+
+		increment(2, "UPDATE customers SET name = 'broken'", true)
+		must(t, plugin, "accept", "sprint-2", "-n", pg.name, "--as", "jane.po@kunde.example")
+		eventually(t, 5*time.Minute, "sprint 2 is rolled back on production", func() (bool, error) {
+			return get(t, pg.name, "increment/sprint-2", `{.status.conditions[?(@.type=="RolledBack")].status}`) == "True", nil
+		})
+		t.Logf("sprint 2: %s", get(t, pg.name, "increment/sprint-2", "{.status.message}"))
+		if after := pg.fingerprint(t, "production"); after != before {
+			t.Errorf("production after the failed migration holds %s, before it %s", after, before)
+		}
+		must(t, kubectl, "wait", "--for=condition=Ready", "environment/production", "-n", pg.name, "--timeout=180s")
+	})
+
+	t.Run("8 figures: backup and restore through the Job path against pg_dump/mariadb-dump | zstd and a load on the pod", func(t *testing.T) {
+		mb := 256
+		if v, err := strconv.Atoi(os.Getenv("REAL_DATA_MB")); err == nil {
+			mb = v
+		}
+		if mb == 0 {
+			t.Skip("REAL_DATA_MB=0")
+		}
+		var report []string
+		for _, p := range []project{pg, my} {
+			report = append(report, figures(t, p, mb))
+		}
+		t.Logf("figures (REAL_DATA_MB=%d; times are wall clock on this machine):\n%s", mb, strings.Join(report, "\n"))
+	})
+
+	t.Run("7 failures a real cluster produces are named on the objects, quickly", func(t *testing.T) {
 		// An application image the node cannot pull.
 		must(t, kubectl, "patch", "environment/test", "-n", pg.name, "--type=merge", "-p", `{"spec":{"image":"127.0.0.1:5001/crm-local/no-such-app:1"}}`)
 		eventually(t, 2*time.Minute, "pg test names the image it cannot pull", func() (bool, error) {
@@ -447,6 +506,82 @@ func TestRealNode(t *testing.T) {
 				"Secret backup-s3 does not exist in namespace my"), nil
 		})
 	})
+}
+
+// figures fills p's main environment with about mb MiB of rows, then
+// times a backup and a restore through the operator (Backup and Restore
+// objects, crm-agent Jobs, the S3 server) and the same dump and load run
+// directly on the database pod, and the application's downtime during the
+// restore (stopped to Ready again: what the customer sees).
+func figures(t *testing.T, p project, mb int) string {
+	t.Helper()
+	env, pod := p.main, p.main+"-db-0"
+	// Rows of 256 random hex characters (about 2:1 under zstd), ~300 bytes stored.
+	rows := mb * 1024 * 1024 / 300
+	if p.engine == "postgresql" {
+		p.sql(t, env, fmt.Sprintf(`DROP TABLE IF EXISTS bulk; CREATE TABLE bulk (id bigint PRIMARY KEY, payload text NOT NULL);
+INSERT INTO bulk SELECT g, md5(random()::text)||md5(random()::text)||md5(random()::text)||md5(random()::text)||md5(random()::text)||md5(random()::text)||md5(random()::text)||md5(random()::text) FROM generate_series(1, %d) g;`, rows))
+	} else {
+		p.sql(t, env, fmt.Sprintf(`DROP TABLE IF EXISTS bulk; CREATE TABLE bulk (id bigint PRIMARY KEY, payload varchar(300) NOT NULL);
+INSERT INTO bulk SELECT seq, CONCAT(MD5(RAND()),MD5(RAND()),MD5(RAND()),MD5(RAND()),MD5(RAND()),MD5(RAND()),MD5(RAND()),MD5(RAND())) FROM seq_1_to_%d;`, rows))
+	}
+	size := p.sql(t, env, map[string]string{
+		"postgresql": "SELECT pg_size_pretty(pg_database_size('crm'))",
+		"mariadb":    "SELECT CONCAT(ROUND(SUM(data_length + index_length) / 1048576), ' MB') FROM information_schema.tables WHERE table_schema = 'crm'",
+	}[p.engine])
+	before := p.sql(t, env, "SELECT count(*) FROM bulk")
+
+	dump, load := `pg_dump -U crm crm | zstd -q -o /tmp/direct.sql.zst`,
+		`dropdb -U crm --if-exists direct && createdb -U crm direct && zstd -dc /tmp/direct.sql.zst | psql -q -U crm -d direct >/dev/null`
+	if p.engine == "mariadb" {
+		dump = `mariadb-dump --single-transaction -uroot -p"$MARIADB_ROOT_PASSWORD" crm | zstd -q -o /tmp/direct.sql.zst`
+		load = `mariadb -uroot -p"$MARIADB_ROOT_PASSWORD" -e "DROP DATABASE IF EXISTS direct; CREATE DATABASE direct" && zstd -dc /tmp/direct.sql.zst | mariadb -uroot -p"$MARIADB_ROOT_PASSWORD" direct`
+	}
+	timed := func(f func()) time.Duration { start := time.Now(); f(); return time.Since(start) }
+	directDump := timed(func() { must(t, kubectl, "exec", "-n", p.name, pod, "--", "bash", "-o", "pipefail", "-c", dump) })
+	directLoad := timed(func() { must(t, kubectl, "exec", "-n", p.name, pod, "--", "bash", "-o", "pipefail", "-c", load) })
+	must(t, kubectl, "exec", "-n", p.name, pod, "--", "rm", "-f", "/tmp/direct.sql.zst")
+
+	name := fmt.Sprintf("figures-%dm", mb)
+	jobBackup := timed(func() {
+		apply(t, fmt.Sprintf("apiVersion: crm.crmops.io/v1alpha1\nkind: Backup\nmetadata: {name: %s, namespace: %s}\nspec: {environmentRef: {name: %s}}\n", name, p.name, env))
+		must(t, kubectl, "wait", "--for=condition=Ready", "backup/"+name, "-n", p.name, "--timeout=30m")
+	})
+	stored := get(t, p.name, "backup/"+name, "{.status.size}")
+	confirm := ""
+	if env == "production" {
+		confirm = ", confirm: production"
+	}
+	var down, up time.Time
+	restoreStart := time.Now()
+	apply(t, fmt.Sprintf("apiVersion: crm.crmops.io/v1alpha1\nkind: Restore\nmetadata: {name: %s, namespace: %s}\nspec: {backupRef: {name: %s}, environmentRef: {name: %s}%s}\n",
+		name, p.name, name, env, confirm))
+	var restoreDone time.Duration
+	eventually(t, 30*time.Minute, "the restore completes and the environment is Ready again", func() (bool, error) {
+		phase := get(t, p.name, "restore/"+name, "{.status.phase}")
+		if phase == "Failed" {
+			t.Fatalf("restore %s/%s failed: %s", p.name, name, get(t, p.name, "restore/"+name, "{.status.message}"))
+		}
+		if phase == "Completed" && restoreDone == 0 {
+			restoreDone = time.Since(restoreStart)
+		}
+		ready := get(t, p.name, "environment/"+env, `{.status.conditions[?(@.type=="Ready")].status}`) == "True"
+		switch {
+		case !ready && down.IsZero():
+			down = time.Now()
+		case ready && !down.IsZero() && restoreDone > 0:
+			up = time.Now()
+			return true, nil
+		}
+		return false, nil
+	})
+	if got := p.sql(t, env, "SELECT count(*) FROM bulk"); got != before {
+		t.Errorf("%s after the restore holds %s bulk rows, before %s", p.name, got, before)
+	}
+	p.sql(t, env, "DROP TABLE bulk")
+	return fmt.Sprintf("%-10s database %s, %s rows, stored %s bytes: backup Job %s vs dump on the pod %s (%.2fx); restore Job %s vs load on the pod %s (%.2fx); application down %s",
+		p.engine, size, before, stored, jobBackup.Round(100*time.Millisecond), directDump.Round(100*time.Millisecond), jobBackup.Seconds()/directDump.Seconds(),
+		restoreDone.Round(100*time.Millisecond), directLoad.Round(100*time.Millisecond), restoreDone.Seconds()/directLoad.Seconds(), up.Sub(down).Round(100*time.Millisecond))
 }
 
 // killLeader kills the operator replica holding the leader lease: "SIGKILL"
