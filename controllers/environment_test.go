@@ -475,3 +475,28 @@ func TestAPodThatCannotRunIsNamed(t *testing.T) {
 		"pod test-app-7d4b9-x2x8z cannot be scheduled: 0/3 nodes are available: 3 Insufficient memory."))
 	g.Expect(message(crmv1alpha1.ConditionReady)()).To(ContainSubstring("ImagePullBackOff"), "Ready names the database's trouble first")
 }
+
+// A promotion records its increment in an annotation; an increment that
+// ships the image already running (a migration-only sprint) changes
+// nothing else, and the environment must still record it, or the
+// increment's verification waits for ever (found on a real node).
+func TestAnIncrementWithoutARolloutIsRecorded(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	p := newProject("samebuild")
+	createProject(ctx, t, p)
+	env := newEnvironment(p.Name, "test", crmv1alpha1.StageTest)
+	g.Expect(k8s.Create(ctx, env)).To(Succeed())
+	markUntilReady(ctx, g, p.Name, "test")
+	updateEnvironment(ctx, g, env, func() {
+		if env.Annotations == nil {
+			env.Annotations = map[string]string{}
+		}
+		env.Annotations[crmv1alpha1.AnnotationIncrement] = "sprint-2"
+	})
+	g.Eventually(func() string {
+		e := &crmv1alpha1.Environment{}
+		_ = k8s.Get(ctx, client.ObjectKeyFromObject(env), e)
+		return e.Status.CurrentIncrement
+	}).WithTimeout(wait).Should(Equal("sprint-2"))
+}

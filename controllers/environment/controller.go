@@ -419,7 +419,7 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 	children := builder.WithPredicates(kube.ChildChanged())
 	phases := builder.WithPredicates(backupOrRestorePhaseChanged())
 	return ctrl.NewControllerManagedBy(mgr).
-		For(&crmv1alpha1.Environment{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, kube.DeletionStarted(), r.written.CaughtUp()))).
+		For(&crmv1alpha1.Environment{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, incrementRecorded(), kube.DeletionStarted(), r.written.CaughtUp()))).
 		Owns(&appsv1.Deployment{}, children).
 		Owns(&appsv1.StatefulSet{}, children).
 		Owns(&corev1.Service{}, children).

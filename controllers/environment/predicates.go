@@ -23,3 +23,14 @@ func backupOrRestorePhaseChanged() predicate.Predicate {
 		return nil
 	})
 }
+
+// incrementRecorded passes an Environment whose increment or schema-version
+// annotation changed: a promotion writes them, and an increment that ships
+// the image already running (a migration-only sprint) changes nothing else,
+// so without this its verification waited for a rollout that never came.
+func incrementRecorded() predicate.Predicate {
+	return kube.OnlyWhen(func(obj client.Object) any {
+		a := obj.GetAnnotations()
+		return []string{a[crmv1alpha1.AnnotationIncrement], a[crmv1alpha1.AnnotationSchemaVersion]}
+	})
+}
