@@ -4,21 +4,11 @@
 # kube-scheduler, kwok, etcd, kube-apiserver) before it exits.
 set -uo pipefail
 dir=${LOCAL_DIR:-$(cd "$(dirname "$0")/.." && pwd)/bin/local}
-stop() {
-	local name=$1 pidfile=$dir/$1.pid pid
-	[ -f "$pidfile" ] || return 0
-	pid=$(cat "$pidfile")
-	if kill -0 "$pid" 2>/dev/null; then
-		kill -TERM "$pid"
-		for _ in $(seq 1 60); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
-		kill -0 "$pid" 2>/dev/null && kill -KILL "$pid"
-		echo "stopped $name (pid $pid)"
-	fi
-	rm -f "$pidfile"
-}
-stop manager
+# shellcheck source=hack/lib/stop.sh
+. "$(dirname "$0")/lib/stop.sh"
+stop "$dir" manager 30
 # The real node (REAL_NODE=1): its processes and pods before the API server,
 # the address the API server listens on after it.
 LOCAL_DIR=$dir "$(dirname "$0")/real-node-down.sh" --keep-address
-stop localcluster
+stop "$dir" localcluster 30
 LOCAL_DIR=$dir "$(dirname "$0")/real-node-down.sh"

@@ -12,19 +12,9 @@ state=/var/lib/crm-local
 run=/run/crm-local
 [ -d "$dir" ] || [ -d "$run" ] || exit 0
 
-stop() { # NAME: by PID, TERM then KILL
-	local pidfile=$dir/$1.pid pid
-	[ -f "$pidfile" ] || return 0
-	pid=$(cat "$pidfile")
-	if kill -0 "$pid" 2>/dev/null; then
-		kill -TERM "$pid"
-		for _ in $(seq 1 20); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
-		kill -0 "$pid" 2>/dev/null && kill -KILL "$pid"
-		echo "stopped $1 (pid $pid)"
-	fi
-	rm -f "$pidfile"
-}
-for name in kubelet kube-proxy coredns; do stop "$name"; done
+# shellcheck source=hack/lib/stop.sh
+. "$root/hack/lib/stop.sh"
+for name in kubelet kube-proxy coredns; do stop "$dir" "$name" 10; done
 
 # The containers: their shims are started by our containerd (its socket on
 # their command line); killing a shim ends its container's processes.
@@ -39,8 +29,8 @@ if [ -n "$shims" ]; then
 	kill -KILL $shims 2>/dev/null
 	echo "stopped $(wc -w <<<"$shims") container shims"
 fi
-stop containerd
-stop registry
+stop "$dir" containerd 10
+stop "$dir" registry 10
 
 # Mounts below the node's directories (overlays, netns, volumes, tokens), deepest first.
 awk -v s="$state/" -v r="$run/" '$2 ~ "^"s || $2 ~ "^"r {print $2}' /proc/self/mounts | sort -r | while read -r m; do

@@ -140,18 +140,28 @@ func dryRunAll(ctx context.Context, t *testing.T, objs []*unstructured.Unstructu
 // mountsSecret tells whether the Deployment's pods mount the Secret.
 func mountsSecret(t *testing.T, objs []*unstructured.Unstructured, secret string) bool {
 	t.Helper()
+	for _, v := range podSpecList(objs, "volumes") {
+		if name, _, _ := unstructured.NestedString(v, "secret", "secretName"); name == secret {
+			return true
+		}
+	}
+	return false
+}
+
+// podSpecList is a list field (containers, volumes) of the rendered
+// Deployment's pod template.
+func podSpecList(objs []*unstructured.Unstructured, field string) []map[string]any {
+	var items []map[string]any
 	for _, o := range objs {
 		if o.GetKind() != "Deployment" {
 			continue
 		}
-		vols, _, _ := unstructured.NestedSlice(o.Object, "spec", "template", "spec", "volumes")
-		for _, v := range vols {
-			if name, _, _ := unstructured.NestedString(v.(map[string]any), "secret", "secretName"); name == secret {
-				return true
-			}
+		list, _, _ := unstructured.NestedSlice(o.Object, "spec", "template", "spec", field)
+		for _, item := range list {
+			items = append(items, item.(map[string]any))
 		}
 	}
-	return false
+	return items
 }
 
 func restrictedNS(ctx context.Context, t *testing.T, name string) {
@@ -260,16 +270,10 @@ func TestHelmChart(t *testing.T) {
 // managerArgs are the args of the manager container of the rendered Deployment.
 func managerArgs(t *testing.T, objs []*unstructured.Unstructured) []string {
 	t.Helper()
-	for _, o := range objs {
-		if o.GetKind() != "Deployment" {
-			continue
-		}
-		containers, _, _ := unstructured.NestedSlice(o.Object, "spec", "template", "spec", "containers")
-		for _, c := range containers {
-			if c := c.(map[string]any); c["name"] == "manager" {
-				args, _, _ := unstructured.NestedStringSlice(c, "args")
-				return args
-			}
+	for _, c := range podSpecList(objs, "containers") {
+		if c["name"] == "manager" {
+			args, _, _ := unstructured.NestedStringSlice(c, "args")
+			return args
 		}
 	}
 	t.Fatal("no manager container rendered")

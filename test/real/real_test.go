@@ -266,7 +266,13 @@ func TestRealNode(t *testing.T) {
 		t.Fatal("a real node runs on this machine already (REAL_NODE=1 make run?): stop it with make down first")
 	}
 	_ = os.RemoveAll(cluster.Dir)
-	t.Cleanup(func() { down(t) })
+	settings := sysctls(t)
+	t.Cleanup(func() {
+		down(t)
+		if after := sysctls(t); after != settings {
+			t.Errorf("make down left the sysctls at %s, they were %s", after, settings)
+		}
+	})
 	start := time.Now()
 	cluster.Up(t, "REAL_NODE=1", "DEMO=0")
 	t.Logf("REAL_NODE=1 make run: cluster, real node and operator up in %s", time.Since(start).Round(time.Second))
@@ -526,9 +532,12 @@ INSERT INTO bulk SELECT g, md5(random()::text)||md5(random()::text)||md5(random(
 		p.sql(t, env, fmt.Sprintf(`DROP TABLE IF EXISTS bulk; CREATE TABLE bulk (id bigint PRIMARY KEY, payload varchar(300) NOT NULL);
 INSERT INTO bulk SELECT seq, CONCAT(MD5(RAND()),MD5(RAND()),MD5(RAND()),MD5(RAND()),MD5(RAND()),MD5(RAND()),MD5(RAND()),MD5(RAND())) FROM seq_1_to_%d;`, rows))
 	}
+	if p.engine == "mariadb" {
+		p.sql(t, env, "ANALYZE TABLE bulk") // information_schema's sizes are estimates until then
+	}
 	size := p.sql(t, env, map[string]string{
 		"postgresql": "SELECT pg_size_pretty(pg_database_size('crm'))",
-		"mariadb":    "ANALYZE TABLE bulk; SELECT CONCAT(ROUND(SUM(data_length + index_length) / 1048576), ' MB') FROM information_schema.tables WHERE table_schema = 'crm'",
+		"mariadb":    "SELECT CONCAT(ROUND(SUM(data_length + index_length) / 1048576), ' MB') FROM information_schema.tables WHERE table_schema = 'crm'",
 	}[p.engine])
 	before := p.sql(t, env, "SELECT count(*) FROM bulk")
 
@@ -644,6 +653,20 @@ func checkBackup(t *testing.T, s3 *s3Server, agent string, p project, name strin
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Errorf("crm-agent verify %s/%s: %v\n%s", p.name, name, err, out)
 	}
+}
+
+// sysctls are the settings kubelet and the bridge plugin change.
+func sysctls(t *testing.T) string {
+	t.Helper()
+	var values []string
+	for _, key := range []string{"kernel/panic", "kernel/panic_on_oops", "vm/overcommit_memory", "net/ipv4/ip_forward"} {
+		v, err := os.ReadFile("/proc/sys/" + key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		values = append(values, key+"="+strings.TrimSpace(string(v)))
+	}
+	return strings.Join(values, " ")
 }
 
 // down runs make down and checks that the machine is as before: no process
