@@ -462,7 +462,7 @@ spec:
 		eventually(t, 5*time.Minute, "sprint 2 is rolled back on production", func() (bool, error) {
 			return get(t, pg.name, "increment/sprint-2", `{.status.conditions[?(@.type=="RolledBack")].status}`) == "True", nil
 		})
-		t.Logf("sprint 2: %s", get(t, pg.name, "increment/sprint-2", "{.status.message}"))
+		t.Logf("sprint 2 on production: %s", get(t, pg.name, "increment/sprint-2", "{.status.stages[1].message}"))
 		if after := pg.fingerprint(t, "production"); after != before {
 			t.Errorf("production after the failed migration holds %s, before it %s", after, before)
 		}
