@@ -468,10 +468,11 @@ func TestAPodThatCannotRunIsNamed(t *testing.T) {
 			return ""
 		}
 	}
-	// Within one look again (kube.PodCheck, 30 s): nothing the operator watches changed.
-	g.Eventually(message(crmv1alpha1.ConditionDatabaseReady)).WithTimeout(wait).Should(ContainSubstring(
+	// Pods are read once readiness has been missing for kube.PodCheck (30 s),
+	// and again every PodCheck: nothing the operator watches changed.
+	g.Eventually(message(crmv1alpha1.ConditionDatabaseReady)).WithTimeout(2 * wait).Should(ContainSubstring(
 		`pod test-db-0: container database: ImagePullBackOff: Back-off pulling image "registry.example.com/database:1"`))
-	g.Eventually(message(crmv1alpha1.ConditionApplicationReady)).WithTimeout(wait).Should(ContainSubstring(
+	g.Eventually(message(crmv1alpha1.ConditionApplicationReady)).WithTimeout(2 * wait).Should(ContainSubstring(
 		"pod test-app-7d4b9-x2x8z cannot be scheduled: 0/3 nodes are available: 3 Insufficient memory."))
 	g.Expect(message(crmv1alpha1.ConditionReady)()).To(ContainSubstring("ImagePullBackOff"), "Ready names the database's trouble first")
 }

@@ -225,6 +225,10 @@ func (r *Reconciler) observe(ctx context.Context, env *crmv1alpha1.Environment, 
 	}
 	if !env.Spec.Hibernate && (!dbReady || !appReady) {
 		lookAgain = kube.PodCheck
+	}
+	// Pods are read only once readiness has been missing for a PodCheck:
+	// a provisioning that goes well (most of them) costs no List.
+	if lookAgain > 0 && r.notReadyFor(env) >= kube.PodCheck {
 		if !dbReady {
 			dbMsg = withPodTrouble(ctx, r.APIReader, env, selection.In, dbMsg)
 		}
@@ -285,6 +289,16 @@ func (r *Reconciler) observe(ctx context.Context, env *crmv1alpha1.Environment, 
 		env.Status.Version = in.Version
 	}
 	return lookAgain
+}
+
+// notReadyFor is how long the environment's Ready condition has been
+// False (zero when it is True or absent).
+func (r *Reconciler) notReadyFor(env *crmv1alpha1.Environment) time.Duration {
+	c := meta.FindStatusCondition(env.Status.Conditions, crmv1alpha1.ConditionReady)
+	if c == nil || c.Status != metav1.ConditionFalse {
+		return 0
+	}
+	return r.Clock.Now().Sub(c.LastTransitionTime.Time)
 }
 
 // withPodTrouble adds to msg why a pod of the environment does not run:
