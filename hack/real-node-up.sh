@@ -7,11 +7,12 @@
 # undoes all of it (`make down` calls it).
 #
 # The node is named crm-real-node, lives in region eu-central-1 and is tainted
-# crm.crmops.io/real-node=true:NoSchedule: only pods that tolerate it (the
-# operator run with --pod-toleration for it) land there. Its address,
-# 10.250.0.1, is an address of the loopback interface: only this machine routes it: kubelet's
-# port, CoreDNS and the test S3 server listen there, never on an outward
-# interface. Settings and why: ../shared/real-node-notes.md and the README.
+# crm.crmops.io/real-node=true:NoSchedule: only pods that tolerate it land
+# there (the chart's operator and, through manager.podTolerations, the pods
+# it creates). Its address, 10.250.0.1, is on the loopback interface, routed
+# on this machine only: kubelet's port, CoreDNS, the API server and the test
+# S3 server listen there, never on an outward interface. Settings and why:
+# ../shared/real-node-notes.md and the README ("A real node").
 #
 #   KUBECONFIG      the cluster's admin kubeconfig (required)
 #   LOCAL_DIR       where pids, logs and configuration go (bin/local)
