@@ -108,6 +108,14 @@ link() { # TARGET LINK
 	ln -sfn "$1" "$2"
 }
 
+# go_tool NAME VERSION INSTALLER: one binary, cached as NAME/VERSION/NAME,
+# linked as bin/NAME.
+go_tool() {
+	local dest=$cache/$1/$2/$1
+	build "$1 $2" "$dest" "$3"
+	link "$dest" "$root/bin/$1"
+}
+
 for tool in "$@"; do
 	case $tool in
 	kube-apiserver | kube-controller-manager | kube-scheduler | kubectl | kubelet | kube-proxy)
@@ -120,61 +128,21 @@ for tool in "$@"; do
 		build "etcd v$ETCD_VERSION" "$dest" go_build_etcd
 		link "$dest" "$k8s_bin/etcd"
 		;;
-	controller-gen)
-		dest=$cache/controller-gen/$CONTROLLER_TOOLS_VERSION/controller-gen
-		build "controller-gen $CONTROLLER_TOOLS_VERSION" "$dest" go_install_controller_gen
-		link "$dest" "$root/bin/controller-gen"
-		;;
-	versitygw)
-		dest=$cache/versitygw/$VERSITYGW_VERSION/versitygw
-		build "versitygw $VERSITYGW_VERSION" "$dest" go_install_versitygw
-		link "$dest" "$root/bin/versitygw"
-		;;
-	kwok)
-		dest=$cache/kwok/$KWOK_VERSION/kwok
-		build "kwok $KWOK_VERSION" "$dest" go_install_kwok
-		link "$dest" "$root/bin/kwok"
-		;;
-	helm)
-		dest=$cache/helm/$HELM_VERSION/helm
-		build "helm $HELM_VERSION" "$dest" go_install_helm
-		link "$dest" "$root/bin/helm"
-		;;
-	golangci-lint)
-		dest=$cache/golangci-lint/$GOLANGCI_LINT_VERSION/golangci-lint
-		build "golangci-lint $GOLANGCI_LINT_VERSION" "$dest" go_install_golangci_lint
-		link "$dest" "$root/bin/golangci-lint"
-		;;
-	govulncheck)
-		dest=$cache/govulncheck/$GOVULNCHECK_VERSION/govulncheck
-		build "govulncheck $GOVULNCHECK_VERSION" "$dest" go_install_govulncheck
-		link "$dest" "$root/bin/govulncheck"
-		;;
+	controller-gen) go_tool controller-gen "$CONTROLLER_TOOLS_VERSION" go_install_controller_gen ;;
+	versitygw) go_tool versitygw "$VERSITYGW_VERSION" go_install_versitygw ;;
+	kwok) go_tool kwok "$KWOK_VERSION" go_install_kwok ;;
+	helm) go_tool helm "$HELM_VERSION" go_install_helm ;;
+	golangci-lint) go_tool golangci-lint "$GOLANGCI_LINT_VERSION" go_install_golangci_lint ;;
+	govulncheck) go_tool govulncheck "$GOVULNCHECK_VERSION" go_install_govulncheck ;;
 	containerd)
 		dest=$cache/containerd/$CONTAINERD_VERSION
 		build "containerd $CONTAINERD_VERSION" "$dest" go_install_containerd # a directory of three
 		for b in containerd containerd-shim-runc-v2 ctr; do link "$dest/$b" "$root/bin/$b"; done
 		;;
-	coredns)
-		dest=$cache/coredns/$COREDNS_VERSION/coredns
-		build "coredns $COREDNS_VERSION" "$dest" go_install_coredns
-		link "$dest" "$root/bin/coredns"
-		;;
-	registry)
-		dest=$cache/registry/$REGISTRY_VERSION/registry
-		build "registry $REGISTRY_VERSION" "$dest" go_install_registry
-		link "$dest" "$root/bin/registry"
-		;;
-	mailpit)
-		dest=$cache/mailpit/$MAILPIT_VERSION/mailpit
-		build "mailpit $MAILPIT_VERSION" "$dest" go_install_mailpit
-		link "$dest" "$root/bin/mailpit"
-		;;
-	crane)
-		dest=$cache/crane/$CRANE_VERSION/crane
-		build "crane $CRANE_VERSION" "$dest" go_install_crane
-		link "$dest" "$root/bin/crane"
-		;;
+	coredns) go_tool coredns "$COREDNS_VERSION" go_install_coredns ;;
+	registry) go_tool registry "$REGISTRY_VERSION" go_install_registry ;;
+	mailpit) go_tool mailpit "$MAILPIT_VERSION" go_install_mailpit ;;
+	crane) go_tool crane "$CRANE_VERSION" go_install_crane ;;
 	*)
 		log "unknown tool: $tool"
 		exit 2

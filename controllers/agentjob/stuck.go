@@ -6,8 +6,9 @@ import (
 	"time"
 
 	batchv1 "k8s.io/api/batch/v1"
-	corev1 "k8s.io/api/core/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/crmops/crm-operator/internal/kube"
 )
 
 // StartDeadline is how long an agent Job's pod may wait to start (its image
@@ -15,13 +16,6 @@ import (
 // the agent never ran, so nothing was changed, and the Job itself would
 // wait out its own deadline.
 const StartDeadline = 10 * time.Minute
-
-// stuckReasons are the kubelet's reasons for a container that cannot start
-// without a change outside the pod.
-var stuckReasons = map[string]bool{
-	"ErrImagePull": true, "ImagePullBackOff": true, "InvalidImageName": true,
-	"CreateContainerConfigError": true, "CreateContainerError": true,
-}
 
 // Stuck says why a running Job's pod has not started, and since when;
 // reason is "" when no pod is held so. Its pods are in the cache (the
@@ -32,10 +26,9 @@ func Stuck(ctx context.Context, c client.Client, job *batchv1.Job) (reason, msg 
 		return "", "", time.Time{}
 	}
 	for _, p := range pods {
-		for _, cs := range append(append([]corev1.ContainerStatus(nil), p.Status.InitContainerStatuses...), p.Status.ContainerStatuses...) {
-			if w := cs.State.Waiting; w != nil && stuckReasons[w.Reason] {
-				return w.Reason, fmt.Sprintf("Job %s: pod %s cannot start container %s: %s: %s", job.Name, p.Name, cs.Name, w.Reason, w.Message), p.CreationTimestamp.Time
-			}
+		if cs := kube.WaitingFor(&p, kube.NotStarting); cs != nil {
+			w := cs.State.Waiting
+			return w.Reason, fmt.Sprintf("Job %s: pod %s cannot start container %s: %s: %s", job.Name, p.Name, cs.Name, w.Reason, w.Message), p.CreationTimestamp.Time
 		}
 	}
 	return "", "", time.Time{}

@@ -104,12 +104,34 @@ func WorkloadReady(ctx context.Context, c client.Reader, kind Workload, ns, name
 // no node) change nothing the operator watches.
 const PodCheck = 30 * time.Second
 
-// podWaitReasons are the kubelet's reasons for a container that will not
-// run without a change outside the pod, or that keeps failing.
-var podWaitReasons = map[string]bool{
+// NotStarting are the kubelet's reasons for a container that cannot start
+// without a change outside the pod (its image, its Secret or key).
+var NotStarting = map[string]bool{
 	"ErrImagePull": true, "ImagePullBackOff": true, "InvalidImageName": true,
-	"CreateContainerConfigError": true, "CreateContainerError": true, "CrashLoopBackOff": true,
+	"CreateContainerConfigError": true, "CreateContainerError": true,
 }
+
+// WaitingFor is the first of p's containers (init containers first) waiting
+// for one of reasons, or nil.
+func WaitingFor(p *corev1.Pod, reasons map[string]bool) *corev1.ContainerStatus {
+	for _, statuses := range [][]corev1.ContainerStatus{p.Status.InitContainerStatuses, p.Status.ContainerStatuses} {
+		for i := range statuses {
+			if w := statuses[i].State.Waiting; w != nil && reasons[w.Reason] {
+				return &statuses[i]
+			}
+		}
+	}
+	return nil
+}
+
+// notRunning: a container that cannot start, or keeps failing.
+var notRunning = func() map[string]bool {
+	m := map[string]bool{"CrashLoopBackOff": true}
+	for r := range NotStarting {
+		m[r] = true
+	}
+	return m
+}()
 
 // PodTrouble says why a pod of the selected ones does not run: a container
 // waiting for a reason above, or a pod the scheduler cannot place; "" when
@@ -121,17 +143,15 @@ func PodTrouble(ctx context.Context, r client.Reader, ns string, selector labels
 		return ""
 	}
 	for _, p := range pods.Items {
-		for _, cs := range append(append([]corev1.ContainerStatus(nil), p.Status.InitContainerStatuses...), p.Status.ContainerStatuses...) {
-			if w := cs.State.Waiting; w != nil && podWaitReasons[w.Reason] {
-				msg := fmt.Sprintf("pod %s: container %s: %s", p.Name, cs.Name, w.Reason)
-				if w.Message != "" {
-					msg += ": " + w.Message
-				}
-				if cs.RestartCount > 0 {
-					msg += fmt.Sprintf(" (%d restarts)", cs.RestartCount)
-				}
-				return msg
+		if cs := WaitingFor(&p, notRunning); cs != nil {
+			msg := fmt.Sprintf("pod %s: container %s: %s", p.Name, cs.Name, cs.State.Waiting.Reason)
+			if cs.State.Waiting.Message != "" {
+				msg += ": " + cs.State.Waiting.Message
 			}
+			if cs.RestartCount > 0 {
+				msg += fmt.Sprintf(" (%d restarts)", cs.RestartCount)
+			}
+			return msg
 		}
 		for _, c := range p.Status.Conditions {
 			if c.Type == corev1.PodScheduled && c.Status == corev1.ConditionFalse && c.Reason == corev1.PodReasonUnschedulable {
