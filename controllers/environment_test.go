@@ -21,6 +21,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	crmv1alpha1 "github.com/crmops/crm-operator/api/v1alpha1"
+	"github.com/crmops/crm-operator/internal/kube"
 	"github.com/crmops/crm-operator/internal/resources"
 )
 
@@ -500,4 +501,45 @@ func TestAnIncrementWithoutARolloutIsRecorded(t *testing.T) {
 		_ = k8s.Get(ctx, client.ObjectKeyFromObject(env), e)
 		return e.Status.CurrentIncrement
 	}).WithTimeout(wait).Should(Equal("sprint-2"))
+}
+
+// A child holding a field the operator no longer sets loses it: here the
+// application's DNS rule as the operator's previous release applied it,
+// restricted to pods (which left names unresolved where DNS runs on the
+// node). What remains desired is a subset of the stored object, so only
+// the digest of the desired state tells the apply is due.
+func TestAFieldTheOperatorStopsSettingIsRemoved(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	p := newProject("dropped")
+	p.Spec.Product = crmv1alpha1.Product{Name: crmv1alpha1.ProductCustom, Version: "1.0.0", Image: "registry.example.com/crm/app",
+		DatabaseEngine: crmv1alpha1.DatabasePostgreSQL}
+	createProject(ctx, t, p)
+	g.Expect(k8s.Create(ctx, newEnvironment(p.Name, "test", crmv1alpha1.StageTest))).To(Succeed())
+	np := &networkingv1.NetworkPolicy{}
+	g.Eventually(exists(ctx, np, p.Name, "test-app")).WithTimeout(wait).Should(Succeed())
+
+	dnsPeers := func() []networkingv1.NetworkPolicyPeer {
+		if err := k8s.Get(ctx, key(p.Name, "test-app"), np); err != nil {
+			return nil
+		}
+		for _, rule := range np.Spec.Egress {
+			if len(rule.Ports) > 0 && rule.Ports[0].Port.IntValue() == 53 {
+				return rule.To
+			}
+		}
+		return nil
+	}
+	g.Expect(dnsPeers()).To(BeEmpty())
+	old := np.DeepCopy()
+	old.ManagedFields, old.ResourceVersion, old.Annotations = nil, "", nil
+	old.TypeMeta = metav1.TypeMeta{APIVersion: "networking.k8s.io/v1", Kind: "NetworkPolicy"}
+	for i, rule := range old.Spec.Egress {
+		if len(rule.Ports) > 0 && rule.Ports[0].Port.IntValue() == 53 {
+			old.Spec.Egress[i].To = []networkingv1.NetworkPolicyPeer{{NamespaceSelector: &metav1.LabelSelector{}}}
+		}
+	}
+	g.Expect(k8s.Patch(ctx, old, client.Apply, client.FieldOwner(kube.FieldOwner), client.ForceOwnership)).To(Succeed()) //nolint:staticcheck // SSA of a typed object, as the operator's release before
+	g.Expect(dnsPeers()).NotTo(BeEmpty())
+	g.Eventually(dnsPeers).WithTimeout(wait).Should(BeEmpty(), "the previous release's DNS peers are still there")
 }

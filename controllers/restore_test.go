@@ -90,9 +90,28 @@ func TestRestore(t *testing.T) {
 			_ = k8s.Get(ctx, key(ns, "test-app"), app)
 			return ptr.Deref(app.Spec.Replicas, -1)
 		}).WithTimeout(wait).Should(BeZero())
+		// An application pod in its grace period (the Deployment no longer
+		// counts it) may still write: the restore waits for it to end.
+		lingering := &corev1.Pod{
+			ObjectMeta: metav1.ObjectMeta{Name: "test-app-5d8f-lingering", Namespace: ns, Finalizers: []string{"crm.crmops.io/test-grace-period"},
+				Labels: map[string]string{crmv1alpha1.LabelEnvironment: "test", resources.LabelComponent: resources.ComponentApp}},
+			Spec: corev1.PodSpec{
+				SecurityContext: &corev1.PodSecurityContext{RunAsNonRoot: ptr.To(true), SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault}},
+				Containers: []corev1.Container{{Name: "app", Image: "registry.example.com/app:1",
+					SecurityContext: &corev1.SecurityContext{AllowPrivilegeEscalation: ptr.To(false), Capabilities: &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}}}}},
+			},
+		}
+		g.Expect(k8s.Create(ctx, lingering)).To(Succeed())
+		g.Expect(k8s.Delete(ctx, lingering)).To(Succeed())
 		g.Eventually(func(g Gomega) { markWorkloads(ctx, g, ns, "test") }).WithTimeout(wait).Should(Succeed())
 
 		jobName := resources.AgentJobName("copy-to-test", "restore")
+		g.Consistently(exists(ctx, &batchv1.Job{}, ns, jobName)).WithTimeout(5*time.Second).ShouldNot(Succeed(), "the restore started while an application pod was still ending")
+		g.Expect(k8s.Get(ctx, client.ObjectKeyFromObject(rs), rs)).To(Succeed())
+		g.Expect(rs.Status.Message).To(Equal("waiting for pod test-app-5d8f-lingering to end"))
+		g.Expect(k8s.Get(ctx, client.ObjectKeyFromObject(lingering), lingering)).To(Succeed())
+		lingering.Finalizers = nil
+		g.Expect(k8s.Update(ctx, lingering)).To(Succeed())
 		g.Eventually(exists(ctx, &batchv1.Job{}, ns, jobName)).WithTimeout(wait).Should(Succeed())
 		job := &batchv1.Job{}
 		g.Expect(k8s.Get(ctx, key(ns, jobName), job)).To(Succeed())

@@ -29,6 +29,12 @@ CRANE_VERSION=${CRANE_VERSION:-v0.22.1}
 # The mail catcher of test environments on the real node (the operator's
 # default image is docker.io/axllent/mailpit of this version).
 MAILPIT_VERSION=${MAILPIT_VERSION:-v1.30.5}
+# NetworkPolicy enforcement on the real node: kube-router's firewall alone
+# (iptables and ipset). The only version the Go module proxy serves here;
+# security flaws are reported for it, and it runs only on the local test
+# node, with its router, service proxy and CNI off. kube-network-policies
+# (SIG Network) needs the nftables queue expression, which these kernels lack.
+KUBE_ROUTER_VERSION=${KUBE_ROUTER_VERSION:-v2.1.0}
 export GOFLAGS=${GOFLAGS:--buildvcs=false}
 
 k8s_bin=$root/bin/k8s/$K8S_VERSION
@@ -103,6 +109,7 @@ go_install_registry() { go_install "github.com/distribution/distribution/v3/cmd/
 # the SMTP server are whole.
 go_install_mailpit() { CGO_ENABLED=0 go_install "github.com/axllent/mailpit@$MAILPIT_VERSION" "$1"; }
 go_install_crane() { go_install "github.com/google/go-containerregistry/cmd/crane@$CRANE_VERSION" "$1"; }
+go_install_kube_router() { CGO_ENABLED=0 go_install "github.com/cloudnativelabs/kube-router/v2/cmd/kube-router@$KUBE_ROUTER_VERSION" "$1"; }
 
 link() { # TARGET LINK
 	ln -sfn "$1" "$2"
@@ -143,6 +150,7 @@ for tool in "$@"; do
 	registry) go_tool registry "$REGISTRY_VERSION" go_install_registry ;;
 	mailpit) go_tool mailpit "$MAILPIT_VERSION" go_install_mailpit ;;
 	crane) go_tool crane "$CRANE_VERSION" go_install_crane ;;
+	kube-router) go_tool kube-router "$KUBE_ROUTER_VERSION" go_install_kube_router ;;
 	*)
 		log "unknown tool: $tool"
 		exit 2

@@ -14,7 +14,7 @@ run=/run/crm-local
 
 # shellcheck source=hack/lib/stop.sh
 . "$root/hack/lib/stop.sh"
-for name in kubelet kube-proxy coredns; do stop "$dir" "$name" 10; done
+for name in kubelet kube-proxy kube-router coredns; do stop "$dir" "$name" 10; done
 
 # The containers: their shims are started by our containerd (its socket on
 # their command line); killing a shim ends its container's processes.
@@ -55,6 +55,12 @@ if [ -f "$dir/nft-tables" ] && command -v nft >/dev/null; then
 		nft delete table "$family" "$name" && echo "removed the netfilter table $family $name"
 	done
 	rm -f "$dir/nft-tables"
+fi
+# kube-router's ipsets, once no rule refers to them.
+if [ -f "$dir/ipsets" ] && command -v ipset >/dev/null; then
+	ipset list -n | grep -vxF -f "$dir/ipsets" | while read -r set; do ipset destroy "$set"; done
+	echo "removed kube-router's ipsets"
+	rm -f "$dir/ipsets"
 fi
 ip link del crm-cni0 2>/dev/null && echo "removed the bridge crm-cni0"
 if [ "${1:-}" = --keep-address ]; then

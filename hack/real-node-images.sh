@@ -11,6 +11,12 @@
 #                               PGDATA, data paths, uid 999, healthcheck.sh)
 #   crm-local/crm-standin       a stand-in CRM application (hack/images/crm-standin)
 #                               on Debian with bash and both database clients
+#   crm-local/odoo              a stand-in for the official odoo image on top of
+#                               crm-standin: its /entrypoint.sh interface and an
+#                               odoo command whose `-i base` creates the tables
+#                               the operator's anonymization and erasure rules
+#                               name (hack/images/odoo); also tagged 18.0, the
+#                               version the chart's override appends
 #   crm-local/mailpit           the mail catcher: mailpit built from the Go
 #                               module proxy (hack/build-tools.sh mailpit)
 #   crm-local/crm-operator      the operator: manager and crm-agent, static,
@@ -141,7 +147,22 @@ build_standin() {
 		'cp '"$work"'/crm-standin/crm-standin "$1"/usr/local/bin/'
 	rootfs_image "$1" "$work/crm-standin.tar" --entrypoint /usr/local/bin/crm-standin --user 1000:1000 --env LANG=C.UTF-8
 }
-image crm-standin "dev-$(key "$0" "$work/crm-standin/crm-standin")" build_standin
+standin_tag="dev-$(key "$0" "$work/crm-standin/crm-standin")"
+image crm-standin "$standin_tag" build_standin
+build_odoo() {
+	mkdir -p "$work/odoo/usr/local/bin"
+	cp "$root/hack/images/odoo/entrypoint.sh" "$work/odoo/entrypoint.sh"
+	cp "$root/hack/images/odoo/odoo" "$work/odoo/usr/local/bin/odoo"
+	tar -C "$work/odoo" --owner=0 --group=0 -cf "$work/odoo.tar" .
+	crane append -b "$REGISTRY/crm-local/crm-standin:$standin_tag" -f "$work/odoo.tar" -t "$REGISTRY/crm-local/scratch:build" >/dev/null 2>&1
+	# The official image's user odoo is 100:101, its configuration $ODOO_RC.
+	crane mutate "$REGISTRY/crm-local/scratch:build" --entrypoint /entrypoint.sh --cmd odoo --user 100:101 \
+		--env ODOO_RC=/etc/odoo/odoo.conf --env ODOO_VERSION=18.0 \
+		--label org.opencontainers.image.description="crm-local stand-in for the official odoo image (not Odoo: hack/images/odoo)" -t "$1" >/dev/null 2>&1
+}
+odoo_tag="18.0-$(key "$0" "$work/crm-standin/crm-standin" "$root/hack/images/odoo/entrypoint.sh" "$root/hack/images/odoo/odoo")"
+image odoo "$odoo_tag" build_odoo
+crane tag "$REGISTRY/crm-local/odoo:$odoo_tag" 18.0 >/dev/null 2>&1
 mkdir -p "$work/mailpit"
 cp "$root/bin/mailpit" "$work/mailpit/mailpit"
 build_mailpit() { build_go_image "$1" mailpit; }

@@ -4,7 +4,7 @@
 # (hack/real-node-images.sh): two replicas with leader election, the webhook
 # through its Service, metrics over HTTPS, the admission policies, the
 # generated RBAC. The pods it creates tolerate the real node's taint and pull
-# the locally built database and mail images (image overrides, as on an
+# the locally built database, mail and Odoo stand-in images (image overrides, as on an
 # air-gapped cluster); `helm upgrade --install`, so running it again updates.
 #
 #   KUBECONFIG, LOCAL_DIR   as for hack/real-node-up.sh
@@ -31,6 +31,7 @@ taint=crm.crmops.io/real-node
 	--set "tolerations[0].key=$taint" --set "tolerations[0].operator=Exists" --set "tolerations[0].effect=NoSchedule" \
 	--set "manager.podTolerations[0]=$taint=true:NoSchedule" \
 	--set images.overrides.postgresql="$(image postgres)" --set images.overrides.mariadb="$(image mariadb)" \
-	--set images.overrides.mail="$(image mailpit)" ${HELM_ARGS:-} >/dev/null
+	--set images.overrides.mail="$(image mailpit)" --set images.overrides.odoo="$(odoo=$(image odoo) && echo "${odoo%:*}")" \
+	${HELM_ARGS:-} >/dev/null
 "$kubectl" rollout status deployment/crm-operator -n crm-system --timeout=180s >/dev/null
 step "operator: installed by helm ($operator), $("$kubectl" get deployment crm-operator -n crm-system -o jsonpath='{.status.readyReplicas}') replicas ready on the real node"

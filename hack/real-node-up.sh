@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # REAL_NODE=1 make run: one real node beside the simulated ones, on which pods
 # run for real: containerd 2 and runc, the CNI bridge plugin, kubelet and
-# kube-proxy (iptables mode), CoreDNS for the cluster's names, and a local
-# image registry the node pulls from. Every binary comes from the Go module
+# kube-proxy (iptables mode), CoreDNS for the cluster's names, kube-router's
+# network policy controller (NetworkPolicies enforced), and a local image
+# registry the node pulls from. Every binary comes from the Go module
 # proxy (hack/build-tools.sh) or from Debian's packages; hack/real-node-down.sh
 # undoes all of it (`make down` calls it).
 #
@@ -64,7 +65,7 @@ wait_for() { # WHAT SECONDS CMD...
 # address: the Debian packages, the saved settings, the node's address.
 address() {
 	local missing=() pkgs key d
-	for c in runc iptables nft conntrack ip mmdebstrap gcc; do command -v "$c" >/dev/null || missing+=("$c"); done
+	for c in runc iptables nft conntrack ip ipset mmdebstrap gcc; do command -v "$c" >/dev/null || missing+=("$c"); done
 	[ -x /usr/lib/cni/bridge ] || missing+=(containernetworking-plugins)
 	if [ ${#missing[@]} -gt 0 ]; then
 		pkgs=$(printf '%s\n' "${missing[@]}" | sed -e 's/^ip$/iproute2/' -e 's/^nft$/nftables/' | sort -u | tr '\n' ' ')
@@ -97,8 +98,8 @@ address() {
 }
 address
 [ "$what" = address ] && exit 0
-step "tools: containerd, kubelet, kube-proxy, CoreDNS, registry, crane, mailpit (built once per machine, then cached)"
-"$root/hack/build-tools.sh" containerd kubelet kube-proxy coredns registry crane mailpit 2>&1 | sed 's/^/          /'
+step "tools: containerd, kubelet, kube-proxy, CoreDNS, registry, crane, mailpit, kube-router (built once per machine, then cached)"
+"$root/hack/build-tools.sh" containerd kubelet kube-proxy coredns registry crane mailpit kube-router 2>&1 | sed 's/^/          /'
 
 # The registry keeps its blobs in the tools cache: images built once are
 # pushed once per machine (hack/real-node-images.sh skips what is there).
@@ -240,3 +241,14 @@ EOF
 start coredns "$bin/coredns" -conf "$dir/Corefile"
 "$kubectl" --kubeconfig "$kubeconfig" wait --for=condition=Ready "node/$node" --timeout=120s >/dev/null
 step "node: $node ready at $node_ip (kubelet v$K8S_VERSION, kube-proxy iptables, CoreDNS $node_ip:53, pods in $pod_cidr)"
+
+# NetworkPolicies are enforced on the node: kube-router's network policy
+# controller alone (iptables and ipsets; no routing, service proxy or CNI of
+# its own), a process like kube-proxy. Its KUBE- chains go with the others
+# at make down, its ipsets with the ones that were not there before.
+[ -f "$dir/ipsets" ] || ipset list -n >"$dir/ipsets"
+start kube-router "$bin/kube-router" --kubeconfig "$kubeconfig" --hostname-override "$node" \
+	--run-firewall=true --run-router=false --run-service-proxy=false --run-loadbalancer=false \
+	--enable-cni=false --enable-pod-egress=false --health-port=0 --metrics-port=0
+wait_for "kube-router's firewall chains" 60 iptables -S KUBE-ROUTER-FORWARD
+step "network policies: enforced by kube-router $(basename "$(dirname "$(readlink -f "$bin/kube-router")")") (iptables, ipset)"

@@ -46,10 +46,11 @@ type ProjectReference struct {
 // +kubebuilder:validation:Pattern=`^(@(yearly|annually|monthly|weekly|daily|midnight|hourly)|([0-9A-Za-z*?,/-]+ +){4}[0-9A-Za-z*?,/-]+)$`
 type CronSchedule string
 
-// Duration is a Go-style duration: whole numbers with units h, m, s or ms
-// (for example "720h" for 30 days, "90m", "1h30m").
+// Duration is a number of days ("30d", as retention periods are set) or a
+// Go-style duration: whole numbers with units h, m, s or ms ("720h",
+// "90m", "1h30m"). A day is 24 hours.
 // +kubebuilder:validation:MaxLength=32
-// +kubebuilder:validation:Pattern=`^([0-9]+(h|m|s|ms))+$`
+// +kubebuilder:validation:XValidation:rule="self.matches('^(([0-9]+(h|m|s|ms))+|[0-9]{1,5}d)$')",message="must be a number of days such as 30d, or hours, minutes and seconds such as 720h, 90m or 1h30m"
 type Duration string
 
 // Subjects lists the people allowed a role, by the user names and groups that the

@@ -131,7 +131,7 @@ type MaintenanceWindow struct {
 	// +required
 	Schedule CronSchedule `json:"schedule"`
 	// Duration of each window, e.g. "2h".
-	// +kubebuilder:validation:XValidation:rule="!self.matches('^([0-9]+(h|m|s|ms))+$') || duration(self) >= duration('1m') && duration(self) <= duration('168h')",message="duration must be between 1m and 168h"
+	// +kubebuilder:validation:XValidation:rule="!self.matches('^(([0-9]+(h|m|s|ms))+|[0-9]{1,5}d)$') || (self.endsWith('d') ? int(self.substring(0, self.size() - 1)) * 86400 : duration(self).getSeconds()) >= 60 && (self.endsWith('d') ? int(self.substring(0, self.size() - 1)) * 86400 : duration(self).getSeconds()) <= 604800",message="duration must be between 1m and 168h (7d)"
 	// +required
 	Duration Duration `json:"duration"`
 }

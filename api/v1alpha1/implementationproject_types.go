@@ -154,7 +154,7 @@ type BackupRetention struct {
 	KeepLast *int32 `json:"keepLast,omitempty"`
 	// MaxAge deletes backups older than this, with their stored data (GDPR
 	// storage limitation), e.g. "720h" for 30 days.
-	// +kubebuilder:validation:XValidation:rule="!self.matches('^([0-9]+(h|m|s|ms))+$') || duration(self) >= duration('1h')",message="maxAge must be at least 1h"
+	// +kubebuilder:validation:XValidation:rule="!self.matches('^(([0-9]+(h|m|s|ms))+|[0-9]{1,5}d)$') || (self.endsWith('d') ? int(self.substring(0, self.size() - 1)) * 86400 : duration(self).getSeconds()) >= 3600",message="maxAge must be at least 1h"
 	// +optional
 	MaxAge Duration `json:"maxAge,omitempty"`
 }
@@ -253,7 +253,7 @@ type GDPRPolicy struct {
 	// +optional
 	RequireTLS bool `json:"requireTLS,omitempty"`
 	// MaxBackupAge caps backup retention: no backup is kept longer, e.g. "2160h" (90 days).
-	// +kubebuilder:validation:XValidation:rule="!self.matches('^([0-9]+(h|m|s|ms))+$') || duration(self) >= duration('1h')",message="maxBackupAge must be at least 1h"
+	// +kubebuilder:validation:XValidation:rule="!self.matches('^(([0-9]+(h|m|s|ms))+|[0-9]{1,5}d)$') || (self.endsWith('d') ? int(self.substring(0, self.size() - 1)) * 86400 : duration(self).getSeconds()) >= 3600",message="maxBackupAge must be at least 1h"
 	// +optional
 	MaxBackupAge Duration `json:"maxBackupAge,omitempty"`
 	// AnonymizeNonProduction requires production data copied into any other
@@ -279,7 +279,7 @@ type ProjectQuota struct {
 }
 
 // ImplementationProjectSpec is one customer's CRM implementation.
-// +kubebuilder:validation:XValidation:rule="!has(self.backup) || !has(self.gdpr) || !has(self.backup.retention) || !has(self.backup.retention.maxAge) || !has(self.gdpr.maxBackupAge) || !self.backup.retention.maxAge.matches('^([0-9]+(h|m|s|ms))+$') || !self.gdpr.maxBackupAge.matches('^([0-9]+(h|m|s|ms))+$') || duration(self.backup.retention.maxAge) <= duration(self.gdpr.maxBackupAge)",message="backup.retention.maxAge exceeds gdpr.maxBackupAge",fieldPath=".backup.retention.maxAge"
+// +kubebuilder:validation:XValidation:rule="!has(self.backup) || !has(self.gdpr) || !has(self.backup.retention) || !has(self.backup.retention.maxAge) || !has(self.gdpr.maxBackupAge) || !self.backup.retention.maxAge.matches('^(([0-9]+(h|m|s|ms))+|[0-9]{1,5}d)$') || !self.gdpr.maxBackupAge.matches('^(([0-9]+(h|m|s|ms))+|[0-9]{1,5}d)$') || (self.backup.retention.maxAge.endsWith('d') ? int(self.backup.retention.maxAge.substring(0, self.backup.retention.maxAge.size() - 1)) * 86400 : duration(self.backup.retention.maxAge).getSeconds()) <= (self.gdpr.maxBackupAge.endsWith('d') ? int(self.gdpr.maxBackupAge.substring(0, self.gdpr.maxBackupAge.size() - 1)) * 86400 : duration(self.gdpr.maxBackupAge).getSeconds())",message="backup.retention.maxAge exceeds gdpr.maxBackupAge",fieldPath=".backup.retention.maxAge"
 // +kubebuilder:validation:XValidation:rule="!has(self.gdpr) || !has(self.gdpr.requireEncryptedStorage) || !self.gdpr.requireEncryptedStorage || (has(self.hosting) && has(self.hosting.storageClassName) && has(self.gdpr.encryptedStorageClasses) && self.hosting.storageClassName in self.gdpr.encryptedStorageClasses)",message="hosting.storageClassName must be one of gdpr.encryptedStorageClasses while gdpr.requireEncryptedStorage is true (environments without a class of their own use it, never the cluster's default class)",fieldPath=".hosting.storageClassName"
 // +kubebuilder:validation:XValidation:rule="!has(self.gdpr) || !has(self.gdpr.allowedRegions) || size(self.gdpr.allowedRegions) == 0 || (has(self.hosting) && has(self.hosting.region) && self.gdpr.allowedRegions.exists(p, self.hosting.region.matches('^' + p.replace('*', '.*').replace('?', '.') + '$')))",message="hosting.region must be set and inside gdpr.allowedRegions (data residency)",fieldPath=".hosting.region"
 // +kubebuilder:validation:XValidation:rule="!has(self.gdpr) || !has(self.gdpr.allowedRegions) || size(self.gdpr.allowedRegions) == 0 || !has(self.backup) || !has(self.backup.target.s3) || (has(self.backup.target.s3.region) && self.gdpr.allowedRegions.exists(p, self.backup.target.s3.region.matches('^' + p.replace('*', '.*').replace('?', '.') + '$')))",message="backup.target.s3.region must be set and inside gdpr.allowedRegions (data residency)",fieldPath=".backup.target.s3.region"

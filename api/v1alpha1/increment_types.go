@@ -198,7 +198,7 @@ type IncrementSpec struct {
 	AutoPromote bool `json:"autoPromote,omitempty"`
 	// VerifyTimeout bounds the health check after a rollout; past it the
 	// rollout counts as failed and production is rolled back. Defaults to 10m.
-	// +kubebuilder:validation:XValidation:rule="!self.matches('^([0-9]+(h|m|s|ms))+$') || duration(self) >= duration('10s')",message="verifyTimeout must be at least 10s"
+	// +kubebuilder:validation:XValidation:rule="!self.matches('^(([0-9]+(h|m|s|ms))+|[0-9]{1,5}d)$') || (self.endsWith('d') ? int(self.substring(0, self.size() - 1)) * 86400 : duration(self).getSeconds()) >= 10",message="verifyTimeout must be at least 10s"
 	// +optional
 	VerifyTimeout Duration `json:"verifyTimeout,omitempty"`
 }

@@ -34,17 +34,46 @@ import (
 	"os/signal"
 	"path/filepath"
 	"syscall"
+	"time"
 
 	"github.com/crmops/crm-operator/internal/agent"
 )
+
+const usageText = `usage: crm-agent COMMAND [flags]   (crm-agent COMMAND --help lists the flags)
+
+  install DIR                      copy this binary into DIR (init container)
+  backup  --name N [flags]         dump database and files, write the manifest last
+  restore --name N [flags]         verify, then replace database and files; re-apply the
+                                   erasures in ERASE_SUBJECT_HASHES; --anonymize pseudonymizes
+  verify  --name N [flags]         check the manifest and every checksum
+  delete  --name N [flags]         delete a backup's objects, manifest first
+  anonymize --product P [flags]    pseudonymize a restored copy's personal data in place,
+                                   switch off its outgoing mail and scheduled jobs
+  erase --product P [flags]        erase the person in ERASE_SUBJECT_EMAIL, or the people
+                                   whose salted hashes are in ERASE_SUBJECT_HASHES (with
+                                   ERASE_SALT) (GDPR Art. 17)
+  help                             this text
+
+Secrets come from the environment: DB_PASSWORD, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY.
+`
+
+var commands = map[string]bool{"install": true, "backup": true, "restore": true, "verify": true, "delete": true, "anonymize": true, "erase": true}
 
 func main() {
 	if len(os.Args) < 2 {
 		usage()
 	}
+	cmd, args := os.Args[1], os.Args[2:]
+	switch {
+	case cmd == "help" || cmd == "-h" || cmd == "-help" || cmd == "--help":
+		fmt.Print(usageText)
+		return
+	case !commands[cmd]:
+		fmt.Fprintf(os.Stderr, "crm-agent: unknown command %q\n\n", cmd)
+		usage()
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
-	cmd, args := os.Args[1], os.Args[2:]
 	if cmd == "install" {
 		if len(args) != 1 {
 			usage()
@@ -66,7 +95,7 @@ func main() {
 var terminationLog string
 
 func usage() {
-	fmt.Fprintln(os.Stderr, "usage: crm-agent install DIR | backup|restore|verify|delete --name NAME [flags] | anonymize|erase --product P [flags]")
+	fmt.Fprint(os.Stderr, usageText)
 	os.Exit(2)
 }
 
@@ -104,12 +133,24 @@ func run(ctx context.Context, cmd string, args []string) (agent.Result, error) {
 	fs.StringVar(&environment, "environment", "", "Environment (recorded).")
 	fs.StringVar(&increment, "increment", "", "Increment the backup precedes (recorded).")
 	fs.BoolVar(&anonymize, "anonymize", false, "restore: pseudonymize the restored copy before reporting success.")
-	if err := fs.Parse(args); err != nil {
+	fs.SetOutput(os.Stdout) // --help is an answer, not an error
+	fs.Usage = func() {
+		fmt.Printf("usage: crm-agent %s [flags]\n\nflags:\n", cmd)
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); errors.Is(err, flag.ErrHelp) {
+		os.Exit(0)
+	} else if err != nil {
 		return agent.Result{}, err
 	}
 	db.Password = os.Getenv("DB_PASSWORD")
 	if db.Port == 0 {
 		db.Port = map[string]int{"postgresql": 5432, "mariadb": 3306}[db.Engine]
+	}
+	if cmd != "verify" && cmd != "delete" {
+		if err := agent.WaitForDatabase(ctx, db, 2*time.Minute); err != nil {
+			return agent.Result{}, err
+		}
 	}
 	if cmd == "anonymize" {
 		salt, err := anonymizeSalt()

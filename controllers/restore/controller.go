@@ -35,6 +35,8 @@ type Reconciler struct {
 // +kubebuilder:rbac:groups=crm.crmops.io,resources=restores,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups=crm.crmops.io,resources=restores/status,verbs=get;update;patch
 // +kubebuilder:rbac:groups=crm.crmops.io,resources=erasurerequests,verbs=get;list;watch
+// +kubebuilder:rbac:groups=apps,resources=deployments,verbs=get;list;watch
+// +kubebuilder:rbac:groups="",resources=pods,verbs=get;list;watch
 
 // Reconcile moves a Restore from Pending through Running to Completed or Failed.
 func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
@@ -127,9 +129,11 @@ func (r *Reconciler) Step(ctx context.Context, rs *crmv1alpha1.Restore) (ctrl.Re
 		if rs.Status.JobName != "" {
 			return agentjob.JobGone(ctx, r.APIReader, rs.Namespace, jobName, func(msg string) { r.fail(rs, "JobDeleted", msg) })
 		}
-		if stopped, msg := applicationStopped(ctx, r.Client, in); !stopped {
+		if stopped, msg := applicationStopped(ctx, r.Client, r.APIReader, in); !stopped {
+			// The Deployments' watch brings us back; pods in their grace
+			// period are looked at again shortly (a bounded wait).
 			rs.Status.Message = msg
-			return ctrl.Result{RequeueAfter: 5 * time.Second}, nil
+			return ctrl.Result{RequeueAfter: 2 * time.Second}, nil
 		}
 		if ok, msg := agentjob.DatabaseRunning(ctx, r.Client, in); !ok {
 			rs.Status.Message = msg
@@ -243,11 +247,16 @@ func mustAnonymize(in *resources.EnvironmentInput, backup *crmv1alpha1.Backup, r
 	return true
 }
 
-// applicationStopped reports whether no application pod runs any more.
-func applicationStopped(ctx context.Context, c client.Client, in *resources.EnvironmentInput) (bool, string) {
+// applicationStopped reports whether no application pod runs any more:
+// the Deployments are scaled to zero and no pod of theirs is left, not
+// even one in its grace period (a Deployment stops counting a pod once it
+// terminates, while the pod may still write to the database).
+func applicationStopped(ctx context.Context, c client.Client, pods client.Reader, in *resources.EnvironmentInput) (bool, string) {
 	names := []string{resources.AppName(in.Env.Name)}
+	components := map[string]bool{resources.ComponentApp: true}
 	for _, comp := range in.Profile.Components {
 		names = append(names, in.Env.Name+"-"+comp.Name)
+		components[comp.Name] = true
 	}
 	for _, n := range names {
 		d := &appsv1.Deployment{}
@@ -261,17 +270,52 @@ func applicationStopped(ctx context.Context, c client.Client, in *resources.Envi
 			return false, fmt.Sprintf("waiting for Deployment %s to stop", n)
 		}
 	}
+	list := &corev1.PodList{}
+	if err := pods.List(ctx, list, client.InNamespace(in.Env.Namespace), client.MatchingLabels{crmv1alpha1.LabelEnvironment: in.Env.Name}); err != nil {
+		return false, err.Error()
+	}
+	for _, p := range list.Items {
+		if components[p.Labels[resources.LabelComponent]] {
+			return false, fmt.Sprintf("waiting for pod %s to end", p.Name)
+		}
+	}
 	return true, ""
 }
 
-// SetupWithManager registers the reconciler; it follows its Jobs and Backups.
+// SetupWithManager registers the reconciler; it follows its Jobs, Backups
+// and the Deployments of the environments it restores.
 func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&crmv1alpha1.Restore{}).
 		Owns(&batchv1.Job{}).
 		Watches(&crmv1alpha1.Backup{}, enqueueRestoresOfBackup(mgr.GetClient())).
+		// The application's Deployments scaling down start the Job at once,
+		// not at the next look: the restore is the customer's downtime.
+		Watches(&appsv1.Deployment{}, enqueueRunningRestoresOfEnvironment(mgr.GetClient())).
 		WithOptions(controller.Options{MaxConcurrentReconciles: r.Workers}).
 		Complete(r)
+}
+
+// enqueueRunningRestoresOfEnvironment wakes the running Restores of the
+// environment a Deployment belongs to.
+func enqueueRunningRestoresOfEnvironment(c client.Client) handler.EventHandler {
+	return handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, obj client.Object) []reconcile.Request {
+		env := obj.GetLabels()[crmv1alpha1.LabelEnvironment]
+		if env == "" {
+			return nil
+		}
+		list := &crmv1alpha1.RestoreList{}
+		if err := c.List(ctx, list, client.InNamespace(obj.GetNamespace())); err != nil {
+			return nil
+		}
+		var reqs []reconcile.Request
+		for _, rs := range list.Items {
+			if rs.Spec.EnvironmentRef.Name == env && rs.Status.Phase == crmv1alpha1.RestoreRunning && rs.Status.JobName == "" {
+				reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&rs)})
+			}
+		}
+		return reqs
+	})
 }
 
 // enqueueRestoresOfBackup wakes the Restores waiting on a Backup.

@@ -11,6 +11,7 @@ import (
 	"io"
 	"os"
 	"path"
+	"slices"
 	"time"
 
 	"github.com/klauspost/compress/zstd"
@@ -149,9 +150,12 @@ func ReadManifest(ctx context.Context, store Store, name string) (*Manifest, err
 
 // fetchVerified downloads every object of the backup into dir and checks
 // its size and sum against the manifest.
-func fetchVerified(ctx context.Context, store Store, name string, m *Manifest, dir string) (map[string]string, error) {
+func fetchVerified(ctx context.Context, store Store, name string, m *Manifest, dir string, skip ...string) (map[string]string, error) {
 	files := map[string]string{}
 	for _, o := range m.Objects {
+		if slices.Contains(skip, o.Name) {
+			continue
+		}
 		r, err := store.Get(ctx, path.Join(name, o.Name))
 		if err != nil {
 			return nil, err
@@ -229,12 +233,24 @@ func Restore(ctx context.Context, store Store, o RestoreOptions) (*Manifest, err
 		return nil, err
 	}
 	defer os.RemoveAll(dir)
-	files, err := fetchVerified(ctx, store, o.Name, m, dir)
+	// PostgreSQL's dump streams from the store into a load that commits
+	// only once its checksum matched (loadInTransaction); the other objects,
+	// and MariaDB's dump, are verified before anything is changed.
+	streamed := o.Database.Engine == "postgresql"
+	var skip []string
+	if streamed {
+		skip = append(skip, DatabaseObject)
+	}
+	files, err := fetchVerified(ctx, store, o.Name, m, dir, skip...)
 	if err != nil {
 		return nil, fmt.Errorf("nothing restored: %w", err)
 	}
-
-	if err := decompressFile(files[DatabaseObject], func(r io.Reader) error { return load(ctx, o.Database, r) }); err != nil {
+	if streamed {
+		err = streamDatabase(ctx, store, o, m)
+	} else {
+		err = decompressFile(files[DatabaseObject], func(r io.Reader) error { return load(ctx, o.Database, r) })
+	}
+	if err != nil {
 		return nil, fmt.Errorf("restoring the database: %w", err)
 	}
 	if o.Erasures != nil {
@@ -256,6 +272,33 @@ func Restore(ctx context.Context, store Store, o RestoreOptions) (*Manifest, err
 		}
 	}
 	return m, nil
+}
+
+// streamDatabase loads the backup's database object as it downloads,
+// summing what it reads: the load commits only if sum and size are the
+// manifest's.
+func streamDatabase(ctx context.Context, store Store, o RestoreOptions, m *Manifest) error {
+	i := slices.IndexFunc(m.Objects, func(obj Object) bool { return obj.Name == DatabaseObject })
+	if i < 0 {
+		return fmt.Errorf("backup %s has no %s", o.Name, DatabaseObject)
+	}
+	want := m.Objects[i]
+	body, err := store.Get(ctx, path.Join(o.Name, want.Name))
+	if err != nil {
+		return err
+	}
+	defer body.Close()
+	sum := &countingHash{h: sha256.New()}
+	read := io.TeeReader(body, sum)
+	return loadInTransaction(ctx, o.Database, read, func() error {
+		if _, err := io.Copy(io.Discard, read); err != nil { // what follows the compressed stream, if anything
+			return fmt.Errorf("downloading %s: %w", want.Name, err)
+		}
+		if got := hex.EncodeToString(sum.h.Sum(nil)); got != want.SHA256 || sum.n != want.Size {
+			return fmt.Errorf("object %s is corrupt: sha256 %s (%d bytes), manifest says %s (%d bytes)", want.Name, got, sum.n, want.SHA256, want.Size)
+		}
+		return nil
+	})
 }
 
 func decompressFile(p string, consume func(io.Reader) error) error {

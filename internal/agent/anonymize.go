@@ -83,21 +83,9 @@ func Anonymize(ctx context.Context, d Database, product, salt string) (Anonymize
 	if strings.ContainsAny(salt, `'\`) || len(salt) < 16 {
 		return AnonymizeResult{}, fmt.Errorf("the anonymization salt must be at least 16 characters without quotes")
 	}
-	schema := "DATABASE()"
-	if d.Engine == "postgresql" {
-		schema = "current_schema()"
-	}
-	rows, err := query(ctx, d, "SELECT table_name, column_name FROM information_schema.columns WHERE table_schema = "+schema)
+	present, err := schemaColumns(ctx, d)
 	if err != nil {
-		return AnonymizeResult{}, fmt.Errorf("reading the schema: %w", err)
-	}
-	present := map[string]bool{}
-	tables := map[string]bool{}
-	for _, r := range rows {
-		if len(r) == 2 {
-			present[r[0]+"."+r[1]] = true
-			tables[r[0]] = true
-		}
+		return AnonymizeResult{}, err
 	}
 	byTable := map[string][]string{}
 	var res AnonymizeResult
@@ -119,7 +107,7 @@ func Anonymize(ctx context.Context, d Database, product, salt string) (Anonymize
 		stmts = append(stmts, fmt.Sprintf("UPDATE %s SET %s", quoteIdent(d.Engine, t), strings.Join(byTable[t], ", ")))
 	}
 	for _, s := range rules.Disable {
-		if tables[statementTable(s)] {
+		if present[statementTable(s)] {
 			stmts = append(stmts, s)
 			res.Disabled++
 		}
@@ -135,6 +123,27 @@ func Anonymize(ctx context.Context, d Database, product, salt string) (Anonymize
 		return AnonymizeResult{}, fmt.Errorf("anonymizing: %w", err)
 	}
 	return res, nil
+}
+
+// schemaColumns is the set of the database's tables and columns, as "table"
+// and "table.column".
+func schemaColumns(ctx context.Context, d Database) (map[string]bool, error) {
+	schema := "DATABASE()"
+	if d.Engine == "postgresql" {
+		schema = "current_schema()"
+	}
+	rows, err := query(ctx, d, "SELECT table_name, column_name FROM information_schema.columns WHERE table_schema = "+schema)
+	if err != nil {
+		return nil, fmt.Errorf("reading the schema: %w", err)
+	}
+	present := map[string]bool{}
+	for _, r := range rows {
+		if len(r) == 2 {
+			present[r[0]] = true
+			present[r[0]+"."+r[1]] = true
+		}
+	}
+	return present, nil
 }
 
 // statementTable names the table of an UPDATE t ... or DELETE FROM t ... statement.
@@ -213,7 +222,8 @@ func (s Subject) matchSQL(engine, expr string) (string, error) {
 var hexHash = regexp.MustCompile(`^[0-9a-f]{64}$`)
 
 // Erase removes one person from a product's database in one transaction.
-// It reports how many statements ran.
+// Tables the schema lacks are skipped, and assignments to columns it lacks
+// left out. It reports how many statements ran.
 func Erase(ctx context.Context, d Database, product string, subject Subject) (int, error) {
 	rules, ok := crm.ErasureFor(crmProduct(product))
 	if !ok {
@@ -222,25 +232,23 @@ func Erase(ctx context.Context, d Database, product string, subject Subject) (in
 	if subject.Email == "" && len(subject.Hashes) == 0 {
 		return 0, fmt.Errorf("no subject to erase")
 	}
-	schema := "DATABASE()"
-	if d.Engine == "postgresql" {
-		schema = "current_schema()"
-	}
-	rows, err := query(ctx, d, "SELECT DISTINCT table_name FROM information_schema.tables WHERE table_schema = "+schema)
+	columns, err := schemaColumns(ctx, d)
 	if err != nil {
-		return 0, fmt.Errorf("reading the schema: %w", err)
-	}
-	tables := map[string]bool{}
-	for _, r := range rows {
-		tables[r[0]] = true
+		return 0, err
 	}
 	var stmts []string
-	for _, s := range rules.Statements {
-		if !tables[statementTable(s)] {
+	for _, step := range rules.Steps {
+		var set []string
+		for _, a := range step.Set {
+			if columns[step.Table+"."+strings.Trim(strings.Fields(a)[0], "`")] {
+				set = append(set, a)
+			}
+		}
+		if len(set) == 0 {
 			continue
 		}
 		var merr error
-		s = subjectExpr.ReplaceAllStringFunc(s, func(m string) string {
+		where := subjectExpr.ReplaceAllStringFunc(step.Where, func(m string) string {
 			cond, err := subject.matchSQL(d.Engine, subjectExpr.FindStringSubmatch(m)[1])
 			if err != nil {
 				merr = err
@@ -250,6 +258,7 @@ func Erase(ctx context.Context, d Database, product string, subject Subject) (in
 		if merr != nil {
 			return 0, merr
 		}
+		s := fmt.Sprintf("UPDATE %s SET %s WHERE %s", step.Table, strings.Join(set, ", "), where)
 		if d.Engine == "postgresql" {
 			s = strings.ReplaceAll(s, "`", `"`)
 		}

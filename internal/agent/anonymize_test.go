@@ -355,3 +355,26 @@ func TestEraseOneSubject(t *testing.T) {
 		})
 	}
 }
+
+// Odoo 19 dropped res_partner.mobile (odoo/odoo@0002184
+// odoo/addons/base/models/res_partner.py has no such field), which the
+// erasure of Odoo 18 clears: the erasure clears what the schema has and
+// does not fail on the rest.
+func TestEraseLeavesOutColumnsAVersionDropped(t *testing.T) {
+	need(t, postgres)
+	d := createDatabase(t, postgres, unique("odoo19"))
+	ps := people(3)
+	seedOdoo(t, d, ps)
+	sql(t, d, "ALTER TABLE res_partner DROP COLUMN mobile")
+	n, err := Erase(context.Background(), d, "odoo", Subject{Email: ps[1].email})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n != 3 {
+		t.Errorf("%d statements ran, want 3 (mail_message, crm_lead, res_partner)", n)
+	}
+	survivors(t, d, []string{"res_partner.name", "res_partner.email", "res_partner.phone", "crm_lead.email_from", "mail_message.email_from"}, ps[1:2])
+	if got := sql(t, d, fmt.Sprintf("SELECT COUNT(*) FROM res_partner WHERE email = '%s'", ps[0].email)); got != "1" {
+		t.Errorf("the erasure touched another person: %s rows of %s left", got, ps[0].email)
+	}
+}

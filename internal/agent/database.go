@@ -5,10 +5,14 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"strconv"
 	"strings"
+	"time"
+
+	"github.com/klauspost/compress/zstd"
 )
 
 // Database is how the agent reaches the environment's database. The
@@ -134,6 +138,84 @@ func clearMariaDB(ctx context.Context, d Database) error {
 	}
 	_, err = query(ctx, d, b.String())
 	return err
+}
+
+// WaitForDatabase dials the database until it accepts a connection, for at
+// most within: a NetworkPolicy engine admits a new pod's address a moment
+// after the pod starts, and a database may be starting (a hibernated one
+// woken for a backup).
+func WaitForDatabase(ctx context.Context, d Database, within time.Duration) error {
+	addr := net.JoinHostPort(d.Host, strconv.Itoa(d.Port))
+	deadline := time.Now().Add(within)
+	dialer := net.Dialer{Timeout: 2 * time.Second}
+	for {
+		conn, err := dialer.DialContext(ctx, "tcp", addr)
+		if err == nil {
+			return conn.Close()
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("database %s accepts no connection after %s: %w", addr, within, err)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+}
+
+// loadInTransaction loads a PostgreSQL dump while it is read from body (a
+// download), in one transaction that commits only if verify, called once
+// body is read to its end, passes: on any failure psql is killed before it
+// sees the end of its input, so the server rolls everything back and the
+// database is as it was. MariaDB commits its DDL at once: its dumps are
+// verified before the load instead.
+func loadInTransaction(ctx context.Context, d Database, body io.Reader, verify func() error) error {
+	if d.Engine != "postgresql" {
+		return fmt.Errorf("a streamed load needs PostgreSQL's transactional DDL, not %s", d.Engine)
+	}
+	if err := CheckTools(ctx, d); err != nil {
+		return err
+	}
+	cmd, err := d.LoadCommand(ctx) // --single-transaction: COMMIT at the end of the input
+	if err != nil {
+		return err
+	}
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		return err
+	}
+	wait, err := runWait(cmd)
+	if err != nil {
+		return err
+	}
+	dec, err := zstd.NewReader(body)
+	if err == nil {
+		_, err = io.Copy(stdin, dec)
+		dec.Close()
+	}
+	if err != nil {
+		// A corrupt object is the likelier cause of a failed load: say so.
+		_ = cmd.Process.Kill()
+		werr := wait()
+		if verr := verify(); verr != nil {
+			err = verr
+		} else if werr != nil && !strings.Contains(werr.Error(), "signal: killed") {
+			err = fmt.Errorf("%w (%v)", err, werr)
+		}
+		return fmt.Errorf("%w: nothing restored (the load's transaction was rolled back)", err)
+	}
+	if err := verify(); err != nil {
+		_ = cmd.Process.Kill()
+		_ = wait()
+		return fmt.Errorf("%w: nothing restored (the load's transaction was rolled back)", err)
+	}
+	if err := stdin.Close(); err != nil {
+		_ = cmd.Process.Kill()
+		_ = wait()
+		return err
+	}
+	return wait()
 }
 
 // runStreaming starts cmd with its output (dump) or input (load) connected

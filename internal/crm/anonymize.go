@@ -107,16 +107,28 @@ var anonymizations = map[crmv1alpha1.ProductName]Anonymization{
 	},
 }
 
-// Erasure lists the statements that erase one person (GDPR Art. 17) from a
-// product's database: records that reference the person are overwritten
-// rather than deleted, so that foreign keys and the history of other people
-// stay intact. {subject:EXPR} stands for a condition true when the e-mail
-// address in the SQL expression EXPR is the subject's (the agent matches the
-// address itself, or its salted hash, so that an erasure can be re-applied
-// without keeping the address). Statements on tables a version lacks are skipped.
+// Erasure lists how to erase one person (GDPR Art. 17) from a product's
+// database: records that reference the person are overwritten rather than
+// deleted, so that foreign keys and the history of other people stay intact.
 type Erasure struct {
-	// Statements in order: UPDATE t ... or DELETE FROM t ...; those on tables a version lacks are skipped.
-	Statements []string
+	// Steps run in order, in one transaction.
+	Steps []ErasureStep
+}
+
+// ErasureStep overwrites the rows of one table that reference the person.
+// A table a version lacks is skipped, and so is an assignment to a column
+// the table lacks (Odoo 19's res_partner has no mobile): an erasure must
+// not fail on the columns one version dropped.
+type ErasureStep struct {
+	Table string
+	// Set are the assignments, "column = value" (a column in backquotes if
+	// it is a reserved word).
+	Set []string
+	// Where selects the rows. {subject:EXPR} stands for a condition true
+	// when the e-mail address in the SQL expression EXPR is the subject's
+	// (the agent matches the address itself, or its salted hash, so that an
+	// erasure can be re-applied without keeping the address).
+	Where string
 }
 
 // ErasureFor returns the erasure of a product; custom products have none.
@@ -125,33 +137,39 @@ func ErasureFor(p crmv1alpha1.ProductName) (Erasure, bool) {
 	return e, ok
 }
 
+// Conditions the steps share: the entities an e-mail address is linked to.
+const (
+	suiteBeans = "id IN (SELECT r.bean_id FROM email_addr_bean_rel r JOIN email_addresses e ON e.id = r.email_address_id WHERE {subject:e.email_address})"
+	espoEntity = "id IN (SELECT x.entity_id FROM entity_email_address x JOIN email_address e ON e.id = x.email_address_id WHERE {subject:e.`lower`})"
+	odooAuthor = "author_id IN (SELECT id FROM res_partner WHERE {subject:LOWER(email)})"
+)
+
 var erasures = map[crmv1alpha1.ProductName]Erasure{
-	crmv1alpha1.ProductSuiteCRM: {Statements: []string{
-		"UPDATE contacts SET first_name = 'Erased', last_name = 'Erased', description = NULL, phone_home = NULL, phone_mobile = NULL, phone_work = NULL, phone_other = NULL, " +
-			"primary_address_street = NULL, primary_address_city = NULL, primary_address_postalcode = NULL, alt_address_street = NULL, assistant = NULL, assistant_phone = NULL " +
-			"WHERE id IN (SELECT r.bean_id FROM email_addr_bean_rel r JOIN email_addresses e ON e.id = r.email_address_id WHERE {subject:e.email_address})",
-		"UPDATE leads SET first_name = 'Erased', last_name = 'Erased', account_name = NULL, description = NULL, phone_mobile = NULL, phone_work = NULL, " +
-			"primary_address_street = NULL, primary_address_city = NULL " +
-			"WHERE id IN (SELECT r.bean_id FROM email_addr_bean_rel r JOIN email_addresses e ON e.id = r.email_address_id WHERE {subject:e.email_address})",
-		"UPDATE notes SET name = '[erased]', description = NULL WHERE parent_id IN (SELECT r.bean_id FROM email_addr_bean_rel r JOIN email_addresses e ON e.id = r.email_address_id WHERE {subject:e.email_address})",
-		"UPDATE emails_text SET description = NULL, description_html = NULL, from_addr = NULL, to_addrs = NULL, cc_addrs = NULL WHERE {subject:from_addr}",
-		"UPDATE email_addresses SET email_address = CONCAT('erased-', id, '@example.invalid'), email_address_caps = UPPER(CONCAT('erased-', id, '@example.invalid')) WHERE {subject:email_address}",
+	crmv1alpha1.ProductSuiteCRM: {Steps: []ErasureStep{
+		{"contacts", []string{"first_name = 'Erased'", "last_name = 'Erased'", "description = NULL", "phone_home = NULL", "phone_mobile = NULL",
+			"phone_work = NULL", "phone_other = NULL", "primary_address_street = NULL", "primary_address_city = NULL",
+			"primary_address_postalcode = NULL", "alt_address_street = NULL", "assistant = NULL", "assistant_phone = NULL"}, suiteBeans},
+		{"leads", []string{"first_name = 'Erased'", "last_name = 'Erased'", "account_name = NULL", "description = NULL", "phone_mobile = NULL",
+			"phone_work = NULL", "primary_address_street = NULL", "primary_address_city = NULL"}, suiteBeans},
+		{"notes", []string{"name = '[erased]'", "description = NULL"}, "parent_" + suiteBeans},
+		{"emails_text", []string{"description = NULL", "description_html = NULL", "from_addr = NULL", "to_addrs = NULL", "cc_addrs = NULL"}, "{subject:from_addr}"},
+		{"email_addresses", []string{"email_address = CONCAT('erased-', id, '@example.invalid')",
+			"email_address_caps = UPPER(CONCAT('erased-', id, '@example.invalid'))"}, "{subject:email_address}"},
 	}},
-	crmv1alpha1.ProductEspoCRM: {Statements: []string{
-		// Contacts and leads linked to the address.
-		"UPDATE contact SET first_name = 'Erased', last_name = 'Erased', description = NULL, address_street = NULL, address_city = NULL, address_postal_code = NULL " +
-			"WHERE id IN (SELECT x.entity_id FROM entity_email_address x JOIN email_address e ON e.id = x.email_address_id WHERE {subject:e.`lower`})",
-		"UPDATE lead SET first_name = 'Erased', last_name = 'Erased', account_name = NULL, description = NULL, address_street = NULL, address_city = NULL " +
-			"WHERE id IN (SELECT x.entity_id FROM entity_email_address x JOIN email_address e ON e.id = x.email_address_id WHERE {subject:e.`lower`})",
-		"UPDATE note SET post = '[erased]' WHERE parent_id IN (SELECT x.entity_id FROM entity_email_address x JOIN email_address e ON e.id = x.email_address_id WHERE {subject:e.`lower`})",
-		"UPDATE email SET name = '[erased]', body = NULL, body_plain = NULL, from_string = NULL WHERE {subject:LOWER(from_string)}",
-		"UPDATE email_address SET name = CONCAT('erased-', id, '@example.invalid'), `lower` = CONCAT('erased-', id, '@example.invalid') WHERE {subject:`lower`}",
+	crmv1alpha1.ProductEspoCRM: {Steps: []ErasureStep{
+		{"contact", []string{"first_name = 'Erased'", "last_name = 'Erased'", "description = NULL", "address_street = NULL", "address_city = NULL",
+			"address_postal_code = NULL"}, espoEntity},
+		{"lead", []string{"first_name = 'Erased'", "last_name = 'Erased'", "account_name = NULL", "description = NULL", "address_street = NULL",
+			"address_city = NULL"}, espoEntity},
+		{"note", []string{"post = '[erased]'"}, "parent_" + espoEntity},
+		{"email", []string{"name = '[erased]'", "body = NULL", "body_plain = NULL", "from_string = NULL"}, "{subject:LOWER(from_string)}"},
+		{"email_address", []string{"name = CONCAT('erased-', id, '@example.invalid')", "`lower` = CONCAT('erased-', id, '@example.invalid')"}, "{subject:`lower`}"},
 	}},
-	crmv1alpha1.ProductOdoo: {Statements: []string{
-		"UPDATE mail_message SET body = '[erased]', email_from = NULL, subject = NULL WHERE {subject:LOWER(email_from)} OR author_id IN (SELECT id FROM res_partner WHERE {subject:LOWER(email)})",
-		"UPDATE crm_lead SET contact_name = 'Erased', partner_name = NULL, email_from = NULL, phone = NULL, description = NULL, street = NULL " +
-			"WHERE {subject:LOWER(email_from)} OR partner_id IN (SELECT id FROM res_partner WHERE {subject:LOWER(email)})",
-		"UPDATE res_partner SET name = 'Erased', complete_name = 'Erased', email = NULL, phone = NULL, mobile = NULL, street = NULL, street2 = NULL, city = NULL, zip = NULL, comment = NULL, vat = NULL " +
-			"WHERE {subject:LOWER(email)}",
+	crmv1alpha1.ProductOdoo: {Steps: []ErasureStep{
+		{"mail_message", []string{"body = '[erased]'", "email_from = NULL", "subject = NULL"}, "{subject:LOWER(email_from)} OR " + odooAuthor},
+		{"crm_lead", []string{"contact_name = 'Erased'", "partner_name = NULL", "email_from = NULL", "phone = NULL",
+			"description = NULL", "street = NULL"}, "{subject:LOWER(email_from)} OR partner_id IN (SELECT id FROM res_partner WHERE {subject:LOWER(email)})"},
+		{"res_partner", []string{"name = 'Erased'", "complete_name = 'Erased'", "email = NULL", "phone = NULL", "mobile = NULL", "street = NULL",
+			"street2 = NULL", "city = NULL", "zip = NULL", "comment = NULL", "vat = NULL"}, "{subject:LOWER(email)}"},
 	}},
 }

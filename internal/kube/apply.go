@@ -3,6 +3,7 @@ package kube
 import (
 	"context"
 	"fmt"
+	"strconv"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -15,6 +16,23 @@ import (
 
 // FieldOwner is the server-side-apply field manager of everything the operator writes.
 const FieldOwner = "crm-operator"
+
+// AppliedAnnotation holds a digest of the desired state the operator last
+// applied to a child. The stored object is compared with the desired one
+// as a subset (the API server adds defaults, others add fields), which
+// cannot see a field the operator stopped setting (a spec field removed,
+// an upgrade that drops a rule's peers): the digest changes then, and the
+// apply that removes the field is sent.
+const AppliedAnnotation = "crm.crmops.io/applied"
+
+func setApplied(want *unstructured.Unstructured, desired uint64) {
+	annotations := want.GetAnnotations()
+	if annotations == nil {
+		annotations = map[string]string{}
+	}
+	annotations[AppliedAnnotation] = strconv.FormatUint(desired, 16)
+	want.SetAnnotations(annotations)
+}
 
 // Applier writes children with server-side apply, but only when the stored
 // object differs from the desired one: a reconcile that finds nothing to
@@ -90,6 +108,7 @@ func (a Applier) Ensure(ctx context.Context, owner, child client.Object) (bool, 
 			return false, err
 		}
 	}
+	setApplied(want, desired)
 	if current != nil {
 		have, err := runtime.DefaultUnstructuredConverter.ToUnstructured(current)
 		if err != nil {

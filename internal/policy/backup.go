@@ -5,6 +5,8 @@ package policy
 import (
 	"fmt"
 	"sort"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/robfig/cron/v3"
@@ -12,10 +14,17 @@ import (
 	crmv1alpha1 "github.com/crmops/crm-operator/api/v1alpha1"
 )
 
-// ParseDuration reads an API Duration ("720h"); empty is zero.
+// ParseDuration reads an API Duration ("30d", "720h"); empty is zero.
 func ParseDuration(d crmv1alpha1.Duration) (time.Duration, error) {
 	if d == "" {
 		return 0, nil
+	}
+	if days, ok := strings.CutSuffix(string(d), "d"); ok {
+		n, err := strconv.ParseUint(days, 10, 32)
+		if err != nil {
+			return 0, fmt.Errorf("duration %q: want whole days such as 30d", d)
+		}
+		return time.Duration(n) * 24 * time.Hour, nil
 	}
 	return time.ParseDuration(string(d))
 }

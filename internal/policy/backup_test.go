@@ -109,3 +109,26 @@ func TestEffectiveRetention(t *testing.T) {
 		t.Error("environment schedule does not override")
 	}
 }
+
+func TestParseDurationReadsDays(t *testing.T) {
+	for _, tc := range []struct {
+		in   crmv1alpha1.Duration
+		want time.Duration
+		err  bool
+	}{
+		{"", 0, false},
+		{"30d", 720 * time.Hour, false},
+		{"1d", 24 * time.Hour, false},
+		{"720h", 720 * time.Hour, false},
+		{"1h30m", 90 * time.Minute, false},
+		{"d", 0, true},
+		{"1.5d", 0, true},
+		{"-3d", 0, true},
+		{"30 days", 0, true},
+	} {
+		got, err := ParseDuration(tc.in)
+		if (err != nil) != tc.err || got != tc.want {
+			t.Errorf("ParseDuration(%q) = %v, %v; want %v, error %v", tc.in, got, err, tc.want, tc.err)
+		}
+	}
+}

@@ -127,12 +127,12 @@ func filesAffinity(in *EnvironmentInput) *corev1.Affinity {
 
 func appDeployment(in *EnvironmentInput, conn crm.Connection, hib bool) *appsv1.Deployment {
 	port := in.Profile.Port
-	probe := func(initial, failures int32) *corev1.Probe {
+	probe := func(period, failures int32) *corev1.Probe {
 		return &corev1.Probe{
 			ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{
 				Path: in.Profile.HealthPath, Port: intstr.FromInt32(port),
 			}},
-			InitialDelaySeconds: initial, PeriodSeconds: 10, TimeoutSeconds: 5, FailureThreshold: failures,
+			PeriodSeconds: period, TimeoutSeconds: 5, FailureThreshold: failures,
 		}
 	}
 	labels := componentLabels(in, ComponentApp)
@@ -144,10 +144,13 @@ func appDeployment(in *EnvironmentInput, conn crm.Connection, hib bool) *appsv1.
 		Env:       in.Profile.App.Env,
 		Ports:     []corev1.ContainerPort{{Name: "http", ContainerPort: port, Protocol: corev1.ProtocolTCP}},
 		Resources: appResources(in.Env),
-		// CRMs install their schema on first start: give them minutes.
-		StartupProbe:   probe(10, 60),
-		ReadinessProbe: probe(0, 3),
-		LivenessProbe:  probe(0, 6),
+		// CRMs install their schema on first start: give them 10 minutes,
+		// looked at every 2 s, so that an application started again (after
+		// a restore, a wake, a rollout) serves as soon as it answers: the
+		// probe's period is downtime the customer sees.
+		StartupProbe:   probe(2, 300),
+		ReadinessProbe: probe(10, 3),
+		LivenessProbe:  probe(10, 6),
 	}
 	strategy := appsv1.DeploymentStrategy{Type: appsv1.RollingUpdateDeploymentStrategyType}
 	if in.Profile.HasFiles() && len(in.Profile.Components) == 0 && replicas(in.Env) == 1 {

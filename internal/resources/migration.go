@@ -1,11 +1,15 @@
 package resources
 
 import (
+	"strconv"
+
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 
+	crmv1alpha1 "github.com/crmops/crm-operator/api/v1alpha1"
 	"github.com/crmops/crm-operator/internal/crm"
 )
 
@@ -52,6 +56,7 @@ func stepContainer(name string, step crm.Run, in *EnvironmentInput) corev1.Conta
 func stepJob(in *EnvironmentInput, name, component string, first []corev1.Container, main corev1.Container, deadline int64) *batchv1.Job {
 	conn := connection(in)
 	spec := appPodSpec(in, conn, main)
+	spec.InitContainers = append(spec.InitContainers, waitForDatabase(in, conn))
 	for _, c := range first {
 		c.Image = spec.Containers[0].Image
 		c.VolumeMounts = spec.Containers[0].VolumeMounts
@@ -72,6 +77,32 @@ func stepJob(in *EnvironmentInput, name, component string, first []corev1.Contai
 			ActiveDeadlineSeconds:   ptr.To(deadline),
 			TTLSecondsAfterFinished: ptr.To(int32(7 * 24 * 3600)),
 			Template:                corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: labels}, Spec: spec},
+		},
+	}
+}
+
+// waitForDatabase holds a Job's steps until the database accepts a
+// connection from the Job's pod: a NetworkPolicy engine admits a new pod's
+// address a moment after the pod starts (kube-router refused a migration's
+// first connection on the real node, and a migration never retries), and
+// the database may be starting too. It runs the database image's own
+// client (pg_isready, mariadb-admin ping: 0 once the server answers, even
+// without credentials), as the Job's user, for at most the Job's deadline.
+func waitForDatabase(in *EnvironmentInput, conn crm.Connection) corev1.Container {
+	db := crm.DatabaseFor(in.Profile.Engine)
+	check := `pg_isready -q -h "$0" -p "$1" -U "$2"`
+	if db.Engine == crmv1alpha1.DatabaseMariaDB {
+		check = `mariadb-admin ping -h "$0" -P "$1" -u "$2" --protocol=tcp --connect-timeout=2 >/dev/null 2>&1`
+	}
+	return corev1.Container{
+		Name:  "wait-for-database",
+		Image: agentImageTag(in, db),
+		Command: []string{"sh", "-c", "until " + check + `; do echo "waiting for the database $0:$1"; sleep 1; done`,
+			conn.DatabaseHost, strconv.Itoa(int(conn.DatabasePort)), conn.DatabaseUser},
+		SecurityContext: containerSecurity(true),
+		Resources: corev1.ResourceRequirements{
+			Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("10m"), corev1.ResourceMemory: resource.MustParse("16Mi")},
+			Limits:   corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("64Mi")},
 		},
 	}
 }

@@ -68,12 +68,7 @@ func appPolicy(in *EnvironmentInput) *networkingv1.NetworkPolicy {
 	}
 	egress := []networkingv1.NetworkPolicyEgressRule{
 		{To: []networkingv1.NetworkPolicyPeer{{PodSelector: tier}}},
-		{
-			To: []networkingv1.NetworkPolicyPeer{{NamespaceSelector: &metav1.LabelSelector{}}},
-			Ports: []networkingv1.NetworkPolicyPort{
-				{Protocol: ptr.To(corev1.ProtocolUDP), Port: ptr.To(intstr.FromInt32(53))}, tcp(53),
-			},
-		},
+		dns(),
 		internet(in),
 	}
 	if in.External == nil {
@@ -99,6 +94,17 @@ func appPolicy(in *EnvironmentInput) *networkingv1.NetworkPolicy {
 	}
 	np.Spec.Egress = egress
 	return np
+}
+
+// dns lets pods resolve names: port 53 of any address, because the
+// cluster's DNS is not always a pod a namespace selector matches (NodeLocal
+// DNSCache answers on a link-local address of the node, some clusters run
+// it on the node itself). A peer-restricted rule leaves every name
+// unresolved there, the database's Service name included.
+func dns() networkingv1.NetworkPolicyEgressRule {
+	return networkingv1.NetworkPolicyEgressRule{Ports: []networkingv1.NetworkPolicyPort{
+		{Protocol: ptr.To(corev1.ProtocolUDP), Port: ptr.To(intstr.FromInt32(53))}, tcp(53),
+	}}
 }
 
 // internet is the application's way out of the cluster. Outside

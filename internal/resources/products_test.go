@@ -5,11 +5,13 @@ import (
 	"testing"
 
 	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	crmv1alpha1 "github.com/crmops/crm-operator/api/v1alpha1"
+	"github.com/crmops/crm-operator/internal/crm"
 )
 
 // input is one product's environment of a stage, hosted in the cloud
@@ -364,10 +366,10 @@ func TestMigrationJobRunsTheUpgradeFirst(t *testing.T) {
 	for _, c := range spec.InitContainers {
 		names = append(names, c.Name)
 	}
-	if strings.Join(names, ",") != "prepare,upgrade" {
-		t.Fatalf("init containers %v, want prepare then upgrade", names)
+	if strings.Join(names, ",") != "prepare,wait-for-database,upgrade" {
+		t.Fatalf("init containers %v, want prepare, the wait for the database, then upgrade", names)
 	}
-	up := spec.InitContainers[1]
+	up := spec.InitContainers[2]
 	if up.Command != nil || strings.Join(up.Args, " ") != "odoo -d $(ODOO_DATABASE) -u all --stop-after-init --no-http" {
 		t.Errorf("upgrade runs %v %v, want Odoo's -u all through the entrypoint", up.Command, up.Args)
 	}
@@ -420,6 +422,82 @@ func TestNonProductionReachesNoRealMailServer(t *testing.T) {
 		}
 		if !found {
 			t.Errorf("%s: no internet egress rule", tc.stage)
+		}
+	}
+}
+
+// The application resolves names wherever the cluster's DNS answers: a
+// pod in kube-system, NodeLocal DNSCache's link-local address, the node
+// itself (the local cluster's real node: a peer-restricted rule left the
+// database's Service name unresolved there). Only port 53, to any address.
+func TestApplicationsResolveNamesWhereverDNSRuns(t *testing.T) {
+	for _, product := range []crmv1alpha1.ProductName{crmv1alpha1.ProductOdoo, crmv1alpha1.ProductEspoCRM, crmv1alpha1.ProductSuiteCRM, crmv1alpha1.ProductTwenty} {
+		in := input(t, product, crmv1alpha1.StageTest, false)
+		desired, _ := EnvironmentObjects(in)
+		np := find[*networkingv1.NetworkPolicy](desired, AppName(in.Env.Name))
+		found := false
+		for _, rule := range np.Spec.Egress {
+			var ports []string
+			for _, p := range rule.Ports {
+				ports = append(ports, string(*p.Protocol)+"/"+p.Port.String())
+			}
+			if strings.Join(ports, ",") == "UDP/53,TCP/53" {
+				found = true
+				if len(rule.To) != 0 {
+					t.Errorf("%s: DNS only to %v: a resolver on the node or a link-local address is not reached", product, rule.To)
+				}
+			}
+		}
+		if !found {
+			t.Errorf("%s: no egress rule for DNS (UDP and TCP 53)", product)
+		}
+	}
+}
+
+// An application started again (after a restore, a wake, a rollout) is
+// seen ready within 2 s of answering, and a first start still has 10
+// minutes to install its schema.
+func TestTheStartupProbeSeesAnApplicationSoon(t *testing.T) {
+	for _, product := range []crmv1alpha1.ProductName{crmv1alpha1.ProductOdoo, crmv1alpha1.ProductEspoCRM, crmv1alpha1.ProductSuiteCRM, crmv1alpha1.ProductTwenty} {
+		in := input(t, product, crmv1alpha1.StageProduction, false)
+		desired, _ := EnvironmentObjects(in)
+		d := find[*appsv1.Deployment](desired, AppName(in.Env.Name))
+		p := d.Spec.Template.Spec.Containers[0].StartupProbe
+		if p.InitialDelaySeconds+p.PeriodSeconds > 2 {
+			t.Errorf("%s: a started application is seen after up to %d s", product, p.InitialDelaySeconds+p.PeriodSeconds)
+		}
+		if allowed := p.InitialDelaySeconds + p.PeriodSeconds*p.FailureThreshold; allowed < 600 {
+			t.Errorf("%s: a first start has %d s, want 10 minutes", product, allowed)
+		}
+	}
+}
+
+// A Job's steps start once the database answers the Job's own pod: a
+// NetworkPolicy engine admits a new pod a moment after it starts (a
+// migration's first connection was refused on the real node).
+func TestJobsWaitForTheirDatabase(t *testing.T) {
+	for _, tc := range []struct {
+		product crmv1alpha1.ProductName
+		client  string
+	}{
+		{crmv1alpha1.ProductOdoo, `pg_isready -q -h "$0" -p "$1" -U "$2"`},
+		{crmv1alpha1.ProductEspoCRM, `mariadb-admin ping -h "$0" -P "$1" -u "$2"`},
+	} {
+		in := input(t, tc.product, crmv1alpha1.StageTest, false)
+		for _, job := range []*batchv1.Job{MigrationJob(in, "m", nil, []string{"true"}, 600), ProductJob(in, "i", crm.Run{Args: []string{"true"}}, 600)} {
+			var wait *corev1.Container
+			for i, c := range job.Spec.Template.Spec.InitContainers {
+				if c.Name == "wait-for-database" {
+					wait = &job.Spec.Template.Spec.InitContainers[i]
+				}
+			}
+			if wait == nil {
+				t.Fatalf("%s %s: no wait for the database", tc.product, job.Name)
+			}
+			cmd := strings.Join(wait.Command, " ")
+			if !strings.Contains(cmd, "until "+tc.client) || !strings.HasSuffix(cmd, " test-db "+map[crmv1alpha1.ProductName]string{crmv1alpha1.ProductOdoo: "5432", crmv1alpha1.ProductEspoCRM: "3306"}[tc.product]+" crm") {
+				t.Errorf("%s %s: waits with %q", tc.product, job.Name, cmd)
+			}
 		}
 	}
 }

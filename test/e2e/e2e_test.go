@@ -60,6 +60,22 @@ func TestDemoFromMakeRunToProduction(t *testing.T) {
 			t.Errorf("make run's output lacks %q", want)
 		}
 	}
+	// The last table before "deployed and verified" says so too (it once
+	// showed test Degraded and sprint-1 Verifying).
+	if before, _, ok := strings.Cut(out, "sprint-1 is deployed and verified on test"); ok {
+		table := before[strings.LastIndex(before, "status:"):]
+		for _, line := range strings.Split(table, "\n") {
+			f := strings.Fields(line)
+			switch {
+			case len(f) > 2 && f[0] == "test" && f[1] == "test" && f[2] != "Ready":
+				t.Errorf("make run's last table shows the test environment %s beside \"deployed and verified\":\n%s", f[2], table)
+			case len(f) > 3 && f[0] == "sprint-1" && f[3] != "AwaitingAcceptance":
+				t.Errorf("make run's last table shows sprint-1 %s beside \"deployed and verified\":\n%s", f[3], table)
+			}
+		}
+	} else {
+		t.Error("make run's output lacks \"sprint-1 is deployed and verified on test\"")
+	}
 	// What CI does: wait on conditions.
 	must(t, kubectl, "wait", "--for=condition=Verified", "increment/sprint-1", "-n", "demo", "--timeout=60s")
 	must(t, kubectl, "wait", "--for=condition=Ready", "environment/test", "environment/production", "-n", "demo", "--timeout=60s")

@@ -218,6 +218,9 @@ func down(t *testing.T) {
 	if out, _ := exec.Command("iptables-save").Output(); strings.Contains(string(out), "KUBE-") {
 		t.Error("make down left KUBE- rules behind")
 	}
+	if out, _ := exec.Command("ipset", "list", "-n").Output(); strings.Contains(string(out), "KUBE-") {
+		t.Errorf("make down left kube-router's ipsets behind:\n%s", out)
+	}
 	if out, _ := exec.Command("ip", "-o", "addr").Output(); strings.Contains(string(out), nodeAddress) || strings.Contains(string(out), "crm-cni0") {
 		t.Errorf("make down left the node's address or bridge behind:\n%s", out)
 	}

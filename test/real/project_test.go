@@ -9,16 +9,19 @@ import (
 	"time"
 )
 
-// project is an ImplementationProject of the custom product on the stand-in
-// application, with the S3 server as its target: pg has test and
-// production, my (MariaDB) test only: the real node has 2 CPUs, and a
-// production database asks for half of one.
+// project is an ImplementationProject with the S3 server as its target,
+// of the custom product on the stand-in application unless product is
+// odoo (the Odoo stand-in, hack/images/odoo, under gdpr.anonymizeNonProduction):
+// pg has test and production, my (MariaDB) test only: the real node has 2
+// CPUs, and a production database asks for half of one.
 type project struct {
 	name, engine string
 	// main is the environment whose rows the steps write and back up.
 	main string
 	// stages of the promotion path.
 	stages string
+	// product is odoo or, empty, custom.
+	product string
 }
 
 func (p project) manifest(t *testing.T, s3 *s3Server, secretName, schedule string) string {
@@ -27,18 +30,19 @@ func (p project) manifest(t *testing.T, s3 *s3Server, secretName, schedule strin
 	if schedule != "" {
 		sched = fmt.Sprintf("    schedule: %q\n", schedule)
 	}
+	product := fmt.Sprintf("{name: custom, version: \"1.0.0\", image: %s, databaseEngine: %s}", image(t, "crm-standin"), p.engine)
+	gdpr := ""
+	if p.product == "odoo" {
+		product, gdpr = `{name: odoo, version: "18.0"}`, "  gdpr: {anonymizeNonProduction: true}\n"
+	}
 	return fmt.Sprintf(`apiVersion: crm.crmops.io/v1alpha1
 kind: ImplementationProject
 metadata:
   name: %[1]s
 spec:
   customer: {name: Kunde %[1]s GmbH, contact: crm@kunde.example}
-  product:
-    name: custom
-    version: "1.0.0"
-    image: %[2]s
-    databaseEngine: %[3]s
-  hosting: {mode: cloud, region: eu-central-1, domain: crm.local.example}
+  product: %[2]s
+%[3]s  hosting: {mode: cloud, region: eu-central-1, domain: crm.local.example}
   productOwners: {users: ["jane.po@kunde.example"]}
   stages: [%[7]s]
   restoreDatabaseOnRollback: true
@@ -46,7 +50,7 @@ spec:
 %[6]s    retention: {keepLast: 10}
     target:
       s3: {endpoint: %[4]q, bucket: backups, region: us-east-1, secretName: %[5]s}
-`, p.name, image(t, "crm-standin"), p.engine, s3.endpoint, secretName, sched, p.stages)
+`, p.name, product, gdpr, s3.endpoint, secretName, sched, p.stages)
 }
 
 func (p project) create(t *testing.T, s3 *s3Server) {
@@ -60,15 +64,17 @@ kind: Secret
 metadata: {name: backup-s3, namespace: %[1]s}
 stringData: {AWS_ACCESS_KEY_ID: %[2]s, AWS_SECRET_ACCESS_KEY: %[3]s}
 `, p.name, s3Access, s3Secret))
-	p.environment(t, "test", "test", "Delete")
+	if p.product == "" {
+		p.environment(t, "test", "test", "Delete")
+	}
 	if p.main == "production" {
 		p.environment(t, "production", "production", "Retain")
 	}
 }
 
 // environment creates an environment whose application asks for little CPU
-// (the stand-in needs none).
-func (p project) environment(t *testing.T, name, stage, deletionPolicy string) {
+// (the stand-in needs none); more is added to its spec as YAML lines.
+func (p project) environment(t *testing.T, name, stage, deletionPolicy string, more ...string) {
 	t.Helper()
 	apply(t, fmt.Sprintf(`apiVersion: crm.crmops.io/v1alpha1
 kind: Environment
@@ -78,7 +84,7 @@ spec:
   stage: %[3]s
   deletionPolicy: %[4]s
   resources: {requests: {cpu: 20m, memory: 32Mi}, limits: {memory: 128Mi}}
-`, p.name, name, stage, deletionPolicy))
+%[5]s`, p.name, name, stage, deletionPolicy, strings.Join(more, "")))
 }
 
 // sql runs statements with the database client inside the environment's

@@ -54,7 +54,7 @@ func TestRealNode(t *testing.T) {
 	agent := filepath.Join(t.TempDir(), "crm-agent")
 	must(t, "go", "build", "-o", agent, "./cmd/crm-agent")
 
-	pg, my := project{"pg", "postgresql", "production", "test, production"}, project{"my", "mariadb", "test", "test, training"}
+	pg, my := project{name: "pg", engine: "postgresql", main: "production", stages: "test, production"}, project{name: "my", engine: "mariadb", main: "test", stages: "test, training"}
 
 	t.Run("1 the chart's operator runs on the real node, its webhook answers through its Service", func(t *testing.T) {
 		if got := get(t, "crm-system", "deployment/crm-operator", "{.status.readyReplicas}"); got != "2" {
@@ -100,7 +100,11 @@ func TestRealNode(t *testing.T) {
 		}
 	})
 
-	t.Run("3 manual and scheduled backups write real objects; their checksums are the manifests'", func(t *testing.T) {
+	t.Run("3 isolation is enforced: a project's database answers its own application only", func(t *testing.T) {
+		isolation(t, pg, my)
+	})
+
+	t.Run("4 manual and scheduled backups write real objects; their checksums are the manifests'", func(t *testing.T) {
 		for _, p := range []project{pg, my} {
 			apply(t, fmt.Sprintf("apiVersion: crm.crmops.io/v1alpha1\nkind: Backup\nmetadata: {name: manual-1, namespace: %s}\nspec: {environmentRef: {name: %s}}\n", p.name, p.main))
 		}
@@ -125,7 +129,7 @@ func TestRealNode(t *testing.T) {
 		checkBackup(t, s3, agent, pg, scheduled)
 	})
 
-	t.Run("4 hibernate and wake keep every row; a Retain environment's deletion keeps its volume", func(t *testing.T) {
+	t.Run("5 hibernate and wake keep every row; a Retain environment's deletion keeps its volume", func(t *testing.T) {
 		before := pg.fingerprint(t, "production")
 		must(t, kubectl, "patch", "environment/production", "-n", pg.name, "--type=merge", "-p", `{"spec":{"hibernate":true}}`)
 		eventually(t, 2*time.Minute, "pg production hibernated, its pods gone", func() (bool, error) {
@@ -153,7 +157,7 @@ func TestRealNode(t *testing.T) {
 		}
 	})
 
-	t.Run("5 the operator killed during a real backup and a real restore: one backup, the restore completes, no data lost", func(t *testing.T) {
+	t.Run("6 the operator killed during a real backup and a real restore: one backup, the restore completes, no data lost", func(t *testing.T) {
 		before := pg.fingerprint(t, "production")
 		apply(t, "apiVersion: crm.crmops.io/v1alpha1\nkind: Backup\nmetadata: {name: under-fire, namespace: pg}\nspec: {environmentRef: {name: production}}\n")
 		eventually(t, time.Minute, "the backup's Job is created", func() (bool, error) {
@@ -201,7 +205,7 @@ func TestRealNode(t *testing.T) {
 		}
 	})
 
-	t.Run("6 a promotion runs a real migration; a migration that fails on production leaves its rows as they were", func(t *testing.T) {
+	t.Run("7 a promotion runs a real migration; a migration that fails on production leaves its rows as they were", func(t *testing.T) {
 		// The stand-in's image runs the migration with bash and psql, with
 		// the custom product's variables.
 		increment := func(sprint int, sql string, failOnProduction bool) {
@@ -243,7 +247,7 @@ spec:
 		must(t, kubectl, "wait", "--for=condition=Ready", "environment/production", "-n", pg.name, "--timeout=180s")
 	})
 
-	t.Run("7 figures: backup and restore through the Job path against pg_dump/mariadb-dump | zstd and a load on the pod", func(t *testing.T) {
+	t.Run("8 figures: backup and restore through the Job path against pg_dump/mariadb-dump | zstd and a load on the pod", func(t *testing.T) {
 		mb := 256
 		if v, err := strconv.Atoi(os.Getenv("REAL_DATA_MB")); err == nil {
 			mb = v
@@ -258,7 +262,7 @@ spec:
 		t.Logf("figures (REAL_DATA_MB=%d; times are wall clock on this machine):\n%s", mb, strings.Join(report, "\n"))
 	})
 
-	t.Run("8 failures a real cluster produces are named on the objects, quickly", func(t *testing.T) {
+	t.Run("9 failures a real cluster produces are named on the objects, quickly", func(t *testing.T) {
 		// An application image the node cannot pull.
 		must(t, kubectl, "patch", "environment/test", "-n", pg.name, "--type=merge", "-p", `{"spec":{"image":"127.0.0.1:5001/crm-local/no-such-app:1"}}`)
 		eventually(t, 2*time.Minute, "pg test names the image it cannot pull", func() (bool, error) {
@@ -286,5 +290,12 @@ spec:
 			return strings.Contains(get(t, my.name, "backup/without-credentials", `{.status.conditions[?(@.type=="Ready")].message}`),
 				"Secret backup-s3 does not exist in namespace my"), nil
 		})
+		// Once the Secret is back, the waiting backup runs.
+		apply(t, fmt.Sprintf("apiVersion: v1\nkind: Secret\nmetadata: {name: backup-s3, namespace: my}\nstringData: {AWS_ACCESS_KEY_ID: %s, AWS_SECRET_ACCESS_KEY: %s}\n", s3Access, s3Secret))
+		must(t, kubectl, "wait", "--for=condition=Ready", "backup/without-credentials", "-n", my.name, "--timeout=120s")
+	})
+
+	t.Run("10 GDPR on real pods: an anonymized bootstrap copy, an erasure everywhere, a restore that re-applies it", func(t *testing.T) {
+		gdprOnRealPods(t, s3, []project{pg, my})
 	})
 }
