@@ -417,6 +417,15 @@ func TestDeletionPolicy(t *testing.T) {
 	g.Expect(namespace.Labels).To(HaveKeyWithValue(crmv1alpha1.LabelRetainedData, "true"))
 }
 
+// customProject is a project of the custom product, whose image installs
+// itself: its application starts at once, without an init Job.
+func customProject(name string) *crmv1alpha1.ImplementationProject {
+	p := newProject(name)
+	p.Spec.Product = crmv1alpha1.Product{Name: crmv1alpha1.ProductCustom, Version: "1.0.0", Image: "registry.example.com/crm/app",
+		DatabaseEngine: crmv1alpha1.DatabasePostgreSQL}
+	return p
+}
+
 // A pod that will not run without a change outside it (an image the node
 // cannot pull, no node to place it) is named on the environment's
 // conditions, and looked at again without any event: on a real cluster the
@@ -424,10 +433,7 @@ func TestDeletionPolicy(t *testing.T) {
 func TestAPodThatCannotRunIsNamed(t *testing.T) {
 	g := NewWithT(t)
 	ctx := context.Background()
-	p := newProject("podtrouble")
-	// A product the image installs itself: its application starts at once.
-	p.Spec.Product = crmv1alpha1.Product{Name: crmv1alpha1.ProductCustom, Version: "1.0.0", Image: "registry.example.com/crm/app",
-		DatabaseEngine: crmv1alpha1.DatabasePostgreSQL}
+	p := customProject("podtrouble")
 	createProject(ctx, t, p)
 	env := newEnvironment(p.Name, "test", crmv1alpha1.StageTest)
 	g.Expect(k8s.Create(ctx, env)).To(Succeed())
@@ -511,9 +517,7 @@ func TestAnIncrementWithoutARolloutIsRecorded(t *testing.T) {
 func TestAFieldTheOperatorStopsSettingIsRemoved(t *testing.T) {
 	g := NewWithT(t)
 	ctx := context.Background()
-	p := newProject("dropped")
-	p.Spec.Product = crmv1alpha1.Product{Name: crmv1alpha1.ProductCustom, Version: "1.0.0", Image: "registry.example.com/crm/app",
-		DatabaseEngine: crmv1alpha1.DatabasePostgreSQL}
+	p := customProject("dropped")
 	createProject(ctx, t, p)
 	g.Expect(k8s.Create(ctx, newEnvironment(p.Name, "test", crmv1alpha1.StageTest))).To(Succeed())
 	np := &networkingv1.NetworkPolicy{}

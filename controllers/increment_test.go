@@ -273,6 +273,16 @@ func TestIncrementFromTestToProduction(t *testing.T) {
 		}).WithTimeout(wait).Should(Equal("po@customer.example"))
 		g.Expect(inc.Status.AcceptedAt).NotTo(BeNil())
 		g.Expect(inc.Status.Phase).To(Equal(crmv1alpha1.IncrementAwaitingPromotion))
+		// Signed off, not yet in production: its 40 hours are owed.
+		project := &crmv1alpha1.ImplementationProject{}
+		g.Eventually(func() int32 {
+			_ = k8s.Get(ctx, key("", ns), project)
+			return project.Status.AcceptedHours
+		}).WithTimeout(wait).Should(Equal(int32(40)))
+		g.Expect(project.Status.DeliveredHours).To(BeZero())
+		budget := meta.FindStatusCondition(project.Status.Conditions, crmv1alpha1.ConditionBudgetExceeded)
+		g.Expect(budget).NotTo(BeNil())
+		g.Expect(budget.Reason).To(Equal("NoBudget"))
 
 		// A forged status is replaced by what the API recorded.
 		forged := inc.DeepCopy()
@@ -330,6 +340,8 @@ func TestIncrementFromTestToProduction(t *testing.T) {
 			_ = k8s.Get(ctx, key("", ns), project)
 			return project.Status.DeliveredHours
 		}).WithTimeout(wait).Should(Equal(int32(40)))
+		g.Expect(project.Status.AcceptedHours).To(BeZero(), "promoted hours are delivered, no longer owed")
+		g.Expect(project.Status.Blocks).To(Equal([]crmv1alpha1.BlockHours{{Block: "", DeliveredHours: 40}}))
 		g.Expect(project.Status.Production).NotTo(BeNil())
 		g.Expect(project.Status.Production.Version).To(Equal("18.1"))
 		g.Expect(project.Status.Production.Increment).To(Equal("sprint-1"))

@@ -5,6 +5,9 @@ import (
 	"testing"
 	"time"
 
+	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/utils/ptr"
+
 	. "github.com/onsi/gomega"
 
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
@@ -71,4 +74,32 @@ func TestStateMetrics(t *testing.T) {
 	g.Expect(time.Unix(int64(deadline), 0)).To(BeTemporally("~", time.Now().Add(13*time.Hour), 13*time.Hour))
 	_, hasBackup := metricValue(g, "crm_environment_last_backup_timestamp_seconds", env)
 	g.Expect(hasBackup).To(BeFalse(), "no backup completed yet")
+
+	// The hours against a budget, as the project records them.
+	_, hasBudget := metricValue(g, "crm_project_budget_hours", map[string]string{"project": "metrics"})
+	g.Expect(hasBudget).To(BeFalse(), "no budget set")
+	g.Eventually(func() error {
+		if err := k8s.Get(ctx, key("", p.Name), p); err != nil {
+			return err
+		}
+		p.Spec.BudgetHours = ptr.To(int32(120))
+		return k8s.Update(ctx, p)
+	}).WithTimeout(wait).Should(Succeed())
+	g.Eventually(func(g Gomega) {
+		budget, ok := metricValue(g, "crm_project_budget_hours", map[string]string{"project": "metrics"})
+		g.Expect(ok).To(BeTrue())
+		g.Expect(budget).To(Equal(120.0))
+	}).WithTimeout(wait).Should(Succeed())
+	for _, state := range []string{"delivered", "accepted"} {
+		hours, ok := metricValue(g, "crm_project_hours", map[string]string{"project": "metrics", "state": state})
+		g.Expect(ok).To(BeTrue(), state)
+		g.Expect(hours).To(BeZero(), state)
+	}
+	g.Eventually(func() string {
+		_ = k8s.Get(ctx, key("", p.Name), p)
+		if c := meta.FindStatusCondition(p.Status.Conditions, crmv1alpha1.ConditionBudgetExceeded); c != nil {
+			return c.Reason + ": " + c.Message
+		}
+		return ""
+	}).WithTimeout(wait).Should(Equal("WithinBudget: 0 h of a budget of 120 h: 0 h delivered, 0 h accepted and not yet in production"))
 }

@@ -11,6 +11,10 @@ const (
 	// ConditionCompliant is True when every object of the project satisfies its
 	// GDPR and backup policy; when False its message lists the violations.
 	ConditionCompliant = "Compliant"
+	// ConditionBudgetExceeded is True when the delivered and accepted hours
+	// pass spec.budgetHours; False with reason WithinBudget,
+	// NearlyExhausted (90 % or more) or NoBudget otherwise.
+	ConditionBudgetExceeded = "BudgetExceeded"
 )
 
 // ProductName is one of the CRM products the operator knows how to run.
@@ -319,8 +323,10 @@ type ImplementationProjectSpec struct {
 	// Quota caps the resources of the project namespace.
 	// +optional
 	Quota *ProjectQuota `json:"quota,omitempty"`
-	// BudgetHours is the backlog budget in hours; status.deliveredHours counts the
-	// hours of promoted increments against it.
+	// BudgetHours is the backlog budget in hours; status.deliveredHours (hours
+	// of promoted increments) and status.acceptedHours (accepted, not yet
+	// promoted) count against it; condition BudgetExceeded says when they
+	// pass it (reason NearlyExhausted from 90 %).
 	// +kubebuilder:validation:Minimum=0
 	// +kubebuilder:validation:Maximum=1000000
 	// +optional
@@ -403,6 +409,30 @@ type ImplementationProjectStatus struct {
 	// DeliveredHours is the sum of the hours of the increments promoted to production.
 	// +optional
 	DeliveredHours int32 `json:"deliveredHours,omitempty"`
+	// AcceptedHours is the sum of the hours of the increments a product
+	// owner accepted that are not in production yet (nor rolled back or
+	// failed): work the customer has signed off, owed against the budget.
+	// +optional
+	AcceptedHours int32 `json:"acceptedHours,omitempty"`
+	// Blocks breaks delivered and accepted hours down by the changes' block
+	// (epic, module, work package); changes without one are under "".
+	// +listType=map
+	// +listMapKey=block
+	// +optional
+	Blocks []BlockHours `json:"blocks,omitempty"`
+}
+
+// BlockHours is the hours of one block of the backlog.
+type BlockHours struct {
+	// Block of the backlog, as the increments' changes name it.
+	// +required
+	Block string `json:"block"`
+	// DeliveredHours of its changes promoted to production.
+	// +optional
+	DeliveredHours int32 `json:"deliveredHours,omitempty"`
+	// AcceptedHours of its changes accepted and not yet in production.
+	// +optional
+	AcceptedHours int32 `json:"acceptedHours,omitempty"`
 }
 
 // ImplementationProject is one customer's CRM implementation: the product, where
@@ -417,6 +447,10 @@ type ImplementationProjectStatus struct {
 // +kubebuilder:printcolumn:name="Production",type=string,JSONPath=`.status.production.version`,description="Version production runs"
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
 // +kubebuilder:printcolumn:name="Compliant",type=string,JSONPath=`.status.conditions[?(@.type=="Compliant")].status`
+// +kubebuilder:printcolumn:name="Delivered",type=integer,JSONPath=`.status.deliveredHours`,description="Hours promoted to production",priority=1
+// +kubebuilder:printcolumn:name="Accepted",type=integer,JSONPath=`.status.acceptedHours`,description="Hours accepted, not yet in production",priority=1
+// +kubebuilder:printcolumn:name="Budget",type=integer,JSONPath=`.spec.budgetHours`,description="Budget in hours",priority=1
+// +kubebuilder:printcolumn:name="Over-Budget",type=string,JSONPath=`.status.conditions[?(@.type=="BudgetExceeded")].status`,priority=1
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 // +kubebuilder:validation:XValidation:rule="self.metadata.name.size() <= 63 && self.metadata.name.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?$')",message="metadata.name must be a DNS label (at most 63 lowercase letters, digits and '-'): it names the project namespace"
 type ImplementationProject struct {

@@ -38,6 +38,10 @@ var (
 		"1 when every object of the project satisfies its GDPR policy (condition Compliant), 0 otherwise.", []string{"project"}, nil)
 	descPendingErasures = prometheus.NewDesc("crm_erasure_requests_pending",
 		"Erasure requests (GDPR Art. 17) not yet completed in every environment.", nil, nil)
+	descProjectHours = prometheus.NewDesc("crm_project_hours",
+		"Hours of the project's increments: delivered (promoted to production) and accepted (signed off, not yet in production).", []string{"project", "state"}, nil)
+	descProjectBudget = prometheus.NewDesc("crm_project_budget_hours",
+		"The project's budget in hours (spec.budgetHours), for projects that set one.", []string{"project"}, nil)
 )
 
 // BackupGrace is how late a scheduled backup may complete before
@@ -45,7 +49,7 @@ var (
 const BackupGrace = time.Hour
 
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descEnvironments, descEnvironmentReady, descLastBackup, descBackupDeadline, descProjectCompliant, descPendingErasures} {
+	for _, d := range []*prometheus.Desc{descEnvironments, descEnvironmentReady, descLastBackup, descBackupDeadline, descProjectCompliant, descPendingErasures, descProjectHours, descProjectBudget} {
 		ch <- d
 	}
 }
@@ -71,6 +75,11 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 			compliant = 0
 		}
 		ch <- prometheus.MustNewConstMetric(descProjectCompliant, prometheus.GaugeValue, compliant, p.Name)
+		ch <- prometheus.MustNewConstMetric(descProjectHours, prometheus.GaugeValue, float64(p.Status.DeliveredHours), p.Name, "delivered")
+		ch <- prometheus.MustNewConstMetric(descProjectHours, prometheus.GaugeValue, float64(p.Status.AcceptedHours), p.Name, "accepted")
+		if p.Spec.BudgetHours != nil {
+			ch <- prometheus.MustNewConstMetric(descProjectBudget, prometheus.GaugeValue, float64(*p.Spec.BudgetHours), p.Name)
+		}
 	}
 	phases := map[string]float64{}
 	for i := range envs.Items {

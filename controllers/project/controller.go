@@ -157,14 +157,14 @@ func (r *Reconciler) recordCompliance(project *crmv1alpha1.ImplementationProject
 	}
 }
 
-// recordDeliveries derives what production runs and the delivered hours from
-// the promoted increments, level-based: a restart recounts, never double counts.
+// recordDeliveries derives what production runs, the delivered and accepted
+// hours and the budget's condition from the increments, level-based: a
+// restart recounts, never double counts.
 func (r *Reconciler) recordDeliveries(ctx context.Context, project *crmv1alpha1.ImplementationProject) error {
 	incs := &crmv1alpha1.IncrementList{}
 	if err := r.List(ctx, incs, client.InNamespace(project.Name)); err != nil {
 		return err
 	}
-	var hours int32
 	var latest *crmv1alpha1.Increment
 	for i := range incs.Items {
 		inc := &incs.Items[i]
@@ -172,14 +172,13 @@ func (r *Reconciler) recordDeliveries(ctx context.Context, project *crmv1alpha1.
 		if inc.Spec.ProjectRef.Name != project.Name || c == nil || c.Status != metav1.ConditionTrue {
 			continue
 		}
-		for _, ch := range inc.Spec.Changes {
-			hours += ch.Hours
-		}
 		if latest == nil || inc.Spec.Sprint > latest.Spec.Sprint {
 			latest = inc
 		}
 	}
-	project.Status.DeliveredHours = hours
+	hours := policy.CountHours(project.Name, incs.Items)
+	project.Status.DeliveredHours, project.Status.AcceptedHours, project.Status.Blocks = hours.Delivered, hours.Accepted, hours.Blocks
+	r.recordBudget(project, hours)
 	if latest != nil {
 		c := meta.FindStatusCondition(latest.Status.Conditions, crmv1alpha1.ConditionPromoted)
 		version := latest.Spec.Version
@@ -189,6 +188,17 @@ func (r *Reconciler) recordDeliveries(ctx context.Context, project *crmv1alpha1.
 		project.Status.Production = &crmv1alpha1.ProductionStatus{Version: version, Increment: latest.Name, PromotedAt: &c.LastTransitionTime}
 	}
 	return nil
+}
+
+// recordBudget sets BudgetExceeded, with an Event when the budget is
+// passed or nearly exhausted.
+func (r *Reconciler) recordBudget(project *crmv1alpha1.ImplementationProject, hours policy.Hours) {
+	status, reason, msg := policy.BudgetCondition(project.Spec.BudgetHours, hours)
+	before := meta.FindStatusCondition(project.Status.Conditions, crmv1alpha1.ConditionBudgetExceeded)
+	if (before == nil || before.Reason != reason) && (reason == "OverBudget" || reason == "NearlyExhausted") {
+		r.Recorder.Eventf(project, nil, corev1.EventTypeWarning, reason, "Budget", "%s", msg)
+	}
+	kube.SetCondition(&project.Status.Conditions, project.Generation, crmv1alpha1.ConditionBudgetExceeded, status, reason, msg)
 }
 
 // reconcileDelete keeps the project, and so its namespace, while an

@@ -10,6 +10,7 @@ import (
 
 	crmv1alpha1 "github.com/crmops/crm-operator/api/v1alpha1"
 	"github.com/crmops/crm-operator/internal/kube"
+	"github.com/crmops/crm-operator/internal/policy"
 )
 
 // environmentSummaryChanged passes the Environment updates that change
@@ -27,10 +28,11 @@ func environmentSummaryChanged() predicate.Predicate {
 }
 
 // incrementDeliveryChanged passes the Increment updates that change what
-// its project records (recordDeliveries): its promotion to production, and
-// of a promoted increment the spec (changes and their hours, sprint,
-// version) and deletion. An increment on its way records nothing: its
-// acceptance and its steps wake no project.
+// its project records (recordDeliveries and the budget): its acceptance
+// and promotion to production, an accepted increment's end (rolled back,
+// failed, superseded), and of a counted increment the spec (changes and
+// their hours, sprint, version) and deletion. The steps of an increment's
+// promotion wake no project.
 func incrementDeliveryChanged() predicate.Predicate {
 	return kube.OnlyWhen(func(obj client.Object) any {
 		inc, ok := obj.(*crmv1alpha1.Increment)
@@ -38,10 +40,11 @@ func incrementDeliveryChanged() predicate.Predicate {
 			return nil
 		}
 		promoted := meta.FindStatusCondition(inc.Status.Conditions, crmv1alpha1.ConditionPromoted)
-		if promoted == nil || promoted.Status != metav1.ConditionTrue {
+		counted := policy.CountHours(inc.Spec.ProjectRef.Name, []crmv1alpha1.Increment{*inc})
+		if (promoted == nil || promoted.Status != metav1.ConditionTrue) && len(counted.Blocks) == 0 {
 			return false
 		}
-		return []any{inc.Generation, inc.DeletionTimestamp, promoted}
+		return []any{inc.Generation, inc.DeletionTimestamp, promoted, counted}
 	})
 }
 

@@ -24,7 +24,9 @@ func TestPredicatesPassOnlyWhatTheProjectRecords(t *testing.T) {
 	increment := func() client.Object {
 		return &crmv1alpha1.Increment{
 			ObjectMeta: metav1.ObjectMeta{Name: "sprint-1", Namespace: "acme", ResourceVersion: "10", Generation: 1},
-			Status:     crmv1alpha1.IncrementStatus{Phase: crmv1alpha1.IncrementPromoting},
+			Spec: crmv1alpha1.IncrementSpec{ProjectRef: crmv1alpha1.ProjectReference{Name: "acme"},
+				Changes: []crmv1alpha1.Change{{ID: "CRM-1", Title: "Lead scoring", Block: "sales", Hours: 8}}},
+			Status: crmv1alpha1.IncrementStatus{Phase: crmv1alpha1.IncrementPromoting},
 		}
 	}
 	promotedIncrement := func() client.Object {
@@ -60,7 +62,10 @@ func TestPredicatesPassOnlyWhatTheProjectRecords(t *testing.T) {
 		{"Increment: promoted", incrementDeliveryChanged(), increment, func(o client.Object) {
 			o.(*crmv1alpha1.Increment).Status.Conditions = []metav1.Condition{{Type: crmv1alpha1.ConditionPromoted, Status: metav1.ConditionTrue}}
 		}, true},
-		{"Increment on its way: accepted (spec changed)", incrementDeliveryChanged(), increment, specChanged, false},
+		{"Increment on its way: its spec changed before acceptance", incrementDeliveryChanged(), increment, specChanged, false},
+		{"Increment on its way: accepted (its hours count against the budget)", incrementDeliveryChanged(), increment, func(o client.Object) {
+			o.(*crmv1alpha1.Increment).Spec.Acceptance = &crmv1alpha1.Acceptance{Decision: crmv1alpha1.DecisionAccepted}
+		}, true},
 		{"Increment on its way: deleted", incrementDeliveryChanged(), increment, deleted, false},
 		{"promoted Increment: spec changed (its hours)", incrementDeliveryChanged(), promotedIncrement, specChanged, true},
 		{"promoted Increment: deleted", incrementDeliveryChanged(), promotedIncrement, deleted, true},

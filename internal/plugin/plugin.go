@@ -75,6 +75,14 @@ func (c *CLI) Status(ctx context.Context, project string) error {
 	}
 	fmt.Fprintf(w, "PROJECT %s\t%s %s\tREADY %s\tCOMPLIANT %s\tPRODUCTION %s\n", p.Name, p.Spec.Product.Name, p.Spec.Product.Version,
 		conditionStatus(p.Status.Conditions, crmv1alpha1.ConditionReady), conditionStatus(p.Status.Conditions, "Compliant"), prod)
+	fmt.Fprintln(w, budgetLine(p))
+	if len(p.Status.Blocks) > 0 {
+		fmt.Fprintln(w)
+		fmt.Fprintln(w, "BLOCK\tDELIVERED\tACCEPTED")
+		for _, b := range p.Status.Blocks {
+			fmt.Fprintf(w, "%s\t%dh\t%dh\n", orDash(b.Block), b.DeliveredHours, b.AcceptedHours)
+		}
+	}
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "ENVIRONMENT\tSTAGE\tPHASE\tVERSION\tINCREMENT\tLAST BACKUP\tURL")
 	sort.Slice(envs.Items, func(i, j int) bool {
@@ -102,6 +110,27 @@ func (c *CLI) Status(ctx context.Context, project string) error {
 		}
 	}
 	return w.Flush()
+}
+
+// budgetLine is the hours against the budget, and the warning of
+// condition BudgetExceeded when it has one.
+func budgetLine(p *crmv1alpha1.ImplementationProject) string {
+	used := p.Status.DeliveredHours + p.Status.AcceptedHours
+	line := fmt.Sprintf("HOURS %dh delivered, %dh accepted", p.Status.DeliveredHours, p.Status.AcceptedHours)
+	if b := p.Spec.BudgetHours; b != nil {
+		line = fmt.Sprintf("BUDGET %dh of %dh (%dh delivered, %dh accepted)", used, *b, p.Status.DeliveredHours, p.Status.AcceptedHours)
+	}
+	if c := meta.FindStatusCondition(p.Status.Conditions, crmv1alpha1.ConditionBudgetExceeded); c != nil {
+		switch c.Reason {
+		case "OverBudget":
+			if b := p.Spec.BudgetHours; b != nil {
+				line += fmt.Sprintf("\tOVER BUDGET by %dh", used-*b)
+			}
+		case "NearlyExhausted":
+			line += "\tNEARLY EXHAUSTED"
+		}
+	}
+	return line
 }
 
 func stageOrder(s crmv1alpha1.Stage) int {

@@ -13,6 +13,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	apiwait "k8s.io/apimachinery/pkg/util/wait"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	crmv1alpha1 "github.com/crmops/crm-operator/api/v1alpha1"
@@ -76,6 +77,35 @@ func TestPluginCommands(t *testing.T) {
 		}
 		if strings.Index(got, "test   ") > strings.Index(got, "production ") {
 			t.Errorf("test is not listed before production:\n%s", got)
+		}
+	})
+
+	t.Run("status shows the hours against the budget, by block", func(t *testing.T) {
+		cur := &crmv1alpha1.ImplementationProject{}
+		if err := c.Get(ctx, client.ObjectKeyFromObject(p), cur); err != nil {
+			t.Fatal(err)
+		}
+		cur.Spec.BudgetHours = ptr.To(int32(100))
+		if err := c.Update(ctx, cur); err != nil {
+			t.Fatal(err)
+		}
+		// What the project controller records (policy.CountHours, BudgetCondition).
+		cur.Status.DeliveredHours, cur.Status.AcceptedHours = 96, 12
+		cur.Status.Blocks = []crmv1alpha1.BlockHours{{Block: "", DeliveredHours: 6}, {Block: "sales", DeliveredHours: 90, AcceptedHours: 12}}
+		cur.Status.Conditions = []metav1.Condition{{Type: crmv1alpha1.ConditionBudgetExceeded, Status: metav1.ConditionTrue, Reason: "OverBudget",
+			Message: "108 h of a budget of 100 h", LastTransitionTime: metav1.Now()}}
+		if err := c.Status().Update(ctx, cur); err != nil {
+			t.Fatal(err)
+		}
+		out.Reset()
+		if err := cli.Status(ctx, ""); err != nil {
+			t.Fatal(err)
+		}
+		got := out.String()
+		for _, want := range []string{"BUDGET 108h of 100h (96h delivered, 12h accepted)  OVER BUDGET by 8h", "BLOCK  DELIVERED  ACCEPTED", "-      6h         0h", "sales  90h        12h"} {
+			if !strings.Contains(got, want) {
+				t.Errorf("status lacks %q:\n%s", want, got)
+			}
 		}
 	})
 

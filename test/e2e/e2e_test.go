@@ -110,10 +110,13 @@ func TestDemoFromMakeRunToProduction(t *testing.T) {
 		}
 		// 10.0.3 -> 10.1.0 is an upgrade: EspoCRM's own step (its
 		// entrypoint's migrate) ran before the increment's migration, both
-		// through the image's entrypoint.
+		// through the image's entrypoint, once the database answered.
 		job := "sprint-1-migrate-production"
-		if got := jsonpath(t, "job", job, "{.spec.template.spec.initContainers[1].name} {.spec.template.spec.initContainers[1].args}"); got != `upgrade ["apache2ctl","-v"]` {
-			t.Errorf("production's migration Job runs %q first, want EspoCRM's upgrade", got)
+		if got := jsonpath(t, "job", job, "{.spec.template.spec.initContainers[*].name}"); got != "prepare wait-for-database upgrade" {
+			t.Errorf("production's migration Job runs %q before its migration, want the files' preparation, the wait for the database, EspoCRM's upgrade", got)
+		}
+		if got := jsonpath(t, "job", job, "{.spec.template.spec.initContainers[2].args}"); got != `["apache2ctl","-v"]` {
+			t.Errorf("production's migration Job upgrades with %q, want EspoCRM's entrypoint's migrate", got)
 		}
 		if got := jsonpath(t, "job", job, "{.spec.template.spec.containers[0].command}{.spec.template.spec.containers[0].args}"); got != `["php","command.php","rebuild"]` {
 			t.Errorf("the increment's migration runs %q, want its command as the entrypoint's arguments", got)
