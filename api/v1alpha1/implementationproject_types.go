@@ -17,6 +17,14 @@ const (
 	ConditionBudgetExceeded = "BudgetExceeded"
 )
 
+// Reasons of condition BudgetExceeded.
+const (
+	BudgetOver            = "OverBudget"
+	BudgetNearlyExhausted = "NearlyExhausted"
+	BudgetWithin          = "WithinBudget"
+	BudgetNone            = "NoBudget"
+)
+
 // ProductName is one of the CRM products the operator knows how to run.
 // +kubebuilder:validation:Enum=suitecrm;espocrm;odoo;twenty;custom
 type ProductName string

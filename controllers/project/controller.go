@@ -195,7 +195,7 @@ func (r *Reconciler) recordDeliveries(ctx context.Context, project *crmv1alpha1.
 func (r *Reconciler) recordBudget(project *crmv1alpha1.ImplementationProject, hours policy.Hours) {
 	status, reason, msg := policy.BudgetCondition(project.Spec.BudgetHours, hours)
 	before := meta.FindStatusCondition(project.Status.Conditions, crmv1alpha1.ConditionBudgetExceeded)
-	if (before == nil || before.Reason != reason) && (reason == "OverBudget" || reason == "NearlyExhausted") {
+	if (before == nil || before.Reason != reason) && (reason == crmv1alpha1.BudgetOver || reason == crmv1alpha1.BudgetNearlyExhausted) {
 		r.Recorder.Eventf(project, nil, corev1.EventTypeWarning, reason, "Budget", "%s", msg)
 	}
 	kube.SetCondition(&project.Status.Conditions, project.Generation, crmv1alpha1.ConditionBudgetExceeded, status, reason, msg)

@@ -122,11 +122,11 @@ func budgetLine(p *crmv1alpha1.ImplementationProject) string {
 	}
 	if c := meta.FindStatusCondition(p.Status.Conditions, crmv1alpha1.ConditionBudgetExceeded); c != nil {
 		switch c.Reason {
-		case "OverBudget":
+		case crmv1alpha1.BudgetOver:
 			if b := p.Spec.BudgetHours; b != nil {
 				line += fmt.Sprintf("\tOVER BUDGET by %dh", used-*b)
 			}
-		case "NearlyExhausted":
+		case crmv1alpha1.BudgetNearlyExhausted:
 			line += "\tNEARLY EXHAUSTED"
 		}
 	}

@@ -61,24 +61,24 @@ func CountHours(project string, incs []crmv1alpha1.Increment) Hours {
 	return h
 }
 
-// BudgetNearlyExhausted is the share of the budget from which the
+// NearlyExhaustedShare is the share of the budget from which the
 // condition's reason warns.
-const BudgetNearlyExhausted = 0.9
+const NearlyExhaustedShare = 0.9
 
 // BudgetCondition judges the hours against the budget: the status, reason
 // and message of condition BudgetExceeded.
 func BudgetCondition(budget *int32, h Hours) (metav1.ConditionStatus, string, string) {
 	used := h.Delivered + h.Accepted
 	if budget == nil {
-		return metav1.ConditionFalse, "NoBudget", fmt.Sprintf("no budget set; %d h delivered, %d h accepted", h.Delivered, h.Accepted)
+		return metav1.ConditionFalse, crmv1alpha1.BudgetNone, fmt.Sprintf("no budget set; %d h delivered, %d h accepted", h.Delivered, h.Accepted)
 	}
 	msg := fmt.Sprintf("%d h of a budget of %d h: %d h delivered, %d h accepted and not yet in production", used, *budget, h.Delivered, h.Accepted)
 	switch {
 	case used > *budget:
-		return metav1.ConditionTrue, "OverBudget", fmt.Sprintf("%s (%d h over)", msg, used-*budget)
-	case float64(used) >= BudgetNearlyExhausted*float64(*budget):
-		return metav1.ConditionFalse, "NearlyExhausted", msg
+		return metav1.ConditionTrue, crmv1alpha1.BudgetOver, fmt.Sprintf("%s (%d h over)", msg, used-*budget)
+	case float64(used) >= NearlyExhaustedShare*float64(*budget):
+		return metav1.ConditionFalse, crmv1alpha1.BudgetNearlyExhausted, msg
 	default:
-		return metav1.ConditionFalse, "WithinBudget", msg
+		return metav1.ConditionFalse, crmv1alpha1.BudgetWithin, msg
 	}
 }
