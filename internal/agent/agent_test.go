@@ -446,16 +446,27 @@ func TestWaitForDatabase(t *testing.T) {
 	}
 	port := l.Addr().(*net.TCPAddr).Port
 	_ = l.Close()
-	// Nothing listens yet; the server comes up a second later.
-	go func() {
-		time.Sleep(time.Second)
-		if l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port)); err == nil {
-			t.Cleanup(func() { _ = l.Close() })
-		}
-	}()
+	// Nothing listens yet: the wait goes on until the server comes up.
 	d := Database{Host: "127.0.0.1", Port: port}
-	if err := WaitForDatabase(context.Background(), d, 30*time.Second); err != nil {
-		t.Errorf("a database that comes up within the wait: %v", err)
+	done := make(chan error, 1)
+	go func() { done <- WaitForDatabase(context.Background(), d, 30*time.Second) }()
+	select {
+	case err := <-done:
+		t.Fatalf("the wait ended while nothing listened: %v", err)
+	case <-time.After(time.Second):
+	}
+	up, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer up.Close()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("a database that comes up within the wait: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("still waiting 10 s after the database came up")
 	}
 	d.Port = freePort()
 	err = WaitForDatabase(context.Background(), d, time.Second)
