@@ -73,11 +73,20 @@ func TestErasureRequest(t *testing.T) {
 
 	t.Run("the address cannot be changed to another person", func(t *testing.T) {
 		g := NewWithT(t)
-		other := er.DeepCopy()
-		other.Spec.Subject.Email = "someone.else@kunde.example"
-		err := k8s.Update(ctx, other)
-		g.Expect(err).To(HaveOccurred())
-		g.Expect(err.Error()).To(ContainSubstring("spec.subject.email is immutable"))
+		// Read afresh on each try: the controller writes the request's
+		// status meanwhile, and a stale update is a conflict, not a verdict.
+		g.Eventually(func() string {
+			other := &crmv1alpha1.ErasureRequest{}
+			if err := k8s.Get(ctx, client.ObjectKeyFromObject(er), other); err != nil {
+				return err.Error()
+			}
+			other.Spec.Subject.Email = "someone.else@kunde.example"
+			if err := k8s.Update(ctx, other); err != nil {
+				return err.Error()
+			}
+			t.Fatal("the subject's address was changed to another person")
+			return ""
+		}).WithTimeout(wait).Should(ContainSubstring("spec.subject.email is immutable"))
 	})
 
 	salt := &corev1.Secret{}
