@@ -45,11 +45,23 @@ func finishJob(ctx context.Context, g Gomega, ns, name string, res agent.Result,
 // agentPodTerminated plays the kubelet: a pod of the Job whose agent
 // container terminated with res as its message.
 func agentPodTerminated(ctx context.Context, g Gomega, ns, name string, res agent.Result, succeeded bool) {
+	phase := corev1.PodSucceeded
+	if !succeeded {
+		phase = corev1.PodFailed
+	}
+	agentPod(ctx, g, ns, name, res, succeeded, phase)
+}
+
+// agentPod plays the kubelet: a pod of the Job in phase whose agent
+// container terminated with res as its message. The kubelet reports a
+// container's end before its pod's phase (it tears the sandbox down first).
+func agentPod(ctx context.Context, g Gomega, ns, name string, res agent.Result, succeeded bool, phase corev1.PodPhase) {
 	job := &batchv1.Job{}
 	g.Expect(k8s.Get(ctx, key(ns, name), job)).To(Succeed())
 	pod := &corev1.Pod{
-		ObjectMeta: metav1.ObjectMeta{Name: name + "-x1", Namespace: ns, Labels: job.Spec.Template.Labels},
-		Spec:       job.Spec.Template.Spec,
+		ObjectMeta: metav1.ObjectMeta{Name: name + "-x1", Namespace: ns, Labels: job.Spec.Template.Labels,
+			OwnerReferences: []metav1.OwnerReference{*metav1.NewControllerRef(job, batchv1.SchemeGroupVersion.WithKind("Job"))}},
+		Spec: job.Spec.Template.Spec,
 	}
 	pod.Labels["batch.kubernetes.io/job-name"] = name
 	if err := k8s.Create(ctx, pod); err != nil && !apierrors.IsAlreadyExists(err) {
@@ -60,15 +72,12 @@ func agentPodTerminated(ctx context.Context, g Gomega, ns, name string, res agen
 		exit = 1
 	}
 	now := metav1.Now()
-	pod.Status = corev1.PodStatus{Phase: corev1.PodSucceeded, ContainerStatuses: []corev1.ContainerStatus{{
+	pod.Status = corev1.PodStatus{Phase: phase, ContainerStatuses: []corev1.ContainerStatus{{
 		Name: "agent", Image: pod.Spec.Containers[0].Image,
 		State: corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{
 			ExitCode: exit, Message: string(agent.EncodeResult(res)), StartedAt: now, FinishedAt: now,
 		}},
 	}}}
-	if !succeeded {
-		pod.Status.Phase = corev1.PodFailed
-	}
 	g.Expect(k8s.Status().Update(ctx, pod)).To(Succeed())
 }
 

@@ -55,6 +55,9 @@ type Options struct {
 	IngressNamespace string
 	// AgentImage holds crm-agent at /crm-agent (the operator's own image).
 	AgentImage string
+	// AgentImageVolume mounts AgentImage into agent Jobs as an image volume
+	// (Kubernetes 1.35+, containerd 2.1+) instead of an init container's copy.
+	AgentImageVolume bool
 	// Clock tells the time for schedules and retention; nil is time.Now.
 	Clock kube.Clock
 	// Tolerations are added to every pod the operator creates (e.g. the
@@ -121,7 +124,7 @@ func SetupWithManager(mgr ctrl.Manager, opts Options) error {
 	deps := func(name string, workers int) agentjob.Deps {
 		return agentjob.Deps{
 			Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Recorder: mgr.GetEventRecorder(name),
-			AgentImage: opts.AgentImage, Workers: workers, Tolerations: opts.Tolerations, Images: opts.Images, Clock: opts.Clock,
+			AgentImage: opts.AgentImage, AgentImageVolume: opts.AgentImageVolume, Workers: workers, Tolerations: opts.Tolerations, Images: opts.Images, Clock: opts.Clock,
 		}
 	}
 	reconcilers := []interface{ SetupWithManager(ctrl.Manager) error }{

@@ -29,7 +29,7 @@ taint=crm.crmops.io/real-node
 "$root/bin/helm" upgrade --install crm-operator "$root/charts/crm-operator" --namespace crm-system --create-namespace \
 	--set image.repository="${operator%:*}" --set image.tag="${operator##*:}" \
 	--set "tolerations[0].key=$taint" --set "tolerations[0].operator=Exists" --set "tolerations[0].effect=NoSchedule" \
-	--set "manager.podTolerations[0]=$taint=true:NoSchedule" \
+	--set "manager.podTolerations[0]=$taint=true:NoSchedule" --set manager.agentImageVolume=true \
 	--set images.overrides.postgresql="$(image postgres)" --set images.overrides.mariadb="$(image mariadb)" \
 	--set images.overrides.mail="$(image mailpit)" --set images.overrides.odoo="$(odoo=$(image odoo) && echo "${odoo%:*}")" \
 	${HELM_ARGS:-} >/dev/null

@@ -81,10 +81,14 @@ func main() {
 		exitOn(install(args[0]))
 		return
 	}
+	start := time.Now()
+	progress("%s started", cmd)
 	res, err := run(ctx, cmd, args)
 	if err != nil {
 		res.Error = err.Error()
 	}
+	// The Job's log tells where the time went (the result is on stdout).
+	progress("%s ended after %.1fs", cmd, time.Since(start).Seconds())
 	if werr := agent.WriteResult(terminationLog, res); werr != nil {
 		fmt.Fprintln(os.Stderr, "crm-agent: writing the termination message:", werr)
 	}
@@ -93,6 +97,11 @@ func main() {
 }
 
 var terminationLog string
+
+// progress logs a step's end on stderr: the Job's log says where the time went.
+func progress(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "crm-agent: "+format+"\n", args...)
+}
 
 func usage() {
 	fmt.Fprint(os.Stderr, usageText)
@@ -148,9 +157,11 @@ func run(ctx context.Context, cmd string, args []string) (agent.Result, error) {
 		db.Port = map[string]int{"postgresql": 5432, "mariadb": 3306}[db.Engine]
 	}
 	if cmd != "verify" && cmd != "delete" {
+		start := time.Now()
 		if err := agent.WaitForDatabase(ctx, db, 2*time.Minute); err != nil {
 			return agent.Result{}, err
 		}
+		progress("the database at %s:%d accepts connections (after %.1fs)", db.Host, db.Port, time.Since(start).Seconds())
 	}
 	if cmd == "anonymize" {
 		salt, err := anonymizeSalt()
@@ -194,7 +205,7 @@ func run(ctx context.Context, cmd string, args []string) (agent.Result, error) {
 		})
 		return res, err
 	case "restore":
-		o := agent.RestoreOptions{Name: name, Database: db, FilesDir: filesDir, Product: product}
+		o := agent.RestoreOptions{Name: name, Database: db, FilesDir: filesDir, Product: product, Progress: progress}
 		if hashes := agent.ParseHashes(os.Getenv("ERASE_SUBJECT_HASHES")); len(hashes) > 0 {
 			o.Erasures = &agent.Subject{Hashes: hashes, Salt: os.Getenv("ERASE_SALT")}
 		}

@@ -41,6 +41,7 @@ func main() {
 		leaderElectNS    string
 		ingressNS        string
 		agentImage       string
+		agentImageVolume bool
 		tolerations      tolerationFlag
 		imageMirrors     repeatedFlag
 		imageOverrides   repeatedFlag
@@ -91,6 +92,8 @@ func main() {
 		return nil
 	})
 	flag.StringVar(&agentImage, "agent-image", controllers.DefaultAgentImage, "Image holding crm-agent at /crm-agent, run in backup and restore Jobs.")
+	flag.BoolVar(&agentImageVolume, "agent-image-volume", false, "Mount --agent-image into backup and restore Jobs as an image volume instead of copying crm-agent in an init container "+
+		"(one container start less per Job; needs Kubernetes 1.35+ and containerd 2.1+ or another runtime that mounts image volumes executable).")
 	flag.Var(&tolerations, "pod-toleration", "Toleration added to every pod the operator creates, as key[=value][:Effect]; repeatable. "+
 		"The local cluster uses kwok.x-k8s.io/node=fake:NoSchedule for its simulated nodes.")
 	flag.Var(&imageMirrors, "image-mirror", "Registry mirror of the default images the operator's pods run, as registry=prefix "+
@@ -155,7 +158,7 @@ func main() {
 		os.Exit(1)
 	}
 	if err := controllers.SetupWithManager(mgr, controllers.Options{
-		MaxConcurrentReconciles: concurrency, PromotionConcurrency: promotionWorkers, IngressNamespace: ingressNS, AgentImage: agentImage, Tolerations: tolerations,
+		MaxConcurrentReconciles: concurrency, PromotionConcurrency: promotionWorkers, IngressNamespace: ingressNS, AgentImage: agentImage, AgentImageVolume: agentImageVolume, Tolerations: tolerations,
 		Images: images,
 	}); err != nil {
 		log.Error(err, "unable to set up the controllers")

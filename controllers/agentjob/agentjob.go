@@ -22,6 +22,9 @@ type Deps struct {
 	Recorder  events.EventRecorder
 	// AgentImage holds crm-agent at /crm-agent.
 	AgentImage string
+	// AgentImageVolume mounts AgentImage into the Jobs instead of copying
+	// crm-agent out of it (resources.AgentJobInput).
+	AgentImageVolume bool
 	// Workers is the number of concurrent reconciles.
 	Workers int
 	// Tolerations are added to every pod the operator creates.

@@ -9,8 +9,11 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/crmops/crm-operator/internal/agent"
 )
@@ -59,12 +62,23 @@ func JobOutcome(ctx context.Context, c client.Client, job *batchv1.Job) (done bo
 			}
 		}
 	}
-	if !finished {
-		return false, res, ""
-	}
 	pods, err := jobPods(ctx, c, job)
 	if err != nil {
-		return true, res, err.Error()
+		return finished, res, err.Error()
+	}
+	if !finished {
+		// A pod of this Job whose agent exited 0 decides the Job's success
+		// (one completion, no success policy): acting on it does not wait
+		// for the Job controller, which batches pod updates for a second,
+		// and then for the Job's watch.
+		if t := succeededAgent(job, pods); t != nil {
+			parsed, err := agent.ParseResult(t.Message)
+			if err != nil {
+				return true, res, err.Error()
+			}
+			return true, parsed, ""
+		}
+		return false, res, ""
 	}
 	var newest *corev1.ContainerStateTerminated
 	for _, p := range pods {
@@ -89,6 +103,46 @@ func JobOutcome(ctx context.Context, c client.Client, job *batchv1.Job) (done bo
 		parsed.Error = why
 	}
 	return true, parsed, ""
+}
+
+// succeededAgent is the agent container of a pod of job (by owner UID: a
+// deleted Job's pods may outlive it under the same name) that exited 0 with
+// a result. Its pod never restarts it (restartPolicy Never), so the pod will
+// succeed: the kubelet reports that phase a second or more later, once it
+// has torn the pod's sandbox down.
+func succeededAgent(job *batchv1.Job, pods []corev1.Pod) *corev1.ContainerStateTerminated {
+	for _, p := range pods {
+		owner := metav1.GetControllerOf(&p)
+		if p.Status.Phase == corev1.PodFailed || p.Spec.RestartPolicy != corev1.RestartPolicyNever || owner == nil || owner.UID != job.UID {
+			continue
+		}
+		for _, cs := range p.Status.ContainerStatuses {
+			if t := cs.State.Terminated; cs.Name == "agent" && t != nil && t.ExitCode == 0 && t.Message != "" {
+				return t
+			}
+		}
+	}
+	return nil
+}
+
+// EnqueueOwnerOfJobPod wakes the object of kind ownerKind that owns the Job
+// of an agent pod: a pod's end is seen without waiting for the Job's status.
+func EnqueueOwnerOfJobPod(c client.Client, ownerKind string) handler.EventHandler {
+	return handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, obj client.Object) []reconcile.Request {
+		name := obj.GetLabels()["batch.kubernetes.io/job-name"]
+		if name == "" {
+			return nil
+		}
+		job := &batchv1.Job{}
+		if err := c.Get(ctx, types.NamespacedName{Namespace: obj.GetNamespace(), Name: name}, job); err != nil {
+			return nil
+		}
+		owner := metav1.GetControllerOf(job)
+		if owner == nil || owner.Kind != ownerKind {
+			return nil
+		}
+		return []reconcile.Request{{NamespacedName: types.NamespacedName{Namespace: job.Namespace, Name: owner.Name}}}
+	})
 }
 
 // jobPods lists a Job's pods from the cache, which holds the operator's Job pods.

@@ -107,7 +107,7 @@ func (r *Reconciler) Step(ctx context.Context, b *crmv1alpha1.Backup) (ctrl.Resu
 		}
 		job, err := resources.AgentJob(resources.AgentJobInput{
 			EnvironmentInput: in, Command: "backup", JobName: jobName, BackupName: b.Name,
-			Increment: b.Spec.Increment, AgentImage: r.AgentImage,
+			Increment: b.Spec.Increment, AgentImage: r.AgentImage, AgentImageVolume: r.AgentImageVolume,
 		})
 		if err != nil {
 			r.fail(b, "InvalidJob", err.Error())
@@ -190,7 +190,7 @@ func (r *Reconciler) reconcileDelete(ctx context.Context, b *crmv1alpha1.Backup)
 					return ctrl.Result{RequeueAfter: 30 * time.Second}, err
 				}
 				job, err := resources.AgentJob(resources.AgentJobInput{
-					EnvironmentInput: in, Command: "delete", JobName: jobName, BackupName: b.Name, AgentImage: r.AgentImage,
+					EnvironmentInput: in, Command: "delete", JobName: jobName, BackupName: b.Name, AgentImage: r.AgentImage, AgentImageVolume: r.AgentImageVolume,
 				})
 				if err != nil {
 					return ctrl.Result{}, err
@@ -299,6 +299,7 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&crmv1alpha1.Backup{}).
 		Owns(&batchv1.Job{}).
+		Watches(&corev1.Pod{}, agentjob.EnqueueOwnerOfJobPod(mgr.GetClient(), "Backup")).
 		// An environment's deletion hands its backups' retention to them (expireOrphan).
 		Watches(&crmv1alpha1.Environment{}, handler.EnqueueRequestsFromMapFunc(r.backupsOfEnvironment),
 			builder.WithPredicates(predicate.Funcs{

@@ -260,7 +260,7 @@ func (r *Reconciler) anonymize(ctx context.Context, env *crmv1alpha1.Environment
 			return false, err
 		}
 		job, err := resources.AgentJob(resources.AgentJobInput{
-			EnvironmentInput: in, Command: "anonymize", JobName: resources.AnonymizeJobName(env.Name), BackupName: env.Spec.Bootstrap.FromBackup.Name, AgentImage: r.AgentImage,
+			EnvironmentInput: in, Command: "anonymize", JobName: resources.AnonymizeJobName(env.Name), BackupName: env.Spec.Bootstrap.FromBackup.Name, AgentImage: r.AgentImage, AgentImageVolume: r.AgentImageVolume,
 		})
 		if err != nil {
 			return false, err

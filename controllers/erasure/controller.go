@@ -194,7 +194,7 @@ func (r *Reconciler) eraseIn(ctx context.Context, er *crmv1alpha1.ErasureRequest
 			return pending(msg)
 		}
 		job, err := resources.AgentJob(resources.AgentJobInput{
-			EnvironmentInput: in, Command: "erase", JobName: e.JobName, AgentImage: r.AgentImage,
+			EnvironmentInput: in, Command: "erase", JobName: e.JobName, AgentImage: r.AgentImage, AgentImageVolume: r.AgentImageVolume,
 			ErasureHashes: []string{er.Status.SubjectHash},
 		})
 		if err != nil {

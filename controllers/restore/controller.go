@@ -130,10 +130,12 @@ func (r *Reconciler) Step(ctx context.Context, rs *crmv1alpha1.Restore) (ctrl.Re
 			return agentjob.JobGone(ctx, r.APIReader, rs.Namespace, jobName, func(msg string) { r.fail(rs, "JobDeleted", msg) })
 		}
 		if stopped, msg := applicationStopped(ctx, r.Client, r.APIReader, in); !stopped {
-			// The Deployments' watch brings us back; pods in their grace
-			// period are looked at again shortly (a bounded wait).
+			// The Deployments' watch brings us back; a pod's end changes no
+			// Deployment (and application pods are not cached), so pods in
+			// their grace period are looked at again every half second: the
+			// customer's downtime, bounded by the pods' grace period.
 			rs.Status.Message = msg
-			return ctrl.Result{RequeueAfter: 2 * time.Second}, nil
+			return ctrl.Result{RequeueAfter: 500 * time.Millisecond}, nil
 		}
 		if ok, msg := agentjob.DatabaseRunning(ctx, r.Client, in); !ok {
 			rs.Status.Message = msg
@@ -147,7 +149,7 @@ func (r *Reconciler) Step(ctx context.Context, rs *crmv1alpha1.Restore) (ctrl.Re
 		}
 		anonymize := mustAnonymize(in, backup, rs)
 		job, err := resources.AgentJob(resources.AgentJobInput{
-			EnvironmentInput: in, Command: "restore", JobName: jobName, AgentImage: r.AgentImage,
+			EnvironmentInput: in, Command: "restore", JobName: jobName, AgentImage: r.AgentImage, AgentImageVolume: r.AgentImageVolume,
 			BackupName: backup.Name, BackupEnvironment: backup.Spec.EnvironmentRef.Name,
 			ErasureHashes: hashes, Anonymize: anonymize,
 		})
@@ -275,7 +277,9 @@ func applicationStopped(ctx context.Context, c client.Client, pods client.Reader
 		return false, err.Error()
 	}
 	for _, p := range list.Items {
-		if components[p.Labels[resources.LabelComponent]] {
+		// A pod whose containers all ended (Failed or Succeeded, as a
+		// stopped pod is until it is removed) writes nothing any more.
+		if components[p.Labels[resources.LabelComponent]] && p.Status.Phase != corev1.PodFailed && p.Status.Phase != corev1.PodSucceeded {
 			return false, fmt.Sprintf("waiting for pod %s to end", p.Name)
 		}
 	}
@@ -288,6 +292,7 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&crmv1alpha1.Restore{}).
 		Owns(&batchv1.Job{}).
+		Watches(&corev1.Pod{}, agentjob.EnqueueOwnerOfJobPod(mgr.GetClient(), "Restore")).
 		Watches(&crmv1alpha1.Backup{}, enqueueRestoresOfBackup(mgr.GetClient())).
 		// The application's Deployments scaling down start the Job at once,
 		// not at the next look: the restore is the customer's downtime.

@@ -213,6 +213,8 @@ type RestoreOptions struct {
 	// product's rules (Anonymize) before the restore reports success: a
 	// copy of production restored into another environment.
 	AnonymizeSalt string
+	// Progress, when set, is told each step's end (the Job's log).
+	Progress func(format string, args ...any)
 }
 
 // Restore verifies the whole backup first, and only then replaces the
@@ -245,6 +247,11 @@ func Restore(ctx context.Context, store Store, o RestoreOptions) (*Manifest, err
 	if err != nil {
 		return nil, fmt.Errorf("nothing restored: %w", err)
 	}
+	progress := o.Progress
+	if progress == nil {
+		progress = func(string, ...any) {}
+	}
+	loadStart := time.Now()
 	if streamed {
 		err = streamDatabase(ctx, store, o, m)
 	} else {
@@ -253,6 +260,7 @@ func Restore(ctx context.Context, store Store, o RestoreOptions) (*Manifest, err
 	if err != nil {
 		return nil, fmt.Errorf("restoring the database: %w", err)
 	}
+	progress("database loaded, verified and committed in %.1fs", time.Since(loadStart).Seconds())
 	if o.Erasures != nil {
 		if _, err := Erase(ctx, o.Database, m.Product, *o.Erasures); err != nil {
 			return nil, fmt.Errorf("re-applying erasures after the restore: %w", err)

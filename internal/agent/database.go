@@ -148,6 +148,9 @@ func WaitForDatabase(ctx context.Context, d Database, within time.Duration) erro
 	addr := net.JoinHostPort(d.Host, strconv.Itoa(d.Port))
 	deadline := time.Now().Add(within)
 	dialer := net.Dialer{Timeout: 2 * time.Second}
+	// Soon at first (a policy engine admits a new pod within a second or
+	// so, and a restore's downtime waits on it), then at most once a second.
+	pause := 50 * time.Millisecond
 	for {
 		conn, err := dialer.DialContext(ctx, "tcp", addr)
 		if err == nil {
@@ -159,8 +162,9 @@ func WaitForDatabase(ctx context.Context, d Database, within time.Duration) erro
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-time.After(500 * time.Millisecond):
+		case <-time.After(pause):
 		}
+		pause = min(2*pause, time.Second)
 	}
 }
 

@@ -1,6 +1,7 @@
 package resources
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 
@@ -387,6 +388,46 @@ func TestAgentToolsFollowTheExternalServer(t *testing.T) {
 		}
 		if got := job.Spec.Template.Spec.Containers[0].Image; got != tc.want {
 			t.Errorf("%s with server version %q: agent image %s, want %s", tc.product, tc.version, got, tc.want)
+		}
+	}
+}
+
+// crm-agent reaches the database image's container either copied by an
+// init container or mounted straight from the operator's image.
+func TestAgentJobDeliversCrmAgent(t *testing.T) {
+	in := Combinations("acme")[0].Input
+	in.Project.Spec.Backup = &crmv1alpha1.BackupPolicy{Target: crmv1alpha1.BackupTarget{Volume: &crmv1alpha1.VolumeTarget{ClaimName: "backups"}}}
+	for _, tc := range []struct {
+		imageVolume    bool
+		initContainers int
+		volume         string
+	}{
+		{imageVolume: false, initContainers: 1, volume: "emptyDir"},
+		{imageVolume: true, initContainers: 0, volume: "image registry.example.com/crm-operator:v1"},
+	} {
+		job, err := AgentJob(AgentJobInput{EnvironmentInput: in, Command: "restore", JobName: "r-restore", BackupName: "b",
+			AgentImage: "registry.example.com/crm-operator:v1", AgentImageVolume: tc.imageVolume})
+		if err != nil {
+			t.Fatal(err)
+		}
+		spec := job.Spec.Template.Spec
+		if len(spec.InitContainers) != tc.initContainers {
+			t.Errorf("imageVolume=%v: %d init containers, want %d", tc.imageVolume, len(spec.InitContainers), tc.initContainers)
+		}
+		volume := ""
+		for _, v := range spec.Volumes {
+			switch {
+			case v.Name == "agent" && v.EmptyDir != nil:
+				volume = "emptyDir"
+			case v.Name == "agent" && v.Image != nil:
+				volume = fmt.Sprintf("image %s", v.Image.Reference)
+			}
+		}
+		if volume != tc.volume {
+			t.Errorf("imageVolume=%v: the agent volume is %q, want %q", tc.imageVolume, volume, tc.volume)
+		}
+		if got := spec.Containers[0].Command[0]; got != "/agent/crm-agent" {
+			t.Errorf("imageVolume=%v: the Job runs %s, want /agent/crm-agent", tc.imageVolume, got)
 		}
 	}
 }

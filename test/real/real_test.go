@@ -42,6 +42,10 @@ func TestRealNode(t *testing.T) {
 	_ = os.RemoveAll(cluster.Dir)
 	settings := sysctls(t)
 	t.Cleanup(func() {
+		if os.Getenv("REAL_KEEP") == "1" {
+			t.Log("REAL_KEEP=1: the real node stays up for a look; make down stops it")
+			return
+		}
 		down(t)
 		if after := sysctls(t); after != settings {
 			t.Errorf("make down left the sysctls at %s, they were %s", after, settings)
