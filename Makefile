@@ -52,10 +52,11 @@ test: manifests generate vet envtest-bins test-servers ## Unit tests, envtest su
 	KUBEBUILDER_ASSETS=$(KUBEBUILDER_ASSETS) go test $(GO_TEST_FLAGS) ./...
 
 .PHONY: build
-build: generate ## Build the manager and crm-agent binaries.
+build: generate ## Build the manager, crm-agent, kubectl-crm and portal binaries.
 	go build -o $(BIN)/manager ./cmd/manager
 	go build -o $(BIN)/crm-agent ./cmd/crm-agent
 	go build -o $(BIN)/kubectl-crm ./cmd/kubectl-crm
+	go build -o $(BIN)/portal ./cmd/portal
 
 .PHONY: install-plugin
 install-plugin: ## Install kubectl-crm into GOBIN (or ~/go/bin), so that `kubectl crm` finds it on the PATH.

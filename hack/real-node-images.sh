@@ -19,7 +19,7 @@
 #                               version the chart's override appends
 #   crm-local/mailpit           the mail catcher: mailpit built from the Go
 #                               module proxy (hack/build-tools.sh mailpit)
-#   crm-local/crm-operator      the operator: manager and crm-agent, static,
+#   crm-local/crm-operator      the operator: manager, crm-agent and portal, static,
 #                               on a base of /etc/passwd, CA certificates, /tmp
 #
 # Each is tagged with a key of what it is built from and skipped when the
@@ -135,12 +135,13 @@ build_go_image() { # REF NAME: the binaries were built into $work/NAME
 mkdir -p "$work/crm-operator" "$work/crm-standin"
 go_static "$work/crm-operator/crm-operator" ./cmd/manager
 go_static "$work/crm-operator/crm-agent" ./cmd/crm-agent
+go_static "$work/crm-operator/portal" ./cmd/portal
 mv "$work/crm-operator/crm-operator" "$work/crm-operator/manager"
 build_operator() {
 	build_go_image "$1" crm-operator
 	crane mutate "$1" --entrypoint /manager -t "$1" >/dev/null 2>&1
 }
-image crm-operator "dev-$(key "$work/crm-operator/manager" "$work/crm-operator/crm-agent")" build_operator
+image crm-operator "dev-$(key "$work/crm-operator/manager" "$work/crm-operator/crm-agent" "$work/crm-operator/portal")" build_operator
 go_static "$work/crm-standin/crm-standin" ./hack/images/crm-standin
 build_standin() {
 	debian_rootfs "$work/crm-standin.tar" postgresql-client-15,mariadb-client,ca-certificates \

@@ -185,7 +185,9 @@ func TestHelmChart(t *testing.T) {
 
 	for name, values := range map[string][]string{"defaults": nil, "everything enabled": everything,
 		"single replica, plain metrics, no webhook": {"--set", "replicaCount=1", "--set", "metrics.secure=false", "--set", "webhook.enabled=false"},
-		"cert-manager certificate":                  {"--set", "webhook.certificate=cert-manager"}} {
+		"cert-manager certificate":                  {"--set", "webhook.certificate=cert-manager"},
+		"portal": {"--set", "portal.enabled=true", "--set", "portal.issuerURL=https://dex.example/dex", "--set", "portal.redirectURL=https://portal.example/callback",
+			"--set", "portal.clientSecretName=portal-oidc", "--set", "portal.issuerCAConfigMap=dex-ca"}} {
 		t.Run(name, func(t *testing.T) {
 			if out, err := tool(t, "helm", append([]string{"lint", "--strict", chartDir}, values...)...); err != nil {
 				t.Fatalf("helm lint: %v\n%s", err, out)
@@ -217,6 +219,28 @@ func TestHelmChart(t *testing.T) {
 						t.Errorf("the manager's args %q lack %s", args, want)
 					}
 				}
+			}
+			// The portal reads three kinds and can change nothing: decisions
+			// go with the signed-in person's token.
+			portalRole := false
+			for _, o := range objs {
+				if o.GetKind() != "ClusterRole" || o.GetName() != "crm-portal" {
+					continue
+				}
+				portalRole = true
+				rules, _, _ := unstructured.NestedSlice(o.Object, "rules")
+				for _, r := range rules {
+					verbs, _, _ := unstructured.NestedStringSlice(r.(map[string]any), "verbs")
+					resources, _, _ := unstructured.NestedStringSlice(r.(map[string]any), "resources")
+					for _, v := range verbs {
+						if v != "get" && v != "list" && v != "watch" {
+							t.Errorf("the portal's ClusterRole grants %s on %v", v, resources)
+						}
+					}
+				}
+			}
+			if portalRole != (name == "portal") {
+				t.Errorf("the portal's ClusterRole rendered: %v, want %v", portalRole, name == "portal")
 			}
 			// A self-managed certificate is written by the operator itself (a
 			// mounted Secret reached a real pod a minute late); cert-manager's
@@ -250,7 +274,7 @@ func TestHelmChart(t *testing.T) {
 	t.Run("bad values are refused by the schema", func(t *testing.T) {
 		for _, bad := range [][]string{{"--set", "replicaCount=0"}, {"--set", "manager.logLevel=verbose"}, {"--set", "metrics.port=70000"},
 			{"--set", "manager.podTolerations[0]=x:Never"}, {"--set", "unknownKey=1"}, {"--set", "webhook.certificate=vault"},
-			{"--set", "manager.goMemLimit=lots"}, {"--set", "images.overrides.nginx=nginx"}, {"--set", "images.mirrors.docker\\.io=Not A Prefix"}} {
+			{"--set", "manager.goMemLimit=lots"}, {"--set", "portal.enabled=true"}, {"--set", "portal.issuerURL=http://dex.example"}, {"--set", "images.overrides.nginx=nginx"}, {"--set", "images.mirrors.docker\\.io=Not A Prefix"}} {
 			if _, err := tool(t, "helm", append([]string{"template", "crm", chartDir, "--kube-version", "1.37.2"}, bad...)...); err == nil {
 				t.Errorf("helm template accepted %v", bad)
 			}

@@ -1,0 +1,144 @@
+package portal
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/coreos/go-oidc/v3/oidc"
+	"golang.org/x/oauth2"
+	"k8s.io/client-go/rest"
+)
+
+// OIDC signs people in at an OpenID Connect provider (Dex in the local
+// cluster) with the authorization code flow. The claims it reads must be
+// the ones the API server maps (its AuthenticationConfiguration's
+// claimMappings), so that the person the portal shows is the person the
+// API server records: same username claim and prefix, same groups claim
+// and prefix.
+type OIDC struct {
+	verifier *oidc.IDTokenVerifier
+	oauth    oauth2.Config
+	claims   Claims
+	secure   bool
+}
+
+// Claims say which ID token claims name the person.
+type Claims struct {
+	Username, UsernamePrefix string
+	Groups, GroupsPrefix     string
+}
+
+// NewOIDC discovers the provider at issuer. httpClient (nil: the default)
+// carries the provider's CA.
+func NewOIDC(ctx context.Context, issuer, clientID, clientSecret, redirectURL string, claims Claims, httpClient *http.Client, secureCookies bool) (*OIDC, error) {
+	if httpClient != nil {
+		ctx = oidc.ClientContext(ctx, httpClient)
+	}
+	provider, err := oidc.NewProvider(ctx, issuer)
+	if err != nil {
+		return nil, fmt.Errorf("discovering the OpenID provider %s: %w", issuer, err)
+	}
+	return &OIDC{
+		verifier: provider.Verifier(&oidc.Config{ClientID: clientID}),
+		oauth: oauth2.Config{ClientID: clientID, ClientSecret: clientSecret, RedirectURL: redirectURL,
+			Endpoint: provider.Endpoint(), Scopes: []string{oidc.ScopeOpenID, "email", "profile", "groups"}},
+		claims: claims,
+		secure: secureCookies,
+	}, nil
+}
+
+// NewVerifier verifies ID tokens of issuer for clientID without the code
+// flow (tests and token sign-in).
+func NewVerifier(ctx context.Context, issuer, clientID string, claims Claims, httpClient *http.Client) (*OIDC, error) {
+	return NewOIDC(ctx, issuer, clientID, "", "", claims, httpClient, true)
+}
+
+// SignIn verifies an ID token (signature, issuer, audience, expiry) and
+// reads whom it names.
+func (o *OIDC) SignIn(ctx context.Context, raw string) (Identity, time.Time, error) {
+	tok, err := o.verifier.Verify(ctx, raw)
+	if err != nil {
+		return Identity{}, time.Time{}, err
+	}
+	var all map[string]any
+	if err := tok.Claims(&all); err != nil {
+		return Identity{}, time.Time{}, err
+	}
+	user, _ := all[o.claims.Username].(string)
+	if user == "" {
+		return Identity{}, time.Time{}, fmt.Errorf("the ID token has no %q claim", o.claims.Username)
+	}
+	if o.claims.Username == "email" {
+		if verified, ok := all["email_verified"].(bool); ok && !verified {
+			return Identity{}, time.Time{}, errors.New("the ID token's email is not verified")
+		}
+	}
+	id := Identity{User: o.claims.UsernamePrefix + user}
+	if groups, ok := all[o.claims.Groups].([]any); ok {
+		for _, g := range groups {
+			if s, ok := g.(string); ok {
+				id.Groups = append(id.Groups, o.claims.GroupsPrefix+s)
+			}
+		}
+	}
+	return id, tok.Expiry, nil
+}
+
+const stateCookie = "crm-portal-state"
+
+// Login redirects to the provider with a fresh state.
+func (o *OIDC) Login() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		state := randomString()
+		c := newCookie(stateCookie, state, o.secure) //nolint:gosec // G124: newCookie sets HttpOnly, SameSite and Secure (--secure-cookies)
+		c.MaxAge = 600
+		http.SetCookie(w, c)
+		http.Redirect(w, r, o.oauth.AuthCodeURL(state), http.StatusFound)
+	})
+}
+
+// Callback completes the sign-in and starts the portal's session.
+func (o *OIDC) Callback(s *Server) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, err := r.Cookie(stateCookie)
+		if err != nil || c.Value == "" || c.Value != r.URL.Query().Get("state") {
+			http.Error(w, "sign-in state does not match: start again from the portal", http.StatusBadRequest)
+			return
+		}
+		gone := newCookie(stateCookie, "", o.secure) //nolint:gosec // G124: newCookie sets HttpOnly, SameSite and Secure (--secure-cookies)
+		gone.MaxAge = -1
+		http.SetCookie(w, gone)
+		if e := r.URL.Query().Get("error"); e != "" {
+			http.Error(w, "the identity provider refused the sign-in: "+e, http.StatusUnauthorized)
+			return
+		}
+		tok, err := o.oauth.Exchange(r.Context(), r.URL.Query().Get("code"))
+		if err != nil {
+			http.Error(w, "exchanging the sign-in code: "+err.Error(), http.StatusBadGateway)
+			return
+		}
+		raw, _ := tok.Extra("id_token").(string)
+		if raw == "" {
+			http.Error(w, "the identity provider sent no ID token", http.StatusBadGateway)
+			return
+		}
+		if err := s.StartSession(r.Context(), w, raw); err != nil {
+			http.Error(w, "the ID token was refused: "+err.Error(), http.StatusUnauthorized)
+			return
+		}
+		http.Redirect(w, r, "/", http.StatusSeeOther)
+	})
+}
+
+// UserConfig is base without any credential of the portal's, carrying the
+// signed-in person's token instead: the API server authenticates, authorizes
+// and records that person (their token's claims, mapped by the API server's
+// AuthenticationConfiguration).
+func UserConfig(base *rest.Config, token string) *rest.Config {
+	c := rest.AnonymousClientConfig(base)
+	c.BearerToken = token
+	return c
+}

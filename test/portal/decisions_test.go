@@ -1,0 +1,149 @@
+package portal
+
+import (
+	"context"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	crmv1alpha1 "github.com/crmops/crm-operator/api/v1alpha1"
+	"github.com/crmops/crm-operator/internal/portal"
+)
+
+func TestProductOwnersSeeAndDecideOnTheirProjectsOnly(t *testing.T) {
+	ctx := context.Background()
+	project(ctx, t, "alpha", []string{"alice@alpha.example"}, []string{"ivan@integrator.example"}, 40)
+	project(ctx, t, "beta", []string{"bob@beta.example"}, nil, 100)
+	alice := signIn(t, "alice@alpha.example")
+
+	t.Run("the home page lists one's own projects and what waits for one's decision", func(t *testing.T) {
+		var page string
+		eventually(t, "alpha's increment reaches the portal's cache", func() bool {
+			_, page = alice.get("/")
+			return strings.Contains(page, "/projects/alpha/increments/sprint-1")
+		})
+		if !strings.Contains(page, `href="/projects/alpha"`) {
+			t.Errorf("alice's home page does not list alpha:\n%s", page)
+		}
+		if strings.Contains(page, "beta") || strings.Contains(page, "BETA GmbH") {
+			t.Errorf("alice's home page shows project beta:\n%s", page)
+		}
+		// Verified 26 hours ago: the list says how long it has waited.
+		if !strings.Contains(page, "waiting for 1 d 2 h") {
+			t.Errorf("the pending increment does not say how long it waited:\n%s", page)
+		}
+		// Budget 40 h, 30 delivered + 8 accepted.
+		if !strings.Contains(page, "38 of 40 hours used (30 delivered, 8 accepted, not yet in production)") {
+			t.Errorf("the budget line is missing:\n%s", page)
+		}
+	})
+
+	t.Run("another project's pages answer as if they did not exist", func(t *testing.T) {
+		for _, path := range []string{"/projects/beta", "/projects/beta/increments/sprint-1", "/projects/beta/increments/sprint-1/progress", "/projects/nonexistent"} {
+			code, page := alice.get(path)
+			if code != http.StatusNotFound || !strings.Contains(page, "does not exist or is not yours to see") {
+				t.Errorf("GET %s as alice: %d\n%s", path, code, page)
+			}
+		}
+	})
+
+	t.Run("a decision on another project's increment is refused, by the portal and by the API server", func(t *testing.T) {
+		_, own := alice.get("/projects/alpha/increments/sprint-1")
+		code, _ := alice.post("/projects/beta/increments/sprint-1/decision", url.Values{"csrf": {csrf(own)}, "decision": {"accept"}})
+		if code != http.StatusNotFound {
+			t.Errorf("alice's decision on beta's increment: %d, want 404", code)
+		}
+		if inc := increment(ctx, t, "beta"); inc.Spec.Acceptance != nil {
+			t.Fatalf("beta's increment was decided by alice: %+v", inc.Spec.Acceptance)
+		}
+		// The portal's check is not the only one: alice's own token cannot
+		// accept beta's increment at the API server either.
+		c, err := client.New(portal.UserConfig(cfg, idp.token(t, "alice@alpha.example")), client.Options{Scheme: scheme})
+		must(t, err)
+		inc := &crmv1alpha1.Increment{}
+		inc.Namespace, inc.Name = "beta", "sprint-1"
+		err = c.Patch(ctx, inc, client.RawPatch(types.MergePatchType, []byte(`{"spec":{"acceptance":{"decision":"Accepted"}}}`)))
+		if err == nil || !strings.Contains(err.Error(), "forbidden") {
+			t.Errorf("alice's token patched beta's increment: %v", err)
+		}
+	})
+
+	t.Run("a rejection needs a comment", func(t *testing.T) {
+		_, page := alice.get("/projects/alpha/increments/sprint-1")
+		code, body := alice.post("/projects/alpha/increments/sprint-1/decision", url.Values{"csrf": {csrf(page)}, "decision": {"reject"}, "comment": {"  "}})
+		if code != http.StatusUnprocessableEntity || !strings.Contains(body, "a rejection needs a comment") {
+			t.Errorf("a rejection without a comment: %d\n%s", code, body)
+		}
+		if inc := increment(ctx, t, "alpha"); inc.Spec.Acceptance != nil {
+			t.Fatalf("the rejection without a comment was recorded: %+v", inc.Spec.Acceptance)
+		}
+	})
+
+	t.Run("a form without the session's token is refused", func(t *testing.T) {
+		code, _ := alice.post("/projects/alpha/increments/sprint-1/decision", url.Values{"csrf": {"forged"}, "decision": {"accept"}})
+		if code != http.StatusForbidden {
+			t.Errorf("a decision with a forged CSRF token: %d, want 403", code)
+		}
+	})
+
+	t.Run("an integrator sees the project but the API server refuses their decision", func(t *testing.T) {
+		ivan := signIn(t, "ivan@integrator.example")
+		_, page := ivan.get("/projects/alpha/increments/sprint-1")
+		if strings.Contains(page, `id="decision"`) {
+			t.Errorf("the integrator is offered the decision form:\n%s", page)
+		}
+		code, body := ivan.post("/projects/alpha/increments/sprint-1/decision", url.Values{"csrf": {csrf(page)}, "decision": {"accept"}})
+		if code != http.StatusForbidden || !strings.Contains(body, "only a product owner of project alpha may accept or reject increment sprint-1; user ivan@integrator.example is not one") {
+			t.Errorf("the integrator's decision: %d\n%s", code, body)
+		}
+		if inc := increment(ctx, t, "alpha"); inc.Spec.Acceptance != nil {
+			t.Fatalf("the integrator's decision was recorded: %+v", inc.Spec.Acceptance)
+		}
+	})
+
+	t.Run("the acceptance is recorded as the signed-in person, whatever the form says", func(t *testing.T) {
+		_, page := alice.get("/projects/alpha/increments/sprint-1")
+		code, body := alice.post("/projects/alpha/increments/sprint-1/decision", url.Values{
+			"csrf": {csrf(page)}, "decision": {"accept"}, "comment": {"works on test"},
+			// Forged: none of these is read.
+			"user": {"bob@beta.example"}, "acceptedBy": {"bob@beta.example"}, "crm.crmops.io/accepted-by": {"bob@beta.example"},
+		})
+		if code != http.StatusSeeOther {
+			t.Fatalf("alice's acceptance: %d\n%s", code, body)
+		}
+		inc := increment(ctx, t, "alpha")
+		if inc.Spec.Acceptance == nil || inc.Spec.Acceptance.Decision != crmv1alpha1.DecisionAccepted || inc.Spec.Acceptance.Comment != "works on test" {
+			t.Fatalf("alpha's increment after alice's acceptance: %+v", inc.Spec.Acceptance)
+		}
+		if got := inc.Annotations[crmv1alpha1.AnnotationAcceptedBy]; got != "alice@alpha.example" {
+			t.Errorf("the API server recorded the acceptance as %q, want alice@alpha.example", got)
+		}
+	})
+
+	t.Run("pages come in the person's language", func(t *testing.T) {
+		bob := signIn(t, "bob@beta.example")
+		_, page := bob.get("/?lang=uk")
+		for _, want := range []string{`<html lang="uk">`, "Очікують вашого рішення", "Ваші проєкти", "BETA GmbH"} {
+			if !strings.Contains(page, want) {
+				t.Errorf("the Ukrainian home page lacks %q:\n%s", want, page)
+			}
+		}
+		// The choice is remembered.
+		if _, page := bob.get("/projects/beta"); !strings.Contains(page, "Середовища") {
+			t.Errorf("the next page is not in Ukrainian:\n%s", page)
+		}
+	})
+
+	t.Run("without a session every page asks to sign in", func(t *testing.T) {
+		resp, err := http.Get(site.URL + "/projects/alpha")
+		must(t, err)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusUnauthorized {
+			t.Errorf("GET /projects/alpha without a session: %d", resp.StatusCode)
+		}
+	})
+}
