@@ -23,6 +23,8 @@ type OIDC struct {
 	oauth    oauth2.Config
 	claims   Claims
 	secure   bool
+	// client reaches the provider (its CA): discovery, keys, code exchange.
+	client *http.Client
 }
 
 // Claims say which ID token claims name the person.
@@ -34,9 +36,10 @@ type Claims struct {
 // NewOIDC discovers the provider at issuer. httpClient (nil: the default)
 // carries the provider's CA.
 func NewOIDC(ctx context.Context, issuer, clientID, clientSecret, redirectURL string, claims Claims, httpClient *http.Client, secureCookies bool) (*OIDC, error) {
-	if httpClient != nil {
-		ctx = oidc.ClientContext(ctx, httpClient)
+	if httpClient == nil {
+		httpClient = http.DefaultClient
 	}
+	ctx = oidc.ClientContext(ctx, httpClient)
 	provider, err := oidc.NewProvider(ctx, issuer)
 	if err != nil {
 		return nil, fmt.Errorf("discovering the OpenID provider %s: %w", issuer, err)
@@ -47,6 +50,7 @@ func NewOIDC(ctx context.Context, issuer, clientID, clientSecret, redirectURL st
 			Endpoint: provider.Endpoint(), Scopes: []string{oidc.ScopeOpenID, "email", "profile", "groups"}},
 		claims: claims,
 		secure: secureCookies,
+		client: httpClient,
 	}, nil
 }
 
@@ -115,7 +119,7 @@ func (o *OIDC) Callback(s *Server) http.Handler {
 			http.Error(w, "the identity provider refused the sign-in: "+e, http.StatusUnauthorized)
 			return
 		}
-		tok, err := o.oauth.Exchange(r.Context(), r.URL.Query().Get("code"))
+		tok, err := o.oauth.Exchange(context.WithValue(r.Context(), oauth2.HTTPClient, o.client), r.URL.Query().Get("code"))
 		if err != nil {
 			http.Error(w, "exchanging the sign-in code: "+err.Error(), http.StatusBadGateway)
 			return

@@ -426,7 +426,10 @@ func (s *Server) increment(w http.ResponseWriter, r *http.Request, sess *session
 	case "1":
 		pg.Message = pg.P.Sprintf("decided")
 	}
-	pg.Follow = !data.Final && !data.Awaiting && data.Increment.Spec.Acceptance != nil
+	// Until the increment ends, the page follows it (a fragment from the
+	// cache every few seconds): right after a decision the cache may not
+	// have it yet.
+	pg.Follow = !data.Final
 	pg.Data = data
 	s.render(w, "increment.html", pg)
 }

@@ -5,8 +5,10 @@ package portal
 
 import (
 	"context"
+	"encoding/pem"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
@@ -42,7 +44,15 @@ var (
 	idp    *issuer
 	site   *httptest.Server
 	srv    *portal.Server
+	// The browser test's provider (a login page) and portal (signing in there).
+	provider    *signInProvider
+	browserSite *httptest.Server
 )
+
+// pemOf is a test server's certificate.
+func pemOf(s *httptest.Server) []byte {
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: s.Certificate().Raw})
+}
 
 func TestMain(m *testing.M) {
 	os.Exit(run(m))
@@ -65,8 +75,21 @@ func run(m *testing.M) int {
 		return 1
 	}
 	defer os.RemoveAll(dir)
+	// The browser test's portal and the provider it signs in at: the
+	// provider must know the portal's callback, the API server the provider.
+	browserListener, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	browserRedirect := "http://" + browserListener.Addr().String() + "/callback"
+	if provider, err = newSignInProvider(dir, browserRedirect); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer provider.srv.Close()
 	authn := filepath.Join(dir, "authentication.yaml")
-	ca := strings.ReplaceAll(strings.TrimSpace(string(idp.caPEM())), "\n", "\n      ")
+	indent := func(pem []byte) string { return strings.ReplaceAll(strings.TrimSpace(string(pem)), "\n", "\n      ") }
 	if err := os.WriteFile(authn, []byte(fmt.Sprintf(`apiVersion: apiserver.config.k8s.io/v1
 kind: AuthenticationConfiguration
 jwt:
@@ -78,7 +101,14 @@ jwt:
   claimMappings:
     username: {claim: email, prefix: ""}
     groups: {claim: groups, prefix: ""}
-`, idp.srv.URL, audience, ca)), 0o600); err != nil {
+- issuer:
+    url: %s
+    audiences: [%s]
+    certificateAuthority: |
+      %s
+  claimMappings:
+    username: {claim: sub, prefix: ""}
+`, idp.srv.URL, audience, indent(idp.caPEM()), provider.srv.URL, portalClient, indent(pemOf(provider.srv)))), 0o600); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
@@ -130,6 +160,31 @@ jwt:
 	}
 	site = httptest.NewServer(srv.Handler())
 	defer site.Close()
+
+	signIn, err := portal.NewOIDC(ctx, provider.srv.URL, portalClient, portalClientSecret, browserRedirect,
+		portal.Claims{Username: "sub"}, provider.client(), false)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	var browserPortal *portal.Server
+	browserPortal, err = portal.New(portal.Config{
+		Reader: objects,
+		ClientFor: func(token string) (client.Client, error) {
+			return client.New(portal.UserConfig(cfg, token), client.Options{Scheme: scheme})
+		},
+		SignIn:   signIn.SignIn,
+		Login:    signIn.Login(),
+		Callback: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { signIn.Callback(browserPortal).ServeHTTP(w, r) }),
+	})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	browserSite = httptest.NewUnstartedServer(browserPortal.Handler())
+	browserSite.Listener = browserListener
+	browserSite.Start()
+	defer browserSite.Close()
 	return m.Run()
 }
 

@@ -1,0 +1,181 @@
+package portal
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	crmv1alpha1 "github.com/crmops/crm-operator/api/v1alpha1"
+	"github.com/crmops/crm-operator/test/framework"
+)
+
+// TestInTheBrowser drives the portal with a real headless Chromium (the
+// Debian package): sign in at the provider's login page, the pending list,
+// accept and follow the promotion, reject with and without a comment,
+// another project refused, the budget, a page in Ukrainian. Screenshots go
+// to bin/portal/.
+func TestInTheBrowser(t *testing.T) {
+	chromium, err := exec.LookPath("chromium")
+	if err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatal("chromium is not installed: .ci/run installs the Debian package")
+		}
+		t.Skip("chromium is not installed (apt-get install chromium)")
+	}
+	ctx := context.Background()
+	project(ctx, t, "gamma", []string{"alice@alpha.example"}, nil, 40)
+	project(ctx, t, "delta", []string{"bob@beta.example"}, nil, 100)
+	second := &crmv1alpha1.Increment{
+		ObjectMeta: metav1.ObjectMeta{Name: "sprint-2", Namespace: "gamma"},
+		Spec: crmv1alpha1.IncrementSpec{ProjectRef: crmv1alpha1.ProjectReference{Name: "gamma"}, Sprint: 2, Version: "10.0.4",
+			Changes: []crmv1alpha1.Change{{ID: "CRM-9", Title: "Export to the ERP", Block: "integration", Hours: 6}}},
+	}
+	must(t, admin.Create(ctx, second))
+	second.Status.Phase = crmv1alpha1.IncrementAwaitingAcceptance
+	must(t, admin.Status().Update(ctx, second))
+
+	shots := filepath.Join(framework.Root, "bin", "portal")
+	must(t, os.MkdirAll(shots, 0o755))
+	alloc, cancelAlloc := chromedp.NewExecAllocator(ctx, append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(chromium), chromedp.NoSandbox, chromedp.WindowSize(1280, 900),
+		// The provider's certificate is the test's own.
+		chromedp.Flag("ignore-certificate-errors", true))...)
+	defer cancelAlloc()
+	browser, cancel := chromedp.NewContext(alloc)
+	defer cancel()
+	// The first action starts the browser, without a deadline (a deadline
+	// there would stop the browser); the rest run under one.
+	if err := chromedp.Do(browser, chromedp.Navigate("about:blank")); err != nil {
+		t.Fatalf("starting %s: %v", chromium, err)
+	}
+	browser, cancelTimeout := context.WithTimeout(browser, 3*time.Minute)
+	defer cancelTimeout()
+	do := func(what string, actions ...chromedp.Action[chromedp.Void]) {
+		t.Helper()
+		if err := chromedp.Do(browser, actions...); err != nil {
+			page, _ := chromedp.Run(browser, chromedp.OuterHTML(chromedp.CSS("html")))
+			t.Fatalf("%s: %v\n%s", what, err, page)
+		}
+	}
+	text := func(sel string) string {
+		t.Helper()
+		s, err := chromedp.Run(browser, chromedp.Text(chromedp.CSS(sel)))
+		if err != nil {
+			t.Fatalf("reading %s: %v", sel, err)
+		}
+		return strings.TrimSpace(s)
+	}
+	shot := func(name string) {
+		t.Helper()
+		png, err := chromedp.Run(browser, chromedp.FullScreenshot(100))
+		if err != nil {
+			t.Fatalf("screenshot %s: %v", name, err)
+		}
+		must(t, os.WriteFile(filepath.Join(shots, name+".png"), png, 0o644))
+	}
+
+	do("signing in at the provider",
+		chromedp.Navigate(browserSite.URL+"/"),
+		chromedp.Click(chromedp.CSS(`a[href="/login"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`#username`)),
+		chromedp.SendKeys(chromedp.CSS(`#username`), "alice@alpha.example"),
+		chromedp.SendKeys(chromedp.CSS(`#password`), people["alice@alpha.example"]),
+		chromedp.Submit(chromedp.CSS(`#password`)),
+		chromedp.WaitVisible(chromedp.CSS(`.pending`)),
+	)
+	pending := text(".pending")
+	if !strings.Contains(pending, "gamma: Sprint 1") || !strings.Contains(pending, "gamma: Sprint 2") || strings.Contains(pending, "delta") {
+		t.Errorf("alice's pending list: %q", pending)
+	}
+	if who := text(".who span"); who != "Signed in as alice@alpha.example" {
+		t.Errorf("the header says %q", who)
+	}
+	shot("home")
+
+	do("the project page", chromedp.Navigate(browserSite.URL+"/projects/gamma"), chromedp.WaitVisible(chromedp.CSS(`#budget`)))
+	if got := text("#budget"); got != "38 of 40 hours used (30 delivered, 8 accepted, not yet in production)" {
+		t.Errorf("gamma's budget: %q", got)
+	}
+	shot("project")
+
+	do("another project", chromedp.Navigate(browserSite.URL+"/projects/delta"), chromedp.WaitVisible(chromedp.CSS(`.notice`)))
+	if got := text(".notice"); got != "This page does not exist or is not yours to see." {
+		t.Errorf("delta as alice: %q", got)
+	}
+
+	do("a rejection without a comment",
+		chromedp.Navigate(browserSite.URL+"/projects/gamma/increments/sprint-2"),
+		chromedp.WaitVisible(chromedp.CSS(`#reject`)),
+		chromedp.Click(chromedp.CSS(`#reject`)),
+		chromedp.WaitVisible(chromedp.CSS(`.notice`)))
+	if got := text(".notice"); got != "Say what is wrong: a rejection needs a comment." {
+		t.Errorf("a rejection without a comment says %q", got)
+	}
+	do("a rejection with a comment",
+		chromedp.SendKeys(chromedp.CSS(`#comment`), "the export misses the VAT id"),
+		chromedp.Click(chromedp.CSS(`#reject`)))
+	recorded := func(what string) {
+		t.Helper()
+		eventually(t, what+": the page says the decision was recorded", func() bool {
+			s, _ := chromedp.Run(browser, chromedp.Text(chromedp.CSS(`.notice`)))
+			return strings.TrimSpace(s) == "Your decision was recorded."
+		})
+	}
+	recorded("the rejection")
+	inc := &crmv1alpha1.Increment{}
+	must(t, admin.Get(ctx, client.ObjectKey{Namespace: "gamma", Name: "sprint-2"}, inc))
+	if a := inc.Spec.Acceptance; a == nil || a.Decision != crmv1alpha1.DecisionRejected || a.Comment != "the export misses the VAT id" ||
+		inc.Annotations[crmv1alpha1.AnnotationAcceptedBy] != "alice@alpha.example" {
+		t.Errorf("sprint-2 after alice's rejection: %+v, recorded as %q", a, inc.Annotations[crmv1alpha1.AnnotationAcceptedBy])
+	}
+
+	do("the increment page on a phone",
+		chromedp.EmulateViewport(390, 844),
+		chromedp.Navigate(browserSite.URL+"/projects/gamma/increments/sprint-1"),
+		chromedp.WaitVisible(chromedp.CSS(`#accept`)))
+	shot("increment-phone")
+	do("the increment page", chromedp.EmulateViewport(1280, 900), chromedp.Reload(), chromedp.WaitVisible(chromedp.CSS(`#accept`)))
+	shot("increment")
+	do("accepting", chromedp.Click(chromedp.CSS(`#accept`)))
+	recorded("the acceptance")
+	must(t, admin.Get(ctx, client.ObjectKey{Namespace: "gamma", Name: "sprint-1"}, inc))
+	if got := inc.Annotations[crmv1alpha1.AnnotationAcceptedBy]; got != "alice@alpha.example" {
+		t.Fatalf("the acceptance is recorded as %q", got)
+	}
+
+	// The page follows the promotion: the operator's steps (played here on
+	// the status) appear without a reload, until Promoted.
+	for _, step := range []struct {
+		phase crmv1alpha1.IncrementPhase
+		stage crmv1alpha1.StagePhase
+	}{{crmv1alpha1.IncrementPromoting, "BackingUp"}, {crmv1alpha1.IncrementPromoting, "Migrating"}, {crmv1alpha1.IncrementPromoted, "Succeeded"}} {
+		must(t, admin.Get(ctx, client.ObjectKey{Namespace: "gamma", Name: "sprint-1"}, inc))
+		inc.Status.Phase = step.phase
+		inc.Status.AcceptedBy = "alice@alpha.example"
+		inc.Status.Stages = []crmv1alpha1.StageStatus{{Name: "test", Phase: "Succeeded", Version: "10.0.3"}, {Name: "production", Phase: step.stage, Version: "10.0.3"}}
+		must(t, admin.Status().Update(ctx, inc))
+		eventually(t, "the page shows production "+string(step.stage), func() bool {
+			s, _ := chromedp.Run(browser, chromedp.Text(chromedp.CSS(`#progress`)))
+			return strings.Contains(s, string(step.stage))
+		})
+	}
+	eventually(t, "the heading says Promoted", func() bool {
+		s, _ := chromedp.Run(browser, chromedp.Text(chromedp.CSS(`#phase`)))
+		return strings.TrimSpace(s) == "Promoted"
+	})
+	shot("promoted")
+
+	do("the home page in Ukrainian", chromedp.Navigate(browserSite.URL+"/?lang=uk"), chromedp.WaitVisible(chromedp.CSS(`h1`)))
+	if got := text("h1"); got != "Очікують вашого рішення" {
+		t.Errorf("the Ukrainian home page's heading: %q", got)
+	}
+	shot("home-uk")
+}
