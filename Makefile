@@ -56,7 +56,7 @@ build: generate ## Build the manager, crm-agent, kubectl-crm and portal binaries
 	go build -o $(BIN)/manager ./cmd/manager
 	go build -o $(BIN)/crm-agent ./cmd/crm-agent
 	go build -o $(BIN)/kubectl-crm ./cmd/kubectl-crm
-	go build -o $(BIN)/portal ./cmd/portal
+	go build -o $(BIN)/crm-portal ./cmd/portal
 
 .PHONY: install-plugin
 install-plugin: ## Install kubectl-crm into GOBIN (or ~/go/bin), so that `kubectl crm` finds it on the PATH.
@@ -78,7 +78,7 @@ run: manifests ## The whole product locally: simulated cluster (kwok), CRDs, pol
 	hack/local-up.sh
 
 .PHONY: test-e2e
-test-e2e: ## End-to-end: `make run` from scratch, accept and promote with kubectl crm, the plugin's commands, `make down` leaves nothing.
+test-e2e: ## End-to-end: `make run` from scratch, accept and promote with kubectl crm and in the portal (Chromium), the plugin's commands, `make down` leaves nothing.
 	go test -tags e2e $(GO_TEST_FLAGS) -timeout 20m -v ./test/e2e/
 
 .PHONY: test-faults

@@ -6,9 +6,11 @@ set -uo pipefail
 dir=${LOCAL_DIR:-$(cd "$(dirname "$0")/.." && pwd)/bin/local}
 # shellcheck source=hack/lib/stop.sh
 . "$(dirname "$0")/lib/stop.sh"
+stop "$dir" portal 10
 stop "$dir" manager 30
 # The real node (REAL_NODE=1): its processes and pods before the API server,
 # the address the API server listens on after it.
 LOCAL_DIR=$dir "$(dirname "$0")/real-node-down.sh" --keep-address
 stop "$dir" localcluster 30
+stop "$dir" dev-idp 10
 LOCAL_DIR=$dir "$(dirname "$0")/real-node-down.sh"

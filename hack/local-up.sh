@@ -25,6 +25,8 @@
 #                         the operator's pods run there, on locally built
 #                         images (stand-ins where the official ones cannot
 #                         be pulled: README "A real node")
+#   PORTAL=0              no product owner's portal and no OpenID provider
+#                         (default: with the demo)
 #   LOCAL_DIR, METRICS_PORT, PROBE_PORT, WEBHOOK_PORT   where state and logs go
 #                         (bin/local) and the operator's ports (18080, 18081,
 #                         19443): the e2e test runs its own cluster beside yours
@@ -41,6 +43,11 @@ dir=${LOCAL_DIR:-$root/bin/local}
 METRICS_PORT=${METRICS_PORT:-18080}
 PROBE_PORT=${PROBE_PORT:-18081}
 WEBHOOK_PORT=${WEBHOOK_PORT:-19443}
+# The portal and the OpenID provider it signs in at (hack/dev-idp), on ports
+# derived from the operator's so that the e2e test's cluster runs beside yours.
+PORTAL=${PORTAL:-$DEMO}
+PORTAL_PORT=${PORTAL_PORT:-$((METRICS_PORT + 10))}
+IDP_PORT=${IDP_PORT:-$((PROBE_PORT + 363))}
 kubeconfig=$dir/kubeconfig
 kubectl=$root/bin/k8s/$K8S_VERSION/kubectl
 mkdir -p "$dir"
@@ -55,6 +62,41 @@ step "binaries: manager, kubectl-crm, localcluster"
 GOFLAGS=${GOFLAGS:--buildvcs=false} go build ${MANAGER_BUILD_TAGS:+-tags "$MANAGER_BUILD_TAGS"} -o bin/manager ./cmd/manager
 GOFLAGS=${GOFLAGS:--buildvcs=false} go build -o bin/kubectl-crm ./cmd/kubectl-crm
 GOFLAGS=${GOFLAGS:--buildvcs=false} go build -o bin/localcluster ./hack/localcluster
+if [ "$PORTAL" = 1 ]; then
+	GOFLAGS=${GOFLAGS:--buildvcs=false} go build -o bin/crm-portal ./cmd/portal
+	GOFLAGS=${GOFLAGS:--buildvcs=false} go build -o bin/dev-idp ./hack/dev-idp
+fi
+
+# The OpenID provider first: the API server is started trusting it.
+authn=()
+if [ "$PORTAL" = 1 ]; then
+	if ! alive dev-idp; then
+		nohup "$root/bin/dev-idp" --listen "127.0.0.1:$IDP_PORT" --dir "$dir/idp" \
+			--redirect-url "http://127.0.0.1:$PORTAL_PORT/callback" --user jane.po@kunde.example --user ci@integrator.example \
+			>"$dir/dev-idp.log" 2>&1 &
+		echo $! >"$dir/dev-idp.pid"
+		for _ in $(seq 1 40); do
+			[ -f "$dir/idp/tls.crt" ] && curl -fsS --cacert "$dir/idp/tls.crt" "https://127.0.0.1:$IDP_PORT/.well-known/openid-configuration" >/dev/null 2>&1 && break
+			alive dev-idp || { cat "$dir/dev-idp.log"; echo "the OpenID provider failed to start"; exit 1; }
+			sleep 0.25
+		done
+	fi
+	ca=$(sed 's/^/      /' "$dir/idp/tls.crt")
+	cat >"$dir/authentication.yaml" <<EOF
+apiVersion: apiserver.config.k8s.io/v1
+kind: AuthenticationConfiguration
+jwt:
+- issuer:
+    url: https://127.0.0.1:$IDP_PORT
+    audiences: [crm-portal]
+    certificateAuthority: |
+$ca
+  claimMappings:
+    username: {claim: sub, prefix: ""}
+EOF
+	authn=(--authentication-config "$dir/authentication.yaml")
+	step "identity provider: https://127.0.0.1:$IDP_PORT (hack/dev-idp; the API server trusts its ID tokens)"
+fi
 
 # kwok's stage files ship in its module; resolve them where Go keeps it.
 kwok_dir=$(go mod download -json "sigs.k8s.io/kwok@$KWOK_VERSION" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
@@ -80,7 +122,7 @@ else
 	rm -f "$kubeconfig"
 	nohup "$root/bin/localcluster" --nodes --write-kubeconfig "$kubeconfig" --crds config/crd/bases \
 		--assets "$root/bin/k8s/$K8S_VERSION" --kwok "$root/bin/kwok" --kwok-stages "$stages" --log-dir "$dir" \
-		--component-qps "${CLUSTER_QPS:-200}" "${real[@]}" \
+		--component-qps "${CLUSTER_QPS:-200}" "${real[@]}" "${authn[@]}" \
 		>"$dir/localcluster.log" 2>&1 &
 	echo $! >"$dir/localcluster.pid"
 	for _ in $(seq 1 120); do
@@ -178,6 +220,35 @@ while :; do
 done
 step "demo: sprint-1 is deployed and verified on test; it awaits the product owner's acceptance"
 
+if [ "$PORTAL" = 1 ] && ! alive portal; then
+	# The portal reads with its own ServiceAccount's token (it can change
+	# nothing) and sends each decision with the signed-in person's token.
+	k apply --server-side -f hack/local/portal-rbac.yaml >/dev/null
+	token=$(k create token crm-portal -n crm-system --duration=24h)
+	server=$(k config view --raw --minify -o jsonpath='{.clusters[0].cluster.server}')
+	cadata=$(k config view --raw --minify -o jsonpath='{.clusters[0].cluster.certificate-authority-data}')
+	(umask 077 && cat >"$dir/portal.kubeconfig" <<EOF
+apiVersion: v1
+kind: Config
+clusters: [{name: local, cluster: {server: "$server", certificate-authority-data: "$cadata"}}]
+users: [{name: crm-portal, user: {token: "$token"}}]
+contexts: [{name: portal, context: {cluster: local, user: crm-portal}}]
+current-context: portal
+EOF
+	)
+	KUBECONFIG=$dir/portal.kubeconfig PORTAL_CLIENT_SECRET=$(cat "$dir/idp/client-secret") nohup "$root/bin/crm-portal" \
+		--listen "127.0.0.1:$PORTAL_PORT" --issuer-url "https://127.0.0.1:$IDP_PORT" --issuer-ca-file "$dir/idp/tls.crt" \
+		--redirect-url "http://127.0.0.1:$PORTAL_PORT/callback" --username-claim sub --secure-cookies=false \
+		>"$dir/portal.log" 2>&1 &
+	echo $! >"$dir/portal.pid"
+	for _ in $(seq 1 60); do
+		curl -fsS "http://127.0.0.1:$PORTAL_PORT/healthz" >/dev/null 2>&1 && break
+		alive portal || { cat "$dir/portal.log"; echo "the portal failed to start"; exit 1; }
+		sleep 0.5
+	done
+	step "portal: http://127.0.0.1:$PORTAL_PORT (log: $dir/portal.log)"
+fi
+
 cat <<MSG
 
 The simulated cluster, the operator and the demo are running. Pods run on
@@ -205,5 +276,14 @@ Test sends its mail only to its own catcher (Service test-mail):
 
   kubectl crm mail test -n demo
 
-Stop everything with: make down
 MSG
+if [ "$PORTAL" = 1 ]; then
+	cat <<MSG
+Or accept it in the product owner's portal: open http://127.0.0.1:$PORTAL_PORT,
+sign in as jane.po@kunde.example with the password generated for her on
+this machine ($(awk '$1 == "jane.po@kunde.example" {print $2}' "$dir/idp/passwords"); all in $dir/idp/passwords),
+open sprint-1 and press Accept: the page follows the promotion to production.
+
+MSG
+fi
+echo "Stop everything with: make down"

@@ -58,10 +58,11 @@ func main() {
 		logDir     = flag.String("log-dir", "bin/local", "Where the components log.")
 		volumeDir  = flag.String("real-volumes", "", "With a real node: make each volume a directory below this one that any user can write (as local-path provisioners do), and remove it with its volume; empty: the volumes are never written (simulated pods).")
 		serveAt    = flag.String("serve-to-pods", "", "With a real node: the address (of this machine, routed to pods) where the API server also serves pods, the kubernetes Service's endpoint; empty: loopback only.")
+		authn      = flag.String("authentication-config", "", "The API server's AuthenticationConfiguration (make run: it trusts the local OpenID provider, for the portal); empty: none.")
 		qps        = flag.Float64("component-qps", 200, "Client QPS of kube-controller-manager, kube-scheduler and the volume provisioner (burst twice that), and 16 workers per kube-controller-manager controller; 0 keeps their defaults (kube-controller-manager 20 QPS per controller and 5 workers, kube-scheduler 50, client-go 5). kwok sets no client limit of its own.")
 	)
 	flag.Parse()
-	c := &cluster{serveAt: *serveAt, volumeDir: *volumeDir, qps: *qps, kubeconfig: *kubeconfig, crds: *crds, assets: *assets, nodes: *withNodes, kwok: *kwok, logDir: *logDir}
+	c := &cluster{authn: *authn, serveAt: *serveAt, volumeDir: *volumeDir, qps: *qps, kubeconfig: *kubeconfig, crds: *crds, assets: *assets, nodes: *withNodes, kwok: *kwok, logDir: *logDir}
 	if *stages != "" {
 		c.stages = strings.Split(*stages, ",")
 	}
@@ -74,7 +75,7 @@ func main() {
 type cluster struct {
 	qps                                    float64
 	kubeconfig, crds, assets, kwok, logDir string
-	volumeDir, serveAt                     string
+	volumeDir, serveAt, authn              string
 	nodes                                  bool
 	stages                                 []string
 	env                                    *envtest.Environment
@@ -95,6 +96,9 @@ func (c *cluster) run() error {
 	apiServer.Set("service-cluster-ip-range", "10.96.0.0/12")
 	// A real node's name does not resolve: logs and exec dial its address.
 	apiServer.Set("kubelet-preferred-address-types", "InternalIP,Hostname")
+	if c.authn != "" {
+		apiServer.Set("authentication-config", c.authn)
+	}
 	if c.serveAt != "" {
 		if err := serveToPods(c.env, c.serveAt, filepath.Join(c.logDir, "apiserver-certs")); err != nil {
 			return err

@@ -422,9 +422,11 @@ func (s *Server) increment(w http.ResponseWriter, r *http.Request, sess *session
 		s.notYours(w, pg)
 		return
 	}
-	switch r.URL.Query().Get("done") {
-	case "1":
+	if r.URL.Query().Get("done") == "1" {
+		// Just decided: the cache may not hold the decision yet; the form
+		// is not offered again.
 		pg.Message = pg.P.Sprintf("decided")
+		data.Awaiting = false
 	}
 	// Until the increment ends, the page follows it (a fragment from the
 	// cache every few seconds): right after a decision the cache may not

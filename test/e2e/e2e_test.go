@@ -55,7 +55,8 @@ func TestDemoFromMakeRunToProduction(t *testing.T) {
 	start := time.Now()
 	out := must(t, "make", "run")
 	t.Logf("make run reached a verified demo in %s", time.Since(start).Round(time.Second))
-	for _, want := range []string{"kwok with 3 simulated nodes", "awaits the product owner's acceptance", "kubectl crm accept sprint-1 -n demo --as jane.po@kunde.example --wait"} {
+	for _, want := range []string{"kwok with 3 simulated nodes", "awaits the product owner's acceptance", "kubectl crm accept sprint-1 -n demo --as jane.po@kunde.example --wait",
+		"identity provider: https://127.0.0.1:18544", "portal: http://127.0.0.1:18190", "sign in as jane.po@kunde.example"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("make run's output lacks %q", want)
 		}
@@ -122,6 +123,8 @@ func TestDemoFromMakeRunToProduction(t *testing.T) {
 			t.Errorf("the increment's migration runs %q, want its command as the entrypoint's arguments", got)
 		}
 	})
+
+	t.Run("the product owner accepts the next sprint in the portal", portalAcceptsTheNextSprint)
 
 	t.Run("test's mail goes to its catcher, production's does not", func(t *testing.T) {
 		if got := jsonpath(t, "service", "test-mail", "{.spec.ports[*].port}"); got != "1025 8025" {

@@ -2,12 +2,8 @@ package portal
 
 import (
 	"context"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/chromedp/chromedp"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -23,13 +19,6 @@ import (
 // another project refused, the budget, a page in Ukrainian. Screenshots go
 // to bin/portal/.
 func TestInTheBrowser(t *testing.T) {
-	chromium, err := exec.LookPath("chromium")
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatal("chromium is not installed: .ci/run installs the Debian package")
-		}
-		t.Skip("chromium is not installed (apt-get install chromium)")
-	}
 	ctx := context.Background()
 	project(ctx, t, "gamma", []string{"alice@alpha.example"}, nil, 40)
 	project(ctx, t, "delta", []string{"bob@beta.example"}, nil, 100)
@@ -42,44 +31,11 @@ func TestInTheBrowser(t *testing.T) {
 	second.Status.Phase = crmv1alpha1.IncrementAwaitingAcceptance
 	must(t, admin.Status().Update(ctx, second))
 
-	shots := filepath.Join(framework.Root, "bin", "portal")
-	must(t, os.MkdirAll(shots, 0o755))
-	alloc, cancelAlloc := chromedp.NewExecAllocator(ctx, append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(chromium), chromedp.NoSandbox, chromedp.WindowSize(1280, 900),
-		// The provider's certificate is the test's own.
-		chromedp.Flag("ignore-certificate-errors", true))...)
-	defer cancelAlloc()
-	browser, cancel := chromedp.NewContext(alloc)
-	defer cancel()
-	// The first action starts the browser, without a deadline (a deadline
-	// there would stop the browser); the rest run under one.
-	if err := chromedp.Do(browser, chromedp.Navigate("about:blank")); err != nil {
-		t.Fatalf("starting %s: %v", chromium, err)
-	}
-	browser, cancelTimeout := context.WithTimeout(browser, 3*time.Minute)
-	defer cancelTimeout()
-	do := func(what string, actions ...chromedp.Action[chromedp.Void]) {
+	b := framework.NewBrowser(t, "portal")
+	do, text, shot := b.Do, b.Text, b.Shot
+	recorded := func(what string) {
 		t.Helper()
-		if err := chromedp.Do(browser, actions...); err != nil {
-			page, _ := chromedp.Run(browser, chromedp.OuterHTML(chromedp.CSS("html")))
-			t.Fatalf("%s: %v\n%s", what, err, page)
-		}
-	}
-	text := func(sel string) string {
-		t.Helper()
-		s, err := chromedp.Run(browser, chromedp.Text(chromedp.CSS(sel)))
-		if err != nil {
-			t.Fatalf("reading %s: %v", sel, err)
-		}
-		return strings.TrimSpace(s)
-	}
-	shot := func(name string) {
-		t.Helper()
-		png, err := chromedp.Run(browser, chromedp.FullScreenshot(100))
-		if err != nil {
-			t.Fatalf("screenshot %s: %v", name, err)
-		}
-		must(t, os.WriteFile(filepath.Join(shots, name+".png"), png, 0o644))
+		b.WaitText(what+": the page says the decision was recorded", ".notice", func(s string) bool { return s == "Your decision was recorded." })
 	}
 
 	do("signing in at the provider",
@@ -122,13 +78,6 @@ func TestInTheBrowser(t *testing.T) {
 	do("a rejection with a comment",
 		chromedp.SendKeys(chromedp.CSS(`#comment`), "the export misses the VAT id"),
 		chromedp.Click(chromedp.CSS(`#reject`)))
-	recorded := func(what string) {
-		t.Helper()
-		eventually(t, what+": the page says the decision was recorded", func() bool {
-			s, _ := chromedp.Run(browser, chromedp.Text(chromedp.CSS(`.notice`)))
-			return strings.TrimSpace(s) == "Your decision was recorded."
-		})
-	}
 	recorded("the rejection")
 	inc := &crmv1alpha1.Increment{}
 	must(t, admin.Get(ctx, client.ObjectKey{Namespace: "gamma", Name: "sprint-2"}, inc))
@@ -146,6 +95,9 @@ func TestInTheBrowser(t *testing.T) {
 	shot("increment")
 	do("accepting", chromedp.Click(chromedp.CSS(`#accept`)))
 	recorded("the acceptance")
+	if strings.Contains(b.HTML(), `id="decision"`) {
+		t.Error("the decision form is offered again right after the acceptance")
+	}
 	must(t, admin.Get(ctx, client.ObjectKey{Namespace: "gamma", Name: "sprint-1"}, inc))
 	if got := inc.Annotations[crmv1alpha1.AnnotationAcceptedBy]; got != "alice@alpha.example" {
 		t.Fatalf("the acceptance is recorded as %q", got)
@@ -162,15 +114,9 @@ func TestInTheBrowser(t *testing.T) {
 		inc.Status.AcceptedBy = "alice@alpha.example"
 		inc.Status.Stages = []crmv1alpha1.StageStatus{{Name: "test", Phase: "Succeeded", Version: "10.0.3"}, {Name: "production", Phase: step.stage, Version: "10.0.3"}}
 		must(t, admin.Status().Update(ctx, inc))
-		eventually(t, "the page shows production "+string(step.stage), func() bool {
-			s, _ := chromedp.Run(browser, chromedp.Text(chromedp.CSS(`#progress`)))
-			return strings.Contains(s, string(step.stage))
-		})
+		b.WaitText("the page shows production "+string(step.stage), "#progress", func(s string) bool { return strings.Contains(s, string(step.stage)) })
 	}
-	eventually(t, "the heading says Promoted", func() bool {
-		s, _ := chromedp.Run(browser, chromedp.Text(chromedp.CSS(`#phase`)))
-		return strings.TrimSpace(s) == "Promoted"
-	})
+	b.WaitText("the heading says Promoted", "#phase", func(s string) bool { return s == "Promoted" })
 	shot("promoted")
 
 	do("the home page in Ukrainian", chromedp.Navigate(browserSite.URL+"/?lang=uk"), chromedp.WaitVisible(chromedp.CSS(`h1`)))

@@ -9,6 +9,9 @@
       var table = box.querySelector("table");
       var phase = document.getElementById("phase");
       if (table && phase) phase.textContent = box.querySelector("strong").textContent;
+      // Decided elsewhere (another tab, kubectl): the form goes.
+      var form = document.getElementById("decision");
+      if (table && form && table.dataset.phase !== "AwaitingAcceptance") form.remove();
       if (!table || table.dataset.final !== "true") setTimeout(tick, 3000);
     }).catch(function () { setTimeout(tick, 5000); });
   }
