@@ -330,6 +330,11 @@ type projectData struct {
 	Environments []crmv1alpha1.Environment
 	Increments   []crmv1alpha1.Increment
 	Production   *crmv1alpha1.Environment
+	// LastPromoted is the newest increment promoted to production, and when.
+	LastPromoted   *crmv1alpha1.Increment
+	LastPromotedAt time.Time
+	// Compliance is the project's Compliant condition, if any.
+	Compliance *metav1Condition
 }
 
 func (s *Server) project(w http.ResponseWriter, r *http.Request, sess *session, pg *page) {
@@ -371,6 +376,18 @@ func (s *Server) project(w http.ResponseWriter, r *http.Request, sess *session, 
 		}
 	}
 	slices.SortFunc(data.Increments, func(a, b crmv1alpha1.Increment) int { return int(b.Spec.Sprint - a.Spec.Sprint) })
+	for i := range data.Increments {
+		inc := &data.Increments[i]
+		if inc.Status.Phase != crmv1alpha1.IncrementPromoted || len(inc.Status.Stages) == 0 {
+			continue
+		}
+		if at := inc.Status.Stages[len(inc.Status.Stages)-1].FinishedAt; at != nil && at.After(data.LastPromotedAt) {
+			data.LastPromoted, data.LastPromotedAt = inc, at.Time
+		}
+	}
+	if c := meta.FindStatusCondition(p.Status.Conditions, crmv1alpha1.ConditionCompliant); c != nil {
+		data.Compliance = &metav1Condition{Status: string(c.Status), Reason: c.Reason, Message: c.Message}
+	}
 	pg.Data = data
 	s.render(w, "project.html", pg)
 }

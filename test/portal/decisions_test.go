@@ -6,7 +6,9 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -121,6 +123,34 @@ func TestProductOwnersSeeAndDecideOnTheirProjectsOnly(t *testing.T) {
 		}
 		if got := inc.Annotations[crmv1alpha1.AnnotationAcceptedBy]; got != "alice@alpha.example" {
 			t.Errorf("the API server recorded the acceptance as %q, want alice@alpha.example", got)
+		}
+	})
+
+	t.Run("the project page shows compliance, when production got its version, and each sprint's stages", func(t *testing.T) {
+		done := metav1.NewTime(time.Date(2026, 11, 20, 9, 30, 0, 0, time.UTC))
+		old := &crmv1alpha1.Increment{
+			ObjectMeta: metav1.ObjectMeta{Name: "earlier", Namespace: "alpha"},
+			Spec:       crmv1alpha1.IncrementSpec{ProjectRef: crmv1alpha1.ProjectReference{Name: "alpha"}, Sprint: 1, Version: "10.0.2"},
+		}
+		must(t, admin.Create(ctx, old))
+		old.Status.Phase = crmv1alpha1.IncrementPromoted
+		old.Status.Stages = []crmv1alpha1.StageStatus{{Name: "test", Phase: "Succeeded", FinishedAt: &done}, {Name: "production", Phase: "Succeeded", FinishedAt: &done}}
+		must(t, admin.Status().Update(ctx, old))
+		p := &crmv1alpha1.ImplementationProject{}
+		must(t, admin.Get(ctx, types.NamespacedName{Name: "alpha"}, p))
+		p.Status.Conditions = []metav1.Condition{{Type: crmv1alpha1.ConditionCompliant, Status: metav1.ConditionFalse, Reason: "Violations",
+			Message: "environment production: region us-east-1 is outside gdpr.allowedRegions", LastTransitionTime: metav1.Now()}}
+		must(t, admin.Status().Update(ctx, p))
+		var page string
+		eventually(t, "the project page shows the earlier promotion", func() bool {
+			_, page = alice.get("/projects/alpha")
+			return strings.Contains(page, "Sprint 1 promoted 2026-11-20 09:30 UTC")
+		})
+		for _, want := range []string{"<strong class=\"warn\">not compliant</strong>: environment production: region us-east-1 is outside gdpr.allowedRegions",
+			"<td>test: Succeeded · production: Succeeded</td>"} {
+			if !strings.Contains(page, want) {
+				t.Errorf("alpha's project page lacks %q:\n%s", want, page)
+			}
 		}
 	})
 

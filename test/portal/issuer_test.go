@@ -58,7 +58,7 @@ func (is *issuer) caPEM() []byte {
 }
 
 // token signs an ID token for email in groups.
-func (is *issuer) token(t *testing.T, email string, groups ...string) string {
+func (is *issuer) token(t testing.TB, email string, groups ...string) string {
 	t.Helper()
 	now := time.Now()
 	claims := map[string]any{

@@ -44,6 +44,8 @@ var (
 	idp    *issuer
 	site   *httptest.Server
 	srv    *portal.Server
+	// objects is the portals' cache.
+	objects cache.Cache
 	// The browser test's provider (a login page) and portal (signing in there).
 	provider    *signInProvider
 	browserSite *httptest.Server
@@ -136,7 +138,7 @@ jwt:
 
 	// The portal: a cache of the CRM objects, tokens verified against the
 	// issuer, decisions sent with the person's token and nothing else.
-	objects, err := cache.New(cfg, cache.Options{Scheme: scheme})
+	objects, err = cache.New(cfg, cache.Options{Scheme: scheme})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
@@ -232,7 +234,7 @@ func project(ctx context.Context, t *testing.T, name string, owners, integrators
 	must(t, admin.Status().Update(ctx, inc))
 }
 
-func must(t *testing.T, err error) {
+func must(t testing.TB, err error) {
 	t.Helper()
 	if err != nil {
 		t.Fatal(err)
@@ -241,13 +243,13 @@ func must(t *testing.T, err error) {
 
 // browser is a person's session with the portal.
 type browser struct {
-	t *testing.T
+	t testing.TB
 	c *http.Client
 }
 
 // signIn starts a session with an ID token of the issuer, as the sign-in's
 // callback does after the code exchange.
-func signIn(t *testing.T, email string, groups ...string) *browser {
+func signIn(t testing.TB, email string, groups ...string) *browser {
 	t.Helper()
 	rec := httptest.NewRecorder()
 	must(t, srv.StartSession(context.Background(), rec, idp.token(t, email, groups...)))
