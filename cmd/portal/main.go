@@ -113,17 +113,8 @@ func run(log *slog.Logger, listen, issuer, issuerCA, clientID, redirect string, 
 	if err != nil {
 		return err
 	}
-	var srv *portal.Server
-	srv, err = portal.New(portal.Config{
-		Reader: objects,
-		ClientFor: func(token string) (client.Client, error) {
-			return client.New(portal.UserConfig(cfg, token), client.Options{Scheme: scheme})
-		},
-		SignIn:        oidc.SignIn,
-		Login:         oidc.Login(),
-		Callback:      http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { oidc.Callback(srv).ServeHTTP(w, r) }),
-		SecureCookies: secure,
-		Log:           log,
+	srv, err := portal.New(portal.Config{
+		Reader: objects, ClientFor: portal.ClientsFor(cfg, scheme), OIDC: oidc, SecureCookies: secure, Log: log,
 	})
 	if err != nil {
 		return err

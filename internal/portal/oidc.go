@@ -9,7 +9,9 @@ import (
 
 	"github.com/coreos/go-oidc/v3/oidc"
 	"golang.org/x/oauth2"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 )
 
 // OIDC signs people in at an OpenID Connect provider (Dex in the local
@@ -135,6 +137,14 @@ func (o *OIDC) Callback(s *Server) http.Handler {
 		}
 		http.Redirect(w, r, "/", http.StatusSeeOther)
 	})
+}
+
+// ClientsFor makes Config.ClientFor for the API server of base: clients
+// that carry the signed-in person's token and nothing else (UserConfig).
+func ClientsFor(base *rest.Config, scheme *runtime.Scheme) func(token string) (client.Client, error) {
+	return func(token string) (client.Client, error) {
+		return client.New(UserConfig(base, token), client.Options{Scheme: scheme})
+	}
 }
 
 // UserConfig is base without any credential of the portal's, carrying the

@@ -47,6 +47,8 @@ type Config struct {
 	ClientFor func(token string) (client.Client, error)
 	// SignIn verifies an ID token and says whom it names (oidc.go).
 	SignIn func(ctx context.Context, rawIDToken string) (Identity, time.Time, error)
+	// OIDC, when set, provides SignIn, Login and Callback.
+	OIDC *OIDC
 	// Login starts a sign-in at the identity provider and Callback ends it;
 	// empty: none configured.
 	Login, Callback http.Handler
@@ -82,7 +84,11 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
 	}
-	s := &Server{cfg: cfg, sessions: map[string]*session{}}
+	s := &Server{sessions: map[string]*session{}}
+	if cfg.OIDC != nil {
+		cfg.SignIn, cfg.Login, cfg.Callback = cfg.OIDC.SignIn, cfg.OIDC.Login(), cfg.OIDC.Callback(s)
+	}
+	s.cfg = cfg
 	pages, err := template.New("").Funcs(template.FuncMap{
 		"t": func(p *message.Printer, key string, args ...any) string { return p.Sprintf(key, args...) },
 		"phase": func(p *message.Printer, phase any) string {

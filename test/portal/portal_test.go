@@ -149,13 +149,7 @@ jwt:
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	srv, err = portal.New(portal.Config{
-		Reader: objects,
-		ClientFor: func(token string) (client.Client, error) {
-			return client.New(portal.UserConfig(cfg, token), client.Options{Scheme: scheme})
-		},
-		SignIn: verifier.SignIn,
-	})
+	srv, err = portal.New(portal.Config{Reader: objects, ClientFor: portal.ClientsFor(cfg, scheme), SignIn: verifier.SignIn})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
@@ -169,16 +163,7 @@ jwt:
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	var browserPortal *portal.Server
-	browserPortal, err = portal.New(portal.Config{
-		Reader: objects,
-		ClientFor: func(token string) (client.Client, error) {
-			return client.New(portal.UserConfig(cfg, token), client.Options{Scheme: scheme})
-		},
-		SignIn:   signIn.SignIn,
-		Login:    signIn.Login(),
-		Callback: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { signIn.Callback(browserPortal).ServeHTTP(w, r) }),
-	})
+	browserPortal, err := portal.New(portal.Config{Reader: objects, ClientFor: portal.ClientsFor(cfg, scheme), OIDC: signIn})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
