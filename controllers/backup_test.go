@@ -339,3 +339,38 @@ func TestBackupsOutliveTheirEnvironment(t *testing.T) {
 	g.Eventually(func() bool { return apierrors.IsNotFound(k8s.Get(ctx, client.ObjectKeyFromObject(b), b)) }).
 		WithTimeout(wait).Should(BeTrue())
 }
+
+// After a watch broke (an API server restart), the Job's informer can see
+// the Job finished while the pods' informer still backs off: the result is
+// then read from the API server, never taken for missing. The pod here
+// lacks the operator's labels, so the cache never holds it, as a lagging
+// cache would not.
+func TestAJobsResultIsReadLiveWhenTheCacheLacksIt(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	p := backupProject("backups-live", 2)
+	createProject(ctx, t, p)
+	ns := p.Name
+	readyEnvironment(ctx, t, p, "test", crmv1alpha1.StageTest)
+	b := runningBackup(ctx, g, ns, "manual-live", "test")
+
+	job := &batchv1.Job{}
+	g.Expect(k8s.Get(ctx, key(ns, b.Status.JobName), job)).To(Succeed())
+	pod := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: job.Name + "-uncached", Namespace: ns,
+			Labels:          map[string]string{"batch.kubernetes.io/job-name": job.Name},
+			OwnerReferences: []metav1.OwnerReference{*metav1.NewControllerRef(job, batchv1.SchemeGroupVersion.WithKind("Job"))}},
+		Spec: job.Spec.Template.Spec,
+	}
+	g.Expect(k8s.Create(ctx, pod)).To(Succeed())
+	now := metav1.Now()
+	res := agent.Result{Location: "s3://crm-backups/backups-live/test/manual-live", Size: 2048}
+	pod.Status = corev1.PodStatus{Phase: corev1.PodSucceeded, ContainerStatuses: []corev1.ContainerStatus{{
+		Name: "agent", Image: pod.Spec.Containers[0].Image,
+		State: corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{ExitCode: 0, Message: string(agent.EncodeResult(res)), StartedAt: now, FinishedAt: now}},
+	}}}
+	g.Expect(k8s.Status().Update(ctx, pod)).To(Succeed())
+	g.Eventually(func(g Gomega) { completeJob(ctx, g, ns, job.Name, true) }).WithTimeout(wait).Should(Succeed())
+	g.Eventually(backupPhase(ctx, b)).WithTimeout(wait).Should(Equal(crmv1alpha1.BackupCompleted), "the Backup failed: %v", b.Status.Conditions)
+	g.Expect(b.Status.Location).To(Equal(res.Location))
+}

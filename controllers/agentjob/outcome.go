@@ -43,8 +43,12 @@ func JobGone(ctx context.Context, apiReader client.Reader, ns, name string, fail
 	return Gone(ctx, apiReader, job, func() { fail(fmt.Sprintf("Job %s was deleted before it reported a result", name)) })
 }
 
-// JobOutcome reads a finished Job's result from its pod's termination message.
-func JobOutcome(ctx context.Context, c client.Client, job *batchv1.Job) (done bool, res agent.Result, why string) {
+// JobOutcome reads a finished Job's result from its pod's termination
+// message: from the cache, and from the API server (live) when the cache
+// holds no result yet. After a watch broke (an API server restart), the
+// Job's informer may see the Job finished while the pods' informer is still
+// backing off: the cache alone never fails a step whose result exists.
+func JobOutcome(ctx context.Context, c client.Client, live client.Reader, job *batchv1.Job) (done bool, res agent.Result, why string) {
 	finished, failed := false, false
 	for _, cond := range job.Status.Conditions {
 		if cond.Status != corev1.ConditionTrue {
@@ -80,14 +84,12 @@ func JobOutcome(ctx context.Context, c client.Client, job *batchv1.Job) (done bo
 		}
 		return false, res, ""
 	}
-	var newest *corev1.ContainerStateTerminated
-	for _, p := range pods {
-		for _, cs := range p.Status.ContainerStatuses {
-			if t := cs.State.Terminated; cs.Name == "agent" && t != nil && t.Message != "" &&
-				(newest == nil || t.FinishedAt.After(newest.FinishedAt.Time)) {
-				newest = t
-			}
+	newest := newestResult(pods)
+	if newest == nil {
+		if pods, err = jobPods(ctx, live, job); err != nil {
+			return false, res, "" // looked at again: the Job's and its pods' watches bring us back
 		}
+		newest = newestResult(pods)
 	}
 	if newest == nil {
 		if failed {
@@ -103,6 +105,20 @@ func JobOutcome(ctx context.Context, c client.Client, job *batchv1.Job) (done bo
 		parsed.Error = why
 	}
 	return true, parsed, ""
+}
+
+// newestResult is the latest agent container's end that carries a result.
+func newestResult(pods []corev1.Pod) *corev1.ContainerStateTerminated {
+	var newest *corev1.ContainerStateTerminated
+	for _, p := range pods {
+		for _, cs := range p.Status.ContainerStatuses {
+			if t := cs.State.Terminated; cs.Name == "agent" && t != nil && t.Message != "" &&
+				(newest == nil || t.FinishedAt.After(newest.FinishedAt.Time)) {
+				newest = t
+			}
+		}
+	}
+	return newest
 }
 
 // succeededAgent is the agent container of a pod of job (by owner UID: a
@@ -145,8 +161,9 @@ func EnqueueOwnerOfJobPod(c client.Client, ownerKind string) handler.EventHandle
 	})
 }
 
-// jobPods lists a Job's pods from the cache, which holds the operator's Job pods.
-func jobPods(ctx context.Context, c client.Client, job *batchv1.Job) ([]corev1.Pod, error) {
+// jobPods lists a Job's pods from c: the cache (which holds the operator's
+// Job pods) or the API server.
+func jobPods(ctx context.Context, c client.Reader, job *batchv1.Job) ([]corev1.Pod, error) {
 	pods := &corev1.PodList{}
 	if err := c.List(ctx, pods, client.InNamespace(job.Namespace), client.MatchingLabels{"batch.kubernetes.io/job-name": job.Name}); err != nil {
 		return nil, err

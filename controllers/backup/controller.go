@@ -130,7 +130,7 @@ func (r *Reconciler) Step(ctx context.Context, b *crmv1alpha1.Backup) (ctrl.Resu
 	}
 
 	b.Status.Phase, b.Status.JobName = crmv1alpha1.BackupRunning, jobName
-	done, res, why := agentjob.JobOutcome(ctx, r.Client, job)
+	done, res, why := agentjob.JobOutcome(ctx, r.Client, r.APIReader, job)
 	switch {
 	case !done:
 		reason, msg, expired := r.NotStarting(ctx, job)
@@ -203,7 +203,7 @@ func (r *Reconciler) reconcileDelete(ctx context.Context, b *crmv1alpha1.Backup)
 			case err != nil:
 				return ctrl.Result{}, err
 			}
-			done, res, why := agentjob.JobOutcome(ctx, r.Client, job)
+			done, res, why := agentjob.JobOutcome(ctx, r.Client, r.APIReader, job)
 			if !done {
 				return ctrl.Result{}, nil
 			}

@@ -278,7 +278,7 @@ func (r *Reconciler) anonymize(ctx context.Context, env *crmv1alpha1.Environment
 	if err != nil {
 		return false, err
 	}
-	done, res, why := agentjob.JobOutcome(ctx, r.Client, job)
+	done, res, why := agentjob.JobOutcome(ctx, r.Client, r.APIReader, job)
 	switch {
 	case !done:
 		return false, nil

@@ -212,7 +212,7 @@ func (r *Reconciler) eraseIn(ctx context.Context, er *crmv1alpha1.ErasureRequest
 	if err != nil {
 		return e, err
 	}
-	done, res, why := agentjob.JobOutcome(ctx, r.Client, job)
+	done, res, why := agentjob.JobOutcome(ctx, r.Client, r.APIReader, job)
 	switch {
 	case !done:
 		e.Phase, e.Message = crmv1alpha1.ErasureRunning, "crm-agent erases the subject in Job "+e.JobName

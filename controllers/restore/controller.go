@@ -170,7 +170,7 @@ func (r *Reconciler) Step(ctx context.Context, rs *crmv1alpha1.Restore) (ctrl.Re
 	case err != nil:
 		return ctrl.Result{}, err
 	}
-	done, res, why := agentjob.JobOutcome(ctx, r.Client, job)
+	done, res, why := agentjob.JobOutcome(ctx, r.Client, r.APIReader, job)
 	if !done {
 		reason, msg, expired := r.NotStarting(ctx, job)
 		switch {

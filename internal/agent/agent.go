@@ -315,7 +315,7 @@ func decompressFile(p string, consume func(io.Reader) error) error {
 		return err
 	}
 	defer f.Close()
-	dec, err := zstd.NewReader(f)
+	dec, err := newStreamDecoder(f)
 	if err != nil {
 		return err
 	}
@@ -330,4 +330,13 @@ func Delete(ctx context.Context, store Store, name string) error {
 		return err
 	}
 	return store.DeletePrefix(ctx, name)
+}
+
+// newStreamDecoder decodes a restore's dump in the goroutine that feeds the
+// load. The decoder's default, goroutines decoding blocks ahead, took 1.2 s
+// of a 245 MB object against 0.75 s in one goroutine on a 2-core machine,
+// and competed for the cores with the database client and server, which
+// set the pace.
+func newStreamDecoder(r io.Reader) (*zstd.Decoder, error) {
+	return zstd.NewReader(r, zstd.WithDecoderConcurrency(1))
 }

@@ -11,8 +11,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-
-	"github.com/klauspost/compress/zstd"
 )
 
 // Database is how the agent reaches the environment's database. The
@@ -193,7 +191,7 @@ func loadInTransaction(ctx context.Context, d Database, body io.Reader, verify f
 	if err != nil {
 		return err
 	}
-	dec, err := zstd.NewReader(body)
+	dec, err := newStreamDecoder(body)
 	if err == nil {
 		_, err = io.Copy(stdin, dec)
 		dec.Close()

@@ -25,6 +25,7 @@ import (
 	"golang.org/x/text/message"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -340,7 +341,7 @@ type projectData struct {
 	LastPromoted   *crmv1alpha1.Increment
 	LastPromotedAt time.Time
 	// Compliance is the project's Compliant condition, if any.
-	Compliance *metav1Condition
+	Compliance *metav1.Condition
 }
 
 func (s *Server) project(w http.ResponseWriter, r *http.Request, sess *session, pg *page) {
@@ -391,9 +392,7 @@ func (s *Server) project(w http.ResponseWriter, r *http.Request, sess *session, 
 			data.LastPromoted, data.LastPromotedAt = inc, at.Time
 		}
 	}
-	if c := meta.FindStatusCondition(p.Status.Conditions, crmv1alpha1.ConditionCompliant); c != nil {
-		data.Compliance = &metav1Condition{Status: string(c.Status), Reason: c.Reason, Message: c.Message}
-	}
+	data.Compliance = meta.FindStatusCondition(p.Status.Conditions, crmv1alpha1.ConditionCompliant)
 	pg.Data = data
 	s.render(w, "project.html", pg)
 }
@@ -404,12 +403,10 @@ type incrementData struct {
 	Test      *crmv1alpha1.Environment
 	Owner     bool
 	Awaiting  bool
-	Verified  *metav1Condition
+	Verified  *metav1.Condition
 	Final     bool
 	Comment   string
 }
-
-type metav1Condition struct{ Status, Reason, Message string }
 
 func (s *Server) loadIncrement(ctx context.Context, id Identity, project, name string) (*incrementData, bool) {
 	p, ok := s.visibleProject(ctx, id, project)
@@ -428,9 +425,7 @@ func (s *Server) loadIncrement(ctx context.Context, id Identity, project, name s
 			data.Test = env
 		}
 	}
-	if c := meta.FindStatusCondition(inc.Status.Conditions, crmv1alpha1.ConditionVerified); c != nil {
-		data.Verified = &metav1Condition{Status: string(c.Status), Reason: c.Reason, Message: c.Message}
-	}
+	data.Verified = meta.FindStatusCondition(inc.Status.Conditions, crmv1alpha1.ConditionVerified)
 	switch inc.Status.Phase {
 	case crmv1alpha1.IncrementPromoted, crmv1alpha1.IncrementFailed, crmv1alpha1.IncrementRolledBack,
 		crmv1alpha1.IncrementRejected, crmv1alpha1.IncrementSuperseded:

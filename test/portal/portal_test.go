@@ -19,7 +19,6 @@ import (
 	"testing"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -287,5 +286,3 @@ func eventually(t *testing.T, what string, cond func() bool) {
 		t.Fatal(err)
 	}
 }
-
-var _ = corev1.Namespace{}
