@@ -31,6 +31,13 @@ func TestInTheBrowser(t *testing.T) {
 	second.Status.Phase = crmv1alpha1.IncrementAwaitingAcceptance
 	must(t, admin.Status().Update(ctx, second))
 
+	// The pages read the portal's cache: wait until it holds what was just written.
+	eventually(t, "the portal's cache holds gamma's project and increments", func() bool {
+		p, inc := &crmv1alpha1.ImplementationProject{}, &crmv1alpha1.Increment{}
+		return objects.Get(ctx, client.ObjectKey{Name: "gamma"}, p) == nil && p.Status.Namespace == "gamma" && p.Status.DeliveredHours == 30 &&
+			objects.Get(ctx, client.ObjectKey{Namespace: "gamma", Name: "sprint-1"}, inc) == nil && inc.Status.Phase == crmv1alpha1.IncrementAwaitingAcceptance &&
+			objects.Get(ctx, client.ObjectKey{Namespace: "gamma", Name: "sprint-2"}, inc) == nil && inc.Status.Phase == crmv1alpha1.IncrementAwaitingAcceptance
+	})
 	b := framework.NewBrowser(t, "portal")
 	do, text, shot := b.Do, b.Text, b.Shot
 	recorded := func(what string) {
