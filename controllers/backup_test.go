@@ -56,10 +56,19 @@ func agentPodTerminated(ctx context.Context, g Gomega, ns, name string, res agen
 // container terminated with res as its message. The kubelet reports a
 // container's end before its pod's phase (it tears the sandbox down first).
 func agentPod(ctx context.Context, g Gomega, ns, name string, res agent.Result, succeeded bool, phase corev1.PodPhase) {
+	agentPodLabelled(ctx, g, ns, name, nil, res, succeeded, phase)
+}
+
+// agentPodLabelled is agentPod with labels instead of the Job template's
+// (nil: the template's); the Job's name label is always added.
+func agentPodLabelled(ctx context.Context, g Gomega, ns, name string, labels map[string]string, res agent.Result, succeeded bool, phase corev1.PodPhase) {
 	job := &batchv1.Job{}
 	g.Expect(k8s.Get(ctx, key(ns, name), job)).To(Succeed())
+	if labels == nil {
+		labels = job.Spec.Template.Labels
+	}
 	pod := &corev1.Pod{
-		ObjectMeta: metav1.ObjectMeta{Name: name + "-x1", Namespace: ns, Labels: job.Spec.Template.Labels,
+		ObjectMeta: metav1.ObjectMeta{Name: name + "-x1", Namespace: ns, Labels: labels,
 			OwnerReferences: []metav1.OwnerReference{*metav1.NewControllerRef(job, batchv1.SchemeGroupVersion.WithKind("Job"))}},
 		Spec: job.Spec.Template.Spec,
 	}
@@ -354,23 +363,9 @@ func TestAJobsResultIsReadLiveWhenTheCacheLacksIt(t *testing.T) {
 	readyEnvironment(ctx, t, p, "test", crmv1alpha1.StageTest)
 	b := runningBackup(ctx, g, ns, "manual-live", "test")
 
-	job := &batchv1.Job{}
-	g.Expect(k8s.Get(ctx, key(ns, b.Status.JobName), job)).To(Succeed())
-	pod := &corev1.Pod{
-		ObjectMeta: metav1.ObjectMeta{Name: job.Name + "-uncached", Namespace: ns,
-			Labels:          map[string]string{"batch.kubernetes.io/job-name": job.Name},
-			OwnerReferences: []metav1.OwnerReference{*metav1.NewControllerRef(job, batchv1.SchemeGroupVersion.WithKind("Job"))}},
-		Spec: job.Spec.Template.Spec,
-	}
-	g.Expect(k8s.Create(ctx, pod)).To(Succeed())
-	now := metav1.Now()
 	res := agent.Result{Location: "s3://crm-backups/backups-live/test/manual-live", Size: 2048}
-	pod.Status = corev1.PodStatus{Phase: corev1.PodSucceeded, ContainerStatuses: []corev1.ContainerStatus{{
-		Name: "agent", Image: pod.Spec.Containers[0].Image,
-		State: corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{ExitCode: 0, Message: string(agent.EncodeResult(res)), StartedAt: now, FinishedAt: now}},
-	}}}
-	g.Expect(k8s.Status().Update(ctx, pod)).To(Succeed())
-	g.Eventually(func(g Gomega) { completeJob(ctx, g, ns, job.Name, true) }).WithTimeout(wait).Should(Succeed())
+	agentPodLabelled(ctx, g, ns, b.Status.JobName, map[string]string{}, res, true, corev1.PodSucceeded)
+	g.Eventually(func(g Gomega) { completeJob(ctx, g, ns, b.Status.JobName, true) }).WithTimeout(wait).Should(Succeed())
 	g.Eventually(backupPhase(ctx, b)).WithTimeout(wait).Should(Equal(crmv1alpha1.BackupCompleted), "the Backup failed: %v", b.Status.Conditions)
 	g.Expect(b.Status.Location).To(Equal(res.Location))
 }
