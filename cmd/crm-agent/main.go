@@ -19,7 +19,7 @@
 // and with --anonymize pseudonymizes the copy (as anonymize does), before it
 // reports success.
 //
-// Secrets come from the environment: DB_PASSWORD, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY.
+// Secrets come from the environment: DB_PASSWORD, DB_ADMIN_PASSWORD, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY.
 package main
 
 import (
@@ -54,7 +54,7 @@ const usageText = `usage: crm-agent COMMAND [flags]   (crm-agent COMMAND --help 
                                    ERASE_SALT) (GDPR Art. 17)
   help                             this text
 
-Secrets come from the environment: DB_PASSWORD, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY.
+Secrets come from the environment: DB_PASSWORD, DB_ADMIN_PASSWORD, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY.
 `
 
 var commands = map[string]bool{"install": true, "backup": true, "restore": true, "verify": true, "delete": true, "anonymize": true, "erase": true}
@@ -137,6 +137,7 @@ func run(ctx context.Context, cmd string, args []string) (agent.Result, error) {
 	fs.IntVar(&db.Port, "db-port", 0, "Database port (default: the engine's).")
 	fs.StringVar(&db.Name, "db-name", "crm", "Database name.")
 	fs.StringVar(&db.User, "db-user", "crm", "Database user.")
+	fs.StringVar(&db.AdminUser, "db-admin-user", "", "restore (MariaDB): a user allowed to create databases, password in DB_ADMIN_PASSWORD; the dump is then loaded beside the database and swapped in once verified.")
 	fs.StringVar(&product, "product", "", "Product of the environment (recorded; restore refuses another).")
 	fs.StringVar(&version, "product-version", "", "Product version (recorded).")
 	fs.StringVar(&environment, "environment", "", "Environment (recorded).")
@@ -152,7 +153,7 @@ func run(ctx context.Context, cmd string, args []string) (agent.Result, error) {
 	} else if err != nil {
 		return agent.Result{}, err
 	}
-	db.Password = os.Getenv("DB_PASSWORD")
+	db.Password, db.AdminPassword = os.Getenv("DB_PASSWORD"), os.Getenv("DB_ADMIN_PASSWORD")
 	if db.Port == 0 {
 		db.Port = map[string]int{"postgresql": 5432, "mariadb": 3306}[db.Engine]
 	}

@@ -236,9 +236,11 @@ func Restore(ctx context.Context, store Store, o RestoreOptions) (*Manifest, err
 	}
 	defer os.RemoveAll(dir)
 	// PostgreSQL's dump streams from the store into a load that commits
-	// only once its checksum matched (loadInTransaction); the other objects,
-	// and MariaDB's dump, are verified before anything is changed.
-	streamed := o.Database.Engine == "postgresql"
+	// only once its checksum matched (loadInTransaction); MariaDB's, given
+	// an administrator, into a staging database swapped in once it matched
+	// (restoreBeside). The other objects, and MariaDB's dump otherwise, are
+	// verified before anything is changed.
+	streamed := o.Database.Engine == "postgresql" || o.Database.CanStage()
 	var skip []string
 	if streamed {
 		skip = append(skip, DatabaseObject)
@@ -251,24 +253,50 @@ func Restore(ctx context.Context, store Store, o RestoreOptions) (*Manifest, err
 	if progress == nil {
 		progress = func(string, ...any) {}
 	}
+	// treat anonymizes the copy or erases people again, when asked; a staged
+	// restore treats the copy before it is swapped in.
+	treat := func(d Database) error {
+		if o.Erasures != nil {
+			if _, err := Erase(ctx, d, m.Product, *o.Erasures); err != nil {
+				return fmt.Errorf("re-applying erasures after the restore: %w", err)
+			}
+		}
+		if o.AnonymizeSalt != "" {
+			if _, err := Anonymize(ctx, d, m.Product, o.AnonymizeSalt); err != nil {
+				return fmt.Errorf("anonymizing the restored copy: %w", err)
+			}
+		}
+		return nil
+	}
 	loadStart := time.Now()
-	if streamed {
-		err = streamDatabase(ctx, store, o, m)
-	} else {
+	treated := false
+	switch {
+	case o.Database.Engine == "postgresql":
+		err = streamDatabase(ctx, store, o, m, func(body io.Reader, verify func() error) error {
+			return loadInTransaction(ctx, o.Database, body, verify)
+		})
+	case streamed:
+		err = streamDatabase(ctx, store, o, m, func(body io.Reader, verify func() error) error {
+			return restoreBeside(ctx, o.Database, body, verify, treat)
+		})
+		treated = err == nil
+		if errors.Is(err, errRestoreInPlace) {
+			progress("restoring in place: %v", err)
+			var only map[string]string
+			if only, err = fetchVerified(ctx, store, o.Name, m, dir, otherThan(m, DatabaseObject)...); err == nil {
+				err = decompressFile(only[DatabaseObject], func(r io.Reader) error { return load(ctx, o.Database, r) })
+			}
+		}
+	default:
 		err = decompressFile(files[DatabaseObject], func(r io.Reader) error { return load(ctx, o.Database, r) })
 	}
 	if err != nil {
 		return nil, fmt.Errorf("restoring the database: %w", err)
 	}
 	progress("database loaded, verified and committed in %.1fs", time.Since(loadStart).Seconds())
-	if o.Erasures != nil {
-		if _, err := Erase(ctx, o.Database, m.Product, *o.Erasures); err != nil {
-			return nil, fmt.Errorf("re-applying erasures after the restore: %w", err)
-		}
-	}
-	if o.AnonymizeSalt != "" {
-		if _, err := Anonymize(ctx, o.Database, m.Product, o.AnonymizeSalt); err != nil {
-			return nil, fmt.Errorf("anonymizing the restored copy: %w", err)
+	if !treated {
+		if err := treat(o.Database); err != nil {
+			return nil, err
 		}
 	}
 	if p, ok := files[FilesObject]; ok && o.FilesDir != "" {
@@ -282,10 +310,10 @@ func Restore(ctx context.Context, store Store, o RestoreOptions) (*Manifest, err
 	return m, nil
 }
 
-// streamDatabase loads the backup's database object as it downloads,
-// summing what it reads: the load commits only if sum and size are the
-// manifest's.
-func streamDatabase(ctx context.Context, store Store, o RestoreOptions, m *Manifest) error {
+// streamDatabase hands the backup's database object to load as it
+// downloads, summing what is read: verify, which load calls once the body is
+// read to its end, fails unless sum and size are the manifest's.
+func streamDatabase(ctx context.Context, store Store, o RestoreOptions, m *Manifest, load func(body io.Reader, verify func() error) error) error {
 	i := slices.IndexFunc(m.Objects, func(obj Object) bool { return obj.Name == DatabaseObject })
 	if i < 0 {
 		return fmt.Errorf("backup %s has no %s", o.Name, DatabaseObject)
@@ -298,7 +326,7 @@ func streamDatabase(ctx context.Context, store Store, o RestoreOptions, m *Manif
 	defer body.Close()
 	sum := &countingHash{h: sha256.New()}
 	read := io.TeeReader(body, sum)
-	return loadInTransaction(ctx, o.Database, read, func() error {
+	return load(read, func() error {
 		if _, err := io.Copy(io.Discard, read); err != nil { // what follows the compressed stream, if anything
 			return fmt.Errorf("downloading %s: %w", want.Name, err)
 		}
@@ -307,6 +335,17 @@ func streamDatabase(ctx context.Context, store Store, o RestoreOptions, m *Manif
 		}
 		return nil
 	})
+}
+
+// otherThan names the backup's objects but name.
+func otherThan(m *Manifest, name string) []string {
+	var names []string
+	for _, obj := range m.Objects {
+		if obj.Name != name {
+			names = append(names, obj.Name)
+		}
+	}
+	return names
 }
 
 func decompressFile(p string, consume func(io.Reader) error) error {

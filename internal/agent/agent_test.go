@@ -14,6 +14,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/klauspost/compress/zstd"
 )
 
 var tables = []string{"accounts", "contacts", "notes"}
@@ -321,12 +323,18 @@ func TestVolumeTargetAndDelete(t *testing.T) {
 	}
 }
 
-// A completed restore equals the backup: tables created after it are gone.
+// A completed restore equals the backup: tables created after it are gone,
+// whichever way the database is loaded (MariaDB beside the database and
+// swapped in, or in place without an administrator).
 // A failed PostgreSQL load leaves the database as it was.
 func TestRestoreIsExactAndAllOrNothing(t *testing.T) {
-	for _, srv := range []**server{&postgres, &mariadb} {
-		s := *srv
-		t.Run(s.engine, func(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		srv     **server
+		inPlace bool
+	}{{"postgresql", &postgres, false}, {"mariadb beside", &mariadb, false}, {"mariadb in place", &mariadb, true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := *tc.srv
 			need(t, s)
 			need(t, s3)
 			ctx := context.Background()
@@ -337,6 +345,9 @@ func TestRestoreIsExactAndAllOrNothing(t *testing.T) {
 				t.Fatal(err)
 			}
 			dst := createDatabase(t, s, unique("dst"))
+			if tc.inPlace {
+				dst.AdminUser = ""
+			}
 			seed(t, dst, 70)
 			sql(t, dst, "CREATE TABLE created_after_the_backup (id INT PRIMARY KEY); INSERT INTO created_after_the_backup VALUES (1)")
 			sql(t, dst, "CREATE VIEW view_after_the_backup AS SELECT id FROM created_after_the_backup")
@@ -354,6 +365,7 @@ func TestRestoreIsExactAndAllOrNothing(t *testing.T) {
 				t.Errorf("%s objects created after the backup survived the restore", got)
 			}
 			if s.engine != "postgresql" {
+				noStagingLeft(t, dst)
 				return
 			}
 			// A load that fails at its last statement changes nothing.
@@ -368,6 +380,136 @@ func TestRestoreIsExactAndAllOrNothing(t *testing.T) {
 			}
 		})
 	}
+}
+
+// noStagingLeft fails if a MariaDB restore left its staging databases.
+func noStagingLeft(t *testing.T, d Database) {
+	t.Helper()
+	staging, replaced := stagingNames(d.Name)
+	q := fmt.Sprintf("SELECT COUNT(*) FROM information_schema.schemata WHERE schema_name IN ('%s', '%s')", staging, replaced)
+	if got := sql(t, d, q); got != "0" {
+		t.Errorf("%s staging databases of %s left behind", got, d.Name)
+	}
+}
+
+func compressed(t *testing.T, sqlText string) io.Reader {
+	t.Helper()
+	var b bytes.Buffer
+	enc, err := zstd.NewWriter(&b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.WriteString(enc, sqlText); err != nil {
+		t.Fatal(err)
+	}
+	if err := enc.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return &b
+}
+
+// MariaDB commits DDL at once; its restore loads beside the database and
+// swaps, so a load that fails half-way (its first statement dropped a
+// table), a dump found corrupt at its end, or a failed anonymization leaves
+// the target as it was, foreign keys included; a completed one carries them.
+func TestAMariaDBRestoreIsAllOrNothing(t *testing.T) {
+	need(t, mariadb)
+	need(t, s3)
+	ctx := context.Background()
+	withKeys := func(d Database, rows int) {
+		seed(t, d, rows)
+		sql(t, d, "ALTER TABLE contacts ADD CONSTRAINT contact_account FOREIGN KEY (account_id) REFERENCES accounts (id)")
+	}
+	keys := func(d Database) string {
+		return sql(t, d, "SELECT COUNT(*) FROM information_schema.referential_constraints WHERE constraint_schema = DATABASE() AND constraint_name = 'contact_account'")
+	}
+	src := createDatabase(t, mariadb, unique("src"))
+	withKeys(src, 30)
+	store := s3.store(t, "beside")
+	if _, _, err := Backup(ctx, store, BackupOptions{Name: "b1", Database: src, Product: "espocrm", Environment: "production"}); err != nil {
+		t.Fatal(err)
+	}
+	dst := createDatabase(t, mariadb, unique("dst"))
+	withKeys(dst, 70)
+	sql(t, dst, "CREATE TABLE keep (v TEXT); INSERT INTO keep VALUES ('untouched')")
+	before := fingerprint(t, dst)
+	unchanged := func(what string) {
+		t.Helper()
+		equalMaps(t, what, fingerprint(t, dst), before)
+		if got := sql(t, dst, "SELECT v FROM keep"); got != "untouched" {
+			t.Errorf("%s: the target's own table holds %q", what, got)
+		}
+		if got := keys(dst); got != "1" {
+			t.Errorf("%s: the target's foreign key is gone", what)
+		}
+		noStagingLeft(t, dst)
+	}
+
+	failing := "DROP TABLE IF EXISTS accounts; CREATE TABLE half (id INT); SELECT no_such_column FROM nowhere;"
+	err := restoreBeside(ctx, dst, compressed(t, failing), func() error { return nil }, func(Database) error { return nil })
+	if err == nil || !strings.Contains(err.Error(), "nothing restored") {
+		t.Fatalf("a load failing half-way: %v", err)
+	}
+	unchanged("after a load that failed half-way")
+
+	wrong := errors.New("object database.sql.zst is corrupt")
+	err = restoreBeside(ctx, dst, compressed(t, "CREATE TABLE half (id INT);"), func() error { return wrong }, func(Database) error { return nil })
+	if !errors.Is(err, wrong) {
+		t.Fatalf("a dump found corrupt at its end: %v", err)
+	}
+	unchanged("after a dump found corrupt at its end")
+
+	_, err = Restore(ctx, store, RestoreOptions{Name: "b1", Database: dst, AnonymizeSalt: "too short"})
+	if err == nil {
+		t.Fatal("a restore whose anonymization fails reported success")
+	}
+	unchanged("after an anonymization that failed")
+
+	if _, err := Restore(ctx, store, RestoreOptions{Name: "b1", Database: dst}); err != nil {
+		t.Fatal(err)
+	}
+	equalMaps(t, "table", fingerprint(t, dst), fingerprint(t, src))
+	if got := keys(dst); got != "1" {
+		t.Error("the restored tables lost their foreign key")
+	}
+	if got := sql(t, dst, "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = DATABASE() AND table_name = 'keep'"); got != "0" {
+		t.Error("a table created after the backup survived the restore")
+	}
+	noStagingLeft(t, dst)
+}
+
+// RENAME TABLE cannot move views or triggers between databases: a dump
+// holding them is restored in place, and equals the backup all the same.
+func TestAMariaDBDumpWithViewsAndTriggersIsRestoredInPlace(t *testing.T) {
+	need(t, mariadb)
+	need(t, s3)
+	ctx := context.Background()
+	src := createDatabase(t, mariadb, unique("src"))
+	seed(t, src, 20)
+	sql(t, src, "CREATE VIEW account_names AS SELECT name FROM accounts")
+	sql(t, src, "CREATE TRIGGER lower_email BEFORE INSERT ON contacts FOR EACH ROW SET NEW.email = LOWER(NEW.email)")
+	store := s3.store(t, "in-place")
+	if _, _, err := Backup(ctx, store, BackupOptions{Name: "b1", Database: src, Product: "espocrm", Environment: "production"}); err != nil {
+		t.Fatal(err)
+	}
+	dst := createDatabase(t, mariadb, unique("dst"))
+	seed(t, dst, 40)
+	var said []string
+	if _, err := Restore(ctx, store, RestoreOptions{Name: "b1", Database: dst, Progress: func(f string, a ...any) { said = append(said, fmt.Sprintf(f, a...)) }}); err != nil {
+		t.Fatal(err)
+	}
+	equalMaps(t, "table", fingerprint(t, dst), fingerprint(t, src))
+	if got := sql(t, dst, "SELECT COUNT(*) FROM account_names"); got != "20" {
+		t.Errorf("the restored view counts %s accounts, want 20", got)
+	}
+	sql(t, dst, "INSERT INTO contacts (account_id, email) VALUES (1, 'UPPER@CASE.EXAMPLE')")
+	if got := sql(t, dst, "SELECT email FROM contacts WHERE email LIKE 'upper@%'"); got != "upper@case.example" {
+		t.Errorf("the restored trigger did not run: %q", got)
+	}
+	if !strings.Contains(strings.Join(said, "\n"), "restoring in place") {
+		t.Errorf("the restore did not say it loaded in place: %q", said)
+	}
+	noStagingLeft(t, dst)
 }
 
 // Client tools older than the server (an external PostgreSQL of a newer

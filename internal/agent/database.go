@@ -24,6 +24,10 @@ type Database struct {
 	Password string
 	// BinDir holds the client tools; empty uses PATH (the database image's).
 	BinDir string
+	// AdminUser, when set, may create and drop databases: a MariaDB
+	// restore then loads beside the database and swaps (restoreBeside).
+	AdminUser     string
+	AdminPassword string
 }
 
 func (d Database) tool(name string) string {

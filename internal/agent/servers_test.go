@@ -40,7 +40,8 @@ func (s *server) db(name string) Database {
 	if s.engine == "postgresql" {
 		d.User, d.Password = "postgres", "unused"
 	} else {
-		d.User, d.Password = "root", ""
+		// root creates databases: restores load beside and swap (restoreBeside).
+		d.User, d.Password, d.AdminUser = "root", "", "root"
 	}
 	return d
 }

@@ -101,6 +101,15 @@ func AgentJob(in AgentJobInput) (*batchv1.Job, error) {
 		{Name: "TMPDIR", Value: "/scratch"},
 		{Name: "HOME", Value: "/scratch"},
 	}
+	if in.Command == "restore" && in.Profile.Engine == crmv1alpha1.DatabaseMariaDB && in.External == nil {
+		// The server's root creates the staging database a MariaDB restore
+		// loads beside the environment's and swaps in once verified (the
+		// official image creates root@'%' with MARIADB_ROOT_PASSWORD).
+		args = append(args, "--db-admin-user", "root")
+		envVars = append(envVars, corev1.EnvVar{Name: "DB_ADMIN_PASSWORD", ValueFrom: &corev1.EnvVarSource{SecretKeyRef: &corev1.SecretKeySelector{
+			LocalObjectReference: corev1.LocalObjectReference{Name: CredentialsName(env.Name)}, Key: crm.SecretDatabaseRootPass,
+		}}})
+	}
 	agentVolume := corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}
 	if in.AgentImageVolume {
 		agentVolume = corev1.VolumeSource{Image: &corev1.ImageVolumeSource{Reference: in.AgentImage, PullPolicy: corev1.PullIfNotPresent}}

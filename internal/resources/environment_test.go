@@ -431,3 +431,53 @@ func TestAgentJobDeliversCrmAgent(t *testing.T) {
 		}
 	}
 }
+
+// Only a restore into a MariaDB the operator runs gets the server's root:
+// it creates the staging database the dump is loaded into beside the
+// environment's. Backups, PostgreSQL and external servers get no admin.
+func TestOnlyAManagedMariaDBRestoreGetsAnAdministrator(t *testing.T) {
+	input := func(product crmv1alpha1.ProductName, external bool) *EnvironmentInput {
+		for _, c := range Combinations("acme") {
+			if in := c.Input; in.Project.Spec.Product.Name == product {
+				in.Project.Spec.Backup = &crmv1alpha1.BackupPolicy{Target: crmv1alpha1.BackupTarget{Volume: &crmv1alpha1.VolumeTarget{ClaimName: "backups"}}}
+				if external {
+					in.External = &ExternalDatabase{Host: "db.example", Port: 3306, Name: "crm", User: "crm", SecretName: "ext"}
+					in.Env.Spec.Database.External = &crmv1alpha1.ExternalDatabase{SecretName: "ext"}
+				}
+				return in
+			}
+		}
+		t.Fatalf("no combination of %s", product)
+		return nil
+	}
+	for _, tc := range []struct {
+		product  crmv1alpha1.ProductName
+		external bool
+		command  string
+		admin    bool
+	}{
+		{crmv1alpha1.ProductEspoCRM, false, "restore", true},
+		{crmv1alpha1.ProductEspoCRM, false, "backup", false},
+		{crmv1alpha1.ProductEspoCRM, true, "restore", false},
+		{crmv1alpha1.ProductOdoo, false, "restore", false},
+	} {
+		in := input(tc.product, tc.external)
+		job, err := AgentJob(AgentJobInput{EnvironmentInput: in, Command: tc.command, JobName: "j", BackupName: "b", AgentImage: "op"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := job.Spec.Template.Spec.Containers[0]
+		args := strings.Join(append(c.Command, c.Args...), " ")
+		var password *corev1.SecretKeySelector
+		for _, v := range c.Env {
+			if v.Name == "DB_ADMIN_PASSWORD" {
+				password = v.ValueFrom.SecretKeyRef
+			}
+		}
+		got := strings.Contains(args, "--db-admin-user root") && password != nil &&
+			password.Name == in.Env.Name+"-credentials" && password.Key == "database-root-password"
+		if got != tc.admin || (!tc.admin && (password != nil || strings.Contains(args, "--db-admin-user"))) {
+			t.Errorf("%s %s (external %v): administrator %v (args %q, password %+v), want %v", tc.product, tc.command, tc.external, got, args, password, tc.admin)
+		}
+	}
+}
