@@ -113,8 +113,8 @@ vulncheck: ## govulncheck against a local copy of the Go vulnerability database 
 	@hack/vulncheck.sh
 
 .PHONY: test-servers
-test-servers: ## Build versitygw (the S3 server of the agent's tests) and helm (the chart's tests).
-	@hack/build-tools.sh versitygw helm
+test-servers: ## Build versitygw (the S3 server of the agent's tests), helm (the chart's tests) and mailpit (the portal's mail tests).
+	@hack/build-tools.sh versitygw helm mailpit
 
 .PHONY: envtest-bins
 envtest-bins: ## Build kube-apiserver, etcd and kubectl for envtest.

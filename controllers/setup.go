@@ -66,6 +66,9 @@ type Options struct {
 	// Images is where the default images of those pods are pulled from: a
 	// registry mirror, per-component overrides.
 	Images resources.Images
+	// MailReader, when set, is the product owner's portal: the mail
+	// catchers admit it to their web API.
+	MailReader *resources.MailReader
 }
 
 // CacheOptions caches only the objects the operator labelled as its own (a
@@ -132,7 +135,7 @@ func SetupWithManager(mgr ctrl.Manager, opts Options) error {
 			Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Applied: applied,
 			Recorder: mgr.GetEventRecorder("implementationproject-controller"), Workers: opts.MaxConcurrentReconciles,
 		},
-		&environment.Reconciler{Deps: deps("environment-controller", opts.MaxConcurrentReconciles), Applied: applied, IngressNamespace: opts.IngressNamespace},
+		&environment.Reconciler{Deps: deps("environment-controller", opts.MaxConcurrentReconciles), Applied: applied, IngressNamespace: opts.IngressNamespace, MailReader: opts.MailReader},
 		&backup.Reconciler{Deps: deps("backup-controller", promotionWorkers)},
 		&restore.Reconciler{Deps: deps("restore-controller", promotionWorkers)},
 		&erasure.Reconciler{Deps: deps("erasurerequest-controller", promotionWorkers)},

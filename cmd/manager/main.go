@@ -40,6 +40,7 @@ func main() {
 		kubeAPIBurst     int
 		leaderElectNS    string
 		ingressNS        string
+		portalNS         string
 		agentImage       string
 		agentImageVolume bool
 		tolerations      tolerationFlag
@@ -91,6 +92,8 @@ func main() {
 		}
 		return nil
 	})
+	flag.StringVar(&portalNS, "portal-namespace", "", "Namespace of the product owner's portal (the chart's portal.enabled): the test environments' mail catchers admit its pods, "+
+		"with the htpasswd line in PORTAL_MAIL_HTPASSWD (the chart's generated Secret), to show the product owners the caught mail.")
 	flag.StringVar(&agentImage, "agent-image", controllers.DefaultAgentImage, "Image holding crm-agent at /crm-agent, run in backup and restore Jobs.")
 	flag.BoolVar(&agentImageVolume, "agent-image-volume", false, "Mount --agent-image into backup and restore Jobs as an image volume instead of copying crm-agent in an init container "+
 		"(one container start less per Job; needs Kubernetes 1.35+ and containerd 2.1+ or another runtime that mounts image volumes executable).")
@@ -159,7 +162,7 @@ func main() {
 	}
 	if err := controllers.SetupWithManager(mgr, controllers.Options{
 		MaxConcurrentReconciles: concurrency, PromotionConcurrency: promotionWorkers, IngressNamespace: ingressNS, AgentImage: agentImage, AgentImageVolume: agentImageVolume, Tolerations: tolerations,
-		Images: images,
+		Images: images, MailReader: mailReader(portalNS),
 	}); err != nil {
 		log.Error(err, "unable to set up the controllers")
 		os.Exit(1)
@@ -242,4 +245,14 @@ func cacheOptions(syncPeriod time.Duration, all, slim bool) cache.Options {
 	}
 	o.SyncPeriod = &syncPeriod
 	return o
+}
+
+// mailReader is the portal's access to the mail catchers, when it has one:
+// the htpasswd line comes from the environment (a Secret), never a flag.
+func mailReader(namespace string) *resources.MailReader {
+	line := strings.TrimSpace(os.Getenv("PORTAL_MAIL_HTPASSWD"))
+	if namespace == "" || line == "" {
+		return nil
+	}
+	return &resources.MailReader{Namespace: namespace, Htpasswd: line}
 }

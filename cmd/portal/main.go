@@ -31,9 +31,9 @@ import (
 
 func main() {
 	var (
-		listen, issuer, issuerCA, clientID, redirect string
-		claims                                       portal.Claims
-		secure                                       bool
+		listen, issuer, issuerCA, clientID, redirect, mailUser string
+		claims                                                 portal.Claims
+		secure                                                 bool
 	)
 	flag.StringVar(&listen, "listen", ":8080", "Address the portal serves on.")
 	flag.StringVar(&issuer, "issuer-url", "", "OpenID Connect issuer: the one the API server's AuthenticationConfiguration trusts.")
@@ -45,15 +45,16 @@ func main() {
 	flag.StringVar(&claims.Groups, "groups-claim", "groups", "ID token claim listing the person's groups: as the API server's claimMappings.groups.")
 	flag.StringVar(&claims.GroupsPrefix, "groups-prefix", "", "Prefix the API server puts before each group.")
 	flag.BoolVar(&secure, "secure-cookies", true, "Mark cookies Secure (turn off only for plain-HTTP local runs).")
+	flag.StringVar(&mailUser, "mail-user", "portal", "User the mail catchers admit the portal as (the operator's PORTAL_MAIL_HTPASSWD line); its password is PORTAL_MAIL_PASSWORD.")
 	flag.Parse()
 	log := slog.New(slog.NewJSONHandler(os.Stderr, nil))
-	if err := run(log, listen, issuer, issuerCA, clientID, redirect, claims, secure); err != nil {
+	if err := run(log, listen, issuer, issuerCA, clientID, redirect, mailUser, claims, secure); err != nil {
 		log.Error("the portal stopped", "error", err)
 		os.Exit(1)
 	}
 }
 
-func run(log *slog.Logger, listen, issuer, issuerCA, clientID, redirect string, claims portal.Claims, secure bool) error {
+func run(log *slog.Logger, listen, issuer, issuerCA, clientID, redirect, mailUser string, claims portal.Claims, secure bool) error {
 	if issuer == "" || redirect == "" {
 		return errors.New("--issuer-url and --redirect-url are required")
 	}
@@ -113,8 +114,15 @@ func run(log *slog.Logger, listen, issuer, issuerCA, clientID, redirect string, 
 	if err != nil {
 		return err
 	}
+	// The test environments' caught mail, read from their catchers with
+	// the password whose bcrypt hash the operator gives them (the chart's
+	// generated Secret); without it the increment page shows no mail.
+	var mail portal.MailSource
+	if password := os.Getenv("PORTAL_MAIL_PASSWORD"); password != "" {
+		mail = portal.Mailpit{User: mailUser, Password: password, Client: &http.Client{Timeout: 10 * time.Second}}
+	}
 	srv, err := portal.New(portal.Config{
-		Reader: objects, ClientFor: portal.ClientsFor(cfg, scheme), OIDC: oidc, SecureCookies: secure, Log: log,
+		Reader: objects, ClientFor: portal.ClientsFor(cfg, scheme), OIDC: oidc, Mail: mail, SecureCookies: secure, Log: log,
 	})
 	if err != nil {
 		return err

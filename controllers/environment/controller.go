@@ -45,7 +45,10 @@ type Reconciler struct {
 	Applied *kube.AppliedRecords
 	// IngressNamespace is where the ingress controller runs.
 	IngressNamespace string
-	written          kube.OwnWrites
+	// MailReader is the portal the mail catchers admit, if any.
+	MailReader *resources.MailReader
+
+	written kube.OwnWrites
 }
 
 // +kubebuilder:rbac:groups=crm.crmops.io,resources=environments,verbs=get;list;watch;create;update;patch;delete
@@ -93,6 +96,7 @@ func (r *Reconciler) Step(ctx context.Context, env *crmv1alpha1.Environment) (ct
 		Project: project, Env: env, Profile: profile,
 		Version:          resources.DesiredVersion(project, env, profile),
 		IngressNamespace: r.IngressNamespace,
+		MailReader:       r.MailReader,
 		Tolerations:      r.Tolerations,
 		Images:           r.Images,
 	}

@@ -53,6 +53,9 @@ type Config struct {
 	// Login starts a sign-in at the identity provider and Callback ends it;
 	// empty: none configured.
 	Login, Callback http.Handler
+	// Mail reads what a test environment's mail catcher caught; nil: the
+	// increment page shows none.
+	Mail MailSource
 	// Now is the clock (tests).
 	Now func() time.Time
 	// SecureCookies marks cookies Secure (the portal behind TLS).
@@ -142,6 +145,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /projects/{project}", s.signedIn(s.project))
 	mux.HandleFunc("GET /projects/{project}/increments/{increment}", s.signedIn(s.increment))
 	mux.HandleFunc("GET /projects/{project}/increments/{increment}/progress", s.signedIn(s.progress))
+	mux.HandleFunc("GET /projects/{project}/increments/{increment}/mail/{id}", s.signedIn(s.mailMessage))
 	mux.HandleFunc("POST /projects/{project}/increments/{increment}/decision", s.signedIn(s.decide))
 	return securityHeaders(mux)
 }
@@ -406,6 +410,13 @@ type incrementData struct {
 	Verified  *metav1.Condition
 	Final     bool
 	Comment   string
+	// CatchesMail: the test environment's mail goes to its catcher, whose
+	// newest messages are Mail (MailError when it did not answer).
+	CatchesMail bool
+	Mail        []MailMessage
+	MailError   string
+	// Message is the one caught message shown (mailMessage).
+	Message *MailMessage
 }
 
 func (s *Server) loadIncrement(ctx context.Context, id Identity, project, name string) (*incrementData, bool) {
@@ -425,6 +436,7 @@ func (s *Server) loadIncrement(ctx context.Context, id Identity, project, name s
 			data.Test = env
 		}
 	}
+	data.CatchesMail = data.Test != nil && data.Test.Status.MailURL != "" && s.cfg.Mail != nil
 	data.Verified = meta.FindStatusCondition(inc.Status.Conditions, crmv1alpha1.ConditionVerified)
 	switch inc.Status.Phase {
 	case crmv1alpha1.IncrementPromoted, crmv1alpha1.IncrementFailed, crmv1alpha1.IncrementRolledBack,
@@ -446,12 +458,39 @@ func (s *Server) increment(w http.ResponseWriter, r *http.Request, sess *session
 		pg.Message = pg.P.Sprintf("decided")
 		data.Awaiting = false
 	}
+	if data.CatchesMail {
+		// The catcher's own API, read by the portal: the person's right to
+		// see it is the project's (loadIncrement), as for the page itself.
+		var err error
+		if data.Mail, err = s.cfg.Mail.Messages(r.Context(), data.Test, 20); err != nil {
+			s.cfg.Log.Info("the test environment's mail catcher did not answer", "environment", data.Test.Namespace+"/"+data.Test.Name, "error", err)
+			data.MailError = err.Error()
+		}
+	}
 	// Until the increment ends, the page follows it (a fragment from the
 	// cache every few seconds): right after a decision the cache may not
 	// have it yet.
 	pg.Follow = !data.Final
 	pg.Data = data
 	s.render(w, "increment.html", pg)
+}
+
+// mailMessage shows one message the test environment sent, as text.
+func (s *Server) mailMessage(w http.ResponseWriter, r *http.Request, sess *session, pg *page) {
+	data, ok := s.loadIncrement(r.Context(), sess.id, r.PathValue("project"), r.PathValue("increment"))
+	if !ok || !data.CatchesMail {
+		s.notYours(w, pg)
+		return
+	}
+	msg, err := s.cfg.Mail.Message(r.Context(), data.Test, r.PathValue("id"))
+	if err != nil {
+		pg.Status, pg.Message = http.StatusBadGateway, pg.P.Sprintf("mail-unreachable", err.Error())
+		s.render(w, "message.html", pg)
+		return
+	}
+	data.Message = msg
+	pg.Data = data
+	s.render(w, "mail.html", pg)
 }
 
 // progress is the increment's stages as a fragment, for the page's live

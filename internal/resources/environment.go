@@ -64,6 +64,9 @@ type EnvironmentInput struct {
 	// Images is where the default images are pulled from (the manager's
 	// --image-mirror and --image).
 	Images Images
+	// MailReader, when set, is the product owner's portal, which shows the
+	// mail a test environment sent: its mail catcher admits it.
+	MailReader *MailReader
 }
 
 // Names of an environment's objects.

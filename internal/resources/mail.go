@@ -2,6 +2,7 @@ package resources
 
 import (
 	"fmt"
+	"strings"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -32,6 +33,18 @@ const (
 	MailUser = "admin"
 	mailUID  = int64(65532)
 )
+
+// MailReader is the portal's access to the mail catchers: its pods'
+// namespace (the catcher's NetworkPolicy admits them to the web port) and
+// an htpasswd line (user and bcrypt hash, never a password) the catcher's
+// web API accepts besides the environment's admin.
+type MailReader struct {
+	Namespace string
+	Htpasswd  string
+}
+
+// PortalPodLabels select the portal's pods (the chart's portal Deployment).
+var PortalPodLabels = map[string]string{"app.kubernetes.io/name": "crm-portal"}
 
 // MailName names the catcher's Deployment and Service.
 func MailName(env string) string { return env + "-mail" }
@@ -143,7 +156,7 @@ func mailDeployment(in *EnvironmentInput, hib bool) *appsv1.Deployment {
 							{Name: "MAIL_PASSWORD", ValueFrom: &corev1.EnvVarSource{SecretKeyRef: &corev1.SecretKeySelector{
 								LocalObjectReference: corev1.LocalObjectReference{Name: CredentialsName(in.Env.Name)}, Key: crm.SecretAdminPassword,
 							}}},
-							{Name: "MP_UI_AUTH", Value: MailUser + ":$(MAIL_PASSWORD)"},
+							{Name: "MP_UI_AUTH", Value: mailUIAuth(in)},
 						},
 						Ports: []corev1.ContainerPort{
 							{Name: "smtp", ContainerPort: MailSMTPPort, Protocol: corev1.ProtocolTCP},
@@ -161,8 +174,21 @@ func mailDeployment(in *EnvironmentInput, hib bool) *appsv1.Deployment {
 	}
 }
 
+// mailUIAuth is the catcher's MP_UI_AUTH: htpasswd lines separated by
+// spaces (axllent/mailpit@408b30d internal/auth/auth.go SetUIAuth), the
+// admin's password from the Secret, the portal's as a bcrypt hash.
+func mailUIAuth(in *EnvironmentInput) string {
+	auth := MailUser + ":$(MAIL_PASSWORD)"
+	if r := in.MailReader; r != nil && r.Htpasswd != "" {
+		// $$ keeps the kubelet from reading "$(" in a hash as a reference.
+		auth += " " + strings.ReplaceAll(r.Htpasswd, "$", "$$")
+	}
+	return auth
+}
+
 // mailPolicy: the environment's application pods deliver on the SMTP port,
-// the ingress controller reaches the web UI; the catcher reaches nothing.
+// the ingress controller (and the portal, when there is one) reaches the
+// web UI; the catcher reaches nothing.
 func mailPolicy(in *EnvironmentInput) *networkingv1.NetworkPolicy {
 	np := policy(in, MailName(in.Env.Name), ComponentMail, metav1.LabelSelector{MatchLabels: selector(in.Env.Name, ComponentMail)})
 	np.Spec.Ingress = []networkingv1.NetworkPolicyIngressRule{
@@ -170,6 +196,12 @@ func mailPolicy(in *EnvironmentInput) *networkingv1.NetworkPolicy {
 		{From: []networkingv1.NetworkPolicyPeer{{NamespaceSelector: &metav1.LabelSelector{
 			MatchLabels: map[string]string{corev1.LabelMetadataName: in.IngressNamespace},
 		}}}, Ports: []networkingv1.NetworkPolicyPort{tcp(MailWebPort)}},
+	}
+	if r := in.MailReader; r != nil && r.Namespace != "" {
+		np.Spec.Ingress = append(np.Spec.Ingress, networkingv1.NetworkPolicyIngressRule{From: []networkingv1.NetworkPolicyPeer{{
+			NamespaceSelector: &metav1.LabelSelector{MatchLabels: map[string]string{corev1.LabelMetadataName: r.Namespace}},
+			PodSelector:       &metav1.LabelSelector{MatchLabels: PortalPodLabels},
+		}}, Ports: []networkingv1.NetworkPolicyPort{tcp(MailWebPort)}})
 	}
 	return np
 }

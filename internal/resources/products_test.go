@@ -1,6 +1,7 @@
 package resources
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 
@@ -498,6 +499,43 @@ func TestJobsWaitForTheirDatabase(t *testing.T) {
 			if !strings.Contains(cmd, "until "+tc.client) || !strings.HasSuffix(cmd, " test-db "+map[crmv1alpha1.ProductName]string{crmv1alpha1.ProductOdoo: "5432", crmv1alpha1.ProductEspoCRM: "3306"}[tc.product]+" crm") {
 				t.Errorf("%s %s: waits with %q", tc.product, job.Name, cmd)
 			}
+		}
+	}
+}
+
+// With the portal configured, a test environment's mail catcher admits its
+// htpasswd line besides the admin (dollar signs escaped for the kubelet)
+// and its pods, in its namespace only, to the web port.
+func TestTheMailCatcherAdmitsThePortal(t *testing.T) {
+	const line = "portal:$2y$10$abcdefghijklmnopqrstuu5t6h0k1Ffi7WJcPsRLXb7vH1AGl6w2" // bcrypt, as helm's htpasswd writes it
+	for _, reader := range []*MailReader{nil, {Namespace: "crm-system", Htpasswd: line}} {
+		in := input(t, crmv1alpha1.ProductEspoCRM, crmv1alpha1.StageTest, false)
+		in.MailReader = reader
+		desired, _ := EnvironmentObjects(in)
+		catcher := find[*appsv1.Deployment](desired, MailName(in.Env.Name))
+		auth, _ := envValue(catcher.Spec.Template.Spec.Containers[0].Env, "MP_UI_AUTH")
+		wantAuth := "admin:$(MAIL_PASSWORD)"
+		if reader != nil {
+			wantAuth += " portal:$$2y$$10$$abcdefghijklmnopqrstuu5t6h0k1Ffi7WJcPsRLXb7vH1AGl6w2"
+		}
+		if auth != wantAuth {
+			t.Errorf("reader %v: MP_UI_AUTH=%q, want %q", reader, auth, wantAuth)
+		}
+		np := find[*networkingv1.NetworkPolicy](desired, MailName(in.Env.Name))
+		var portal []string
+		for _, rule := range np.Spec.Ingress {
+			for _, from := range rule.From {
+				if from.PodSelector != nil && from.PodSelector.MatchLabels["app.kubernetes.io/name"] == "crm-portal" && from.NamespaceSelector != nil {
+					portal = append(portal, fmt.Sprintf("%s:%d", from.NamespaceSelector.MatchLabels[corev1.LabelMetadataName], rule.Ports[0].Port.IntVal))
+				}
+			}
+		}
+		want := ""
+		if reader != nil {
+			want = "crm-system:8025"
+		}
+		if strings.Join(portal, ",") != want {
+			t.Errorf("reader %v: the catcher admits portal pods from %v, want %q", reader, portal, want)
 		}
 	}
 }

@@ -3,6 +3,7 @@ package api_test
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"errors"
 	"io"
 	"os"
@@ -13,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/crypto/bcrypt"
 	corev1 "k8s.io/api/core/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -242,6 +244,7 @@ func TestHelmChart(t *testing.T) {
 			if portalRole != (name == "portal") {
 				t.Errorf("the portal's ClusterRole rendered: %v, want %v", portalRole, name == "portal")
 			}
+			checkPortalMail(t, objs, name == "portal")
 			// A self-managed certificate is written by the operator itself (a
 			// mounted Secret reached a real pod a minute late); cert-manager's
 			// is mounted.
@@ -289,6 +292,62 @@ func TestHelmChart(t *testing.T) {
 		restrictedNS(ctx, t, "crm-operator-system")
 		dryRunAll(ctx, t, decodeAll(t, out), "crm-operator-system")
 	})
+}
+
+// checkPortalMail: with the portal, the chart generates its mail password
+// and the bcrypt hash of it; the portal gets the password, the operator the
+// hash and the portal's namespace (for the mail catchers). Without it, none.
+func checkPortalMail(t *testing.T, objs []*unstructured.Unstructured, portal bool) {
+	t.Helper()
+	var password, hash string
+	for _, o := range objs {
+		if o.GetKind() == "Secret" && o.GetName() == "crm-portal-mail" {
+			p, _, _ := unstructured.NestedString(o.Object, "data", "password")
+			h, _, _ := unstructured.NestedString(o.Object, "data", "htpasswd")
+			pb, _ := base64.StdEncoding.DecodeString(p)
+			hb, _ := base64.StdEncoding.DecodeString(h)
+			password, hash = string(pb), string(hb)
+		}
+	}
+	if (password != "") != portal {
+		t.Fatalf("the portal's mail Secret rendered: %v, want %v", password != "", portal)
+	}
+	envFrom := func(container, name string) string {
+		for _, c := range podSpecList(objs, "containers") {
+			if c["name"] != container {
+				continue
+			}
+			env, _, _ := unstructured.NestedSlice(c, "env")
+			for _, e := range env {
+				if e.(map[string]any)["name"] == name {
+					secret, _, _ := unstructured.NestedString(e.(map[string]any), "valueFrom", "secretKeyRef", "name")
+					key, _, _ := unstructured.NestedString(e.(map[string]any), "valueFrom", "secretKeyRef", "key")
+					return secret + "/" + key
+				}
+			}
+		}
+		return ""
+	}
+	hasNS := slices.Contains(managerArgs(t, objs), "--portal-namespace=crm-system")
+	if !portal {
+		if hasNS || envFrom("manager", "PORTAL_MAIL_HTPASSWD") != "" {
+			t.Error("without the portal, the operator is told of one")
+		}
+		return
+	}
+	user, bcryptHash, _ := strings.Cut(hash, ":")
+	if user != "portal" || len(password) < 32 || bcrypt.CompareHashAndPassword([]byte(bcryptHash), []byte(password)) != nil {
+		t.Errorf("the mail Secret's htpasswd %q is not user portal with the bcrypt hash of its %d-character password", hash, len(password))
+	}
+	if !hasNS {
+		t.Errorf("the manager's args %q lack --portal-namespace=crm-system", managerArgs(t, objs))
+	}
+	if got := envFrom("manager", "PORTAL_MAIL_HTPASSWD"); got != "crm-portal-mail/htpasswd" {
+		t.Errorf("the manager's PORTAL_MAIL_HTPASSWD comes from %q", got)
+	}
+	if got := envFrom("portal", "PORTAL_MAIL_PASSWORD"); got != "crm-portal-mail/password" {
+		t.Errorf("the portal's PORTAL_MAIL_PASSWORD comes from %q", got)
+	}
 }
 
 // managerArgs are the args of the manager container of the rendered Deployment.

@@ -31,6 +31,11 @@ func TestInTheBrowser(t *testing.T) {
 	second.Status.Phase = crmv1alpha1.IncrementAwaitingAcceptance
 	must(t, admin.Status().Update(ctx, second))
 
+	smtpAddr, _ := catcher(t, "gamma")
+	catchesMail(ctx, t, "gamma")
+	send(t, smtpAddr, "crm@test.gamma.invalid", "person-0c41d2e9a6b3@example.invalid", "Welcome to the customer portal",
+		"Hello Person 5d1c0a7e,\nyour account at the customer portal is ready.\nThe Gamma team")
+
 	// The pages read the portal's cache: wait until it holds what was just written.
 	eventually(t, "the portal's cache holds gamma's project and increments", func() bool {
 		p, inc := &crmv1alpha1.ImplementationProject{}, &crmv1alpha1.Increment{}
@@ -99,7 +104,16 @@ func TestInTheBrowser(t *testing.T) {
 		chromedp.WaitVisible(chromedp.CSS(`#accept`)))
 	shot("increment-phone")
 	do("the increment page", chromedp.EmulateViewport(1280, 900), chromedp.Reload(), chromedp.WaitVisible(chromedp.CSS(`#accept`)))
+	if got := text("#mail tbody"); !strings.Contains(got, "person-0c41d2e9a6b3@example.invalid") || !strings.Contains(got, "Welcome to the customer portal") {
+		t.Errorf("the caught mail on the increment page: %q", got)
+	}
 	shot("increment")
+	do("a caught message", chromedp.Click(chromedp.CSS(`#mail tbody a`)), chromedp.WaitVisible(chromedp.CSS(`#mail-text`)))
+	if got := text("#mail-text"); !strings.Contains(got, "your account at the customer portal is ready.") {
+		t.Errorf("the caught message's text: %q", got)
+	}
+	shot("mail")
+	do("back to the increment", chromedp.Navigate(browserSite.URL+"/projects/gamma/increments/sprint-1"), chromedp.WaitVisible(chromedp.CSS(`#accept`)))
 	do("accepting", chromedp.Click(chromedp.CSS(`#accept`)))
 	recorded("the acceptance")
 	if strings.Contains(b.HTML(), `id="decision"`) {

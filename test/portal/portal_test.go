@@ -148,7 +148,8 @@ jwt:
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	srv, err = portal.New(portal.Config{Reader: objects, ClientFor: portal.ClientsFor(cfg, scheme), SignIn: verifier.SignIn})
+	mail := portal.Mailpit{User: "portal", Password: mailPassword, BaseURL: catcherURL}
+	srv, err = portal.New(portal.Config{Reader: objects, ClientFor: portal.ClientsFor(cfg, scheme), SignIn: verifier.SignIn, Mail: mail})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
@@ -162,7 +163,7 @@ jwt:
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	browserPortal, err := portal.New(portal.Config{Reader: objects, ClientFor: portal.ClientsFor(cfg, scheme), OIDC: signIn})
+	browserPortal, err := portal.New(portal.Config{Reader: objects, ClientFor: portal.ClientsFor(cfg, scheme), OIDC: signIn, Mail: mail})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
