@@ -272,9 +272,15 @@ func Restore(ctx context.Context, store Store, o RestoreOptions) (*Manifest, err
 	treated := false
 	switch {
 	case o.Database.Engine == "postgresql":
+		// Erasures and anonymization run inside the load's transaction.
+		var finish string
+		if finish, err = treatmentSQL(m.Product, o.Erasures, o.AnonymizeSalt); err != nil {
+			return nil, fmt.Errorf("nothing restored: %w", err)
+		}
 		err = streamDatabase(ctx, store, o, m, func(body io.Reader, verify func() error) error {
-			return loadInTransaction(ctx, o.Database, body, verify)
+			return loadInTransaction(ctx, o.Database, body, verify, finish)
 		})
+		treated = err == nil
 	case streamed:
 		err = streamDatabase(ctx, store, o, m, func(body io.Reader, verify func() error) error {
 			return restoreBeside(ctx, o.Database, body, verify, treat)

@@ -616,3 +616,47 @@ func TestWaitForDatabase(t *testing.T) {
 		t.Errorf("a database that never answers: %v", err)
 	}
 }
+
+// A restore that cannot anonymize the copy, or apply the erasures again,
+// restores nothing: the loaded data is never committed (PostgreSQL: the
+// treatment runs in the load's transaction) or swapped in (MariaDB).
+// Before, the load was committed first and a copy of production stayed in
+// the target un-anonymized.
+func TestARestoreThatCannotTreatTheCopyRestoresNothing(t *testing.T) {
+	for _, srv := range []**server{&postgres, &mariadb} {
+		s := *srv
+		t.Run(s.engine, func(t *testing.T) {
+			need(t, s)
+			need(t, s3)
+			ctx := context.Background()
+			src := createDatabase(t, s, unique("src"))
+			seed(t, src, 10) // none of Odoo's tables: its rules find nothing to rewrite
+			store := s3.store(t, "untreatable")
+			if _, _, err := Backup(ctx, store, BackupOptions{Name: "b1", Database: src, Product: "odoo", Environment: "production"}); err != nil {
+				t.Fatal(err)
+			}
+			for _, o := range []RestoreOptions{
+				{AnonymizeSalt: "a-salt-of-at-least-16-characters"},
+				{Erasures: &Subject{Hashes: []string{SubjectHash("erasure-salt", "someone@example.org")}, Salt: "erasure-salt"}},
+			} {
+				dst := createDatabase(t, s, unique("dst"))
+				sql(t, dst, "CREATE TABLE keep (v TEXT); INSERT INTO keep VALUES ('untouched')")
+				o.Name, o.Database = "b1", dst
+				_, err := Restore(ctx, store, o)
+				if err == nil || !strings.Contains(err.Error(), "none of the product's") {
+					t.Fatalf("anonymize %v, erasures %v: a restore whose treatment finds nothing: %v", o.AnonymizeSalt != "", o.Erasures != nil, err)
+				}
+				schema := "DATABASE()"
+				if s.engine == "postgresql" {
+					schema = "current_schema()"
+				}
+				if got := sql(t, dst, "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = "+schema); got != "1" {
+					t.Errorf("anonymize %v, erasures %v: the target holds %s tables after the failed restore, want its own 1", o.AnonymizeSalt != "", o.Erasures != nil, got)
+				}
+				if got := sql(t, dst, "SELECT v FROM keep"); got != "untouched" {
+					t.Errorf("the target's own table holds %q", got)
+				}
+			}
+		})
+	}
+}

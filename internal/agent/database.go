@@ -172,11 +172,12 @@ func WaitForDatabase(ctx context.Context, d Database, within time.Duration) erro
 
 // loadInTransaction loads a PostgreSQL dump while it is read from body (a
 // download), in one transaction that commits only if verify, called once
-// body is read to its end, passes: on any failure psql is killed before it
-// sees the end of its input, so the server rolls everything back and the
-// database is as it was. MariaDB commits its DDL at once: its dumps are
-// verified before the load instead.
-func loadInTransaction(ctx context.Context, d Database, body io.Reader, verify func() error) error {
+// body is read to its end, passes, and finish (SQL run after the dump:
+// treatmentSQL) succeeds: on any failure psql is killed before it sees the
+// end of its input or stops at the failing statement, so the server rolls
+// everything back and the database is as it was. MariaDB commits its DDL at
+// once: see restoreBeside.
+func loadInTransaction(ctx context.Context, d Database, body io.Reader, verify func() error, finish string) error {
 	if d.Engine != "postgresql" {
 		return fmt.Errorf("a streamed load needs PostgreSQL's transactional DDL, not %s", d.Engine)
 	}
@@ -216,12 +217,22 @@ func loadInTransaction(ctx context.Context, d Database, body io.Reader, verify f
 		_ = wait()
 		return fmt.Errorf("%w: nothing restored (the load's transaction was rolled back)", err)
 	}
+	if finish != "" {
+		if _, err := io.WriteString(stdin, "\n"+finish); err != nil {
+			_ = cmd.Process.Kill()
+			_ = wait()
+			return err
+		}
+	}
 	if err := stdin.Close(); err != nil {
 		_ = cmd.Process.Kill()
 		_ = wait()
 		return err
 	}
-	return wait()
+	if err := wait(); err != nil {
+		return fmt.Errorf("%w: nothing restored (the load's transaction was rolled back)", err)
+	}
+	return nil
 }
 
 // runStreaming starts cmd with its output (dump) or input (load) connected
