@@ -240,7 +240,7 @@ func Restore(ctx context.Context, store Store, o RestoreOptions) (*Manifest, err
 	// an administrator, into a staging database swapped in once it matched
 	// (restoreBeside). The other objects, and MariaDB's dump otherwise, are
 	// verified before anything is changed.
-	streamed := o.Database.Engine == "postgresql" || o.Database.CanStage()
+	streamed := o.Database.Engine == "postgresql" || o.Database.canStage()
 	var skip []string
 	if streamed {
 		skip = append(skip, DatabaseObject)
@@ -302,6 +302,15 @@ func Restore(ctx context.Context, store Store, o RestoreOptions) (*Manifest, err
 	progress("database loaded, verified and committed in %.1fs", time.Since(loadStart).Seconds())
 	if !treated {
 		if err := treat(o.Database); err != nil {
+			// Loaded in place (MariaDB without an administrator, or a dump
+			// with views or triggers): a copy that could not be anonymized
+			// is dropped rather than left un-anonymized.
+			if o.AnonymizeSalt != "" && o.Database.Engine == "mariadb" {
+				if cerr := clearMariaDB(context.WithoutCancel(ctx), o.Database); cerr != nil {
+					return nil, fmt.Errorf("%w; dropping the copy that could not be anonymized failed too: %v", err, cerr)
+				}
+				return nil, fmt.Errorf("%w: the restored copy was dropped", err)
+			}
 			return nil, err
 		}
 	}

@@ -659,4 +659,26 @@ func TestARestoreThatCannotTreatTheCopyRestoresNothing(t *testing.T) {
 			}
 		})
 	}
+	// MariaDB loaded in place (no administrator): the loaded copy cannot be
+	// kept from the target, so one that cannot be anonymized is dropped.
+	t.Run("mariadb in place", func(t *testing.T) {
+		need(t, mariadb)
+		need(t, s3)
+		ctx := context.Background()
+		src := createDatabase(t, mariadb, unique("src"))
+		seed(t, src, 10)
+		store := s3.store(t, "untreatable-in-place")
+		if _, _, err := Backup(ctx, store, BackupOptions{Name: "b1", Database: src, Product: "odoo", Environment: "production"}); err != nil {
+			t.Fatal(err)
+		}
+		dst := createDatabase(t, mariadb, unique("dst"))
+		dst.AdminUser = ""
+		_, err := Restore(ctx, store, RestoreOptions{Name: "b1", Database: dst, AnonymizeSalt: "a-salt-of-at-least-16-characters"})
+		if err == nil || !strings.Contains(err.Error(), "the restored copy was dropped") {
+			t.Fatalf("an in-place restore whose anonymization fails: %v", err)
+		}
+		if got := sql(t, dst, "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = DATABASE()"); got != "0" {
+			t.Errorf("%s tables of the un-anonymized copy are left in the target", got)
+		}
+	})
 }

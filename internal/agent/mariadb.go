@@ -35,10 +35,10 @@ func stagingNames(target string) (staging, replaced string) {
 	return target + "_restoring", target + "_replaced"
 }
 
-// CanStage reports whether a restore into d can load beside the database
+// canStage reports whether a restore into d can load beside the database
 // and swap: MariaDB with an administrator, and a name short enough for the
 // staging databases'.
-func (d Database) CanStage() bool {
+func (d Database) canStage() bool {
 	_, replaced := stagingNames(d.Name)
 	return d.Engine == "mariadb" && d.AdminUser != "" && len(replaced) <= maxDatabaseName
 }

@@ -302,4 +302,8 @@ spec:
 	t.Run("10 GDPR on real pods: an anonymized bootstrap copy, an erasure everywhere, a restore that re-applies it", func(t *testing.T) {
 		gdprOnRealPods(t, s3, []project{pg, my})
 	})
+
+	t.Run("11 the portal reads the test environments' caught mail; nobody else does", func(t *testing.T) {
+		portalReadsCaughtMail(t, pg.name)
+	})
 }

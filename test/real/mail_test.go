@@ -1,0 +1,86 @@
+package real
+
+import (
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/hex"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/crypto/bcrypt"
+)
+
+// portalReadsCaughtMail: the operator configured for the portal (as the
+// chart's portal.enabled does: --portal-namespace and the bcrypt line from
+// a Secret) gives the test environments' real Mailpit pods the line (the
+// kubelet turns the escaped "$$" back into the hash) and a NetworkPolicy
+// rule: a pod labelled as the portal in that namespace reads the caught
+// mail with the password; without it the catcher answers 401; another pod
+// of the same namespace does not get through.
+func portalReadsCaughtMail(t *testing.T, envNamespace string) {
+	// The GDPR step leaves the environments hibernated (their catchers too).
+	must(t, kubectl, "patch", "environment/test", "-n", envNamespace, "--type=merge", "-p", `{"spec":{"hibernate":false}}`)
+	raw := make([]byte, 20)
+	if _, err := rand.Read(raw); err != nil {
+		t.Fatal(err)
+	}
+	password := hex.EncodeToString(raw)
+	hash, err := bcrypt.GenerateFromPassword([]byte(password), bcrypt.DefaultCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	apply(t, fmt.Sprintf("apiVersion: v1\nkind: Secret\nmetadata: {name: crm-portal-mail, namespace: crm-system}\nstringData: {htpasswd: 'portal:%s'}\n", hash))
+	must(t, kubectl, "patch", "deployment/crm-operator", "-n", "crm-system", "--type=json", "-p", `[
+{"op":"add","path":"/spec/template/spec/containers/0/args/-","value":"--portal-namespace=crm-system"},
+{"op":"add","path":"/spec/template/spec/containers/0/env/-","value":{"name":"PORTAL_MAIL_HTPASSWD","valueFrom":{"secretKeyRef":{"name":"crm-portal-mail","key":"htpasswd"}}}}]`)
+	must(t, kubectl, "rollout", "status", "deployment/crm-operator", "-n", "crm-system", "--timeout=180s")
+	eventually(t, 2*time.Minute, "the test environment's catcher admits the portal's line", func() (bool, error) {
+		return strings.Contains(get(t, envNamespace, "deployment/test-mail", `{.spec.template.spec.containers[0].env[?(@.name=="MP_UI_AUTH")].value}`), "portal:"), nil
+	})
+	must(t, kubectl, "rollout", "status", "deployment/test-mail", "-n", envNamespace, "--timeout=180s")
+	eventually(t, 2*time.Minute, "the test environment's catcher runs", func() (bool, error) {
+		return get(t, envNamespace, "deployment/test-mail", "{.status.readyReplicas}") == "1", nil
+	})
+
+	for _, name := range []string{"crm-portal", "not-the-portal"} {
+		apply(t, fmt.Sprintf(`apiVersion: v1
+kind: Pod
+metadata: {name: %[1]s-probe, namespace: crm-system, labels: {app.kubernetes.io/name: %[1]s}}
+spec:
+  nodeSelector: {crm.crmops.io/real-node: "true"}
+  tolerations: [{key: crm.crmops.io/real-node, operator: Exists, effect: NoSchedule}]
+  securityContext: {runAsNonRoot: true, runAsUser: 1000, seccompProfile: {type: RuntimeDefault}}
+  containers:
+  - name: probe
+    image: %[2]s
+    command: [bash, -c, "sleep 3600"]
+    securityContext: {allowPrivilegeEscalation: false, capabilities: {drop: [ALL]}}
+`, name, image(t, "crm-standin")))
+		t.Cleanup(func() { run(t, kubectl, "delete", "pod/"+name+"-probe", "-n", "crm-system", "--grace-period=0", "--force") })
+		must(t, kubectl, "wait", "--for=condition=Ready", "pod/"+name+"-probe", "-n", "crm-system", "--timeout=120s")
+	}
+	// The status line of GET <catcher>/mail/api/v1/messages, over bash's /dev/tcp.
+	ask := func(probe, auth string) string {
+		header := ""
+		if auth != "" {
+			header = `Authorization: Basic ` + base64.StdEncoding.EncodeToString([]byte(auth)) + `\r\n`
+		}
+		out, _ := run(t, kubectl, "exec", "-n", "crm-system", "pod/"+probe, "--", "timeout", "5", "bash", "-c",
+			fmt.Sprintf(`exec 3<>/dev/tcp/test-mail.%s.svc/8025 && printf 'GET /mail/api/v1/messages HTTP/1.0\r\nHost: test-mail\r\n%s\r\n' >&3 && head -1 <&3`, envNamespace, header))
+		return strings.TrimSpace(out)
+	}
+	eventually(t, time.Minute, "the portal's pod reads the caught mail with its password", func() (bool, error) {
+		return strings.Contains(ask("crm-portal-probe", "portal:"+password), " 200 "), nil
+	})
+	if got := ask("crm-portal-probe", ""); !strings.Contains(got, " 401 ") {
+		t.Errorf("the catcher answered %q without a password, want 401", got)
+	}
+	if got := ask("crm-portal-probe", "portal:not-the-password"); !strings.Contains(got, " 401 ") {
+		t.Errorf("the catcher answered %q to a wrong password, want 401", got)
+	}
+	if got := ask("not-the-portal-probe", "portal:"+password); strings.Contains(got, "HTTP/") {
+		t.Errorf("a pod not labelled as the portal reached the catcher: %q", got)
+	}
+}
