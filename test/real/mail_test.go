@@ -58,7 +58,9 @@ spec:
     command: [bash, -c, "sleep 3600"]
     securityContext: {allowPrivilegeEscalation: false, capabilities: {drop: [ALL]}}
 `, name, image(t, "crm-standin")))
-		t.Cleanup(func() { run(t, kubectl, "delete", "pod/"+name+"-probe", "-n", "crm-system", "--grace-period=0", "--force") })
+		t.Cleanup(func() {
+			run(t, kubectl, "delete", "pod/"+name+"-probe", "-n", "crm-system", "--grace-period=0", "--force")
+		})
 		must(t, kubectl, "wait", "--for=condition=Ready", "pod/"+name+"-probe", "-n", "crm-system", "--timeout=120s")
 	}
 	// The status line of GET <catcher>/mail/api/v1/messages, over bash's /dev/tcp.
