@@ -408,6 +408,22 @@ func compressed(t *testing.T, sqlText string) io.Reader {
 	return &b
 }
 
+// backedUp is a database of s seeded with rows and what prepare adds,
+// backed up as b1 to a store under prefix.
+func backedUp(t *testing.T, s *server, prefix, product string, rows int, prepare ...func(Database)) (Database, Store) {
+	t.Helper()
+	src := createDatabase(t, s, unique("src"))
+	seed(t, src, rows)
+	for _, p := range prepare {
+		p(src)
+	}
+	store := s3.store(t, prefix)
+	if _, _, err := Backup(context.Background(), store, BackupOptions{Name: "b1", Database: src, Product: product, Environment: "production"}); err != nil {
+		t.Fatal(err)
+	}
+	return src, store
+}
+
 // MariaDB commits DDL at once; its restore loads beside the database and
 // swaps, so a load that fails half-way (its first statement dropped a
 // table), a dump found corrupt at its end, or a failed anonymization leaves
@@ -416,21 +432,16 @@ func TestAMariaDBRestoreIsAllOrNothing(t *testing.T) {
 	need(t, mariadb)
 	need(t, s3)
 	ctx := context.Background()
-	withKeys := func(d Database, rows int) {
-		seed(t, d, rows)
+	withKey := func(d Database) {
 		sql(t, d, "ALTER TABLE contacts ADD CONSTRAINT contact_account FOREIGN KEY (account_id) REFERENCES accounts (id)")
 	}
 	keys := func(d Database) string {
 		return sql(t, d, "SELECT COUNT(*) FROM information_schema.referential_constraints WHERE constraint_schema = DATABASE() AND constraint_name = 'contact_account'")
 	}
-	src := createDatabase(t, mariadb, unique("src"))
-	withKeys(src, 30)
-	store := s3.store(t, "beside")
-	if _, _, err := Backup(ctx, store, BackupOptions{Name: "b1", Database: src, Product: "espocrm", Environment: "production"}); err != nil {
-		t.Fatal(err)
-	}
+	src, store := backedUp(t, mariadb, "beside", "espocrm", 30, withKey)
 	dst := createDatabase(t, mariadb, unique("dst"))
-	withKeys(dst, 70)
+	seed(t, dst, 70)
+	withKey(dst)
 	sql(t, dst, "CREATE TABLE keep (v TEXT); INSERT INTO keep VALUES ('untouched')")
 	before := fingerprint(t, dst)
 	unchanged := func(what string) {
@@ -484,14 +495,10 @@ func TestAMariaDBDumpWithViewsAndTriggersIsRestoredInPlace(t *testing.T) {
 	need(t, mariadb)
 	need(t, s3)
 	ctx := context.Background()
-	src := createDatabase(t, mariadb, unique("src"))
-	seed(t, src, 20)
-	sql(t, src, "CREATE VIEW account_names AS SELECT name FROM accounts")
-	sql(t, src, "CREATE TRIGGER lower_email BEFORE INSERT ON contacts FOR EACH ROW SET NEW.email = LOWER(NEW.email)")
-	store := s3.store(t, "in-place")
-	if _, _, err := Backup(ctx, store, BackupOptions{Name: "b1", Database: src, Product: "espocrm", Environment: "production"}); err != nil {
-		t.Fatal(err)
-	}
+	src, store := backedUp(t, mariadb, "in-place", "espocrm", 20, func(src Database) {
+		sql(t, src, "CREATE VIEW account_names AS SELECT name FROM accounts")
+		sql(t, src, "CREATE TRIGGER lower_email BEFORE INSERT ON contacts FOR EACH ROW SET NEW.email = LOWER(NEW.email)")
+	})
 	dst := createDatabase(t, mariadb, unique("dst"))
 	seed(t, dst, 40)
 	var said []string
@@ -629,12 +636,8 @@ func TestARestoreThatCannotTreatTheCopyRestoresNothing(t *testing.T) {
 			need(t, s)
 			need(t, s3)
 			ctx := context.Background()
-			src := createDatabase(t, s, unique("src"))
-			seed(t, src, 10) // none of Odoo's tables: its rules find nothing to rewrite
-			store := s3.store(t, "untreatable")
-			if _, _, err := Backup(ctx, store, BackupOptions{Name: "b1", Database: src, Product: "odoo", Environment: "production"}); err != nil {
-				t.Fatal(err)
-			}
+			// None of Odoo's tables: its rules find nothing to rewrite.
+			_, store := backedUp(t, s, "untreatable", "odoo", 10)
 			for _, o := range []RestoreOptions{
 				{AnonymizeSalt: "a-salt-of-at-least-16-characters"},
 				{Erasures: &Subject{Hashes: []string{SubjectHash("erasure-salt", "someone@example.org")}, Salt: "erasure-salt"}},
@@ -665,12 +668,7 @@ func TestARestoreThatCannotTreatTheCopyRestoresNothing(t *testing.T) {
 		need(t, mariadb)
 		need(t, s3)
 		ctx := context.Background()
-		src := createDatabase(t, mariadb, unique("src"))
-		seed(t, src, 10)
-		store := s3.store(t, "untreatable-in-place")
-		if _, _, err := Backup(ctx, store, BackupOptions{Name: "b1", Database: src, Product: "odoo", Environment: "production"}); err != nil {
-			t.Fatal(err)
-		}
+		_, store := backedUp(t, mariadb, "untreatable-in-place", "odoo", 10)
 		dst := createDatabase(t, mariadb, unique("dst"))
 		dst.AdminUser = ""
 		_, err := Restore(ctx, store, RestoreOptions{Name: "b1", Database: dst, AnonymizeSalt: "a-salt-of-at-least-16-characters"})

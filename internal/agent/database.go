@@ -184,27 +184,13 @@ func loadInTransaction(ctx context.Context, d Database, body io.Reader, verify f
 	if err := CheckTools(ctx, d); err != nil {
 		return err
 	}
-	cmd, err := d.LoadCommand(ctx) // --single-transaction: COMMIT at the end of the input
+	l, err := startLoad(ctx, d) // --single-transaction: COMMIT at the end of the input
 	if err != nil {
 		return err
 	}
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		return err
-	}
-	wait, err := runWait(cmd)
-	if err != nil {
-		return err
-	}
-	dec, err := newStreamDecoder(body)
-	if err == nil {
-		_, err = io.Copy(stdin, dec)
-		dec.Close()
-	}
-	if err != nil {
+	if err := l.feed(body); err != nil {
 		// A corrupt object is the likelier cause of a failed load: say so.
-		_ = cmd.Process.Kill()
-		werr := wait()
+		werr := l.kill()
 		if verr := verify(); verr != nil {
 			err = verr
 		} else if werr != nil && !strings.Contains(werr.Error(), "signal: killed") {
@@ -213,29 +199,68 @@ func loadInTransaction(ctx context.Context, d Database, body io.Reader, verify f
 		return fmt.Errorf("%w: nothing restored (the load's transaction was rolled back)", err)
 	}
 	if err := verify(); err != nil {
-		_ = cmd.Process.Kill()
-		_ = wait()
+		_ = l.kill()
 		return fmt.Errorf("%w: nothing restored (the load's transaction was rolled back)", err)
 	}
 	if finish != "" {
-		if _, err := io.WriteString(stdin, "\n"+finish); err != nil {
-			_ = cmd.Process.Kill()
-			_ = wait()
+		if _, err := io.WriteString(l.stdin, "\n"+finish); err != nil {
+			_ = l.kill()
 			return err
 		}
 	}
-	if err := stdin.Close(); err != nil {
-		_ = cmd.Process.Kill()
-		_ = wait()
+	if err := l.stdin.Close(); err != nil {
+		_ = l.kill()
 		return err
 	}
-	if err := wait(); err != nil {
+	if err := l.wait(); err != nil {
 		return fmt.Errorf("%w: nothing restored (the load's transaction was rolled back)", err)
 	}
 	return nil
 }
 
-// runStreaming starts cmd with its output (dump) or input (load) connected
+// streamedLoad is a load command being fed a dump on its stdin.
+type streamedLoad struct {
+	cmd   *exec.Cmd
+	stdin io.WriteCloser
+	wait  func() error
+}
+
+// startLoad starts d's load command with its stdin open.
+func startLoad(ctx context.Context, d Database) (*streamedLoad, error) {
+	cmd, err := d.LoadCommand(ctx)
+	if err != nil {
+		return nil, err
+	}
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		return nil, err
+	}
+	wait, err := runWait(cmd)
+	if err != nil {
+		return nil, err
+	}
+	return &streamedLoad{cmd: cmd, stdin: stdin, wait: wait}, nil
+}
+
+// feed writes body, decompressed, to the load; stdin stays open (a
+// transaction commits only when it closes).
+func (l *streamedLoad) feed(body io.Reader) error {
+	dec, err := newStreamDecoder(body)
+	if err != nil {
+		return err
+	}
+	defer dec.Close()
+	_, err = io.Copy(l.stdin, dec)
+	return err
+}
+
+// kill stops the load before the end of its input and waits for it.
+func (l *streamedLoad) kill() error {
+	_ = l.cmd.Process.Kill()
+	return l.wait()
+}
+
+// runWait starts cmd with its output (dump) or input (load) connected
 // and returns a wait function that reports the command's error with stderr.
 func runWait(cmd *exec.Cmd) (func() error, error) {
 	var stderr bytes.Buffer

@@ -75,25 +75,14 @@ func restoreBeside(ctx context.Context, d Database, body io.Reader, verify func(
 		}
 	}()
 	copyDB := d.asAdmin(staging)
-	cmd, err := copyDB.LoadCommand(ctx)
+	l, err := startLoad(ctx, copyDB)
 	if err != nil {
 		return err
 	}
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		return err
-	}
-	wait, err := runWait(cmd)
-	if err != nil {
-		return err
-	}
-	dec, err := newStreamDecoder(body)
-	if err == nil {
-		_, err = io.Copy(stdin, dec)
-		dec.Close()
-	}
-	_ = stdin.Close()
-	werr := wait()
+	// The copy is disposable: whatever the load did stays in it.
+	err = l.feed(body)
+	_ = l.stdin.Close()
+	werr := l.wait()
 	// A corrupt object is the likelier cause of a failed load: say so first.
 	if verr := verify(); verr != nil {
 		return fmt.Errorf("%w: nothing restored (the database is as it was)", verr)

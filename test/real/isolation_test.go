@@ -9,6 +9,28 @@ import (
 	"time"
 )
 
+// probePod starts a pod of the stand-in image on the real node that only
+// waits (a place to open connections from with bash's /dev/tcp), labelled
+// app.kubernetes.io/name=app, and removes it at the test's end.
+func probePod(t *testing.T, ns, name, app string) {
+	t.Helper()
+	apply(t, fmt.Sprintf(`apiVersion: v1
+kind: Pod
+metadata: {name: %s, namespace: %s, labels: {app.kubernetes.io/name: %s}}
+spec:
+  nodeSelector: {crm.crmops.io/real-node: "true"}
+  tolerations: [{key: crm.crmops.io/real-node, operator: Exists, effect: NoSchedule}]
+  securityContext: {runAsNonRoot: true, runAsUser: 1000, seccompProfile: {type: RuntimeDefault}}
+  containers:
+  - name: probe
+    image: %s
+    command: [bash, -c, "sleep 3600"]
+    securityContext: {allowPrivilegeEscalation: false, capabilities: {drop: [ALL]}}
+`, name, ns, app, image(t, "crm-standin")))
+	t.Cleanup(func() { run(t, kubectl, "delete", "pod/"+name, "-n", ns, "--grace-period=0", "--force") })
+	must(t, kubectl, "wait", "--for=condition=Ready", "pod/"+name, "-n", ns, "--timeout=120s")
+}
+
 // connects reports whether a pod (namespace, kubectl exec target) opens a
 // TCP connection to addr within 5 s, with bash's /dev/tcp.
 func connects(t *testing.T, ns, target, addr string) bool {
@@ -27,21 +49,7 @@ func isolation(t *testing.T, pg, my project) {
 	other := get(t, my.name, "pod/test-db-0", "{.status.podIP}") + ":3306"
 	// A pod outside every project, in a namespace without policies: only
 	// pg's own policies stand between it and pg's database.
-	apply(t, fmt.Sprintf(`apiVersion: v1
-kind: Pod
-metadata: {name: netpol-probe, namespace: default}
-spec:
-  nodeSelector: {crm.crmops.io/real-node: "true"}
-  tolerations: [{key: crm.crmops.io/real-node, operator: Exists, effect: NoSchedule}]
-  securityContext: {runAsNonRoot: true, runAsUser: 1000, seccompProfile: {type: RuntimeDefault}}
-  containers:
-  - name: probe
-    image: %s
-    command: [bash, -c, "sleep 3600"]
-    securityContext: {allowPrivilegeEscalation: false, capabilities: {drop: [ALL]}}
-`, image(t, "crm-standin")))
-	t.Cleanup(func() { run(t, kubectl, "delete", "pod/netpol-probe", "-n", "default", "--grace-period=0", "--force") })
-	must(t, kubectl, "wait", "--for=condition=Ready", "pod/netpol-probe", "-n", "default", "--timeout=120s")
+	probePod(t, "default", "netpol-probe", "netpol-probe")
 
 	for _, c := range []struct {
 		what, ns, from, to string

@@ -1,3 +1,5 @@
+//go:build real
+
 package real
 
 import (
@@ -44,25 +46,8 @@ func portalReadsCaughtMail(t *testing.T, envNamespace string) {
 		return get(t, envNamespace, "deployment/test-mail", "{.status.readyReplicas}") == "1", nil
 	})
 
-	for _, name := range []string{"crm-portal", "not-the-portal"} {
-		apply(t, fmt.Sprintf(`apiVersion: v1
-kind: Pod
-metadata: {name: %[1]s-probe, namespace: crm-system, labels: {app.kubernetes.io/name: %[1]s}}
-spec:
-  nodeSelector: {crm.crmops.io/real-node: "true"}
-  tolerations: [{key: crm.crmops.io/real-node, operator: Exists, effect: NoSchedule}]
-  securityContext: {runAsNonRoot: true, runAsUser: 1000, seccompProfile: {type: RuntimeDefault}}
-  containers:
-  - name: probe
-    image: %[2]s
-    command: [bash, -c, "sleep 3600"]
-    securityContext: {allowPrivilegeEscalation: false, capabilities: {drop: [ALL]}}
-`, name, image(t, "crm-standin")))
-		t.Cleanup(func() {
-			run(t, kubectl, "delete", "pod/"+name+"-probe", "-n", "crm-system", "--grace-period=0", "--force")
-		})
-		must(t, kubectl, "wait", "--for=condition=Ready", "pod/"+name+"-probe", "-n", "crm-system", "--timeout=120s")
-	}
+	probePod(t, "crm-system", "crm-portal-probe", "crm-portal")
+	probePod(t, "crm-system", "not-the-portal-probe", "not-the-portal")
 	// The status line of GET <catcher>/mail/api/v1/messages, over bash's /dev/tcp.
 	ask := func(probe, auth string) string {
 		header := ""
