@@ -6,6 +6,7 @@
 package agentjob
 
 import (
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/client-go/tools/events"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -32,4 +33,11 @@ type Deps struct {
 	// Images is where the default images of its pods are pulled from.
 	Images resources.Images
 	Clock  kube.Clock
+}
+
+// AgentJob builds a crm-agent Job of in, crm-agent delivered as the
+// operator is configured to (AgentImage, AgentImageVolume).
+func (d Deps) AgentJob(in resources.AgentJobInput) (*batchv1.Job, error) {
+	in.AgentImage, in.AgentImageVolume = d.AgentImage, d.AgentImageVolume
+	return resources.AgentJob(in)
 }

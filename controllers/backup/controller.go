@@ -105,9 +105,9 @@ func (r *Reconciler) Step(ctx context.Context, b *crmv1alpha1.Backup) (ctrl.Resu
 			// Not watched (the cache holds only the operator's own Secrets): looked at again.
 			return ctrl.Result{RequeueAfter: 15 * time.Second}, nil
 		}
-		job, err := resources.AgentJob(resources.AgentJobInput{
+		job, err := r.AgentJob(resources.AgentJobInput{
 			EnvironmentInput: in, Command: "backup", JobName: jobName, BackupName: b.Name,
-			Increment: b.Spec.Increment, AgentImage: r.AgentImage, AgentImageVolume: r.AgentImageVolume,
+			Increment: b.Spec.Increment,
 		})
 		if err != nil {
 			r.fail(b, "InvalidJob", err.Error())
@@ -189,8 +189,8 @@ func (r *Reconciler) reconcileDelete(ctx context.Context, b *crmv1alpha1.Backup)
 					}
 					return ctrl.Result{RequeueAfter: 30 * time.Second}, err
 				}
-				job, err := resources.AgentJob(resources.AgentJobInput{
-					EnvironmentInput: in, Command: "delete", JobName: jobName, BackupName: b.Name, AgentImage: r.AgentImage, AgentImageVolume: r.AgentImageVolume,
+				job, err := r.AgentJob(resources.AgentJobInput{
+					EnvironmentInput: in, Command: "delete", JobName: jobName, BackupName: b.Name,
 				})
 				if err != nil {
 					return ctrl.Result{}, err

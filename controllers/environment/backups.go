@@ -259,8 +259,8 @@ func (r *Reconciler) anonymize(ctx context.Context, env *crmv1alpha1.Environment
 		if err != nil {
 			return false, err
 		}
-		job, err := resources.AgentJob(resources.AgentJobInput{
-			EnvironmentInput: in, Command: "anonymize", JobName: resources.AnonymizeJobName(env.Name), BackupName: env.Spec.Bootstrap.FromBackup.Name, AgentImage: r.AgentImage, AgentImageVolume: r.AgentImageVolume,
+		job, err := r.AgentJob(resources.AgentJobInput{
+			EnvironmentInput: in, Command: "anonymize", JobName: resources.AnonymizeJobName(env.Name), BackupName: env.Spec.Bootstrap.FromBackup.Name,
 		})
 		if err != nil {
 			return false, err

@@ -193,8 +193,8 @@ func (r *Reconciler) eraseIn(ctx context.Context, er *crmv1alpha1.ErasureRequest
 		if ok, msg := agentjob.DatabaseRunning(ctx, r.Client, in); !ok {
 			return pending(msg)
 		}
-		job, err := resources.AgentJob(resources.AgentJobInput{
-			EnvironmentInput: in, Command: "erase", JobName: e.JobName, AgentImage: r.AgentImage, AgentImageVolume: r.AgentImageVolume,
+		job, err := r.AgentJob(resources.AgentJobInput{
+			EnvironmentInput: in, Command: "erase", JobName: e.JobName,
 			ErasureHashes: []string{er.Status.SubjectHash},
 		})
 		if err != nil {

@@ -148,8 +148,8 @@ func (r *Reconciler) Step(ctx context.Context, rs *crmv1alpha1.Restore) (ctrl.Re
 			return ctrl.Result{}, err
 		}
 		anonymize := mustAnonymize(in, backup, rs)
-		job, err := resources.AgentJob(resources.AgentJobInput{
-			EnvironmentInput: in, Command: "restore", JobName: jobName, AgentImage: r.AgentImage, AgentImageVolume: r.AgentImageVolume,
+		job, err := r.AgentJob(resources.AgentJobInput{
+			EnvironmentInput: in, Command: "restore", JobName: jobName,
 			BackupName: backup.Name, BackupEnvironment: backup.Spec.EnvironmentRef.Name,
 			ErasureHashes: hashes, Anonymize: anonymize,
 		})

@@ -104,7 +104,8 @@ func AgentJob(in AgentJobInput) (*batchv1.Job, error) {
 	if in.Command == "restore" && in.Profile.Engine == crmv1alpha1.DatabaseMariaDB && in.External == nil {
 		// The server's root creates the staging database a MariaDB restore
 		// loads beside the environment's and swaps in once verified (the
-		// official image creates root@'%' with MARIADB_ROOT_PASSWORD).
+		// official image creates root@'%' with MARIADB_ROOT_PASSWORD:
+		// MariaDB/mariadb-docker@1b6429b 10.11/docker-entrypoint.sh).
 		args = append(args, "--db-admin-user", "root")
 		envVars = append(envVars, corev1.EnvVar{Name: "DB_ADMIN_PASSWORD", ValueFrom: &corev1.EnvVarSource{SecretKeyRef: &corev1.SecretKeySelector{
 			LocalObjectReference: corev1.LocalObjectReference{Name: CredentialsName(env.Name)}, Key: crm.SecretDatabaseRootPass,
@@ -116,7 +117,8 @@ func AgentJob(in AgentJobInput) (*batchv1.Job, error) {
 	}
 	vols := []corev1.Volume{
 		{Name: "agent", VolumeSource: agentVolume},
-		// A restore downloads and verifies everything before touching the target.
+		// What a restore verifies before touching the target: the files,
+		// and a dump loaded in place (a streamed dump needs none).
 		{Name: "scratch", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}},
 	}
 	mounts := []corev1.VolumeMount{{Name: "agent", MountPath: "/agent", ReadOnly: true}, {Name: "scratch", MountPath: "/scratch"}}
