@@ -25,7 +25,7 @@ manifests: controller-gen ## Generate CRDs and RBAC from the markers.
 	cp config/webhook/manifests.yaml charts/crm-operator/files/webhook.yaml
 	cp config/crd/bases/*.yaml charts/crm-operator/crds/
 	cp config/rbac/role.yaml charts/crm-operator/files/role.yaml
-	cp config/admission/increment_acceptance.yaml config/admission/production_version.yaml config/admission/gdpr_environment.yaml config/admission/data_finalizers.yaml charts/crm-operator/files/admission/
+	cp config/admission/increment_acceptance.yaml config/admission/production_version.yaml config/admission/production_protection.yaml config/admission/gdpr_environment.yaml config/admission/data_finalizers.yaml charts/crm-operator/files/admission/
 
 .PHONY: generate
 generate: controller-gen ## Generate deepcopy code and docs/products.md.

@@ -387,6 +387,7 @@ func TestDeletionPolicy(t *testing.T) {
 		g.Expect(k8s.Get(ctx, key(ns, name), obj)).To(Succeed())
 		g.Expect(obj.GetOwnerReferences()).To(BeEmpty())
 		g.Expect(obj.GetLabels()).To(HaveKeyWithValue(crmv1alpha1.LabelRetainedFrom, "production"))
+		g.Expect(obj.GetLabels()).To(HaveKeyWithValue(crmv1alpha1.LabelRetainedStage, "production"))
 		g.Expect(obj.GetDeletionTimestamp()).To(BeNil())
 	}
 	// Delete: they are deleted (a claim may wait on kubernetes.io/pvc-protection).

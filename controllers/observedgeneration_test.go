@@ -44,8 +44,10 @@ func TestEveryKindRecordsObservedGeneration(t *testing.T) {
 	project := newProject("observed")
 	g.Expect(k8s.Create(ctx, project)).To(Succeed())
 	t.Cleanup(func() { _ = k8s.Delete(ctx, project) })
+	// The project's namespace is the operator's to create: one made by
+	// someone else would be refused (NamespaceTaken).
 	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: project.Name}}
-	g.Expect(client.IgnoreAlreadyExists(k8s.Create(ctx, ns))).To(Succeed())
+	g.Eventually(exists(ctx, ns, "", project.Name)).WithTimeout(wait).Should(Succeed())
 
 	env := &crmv1alpha1.Environment{
 		ObjectMeta: metav1.ObjectMeta{Name: "test", Namespace: ns.Name},

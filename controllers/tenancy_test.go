@@ -7,11 +7,15 @@ import (
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	crmv1alpha1 "github.com/crmops/crm-operator/api/v1alpha1"
+	"github.com/crmops/crm-operator/internal/resources"
 )
 
 // Two customers' projects on one cluster: the people of project A get
@@ -100,4 +104,47 @@ func TestTenantIsolation(t *testing.T) {
 			}
 		}
 	})
+}
+
+// 12: a project does not take over a namespace of its name that someone
+// else made (its Secrets and workloads would become the project's people's),
+// unless a cluster administrator labels it for adoption.
+func TestAProjectDoesNotTakeOverAnotherNamespace(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "payroll"}}
+	g.Expect(k8s.Create(ctx, ns)).To(Succeed())
+	g.Expect(k8s.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "bank", Namespace: "payroll"},
+		StringData: map[string]string{"token": "s3cret"}})).To(Succeed())
+	p := newProject("payroll")
+	p.Spec.Integrators = &crmv1alpha1.Subjects{Users: []string{"ci@payroll.example"}}
+	g.Expect(k8s.Create(ctx, p)).To(Succeed())
+	g.Eventually(func() string {
+		_ = k8s.Get(ctx, key("", "payroll"), p)
+		if c := meta.FindStatusCondition(p.Status.Conditions, crmv1alpha1.ConditionReady); c != nil {
+			return c.Reason
+		}
+		return ""
+	}).WithTimeout(wait).Should(Equal("NamespaceTaken"))
+	g.Expect(meta.FindStatusCondition(p.Status.Conditions, crmv1alpha1.ConditionReady).Message).To(ContainSubstring(
+		"namespace payroll exists and is not this project's: label it crm.crmops.io/adopt=payroll"))
+	g.Expect(k8s.Get(ctx, key("", "payroll"), ns)).To(Succeed())
+	g.Expect(ns.OwnerReferences).To(BeEmpty())
+	g.Expect(k8s.Get(ctx, key("payroll", resources.IntegratorRoleName), &rbacv1.RoleBinding{})).NotTo(Succeed(), "the project's people were let into someone else's namespace")
+
+	// Labelled for adoption, it becomes the project's (the next look, here
+	// brought on by a change of the project).
+	ns.Labels = map[string]string{crmv1alpha1.LabelAdopt: "payroll"}
+	g.Expect(k8s.Update(ctx, ns)).To(Succeed())
+	g.Eventually(func() error {
+		if err := k8s.Get(ctx, key("", "payroll"), p); err != nil {
+			return err
+		}
+		p.Spec.BudgetHours = ptr.To[int32](100)
+		return k8s.Update(ctx, p)
+	}).WithTimeout(wait).Should(Succeed())
+	g.Eventually(func(g Gomega) {
+		g.Expect(k8s.Get(ctx, key("", "payroll"), ns)).To(Succeed())
+		g.Expect(metav1.IsControlledBy(ns, p)).To(BeTrue())
+	}).WithTimeout(wait).Should(Succeed())
 }

@@ -150,7 +150,7 @@ if [ "${REAL_NODE:-0}" = 1 ]; then
 	fi
 else
 	k apply --server-side --force-conflicts -f config/admission/increment_acceptance.yaml \
-		-f config/admission/production_version.yaml -f config/admission/gdpr_environment.yaml -f config/admission/data_finalizers.yaml >/dev/null
+		-f config/admission/production_version.yaml -f config/admission/production_protection.yaml -f config/admission/gdpr_environment.yaml -f config/admission/data_finalizers.yaml >/dev/null
 	step "admission policies: applied (product-owner acceptance, production versions, GDPR, data finalizers)"
 
 	# The reference-checking webhook: the API server calls the operator running

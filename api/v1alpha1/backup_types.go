@@ -2,6 +2,7 @@ package v1alpha1
 
 import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 )
 
 // BackupReason says why a backup was taken.
@@ -92,6 +93,26 @@ type BackupStatus struct {
 	// Error of a failed backup.
 	// +optional
 	Error string `json:"error,omitempty"`
+	// Origin is the environment the backup was taken of, recorded when the
+	// backup starts: restores decide from it (not from spec.environmentRef's
+	// name, which a new environment may reuse) whether the backup is an
+	// environment's own and whether it holds production data.
+	// +optional
+	Origin *BackupOrigin `json:"origin,omitempty"`
+}
+
+// BackupOrigin identifies the environment a backup was taken of.
+type BackupOrigin struct {
+	// Environment is the environment's name.
+	// +required
+	Environment string `json:"environment"`
+	// UID of the environment: an environment deleted and created again
+	// under the same name has another.
+	// +required
+	UID types.UID `json:"uid"`
+	// Stage of the environment.
+	// +required
+	Stage Stage `json:"stage"`
 }
 
 // Backup is one backup of an environment's database and files, taken by
@@ -105,6 +126,7 @@ type BackupStatus struct {
 // +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.spec.reason`
 // +kubebuilder:printcolumn:name="Phase",type=string,JSONPath=`.status.phase`
 // +kubebuilder:printcolumn:name="Size",type=string,JSONPath=`.status.size`
+// +kubebuilder:printcolumn:name="Stage",type=string,JSONPath=`.status.origin.stage`,priority=1
 // +kubebuilder:printcolumn:name="Version",type=string,JSONPath=`.status.productVersion`,priority=1
 // +kubebuilder:printcolumn:name="Location",type=string,JSONPath=`.status.location`,priority=1
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
@@ -151,7 +173,11 @@ type RestoreSpec struct {
 	// +required
 	EnvironmentRef LocalObjectReference `json:"environmentRef"`
 	// Confirm must equal the environment's name to restore into production:
-	// a restore replaces all of its data.
+	// a restore replaces all of its data. Only a project administrator may
+	// set it (admission policy crm-production-protection), and production
+	// takes only production backups (its own, or another production's for
+	// disaster recovery): a test backup's code and data were never accepted.
+	// Restores into other stages leave it empty.
 	// +kubebuilder:validation:MaxLength=63
 	// +optional
 	Confirm string `json:"confirm,omitempty"`

@@ -15,6 +15,12 @@ const EnvironmentFinalizer = "crm.crmops.io/environment-data"
 // environment was deleted with deletionPolicy Retain.
 const LabelRetainedFrom = "crm.crmops.io/retained-from"
 
+// LabelRetainedStage marks retained volumes and credentials with the stage
+// of the environment they came from: only an environment of that stage (and
+// of the same project: they stay in its namespace) adopts them. Retained
+// data without it (kept by an older operator) counts as production's.
+const LabelRetainedStage = "crm.crmops.io/retained-stage"
+
 // ProjectFinalizer holds a project (and so its namespace) while environments
 // whose data must be retained still exist in it.
 const ProjectFinalizer = "crm.crmops.io/project-data"
@@ -29,3 +35,8 @@ const (
 	LabelRetainedProject    = "crm.crmops.io/retained-project"
 	AnnotationRetainedClaim = "crm.crmops.io/retained-claim"
 )
+
+// LabelAdopt on an existing namespace lets the ImplementationProject of the
+// label's value take it over; without it a project refuses a namespace of
+// its name that another owner made.
+const LabelAdopt = "crm.crmops.io/adopt"

@@ -309,9 +309,21 @@ type ImplementationProjectSpec struct {
 	// Only they may set an Increment's acceptance.
 	// +required
 	ProductOwners Subjects `json:"productOwners"`
-	// Integrators are the implementation team: they manage Environments and Increments.
+	// Integrators are the implementation team: they manage the non-production
+	// Environments, Increments, Backups and Restores. They may back up
+	// production and read it, but not create, delete or re-point it, restore
+	// into it or delete its backups (see administrators).
 	// +optional
 	Integrators *Subjects `json:"integrators,omitempty"`
+	// Administrators alone may create and delete production-stage
+	// Environments, change their protected fields (database, deletionPolicy;
+	// version and image change only through promotions), restore into
+	// production (a Restore with spec.confirm), delete production's Backups
+	// and delete accepted Increments. They hold the integrators' rights too.
+	// The API server enforces it (admission policy crm-production-protection).
+	// Without administrators only cluster administrators may do these things.
+	// +optional
+	Administrators *Subjects `json:"administrators,omitempty"`
 	// Stages are the names of the Environments an increment passes through, in
 	// order; the last one is production. Defaults to [test, production].
 	// +listType=set

@@ -31,6 +31,10 @@ const (
 	// AnnotationAcceptedBy is set by the API server's mutating admission
 	// policy to the user name that set spec.acceptance; clients cannot forge it.
 	AnnotationAcceptedBy = "crm.crmops.io/accepted-by"
+	// AnnotationAcceptedByGroups is stamped beside it: the groups of that
+	// user, one per line, with which the operator asks the authorizer
+	// itself whether the user may accept (SubjectAccessReview).
+	AnnotationAcceptedByGroups = "crm.crmops.io/accepted-by-groups"
 	// AnnotationIncrement on an Environment names the Increment it runs.
 	AnnotationIncrement = "crm.crmops.io/increment"
 	// AnnotationSchemaVersion on an Environment is the version a promotion's
@@ -152,7 +156,7 @@ type Acceptance struct {
 
 // IncrementSpec is one sprint's deliverable.
 // +kubebuilder:validation:XValidation:rule="has(self.version) != has(self.image)",message="set exactly one of version or image"
-// +kubebuilder:validation:XValidation:rule="!has(oldSelf.acceptance) || oldSelf.acceptance.decision != 'Accepted' || (has(self.version) == has(oldSelf.version) && (!has(self.version) || self.version == oldSelf.version) && has(self.image) == has(oldSelf.image) && (!has(self.image) || self.image == oldSelf.image) && has(self.migration) == has(oldSelf.migration) && (!has(self.migration) || self.migration == oldSelf.migration))",message="version, image and migration are immutable once the increment is accepted"
+// +kubebuilder:validation:XValidation:rule="!has(oldSelf.acceptance) || oldSelf.acceptance.decision != 'Accepted' || (has(self.version) == has(oldSelf.version) && (!has(self.version) || self.version == oldSelf.version) && has(self.image) == has(oldSelf.image) && (!has(self.image) || self.image == oldSelf.image) && has(self.migration) == has(oldSelf.migration) && (!has(self.migration) || self.migration == oldSelf.migration) && has(self.changes) == has(oldSelf.changes) && (!has(self.changes) || self.changes == oldSelf.changes) && self.sprint == oldSelf.sprint)",message="version, image, migration, changes and sprint are immutable once the increment is accepted: the product owner accepted exactly these"
 // +kubebuilder:validation:XValidation:rule="!has(oldSelf.acceptance) || oldSelf.acceptance.decision != 'Accepted' || (has(self.acceptance) && self.acceptance.decision == 'Accepted')",message="an accepted increment cannot be un-accepted: create a new increment",fieldPath=".acceptance"
 type IncrementSpec struct {
 	// ProjectRef names the ImplementationProject; the increment must be in the

@@ -122,6 +122,7 @@ func (r *Reconciler) Step(ctx context.Context, b *crmv1alpha1.Backup) (ctrl.Resu
 		now := metav1.Now()
 		b.Status.Phase, b.Status.JobName, b.Status.StartedAt = crmv1alpha1.BackupRunning, jobName, &now
 		b.Status.Product, b.Status.ProductVersion, b.Status.Engine = string(in.Project.Spec.Product.Name), in.Version, in.Profile.Engine
+		b.Status.Origin = &crmv1alpha1.BackupOrigin{Environment: in.Env.Name, UID: in.Env.UID, Stage: in.Env.Spec.Stage}
 		kube.SetCondition(&b.Status.Conditions, b.Generation, crmv1alpha1.ConditionReady, metav1.ConditionFalse, "Running", "crm-agent is backing up the environment in Job "+jobName)
 		r.Recorder.Eventf(b, nil, corev1.EventTypeNormal, "Started", "Backup", "backup Job %s started", jobName)
 		return ctrl.Result{}, nil

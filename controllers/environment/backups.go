@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"time"
 
-	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -230,11 +229,20 @@ func (r *Reconciler) bootstrap(ctx context.Context, env *crmv1alpha1.Environment
 	}
 	switch rs.Status.Phase {
 	case crmv1alpha1.RestoreCompleted:
+		// The restore treated the copy inside its load (nothing raw was ever
+		// committed); a bootstrap that asked for anonymization and got a copy
+		// that was not keeps the application stopped.
 		if env.Spec.Bootstrap.Anonymize {
-			done, err := r.anonymize(ctx, env)
-			if err != nil || !done {
-				return false, err
+			if !rs.Status.Anonymized {
+				msg := fmt.Sprintf("Restore %s loaded Backup %s without anonymizing it; the application stays stopped: delete the environment", rs.Name, env.Spec.Bootstrap.FromBackup.Name)
+				kube.SetCondition(&env.Status.Conditions, gen, crmv1alpha1.ConditionAnonymized, metav1.ConditionFalse, "NotAnonymized", msg)
+				kube.SetCondition(&env.Status.Conditions, gen, crmv1alpha1.ConditionBootstrapped, metav1.ConditionFalse, "NotAnonymized", msg)
+				return false, nil
 			}
+			if !meta.IsStatusConditionTrue(env.Status.Conditions, crmv1alpha1.ConditionAnonymized) {
+				kube.Audit(ctx, r.Recorder, env, corev1.EventTypeNormal, "Anonymized", "Anonymize", "the copy of Backup %s was anonymized while it loaded; outgoing mail and scheduled jobs are off", env.Spec.Bootstrap.FromBackup.Name)
+			}
+			kube.SetCondition(&env.Status.Conditions, gen, crmv1alpha1.ConditionAnonymized, metav1.ConditionTrue, "Anonymized", "personal data pseudonymized while the copy loaded; outgoing mail and scheduled jobs switched off")
 		}
 		kube.SetCondition(&env.Status.Conditions, gen, crmv1alpha1.ConditionBootstrapped, metav1.ConditionTrue, "Restored",
 			fmt.Sprintf("restored Backup %s", env.Spec.Bootstrap.FromBackup.Name))
@@ -246,51 +254,4 @@ func (r *Reconciler) bootstrap(ctx context.Context, env *crmv1alpha1.Environment
 		kube.SetCondition(&env.Status.Conditions, gen, crmv1alpha1.ConditionBootstrapped, metav1.ConditionFalse, "Restoring", rs.Status.Message)
 	}
 	return false, nil
-}
-
-// anonymize runs crm-agent anonymize on the restored copy before anything
-// else sees it; it reports whether the copy is anonymized.
-func (r *Reconciler) anonymize(ctx context.Context, env *crmv1alpha1.Environment) (bool, error) {
-	gen := env.Generation
-	job := &batchv1.Job{}
-	err := r.Get(ctx, client.ObjectKey{Namespace: env.Namespace, Name: resources.AnonymizeJobName(env.Name)}, job)
-	if apierrors.IsNotFound(err) {
-		in, err := r.LoadEnvironmentInput(ctx, env.Namespace, env.Name)
-		if err != nil {
-			return false, err
-		}
-		job, err := r.AgentJob(resources.AgentJobInput{
-			EnvironmentInput: in, Command: "anonymize", JobName: resources.AnonymizeJobName(env.Name), BackupName: env.Spec.Bootstrap.FromBackup.Name,
-		})
-		if err != nil {
-			return false, err
-		}
-		if err := controllerutil.SetControllerReference(env, job, r.Scheme()); err != nil {
-			return false, err
-		}
-		if err := r.Create(ctx, job); err != nil && !apierrors.IsAlreadyExists(err) {
-			return false, err
-		}
-		kube.SetCondition(&env.Status.Conditions, gen, crmv1alpha1.ConditionAnonymized, metav1.ConditionFalse, "Anonymizing", "crm-agent anonymizes the restored copy in Job "+job.Name)
-		r.Recorder.Eventf(env, nil, corev1.EventTypeNormal, "Anonymizing", "Anonymize", "anonymizing the copy of Backup %s", env.Spec.Bootstrap.FromBackup.Name)
-		return false, nil
-	}
-	if err != nil {
-		return false, err
-	}
-	done, res, why := agentjob.JobOutcome(ctx, r.Client, r.APIReader, job)
-	switch {
-	case !done:
-		return false, nil
-	case res.Error != "" || why != "":
-		msg := "anonymization failed: " + res.Error + why
-		kube.SetCondition(&env.Status.Conditions, gen, crmv1alpha1.ConditionAnonymized, metav1.ConditionFalse, "AnonymizationFailed", msg)
-		kube.SetCondition(&env.Status.Conditions, gen, crmv1alpha1.ConditionBootstrapped, metav1.ConditionFalse, "AnonymizationFailed", msg+"; the application stays stopped")
-		return false, nil
-	}
-	if !meta.IsStatusConditionTrue(env.Status.Conditions, crmv1alpha1.ConditionAnonymized) {
-		kube.Audit(ctx, r.Recorder, env, corev1.EventTypeNormal, "Anonymized", "Anonymize", "the copy of Backup %s is anonymized; outgoing mail and scheduled jobs are off", env.Spec.Bootstrap.FromBackup.Name)
-	}
-	kube.SetCondition(&env.Status.Conditions, gen, crmv1alpha1.ConditionAnonymized, metav1.ConditionTrue, "Anonymized", "personal data pseudonymized; outgoing mail and scheduled jobs switched off")
-	return true, nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -107,6 +108,10 @@ func (r *Reconciler) Step(ctx context.Context, env *crmv1alpha1.Environment) (ct
 		}
 	}
 
+	if ok, err := r.adoptRetained(ctx, env); err != nil || !ok {
+		return ctrl.Result{}, err // a changed environment or its data brings us back
+	}
+
 	if in.Profile.HasFiles() {
 		pvc := &corev1.PersistentVolumeClaim{}
 		if err := r.Get(ctx, types.NamespacedName{Namespace: env.Namespace, Name: resources.FilesClaimName(env.Name)}, pvc); err == nil {
@@ -179,10 +184,14 @@ func (r *Reconciler) Step(ctx context.Context, env *crmv1alpha1.Environment) (ct
 }
 
 // ensureCredentials creates the credentials Secret once, with random values.
-// It is never rewritten: the database keeps the passwords it started with.
+// A value is never rewritten (the database keeps the passwords it started
+// with); a key a newer release added (mail-password) is added once.
 func (r *Reconciler) ensureCredentials(ctx context.Context, env *crmv1alpha1.Environment, in *resources.EnvironmentInput) error {
 	key := types.NamespacedName{Namespace: env.Namespace, Name: resources.CredentialsName(env.Name)}
-	if err := r.Get(ctx, key, &corev1.Secret{}); err == nil || !apierrors.IsNotFound(err) {
+	existing := &corev1.Secret{}
+	if err := r.Get(ctx, key, existing); err == nil {
+		return r.addMissingCredentials(ctx, env, existing)
+	} else if !apierrors.IsNotFound(err) {
 		return err
 	}
 	values := map[string][]byte{}
@@ -201,6 +210,33 @@ func (r *Reconciler) ensureCredentials(ctx context.Context, env *crmv1alpha1.Env
 		return client.IgnoreAlreadyExists(err)
 	}
 	r.Recorder.Eventf(env, nil, corev1.EventTypeNormal, "CredentialsCreated", "Create", "generated credentials in Secret %s", secret.Name)
+	return nil
+}
+
+func (r *Reconciler) addMissingCredentials(ctx context.Context, env *crmv1alpha1.Environment, secret *corev1.Secret) error {
+	var added []string
+	patch := client.MergeFrom(secret.DeepCopy())
+	for _, k := range crm.SecretKeys {
+		if _, ok := secret.Data[k]; ok {
+			continue
+		}
+		v, err := agentjob.RandomSecret()
+		if err != nil {
+			return err
+		}
+		if secret.Data == nil {
+			secret.Data = map[string][]byte{}
+		}
+		secret.Data[k] = v
+		added = append(added, k)
+	}
+	if len(added) == 0 {
+		return nil
+	}
+	if err := r.Patch(ctx, secret, patch); err != nil {
+		return err
+	}
+	r.Recorder.Eventf(env, nil, corev1.EventTypeNormal, "CredentialsAdded", "Update", "generated %s in Secret %s", strings.Join(added, ", "), secret.Name)
 	return nil
 }
 
@@ -354,12 +390,7 @@ func (r *Reconciler) reconcileDelete(ctx context.Context, env *crmv1alpha1.Envir
 		}
 	}
 	policy := resources.EffectiveDeletionPolicy(env)
-	data := []client.Object{
-		&corev1.PersistentVolumeClaim{ObjectMeta: metav1.ObjectMeta{Namespace: env.Namespace, Name: resources.DataClaimName(env.Name)}},
-		&corev1.PersistentVolumeClaim{ObjectMeta: metav1.ObjectMeta{Namespace: env.Namespace, Name: resources.FilesClaimName(env.Name)}},
-		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: env.Namespace, Name: resources.CredentialsName(env.Name)}},
-	}
-	for _, obj := range data {
+	for _, obj := range retainedData(env) {
 		if err := r.Get(ctx, client.ObjectKeyFromObject(obj), obj); err != nil {
 			if apierrors.IsNotFound(err) {
 				continue
@@ -382,6 +413,7 @@ func (r *Reconciler) reconcileDelete(ctx context.Context, env *crmv1alpha1.Envir
 			labels = map[string]string{}
 		}
 		labels[crmv1alpha1.LabelRetainedFrom] = env.Name
+		labels[crmv1alpha1.LabelRetainedStage] = string(env.Spec.Stage)
 		obj.SetLabels(labels)
 		if err := r.Patch(ctx, obj, patch); err != nil {
 			return ctrl.Result{}, err
@@ -399,6 +431,76 @@ func (r *Reconciler) reconcileDelete(ctx context.Context, env *crmv1alpha1.Envir
 	log.FromContext(ctx).Info("environment deleted", "deletionPolicy", policy)
 	controllerutil.RemoveFinalizer(env, crmv1alpha1.EnvironmentFinalizer)
 	return ctrl.Result{}, client.IgnoreNotFound(r.Update(ctx, env))
+}
+
+// adoptRetained decides whether the environment may take over the volumes
+// and credentials a deleted environment of its name retained: only one of
+// the same stage may (a production's data must not become a test's, nor a
+// test's production's, with the old passwords). It says so in an Event when
+// it adopts, and in Ready (reason RetainedDataOfAnotherStage) when it
+// refuses; then nothing of the environment is applied.
+func (r *Reconciler) adoptRetained(ctx context.Context, env *crmv1alpha1.Environment) (bool, error) {
+	var adopted []string
+	for _, obj := range retainedData(env) {
+		if err := r.Get(ctx, client.ObjectKeyFromObject(obj), obj); err != nil {
+			if apierrors.IsNotFound(err) {
+				continue
+			}
+			return false, err
+		}
+		from, retained := obj.GetLabels()[crmv1alpha1.LabelRetainedFrom]
+		if !retained || metav1.IsControlledBy(obj, env) {
+			continue
+		}
+		stage := obj.GetLabels()[crmv1alpha1.LabelRetainedStage]
+		if stage == "" {
+			stage = string(crmv1alpha1.StageProduction)
+		}
+		if stage != string(env.Spec.Stage) {
+			msg := fmt.Sprintf("%s %s holds the retained data of %s environment %s; a %s environment may not adopt it: delete it, or create the environment as %s",
+				kindOf(obj), obj.GetName(), stage, from, env.Spec.Stage, stage)
+			if c := meta.FindStatusCondition(env.Status.Conditions, crmv1alpha1.ConditionReady); c == nil || c.Reason != "RetainedDataOfAnotherStage" {
+				r.Recorder.Eventf(env, nil, corev1.EventTypeWarning, "RetainedDataOfAnotherStage", "Adopt", "%s", msg)
+			}
+			r.notReady(env, "RetainedDataOfAnotherStage", msg)
+			return false, nil
+		}
+		adopted = append(adopted, kindOf(obj)+" "+obj.GetName())
+		// Owned again, and no longer marked retained: the deletion policy
+		// applies to it anew, and this is said once.
+		patch := client.MergeFrom(obj.DeepCopyObject().(client.Object))
+		labels := obj.GetLabels()
+		delete(labels, crmv1alpha1.LabelRetainedFrom)
+		delete(labels, crmv1alpha1.LabelRetainedStage)
+		obj.SetLabels(labels)
+		if err := controllerutil.SetControllerReference(env, obj, r.Scheme()); err != nil {
+			return false, err
+		}
+		if err := r.Patch(ctx, obj, patch); err != nil {
+			return false, err
+		}
+	}
+	if len(adopted) > 0 {
+		r.Recorder.Eventf(env, nil, corev1.EventTypeNormal, "AdoptedRetainedData", "Adopt",
+			"adopting the data retained by the %s environment of this name: %s", env.Spec.Stage, strings.Join(adopted, ", "))
+	}
+	return true, nil
+}
+
+// retainedData are the objects deletionPolicy Retain keeps of an environment.
+func retainedData(env *crmv1alpha1.Environment) []client.Object {
+	return []client.Object{
+		&corev1.PersistentVolumeClaim{ObjectMeta: metav1.ObjectMeta{Namespace: env.Namespace, Name: resources.DataClaimName(env.Name)}},
+		&corev1.PersistentVolumeClaim{ObjectMeta: metav1.ObjectMeta{Namespace: env.Namespace, Name: resources.FilesClaimName(env.Name)}},
+		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: env.Namespace, Name: resources.CredentialsName(env.Name)}},
+	}
+}
+
+func kindOf(obj client.Object) string {
+	if _, ok := obj.(*corev1.Secret); ok {
+		return "Secret"
+	}
+	return "PersistentVolumeClaim"
 }
 
 // retainVolume puts a retained claim's PersistentVolume out of reach of

@@ -35,6 +35,14 @@ type Reconciler struct {
 // The operator changes production's version (admission policy crm-production-version asks for
 // environments/promote) and grants product owners increments/acceptance, which RBAC requires it to hold.
 // +kubebuilder:rbac:groups=crm.crmops.io,resources=environments/promote;increments/acceptance,verbs=update
+// The project Roles it writes grant the production-protection subresources
+// (config/admission/production_protection.yaml), so it holds them too; it
+// uses restores/production itself (rollback and bootstrap restores confirm)
+// and backups/production (retention deletes production's expired backups).
+// +kubebuilder:rbac:groups=crm.crmops.io,resources=environments/production,verbs=create;update;delete
+// +kubebuilder:rbac:groups=crm.crmops.io,resources=backups/production;increments/accepted,verbs=delete
+// +kubebuilder:rbac:groups=crm.crmops.io,resources=restores/production,verbs=create
+// +kubebuilder:rbac:groups=crm.crmops.io,resources=increments/content,verbs=update
 
 // Reconcile advances the increment by at most one step that acts outside
 // its status (steps that only record chain within one reconcile).

@@ -3,8 +3,10 @@ package increment
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
+	authorizationv1 "k8s.io/api/authorization/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -270,6 +272,22 @@ func (x *run) recordAcceptance(ctx context.Context) {
 		return
 	}
 	if inc.Status.AcceptedBy != by || inc.Status.AcceptedAt == nil {
+		// The admission policies let only a product owner accept and stamp
+		// who did; the operator asks the authorizer itself as well, so that
+		// a cluster without the policies (admissionPolicies.enabled: false)
+		// does not take an annotation a client wrote for a decision.
+		if allowed, err := x.mayAccept(ctx, by); !allowed {
+			msg := fmt.Sprintf("spec.acceptance was set, but %s is not allowed to accept increments of project %s (update increments/acceptance): the decision is ignored", by, inc.Spec.ProjectRef.Name)
+			if err != nil {
+				msg = "the acceptor could not be checked: " + err.Error()
+			}
+			if c := meta.FindStatusCondition(inc.Status.Conditions, crmv1alpha1.ConditionAccepted); c == nil || c.Message != msg {
+				kube.Audit(ctx, x.Recorder, inc, corev1.EventTypeWarning, "AcceptorNotAuthorized", "Accept", "%s", msg)
+			}
+			inc.Status.AcceptedBy, inc.Status.AcceptedAt = "", nil
+			x.cond(crmv1alpha1.ConditionAccepted, metav1.ConditionFalse, "AcceptorNotAuthorized", msg)
+			return
+		}
 		now := metav1.NewTime(x.Clock.Now())
 		inc.Status.AcceptedAt = &now
 		if acc.Decision == crmv1alpha1.DecisionAccepted {
@@ -289,6 +307,27 @@ func (x *run) recordAcceptance(ctx context.Context) {
 		// Failed too, so that a pipeline waiting for Promoted stops early.
 		x.cond(crmv1alpha1.ConditionFailed, metav1.ConditionTrue, "Rejected", fmt.Sprintf("rejected by %s: %s", by, acc.Comment))
 	}
+}
+
+// mayAccept asks the authorizer whether the user the admission policy
+// recorded (with the groups it recorded beside) may update
+// increments/acceptance of this increment.
+func (x *run) mayAccept(ctx context.Context, user string) (bool, error) {
+	var groups []string
+	if g := x.inc.Annotations[crmv1alpha1.AnnotationAcceptedByGroups]; g != "" {
+		groups = strings.Split(g, "\n")
+	}
+	review := &authorizationv1.SubjectAccessReview{Spec: authorizationv1.SubjectAccessReviewSpec{
+		User: user, Groups: groups,
+		ResourceAttributes: &authorizationv1.ResourceAttributes{
+			Group: crmv1alpha1.GroupVersion.Group, Resource: "increments", Subresource: "acceptance",
+			Namespace: x.inc.Namespace, Name: x.inc.Name, Verb: "update",
+		},
+	}}
+	if err := x.Create(ctx, review); err != nil {
+		return false, err
+	}
+	return review.Status.Allowed, nil
 }
 
 func (x *run) event(typ, reason, format string, args ...any) {

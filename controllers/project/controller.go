@@ -5,10 +5,12 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/events"
@@ -74,6 +76,9 @@ func (r *Reconciler) Status(project *crmv1alpha1.ImplementationProject) (any, *i
 // Step applies the project's objects and summarises its environments.
 func (r *Reconciler) Step(ctx context.Context, project *crmv1alpha1.ImplementationProject) (ctrl.Result, error) {
 	project.Status.Namespace = project.Name
+	if free, err := r.namespaceFree(ctx, project); err != nil || !free {
+		return ctrl.Result{RequeueAfter: time.Minute}, err // a label added for adoption is seen then
+	}
 	ap := kube.Applier{Client: r.Client, APIReader: r.APIReader, Records: r.Applied}
 	desired, absent := resources.ProjectObjects(project)
 	for _, obj := range desired {
@@ -127,6 +132,39 @@ func (r *Reconciler) Step(ctx context.Context, project *crmv1alpha1.Implementati
 			fmt.Sprintf("%d environments ready", len(summaries)))
 	}
 	return ctrl.Result{}, nil
+}
+
+// namespaceFree says whether the project may own the namespace of its name:
+// one that does not exist yet, that is the project's already, that a
+// project of this name left behind (its retained data), or that a cluster
+// administrator labelled crm.crmops.io/adopt=<project>. Anything else is
+// someone else's namespace: taking it over would hand its Secrets and
+// workloads to the project's people and subject them to the project's
+// default-deny policy. Ready says why, and nothing is applied.
+func (r *Reconciler) namespaceFree(ctx context.Context, project *crmv1alpha1.ImplementationProject) (bool, error) {
+	ns := &corev1.Namespace{}
+	err := r.Get(ctx, client.ObjectKey{Name: project.Name}, ns)
+	if apierrors.IsNotFound(err) {
+		// The cache holds only the operator's namespaces: ask the API server.
+		err = r.APIReader.Get(ctx, client.ObjectKey{Name: project.Name}, ns)
+	}
+	switch {
+	case apierrors.IsNotFound(err):
+		return true, nil
+	case err != nil:
+		return false, err
+	case metav1.IsControlledBy(ns, project),
+		ns.Labels[crmv1alpha1.LabelManagedBy] == crmv1alpha1.ManagedByValue && ns.Labels[crmv1alpha1.LabelProject] == project.Name,
+		ns.Labels[crmv1alpha1.LabelAdopt] == project.Name:
+		return true, nil
+	}
+	msg := fmt.Sprintf("namespace %s exists and is not this project's: label it %s=%s to let the project take it over, or name the project otherwise",
+		project.Name, crmv1alpha1.LabelAdopt, project.Name)
+	if c := meta.FindStatusCondition(project.Status.Conditions, crmv1alpha1.ConditionReady); c == nil || c.Reason != "NamespaceTaken" {
+		r.Recorder.Eventf(project, nil, corev1.EventTypeWarning, "NamespaceTaken", "Adopt", "%s", msg)
+	}
+	kube.SetCondition(&project.Status.Conditions, project.Generation, crmv1alpha1.ConditionReady, metav1.ConditionFalse, "NamespaceTaken", msg)
+	return false, nil
 }
 
 // recordCompliance lists on the Compliant condition (and in an Event when it

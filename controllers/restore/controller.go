@@ -94,6 +94,16 @@ func (r *Reconciler) Step(ctx context.Context, rs *crmv1alpha1.Restore) (ctrl.Re
 			"restoring into production environment %s replaces all of its data: set spec.confirm to %q in a new Restore", env.Name, env.Name))
 		return ctrl.Result{}, nil
 	}
+	if env.Spec.Stage == crmv1alpha1.StageProduction {
+		if ok, err := r.productionBackup(ctx, backup); err != nil || !ok {
+			if err == nil {
+				r.fail(rs, "NotAProductionBackup", fmt.Sprintf(
+					"production environment %s takes only backups of a production environment (its own, or another production's for disaster recovery); Backup %s was taken of %s",
+					env.Name, backup.Name, originOf(backup)))
+			}
+			return ctrl.Result{}, err
+		}
+	}
 	if backup.Status.Engine != "" && backup.Status.Engine != in.Profile.Engine {
 		r.fail(rs, "EngineMismatch", fmt.Sprintf("Backup %s is a %s backup; environment %s runs %s", backup.Name, backup.Status.Engine, env.Name, in.Profile.Engine))
 		return ctrl.Result{}, nil
@@ -147,7 +157,7 @@ func (r *Reconciler) Step(ctx context.Context, rs *crmv1alpha1.Restore) (ctrl.Re
 		if err != nil {
 			return ctrl.Result{}, err
 		}
-		anonymize := mustAnonymize(in, backup, rs)
+		anonymize := mustAnonymize(in, backup)
 		job, err := r.AgentJob(resources.AgentJobInput{
 			EnvironmentInput: in, Command: "restore", JobName: jobName,
 			BackupName: backup.Name, BackupEnvironment: backup.Spec.EnvironmentRef.Name,
@@ -232,21 +242,44 @@ func (r *Reconciler) promotionInFlight(ctx context.Context, rs *crmv1alpha1.Rest
 
 // mustAnonymize says whether a restore pseudonymizes what it loads: into a
 // non-production environment of a project whose GDPR policy asks for
-// anonymized copies, of any backup but the environment's own (the same
-// stance as the admission rule on bootstraps: the backup's origin may be
-// production, and an environment gone cannot tell otherwise). A bootstrap
-// that anonymizes already runs its own step before the application starts.
-func mustAnonymize(in *resources.EnvironmentInput, backup *crmv1alpha1.Backup, rs *crmv1alpha1.Restore) bool {
+// anonymized copies, or created with bootstrap.anonymize, of any backup but
+// the environment's own. "Own" is the environment's UID recorded in the
+// backup (status.origin), never a name: an environment deleted and created
+// again under the same name is another environment, and a Restore's name
+// says nothing about what it loads. A backup that recorded no origin (taken
+// before origins were recorded) counts as foreign.
+func mustAnonymize(in *resources.EnvironmentInput, backup *crmv1alpha1.Backup) bool {
 	env, gdpr := in.Env, in.Project.Spec.GDPR
+	asked := (gdpr != nil && gdpr.AnonymizeNonProduction) || (env.Spec.Bootstrap != nil && env.Spec.Bootstrap.Anonymize)
 	switch {
-	case gdpr == nil || !gdpr.AnonymizeNonProduction, env.Spec.Stage == crmv1alpha1.StageProduction:
+	case !asked, env.Spec.Stage == crmv1alpha1.StageProduction:
 		return false
-	case backup.Spec.EnvironmentRef.Name == env.Name:
-		return false
-	case env.Spec.Bootstrap != nil && env.Spec.Bootstrap.Anonymize && rs.Name == resources.BootstrapRestoreName(env.Name):
+	case backup.Status.Origin != nil && backup.Status.Origin.UID == env.UID:
 		return false
 	}
 	return true
+}
+
+// productionBackup says whether a backup holds a production environment's
+// data and code, which alone production may take. A backup that recorded no
+// origin (taken by an older operator) counts when the environment it names
+// is production now.
+func (r *Reconciler) productionBackup(ctx context.Context, b *crmv1alpha1.Backup) (bool, error) {
+	if b.Status.Origin != nil {
+		return b.Status.Origin.Stage == crmv1alpha1.StageProduction, nil
+	}
+	named := &crmv1alpha1.Environment{}
+	if err := r.Get(ctx, types.NamespacedName{Namespace: b.Namespace, Name: b.Spec.EnvironmentRef.Name}, named); err != nil {
+		return false, client.IgnoreNotFound(err)
+	}
+	return named.Spec.Stage == crmv1alpha1.StageProduction, nil
+}
+
+func originOf(b *crmv1alpha1.Backup) string {
+	if o := b.Status.Origin; o != nil {
+		return fmt.Sprintf("%s environment %s", o.Stage, o.Environment)
+	}
+	return fmt.Sprintf("environment %s, whose stage it did not record", b.Spec.EnvironmentRef.Name)
 }
 
 // applicationStopped reports whether no application pod runs any more:

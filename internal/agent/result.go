@@ -11,7 +11,9 @@ const MaxTerminationMessage = 4096
 
 // EncodeResult renders a result as a termination message, dropping the
 // object list if the message would exceed the kubelet's limit.
+// Database errors lose their row values first (RedactError).
 func EncodeResult(r Result) []byte {
+	r.Error = RedactError(r.Error)
 	data, _ := json.Marshal(r)
 	if len(data) > MaxTerminationMessage {
 		r.Objects = nil
@@ -33,6 +35,8 @@ func ParseResult(msg string) (Result, error) {
 	if err := json.Unmarshal([]byte(msg), &r); err != nil {
 		return r, fmt.Errorf("termination message is not an agent result: %w", err)
 	}
+	// Again on the operator's side: an agent of an older release did not.
+	r.Error = RedactError(r.Error)
 	if r.Error == "" && (r.Location == "" || r.Size < 0) {
 		return r, fmt.Errorf("termination message reports neither a location nor an error")
 	}

@@ -22,10 +22,13 @@ const (
 	SecretAdminPassword    = "admin-password"
 	SecretAppSecret        = "app-secret"
 	SecretRedisPassword    = "redis-password"
+	// SecretMailPassword is the mail catcher's web password (user admin):
+	// its own, so that reading caught mail gives no way into the CRM.
+	SecretMailPassword = "mail-password"
 )
 
 // SecretKeys are the keys of the credentials Secret, all generated at random.
-var SecretKeys = []string{SecretDatabasePassword, SecretDatabaseRootPass, SecretAdminPassword, SecretAppSecret, SecretRedisPassword}
+var SecretKeys = []string{SecretDatabasePassword, SecretDatabaseRootPass, SecretAdminPassword, SecretAppSecret, SecretRedisPassword, SecretMailPassword}
 
 // AdminUser is the initial administrator's user name of every product.
 const AdminUser = "admin"

@@ -422,7 +422,7 @@ func (c *CLI) Mail(ctx context.Context, env string) error {
 		url = "http://localhost:8025/mail/"
 	}
 	fmt.Fprintf(c.Out, "caught mail of %s: %s\n", env, url)
-	fmt.Fprintf(c.Out, "sign in as admin with: kubectl -n %s get secret %s-credentials -o jsonpath='{.data.admin-password}' | base64 -d\n", e.Namespace, env)
+	fmt.Fprintf(c.Out, "sign in as admin with: kubectl -n %s get secret %s-credentials -o jsonpath='{.data.mail-password}' | base64 -d\n", e.Namespace, env)
 	return nil
 }
 

@@ -2,6 +2,7 @@ package portal
 
 import (
 	"context"
+	"crypto/subtle"
 	"errors"
 	"fmt"
 	"net/http"
@@ -78,7 +79,9 @@ func (o *OIDC) SignIn(ctx context.Context, raw string) (Identity, time.Time, err
 		return Identity{}, time.Time{}, fmt.Errorf("the ID token has no %q claim", o.claims.Username)
 	}
 	if o.claims.Username == "email" {
-		if verified, ok := all["email_verified"].(bool); ok && !verified {
+		// Only a boolean true verifies: a missing claim, "true" as a
+		// string or anything else is an address nobody proved.
+		if verified, ok := all["email_verified"].(bool); !ok || !verified {
 			return Identity{}, time.Time{}, errors.New("the ID token's email is not verified")
 		}
 	}
@@ -93,35 +96,52 @@ func (o *OIDC) SignIn(ctx context.Context, raw string) (Identity, time.Time, err
 	return id, tok.Expiry, nil
 }
 
-const stateCookie = "crm-portal-state"
+// The sign-in's state, nonce and PKCE verifier live in short-lived cookies
+// between the redirect to the provider and the callback: the state binds
+// the callback to this browser, the nonce the ID token to this sign-in (a
+// token replayed from elsewhere is refused), the verifier the code to this
+// client (a stolen code cannot be exchanged, RFC 7636).
+const (
+	stateCookie    = "crm-portal-state"
+	nonceCookie    = "crm-portal-nonce"
+	verifierCookie = "crm-portal-pkce"
+)
 
-// Login redirects to the provider with a fresh state.
+// Login redirects to the provider with a fresh state, nonce and PKCE challenge.
 func (o *OIDC) Login() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		state := randomString()
-		c := newCookie(stateCookie, state, o.secure) //nolint:gosec // G124: newCookie sets HttpOnly, SameSite and Secure (--secure-cookies)
-		c.MaxAge = 600
-		http.SetCookie(w, c)
-		http.Redirect(w, r, o.oauth.AuthCodeURL(state), http.StatusFound)
+		state, nonce, verifier := randomString(), randomString(), oauth2.GenerateVerifier()
+		for name, value := range map[string]string{stateCookie: state, nonceCookie: nonce, verifierCookie: verifier} {
+			c := newCookie(name, value, o.secure) //nolint:gosec // G124: newCookie sets HttpOnly, SameSite and Secure (--secure-cookies)
+			c.MaxAge = 600
+			http.SetCookie(w, c)
+		}
+		http.Redirect(w, r, o.oauth.AuthCodeURL(state, oidc.Nonce(nonce), oauth2.S256ChallengeOption(verifier)), http.StatusFound)
 	})
 }
 
 // Callback completes the sign-in and starts the portal's session.
 func (o *OIDC) Callback(s *Server) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		c, err := r.Cookie(stateCookie)
-		if err != nil || c.Value == "" || c.Value != r.URL.Query().Get("state") {
+		sent := map[string]string{}
+		for _, name := range []string{stateCookie, nonceCookie, verifierCookie} {
+			if c, err := r.Cookie(name); err == nil {
+				sent[name] = c.Value
+			}
+			gone := newCookie(name, "", o.secure) //nolint:gosec // G124: newCookie sets HttpOnly, SameSite and Secure (--secure-cookies)
+			gone.MaxAge = -1
+			http.SetCookie(w, gone)
+		}
+		if sent[stateCookie] == "" || sent[stateCookie] != r.URL.Query().Get("state") || sent[nonceCookie] == "" || sent[verifierCookie] == "" {
 			http.Error(w, "sign-in state does not match: start again from the portal", http.StatusBadRequest)
 			return
 		}
-		gone := newCookie(stateCookie, "", o.secure) //nolint:gosec // G124: newCookie sets HttpOnly, SameSite and Secure (--secure-cookies)
-		gone.MaxAge = -1
-		http.SetCookie(w, gone)
 		if e := r.URL.Query().Get("error"); e != "" {
 			http.Error(w, "the identity provider refused the sign-in: "+e, http.StatusUnauthorized)
 			return
 		}
-		tok, err := o.oauth.Exchange(context.WithValue(r.Context(), oauth2.HTTPClient, o.client), r.URL.Query().Get("code"))
+		tok, err := o.oauth.Exchange(context.WithValue(r.Context(), oauth2.HTTPClient, o.client), r.URL.Query().Get("code"),
+			oauth2.VerifierOption(sent[verifierCookie]))
 		if err != nil {
 			http.Error(w, "exchanging the sign-in code: "+err.Error(), http.StatusBadGateway)
 			return
@@ -129,6 +149,10 @@ func (o *OIDC) Callback(s *Server) http.Handler {
 		raw, _ := tok.Extra("id_token").(string)
 		if raw == "" {
 			http.Error(w, "the identity provider sent no ID token", http.StatusBadGateway)
+			return
+		}
+		if idTok, err := o.verifier.Verify(r.Context(), raw); err != nil || subtle.ConstantTimeCompare([]byte(idTok.Nonce), []byte(sent[nonceCookie])) != 1 {
+			http.Error(w, "the ID token was not issued for this sign-in (nonce)", http.StatusUnauthorized)
 			return
 		}
 		if err := s.StartSession(r.Context(), w, raw); err != nil {

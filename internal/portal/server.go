@@ -525,9 +525,17 @@ func (s *Server) decide(w http.ResponseWriter, r *http.Request, sess *session, p
 		s.notYours(w, pg)
 		return
 	}
-	decision := crmv1alpha1.DecisionAccepted
-	if r.PostForm.Get("decision") == "reject" {
+	// Exactly the two decisions the form offers; anything else is refused
+	// rather than read as an acceptance.
+	var decision crmv1alpha1.AcceptanceDecision
+	switch r.PostForm.Get("decision") {
+	case "accept":
+		decision = crmv1alpha1.DecisionAccepted
+	case "reject":
 		decision = crmv1alpha1.DecisionRejected
+	default:
+		http.Error(w, "decision must be accept or reject", http.StatusBadRequest)
+		return
 	}
 	comment := strings.TrimSpace(r.PostForm.Get("comment"))
 	again := func(status int, msg string) {

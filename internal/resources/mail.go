@@ -154,7 +154,7 @@ func mailDeployment(in *EnvironmentInput, hib bool) *appsv1.Deployment {
 							{Name: "MP_SMTP_AUTH_ACCEPT_ANY", Value: "true"},
 							{Name: "MP_SMTP_AUTH_ALLOW_INSECURE", Value: "true"},
 							{Name: "MAIL_PASSWORD", ValueFrom: &corev1.EnvVarSource{SecretKeyRef: &corev1.SecretKeySelector{
-								LocalObjectReference: corev1.LocalObjectReference{Name: CredentialsName(in.Env.Name)}, Key: crm.SecretAdminPassword,
+								LocalObjectReference: corev1.LocalObjectReference{Name: CredentialsName(in.Env.Name)}, Key: crm.SecretMailPassword,
 							}}},
 							{Name: "MP_UI_AUTH", Value: mailUIAuth(in)},
 						},
@@ -176,7 +176,8 @@ func mailDeployment(in *EnvironmentInput, hib bool) *appsv1.Deployment {
 
 // mailUIAuth is the catcher's MP_UI_AUTH: htpasswd lines separated by
 // spaces (axllent/mailpit@408b30d internal/auth/auth.go SetUIAuth), the
-// admin's password from the Secret, the portal's as a bcrypt hash.
+// catcher's own password from the Secret (mail-password, not the CRM
+// admin's), the portal's as a bcrypt hash.
 func mailUIAuth(in *EnvironmentInput) string {
 	auth := MailUser + ":$(MAIL_PASSWORD)"
 	if r := in.MailReader; r != nil && r.Htpasswd != "" {

@@ -351,6 +351,12 @@ func TestMailNeverLeavesNonProduction(t *testing.T) {
 					if v, _ := envValue(catcher.Spec.Template.Spec.Containers[0].Env, "MP_UI_AUTH"); v != "admin:$(MAIL_PASSWORD)" {
 						t.Errorf("the catcher's web UI is open: MP_UI_AUTH=%q", v)
 					}
+					// Its own password: reading caught mail must not open the CRM.
+					for _, e := range catcher.Spec.Template.Spec.Containers[0].Env {
+						if e.Name == "MAIL_PASSWORD" && (e.ValueFrom == nil || e.ValueFrom.SecretKeyRef == nil || e.ValueFrom.SecretKeyRef.Key != "mail-password") {
+							t.Errorf("the catcher's password is not its own: %+v", e.ValueFrom)
+						}
+					}
 				}
 			}
 		})

@@ -22,6 +22,7 @@ const (
 	DefaultDenyPolicyName = "crm-default-deny"
 	ProductOwnerRoleName  = "crm-product-owner"
 	IntegratorRoleName    = "crm-integrator"
+	AdministratorRoleName = "crm-project-admin"
 )
 
 // ProjectLabels are the labels of every object the operator creates for a project.
@@ -138,17 +139,41 @@ func projectRBAC(p *crmv1alpha1.ImplementationProject, labels map[string]string)
 		// asks the authorizer for it before anyone changes spec.acceptance.
 		APIGroups: []string{crmv1alpha1.GroupVersion.Group}, Resources: []string{"increments/acceptance"}, Verbs: []string{"update"},
 	}, erasureRule)
-	// Integrators manage Environments, Increments, Backups and Restores.
+	// Integrators manage Environments, Increments, Backups and Restores; the
+	// admission policies in crm-production-protection keep production's
+	// creation, deletion, protected fields, restores and backups from them.
 	intRules := append(readRules(), rbacv1.PolicyRule{
 		APIGroups: []string{crmv1alpha1.GroupVersion.Group}, Resources: []string{"environments", "increments", "backups", "restores"}, Verbs: writeVerbs,
-	}, erasureRule)
+	}, contentRule, erasureRule)
+	// Administrators hold the integrators' rights and the virtual
+	// subresources those policies ask for.
+	adminRules := append(append([]rbacv1.PolicyRule{}, intRules...), AdministratorRules()...)
 	objs := []client.Object{
 		&rbacv1.Role{TypeMeta: typeMeta("rbac.authorization.k8s.io/v1", "Role"), ObjectMeta: meta(ProductOwnerRoleName, ns, labels), Rules: poRules},
 		&rbacv1.Role{TypeMeta: typeMeta("rbac.authorization.k8s.io/v1", "Role"), ObjectMeta: meta(IntegratorRoleName, ns, labels), Rules: intRules},
+		&rbacv1.Role{TypeMeta: typeMeta("rbac.authorization.k8s.io/v1", "Role"), ObjectMeta: meta(AdministratorRoleName, ns, labels), Rules: adminRules},
 		roleBinding(ProductOwnerRoleName, ns, labels, &p.Spec.ProductOwners),
 		roleBinding(IntegratorRoleName, ns, labels, p.Spec.Integrators),
+		roleBinding(AdministratorRoleName, ns, labels, p.Spec.Administrators),
 	}
 	return objs
+}
+
+// contentRule: the virtual subresource admission policy crm-increment-content
+// asks for before an increment's content changes (integrators, not product owners).
+var contentRule = rbacv1.PolicyRule{
+	APIGroups: []string{crmv1alpha1.GroupVersion.Group}, Resources: []string{"increments/content"}, Verbs: []string{"update"},
+}
+
+// AdministratorRules are the virtual subresources the production-protection
+// admission policies ask the authorizer for (config/admission/production_protection.yaml).
+func AdministratorRules() []rbacv1.PolicyRule {
+	group := []string{crmv1alpha1.GroupVersion.Group}
+	return []rbacv1.PolicyRule{
+		{APIGroups: group, Resources: []string{"environments/production"}, Verbs: []string{"create", "update", "delete"}},
+		{APIGroups: group, Resources: []string{"backups/production", "increments/accepted"}, Verbs: []string{"delete"}},
+		{APIGroups: group, Resources: []string{"restores/production"}, Verbs: []string{"create"}},
+	}
 }
 
 func roleBinding(role, ns string, labels map[string]string, who *crmv1alpha1.Subjects) *rbacv1.RoleBinding {

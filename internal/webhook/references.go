@@ -285,11 +285,22 @@ func (r *References) Backup() admission.Validator[*crmv1alpha1.Backup] {
 // Restore: its backup and environment exist.
 func (r *References) Restore() admission.Validator[*crmv1alpha1.Restore] {
 	return validator[*crmv1alpha1.Restore]{kind: "Restore", check: func(ctx context.Context, rs *crmv1alpha1.Restore) (field.ErrorList, error) {
-		errs, err := r.local(ctx, field.NewPath("spec", "backupRef", "name"), rs.Namespace, rs.Spec.BackupRef.Name, &crmv1alpha1.Backup{})
+		backup, env := &crmv1alpha1.Backup{}, &crmv1alpha1.Environment{}
+		errs, err := r.local(ctx, field.NewPath("spec", "backupRef", "name"), rs.Namespace, rs.Spec.BackupRef.Name, backup)
 		if err != nil {
 			return nil, err
 		}
-		more, err := r.local(ctx, field.NewPath("spec", "environmentRef", "name"), rs.Namespace, rs.Spec.EnvironmentRef.Name, &crmv1alpha1.Environment{})
-		return append(errs, more...), err
+		more, err := r.local(ctx, field.NewPath("spec", "environmentRef", "name"), rs.Namespace, rs.Spec.EnvironmentRef.Name, env)
+		if err != nil || len(errs)+len(more) > 0 {
+			return append(errs, more...), err
+		}
+		// Production takes only production's backups (the Restore controller
+		// checks it again, also for backups that recorded no origin).
+		if o := backup.Status.Origin; env.Spec.Stage == crmv1alpha1.StageProduction && o != nil && o.Stage != crmv1alpha1.StageProduction {
+			errs = append(errs, field.Forbidden(field.NewPath("spec", "backupRef", "name"), fmt.Sprintf(
+				"production environment %s takes only backups of a production environment; Backup %s was taken of %s environment %s",
+				env.Name, backup.Name, o.Stage, o.Environment)))
+		}
+		return errs, nil
 	}}
 }

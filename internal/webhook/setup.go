@@ -34,8 +34,11 @@ import (
 // +kubebuilder:webhook:path=/validate-crm-crmops-io-v1alpha1-erasurerequest,mutating=false,failurePolicy=fail,sideEffects=None,groups=crm.crmops.io,resources=erasurerequests,verbs=create,versions=v1alpha1,name=erasurerequests.references.crm.crmops.io,admissionReviewVersions=v1,timeoutSeconds=5
 
 // The self-managed certificate: the Secret in the operator's namespace and
-// the CA bundle of the webhook configuration.
-// +kubebuilder:rbac:groups=admissionregistration.k8s.io,resources=validatingwebhookconfigurations,verbs=get;list;watch;update;patch
+// the CA bundle of the webhook configuration. The rotator watches webhook
+// configurations; it may write only its own, which a separate ClusterRole
+// names (config/webhook/ca_injection_role.yaml, the chart's rbac.yaml):
+// a marker cannot name it, since the chart names it after the release.
+// +kubebuilder:rbac:groups=admissionregistration.k8s.io,resources=validatingwebhookconfigurations,verbs=get;list;watch
 
 // Certificate modes.
 const (

@@ -280,9 +280,12 @@ func TestExplainTeachesTheFields(t *testing.T) {
 	}
 	kubeconfig := writeKubeconfig(t)
 	cases := map[string][]string{
-		"implementationproject.spec.gdpr": {"allowedRegions", "requireEncryptedStorage", "glob patterns"},
-		"environment.spec.stage":          {"Immutable"},
-		"increment.spec.acceptance":       {"product owner"},
+		"implementationproject.spec.gdpr":           {"allowedRegions", "requireEncryptedStorage", "glob patterns"},
+		"environment.spec.stage":                    {"Immutable"},
+		"increment.spec.acceptance":                 {"product owner"},
+		"implementationproject.spec":                {"administrators", "integrators", "productOwners"},
+		"implementationproject.spec.administrators": {"production-stage", "crm-production-protection"},
+		"restore.spec.confirm":                      {"administrator", "production backups"},
 	}
 	for field, wants := range cases {
 		out, err := exec.Command(kubectl, "--kubeconfig", kubeconfig, "explain", field).CombinedOutput()

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	crmv1alpha1 "github.com/crmops/crm-operator/api/v1alpha1"
 	"github.com/crmops/crm-operator/internal/webhook"
@@ -28,6 +29,24 @@ func TestWebhookReferences(t *testing.T) {
 		Spec: crmv1alpha1.EnvironmentSpec{ProjectRef: crmv1alpha1.ProjectReference{Name: ns}, Stage: crmv1alpha1.StageTest}}
 	if err := k8s.Create(ctx, env); err != nil {
 		t.Fatal(err)
+	}
+	prod := &crmv1alpha1.Environment{ObjectMeta: metav1.ObjectMeta{Name: "production", Namespace: ns},
+		Spec: crmv1alpha1.EnvironmentSpec{ProjectRef: crmv1alpha1.ProjectReference{Name: ns}, Stage: crmv1alpha1.StageProduction}}
+	testBackup := &crmv1alpha1.Backup{ObjectMeta: metav1.ObjectMeta{Name: "test-nightly", Namespace: ns},
+		Spec: crmv1alpha1.BackupSpec{EnvironmentRef: crmv1alpha1.LocalObjectReference{Name: "test"}}}
+	for _, o := range []client.Object{prod, testBackup} {
+		if err := k8s.Create(ctx, o); err != nil {
+			t.Fatal(err)
+		}
+	}
+	testBackup.Status = crmv1alpha1.BackupStatus{Phase: crmv1alpha1.BackupCompleted,
+		Origin: &crmv1alpha1.BackupOrigin{Environment: "test", UID: env.UID, Stage: crmv1alpha1.StageTest}}
+	if err := k8s.Status().Update(ctx, testBackup); err != nil {
+		t.Fatal(err)
+	}
+	restoreOf := func(backup, into string) *crmv1alpha1.Restore {
+		return &crmv1alpha1.Restore{ObjectMeta: metav1.ObjectMeta{Name: "r", Namespace: ns},
+			Spec: crmv1alpha1.RestoreSpec{BackupRef: crmv1alpha1.LocalObjectReference{Name: backup}, EnvironmentRef: crmv1alpha1.LocalObjectReference{Name: into}, Confirm: into}}
 	}
 	refs := &webhook.References{Reader: k8s}
 	check := func(err error) string {
@@ -67,6 +86,14 @@ func TestWebhookReferences(t *testing.T) {
 		{"restore of a missing backup into an existing environment", `spec.backupRef.name: Not found: "nightly"`, func() error {
 			_, err := refs.Restore().ValidateCreate(ctx, &crmv1alpha1.Restore{ObjectMeta: metav1.ObjectMeta{Name: "r", Namespace: ns},
 				Spec: crmv1alpha1.RestoreSpec{BackupRef: crmv1alpha1.LocalObjectReference{Name: "nightly"}, EnvironmentRef: crmv1alpha1.LocalObjectReference{Name: "test"}}})
+			return err
+		}},
+		{"a test backup into production", `spec.backupRef.name: Forbidden: production environment production takes only backups of a production environment; Backup test-nightly was taken of test environment test`, func() error {
+			_, err := refs.Restore().ValidateCreate(ctx, restoreOf("test-nightly", "production"))
+			return err
+		}},
+		{"a test backup into test", "", func() error {
+			_, err := refs.Restore().ValidateCreate(ctx, restoreOf("test-nightly", "test"))
 			return err
 		}},
 		{"increment of a missing project", `spec.projectRef.name: Not found: "ghost"`, func() error {

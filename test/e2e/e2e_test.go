@@ -134,7 +134,7 @@ func TestDemoFromMakeRunToProduction(t *testing.T) {
 			t.Errorf("test's EspoCRM sends through %q, want its catcher", got)
 		}
 		out := must(t, plugin, "mail", "test", "-n", "demo")
-		if !strings.Contains(out, "https://test.demo.crm.local.example/mail/") || !strings.Contains(out, "admin-password") {
+		if !strings.Contains(out, "https://test.demo.crm.local.example/mail/") || !strings.Contains(out, "mail-password") {
 			t.Errorf("kubectl crm mail test says:\n%s", out)
 		}
 		if _, code := run(t, plugin, "mail", "production", "-n", "demo"); code == 0 {

@@ -3,6 +3,7 @@ package portal
 import (
 	"context"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
@@ -82,6 +83,20 @@ func TestProductOwnersSeeAndDecideOnTheirProjectsOnly(t *testing.T) {
 		}
 		if inc := increment(ctx, t, "alpha"); inc.Spec.Acceptance != nil {
 			t.Fatalf("the rejection without a comment was recorded: %+v", inc.Spec.Acceptance)
+		}
+	})
+
+	t.Run("only accept and reject are decisions", func(t *testing.T) {
+		// Before, anything but "reject" (a missing or forged value) was sent as Accepted.
+		for _, decision := range []string{"", "Accepted", "approve"} {
+			_, page := alice.get("/projects/alpha/increments/sprint-1")
+			code, _ := alice.post("/projects/alpha/increments/sprint-1/decision", url.Values{"csrf": {csrf(page)}, "decision": {decision}})
+			if code != http.StatusBadRequest {
+				t.Errorf("decision %q: %d, want 400", decision, code)
+			}
+		}
+		if inc := increment(ctx, t, "alpha"); inc.Spec.Acceptance != nil {
+			t.Fatalf("a decision that is neither accept nor reject was recorded: %+v", inc.Spec.Acceptance)
 		}
 	})
 
@@ -179,4 +194,52 @@ func TestProductOwnersSeeAndDecideOnTheirProjectsOnly(t *testing.T) {
 			t.Errorf("GET /projects/alpha without a session: %d", resp.StatusCode)
 		}
 	})
+}
+
+// A person named by an email address must have proved it: an ID token whose
+// email_verified is anything but boolean true starts no session.
+func TestAnUnverifiedAddressDoesNotSignIn(t *testing.T) {
+	for _, verified := range []any{nil, false, "true", 1} {
+		err := srv.StartSession(context.Background(), httptest.NewRecorder(), idp.tokenVerified(t, "alice@alpha.example", verified))
+		if err == nil || !strings.Contains(err.Error(), "not verified") {
+			t.Errorf("email_verified %#v: %v, want refused as not verified", verified, err)
+		}
+	}
+}
+
+// The sign-in binds the code to this client (PKCE, S256) and the ID token to
+// this sign-in (nonce): a callback without them starts no session.
+func TestTheSignInUsesPKCEAndANonce(t *testing.T) {
+	c := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := c.Get(browserSite.URL + "/login")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = resp.Body.Close()
+	to, err := url.Parse(resp.Header.Get("Location"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := to.Query()
+	if q.Get("code_challenge_method") != "S256" || q.Get("code_challenge") == "" || q.Get("nonce") == "" {
+		t.Errorf("the redirect to the provider carries no PKCE challenge or nonce: %s", to)
+	}
+	cookies := map[string]string{}
+	for _, ck := range resp.Cookies() {
+		cookies[ck.Name] = ck.Value
+	}
+	if cookies["crm-portal-nonce"] != q.Get("nonce") || cookies["crm-portal-pkce"] == "" {
+		t.Errorf("the nonce and verifier are not kept for the callback: %v", cookies)
+	}
+	// The right state, but neither nonce nor verifier: refused before any exchange.
+	req, _ := http.NewRequest(http.MethodGet, browserSite.URL+"/callback?code=stolen&state="+url.QueryEscape(q.Get("state")), nil)
+	req.AddCookie(&http.Cookie{Name: "crm-portal-state", Value: q.Get("state")})
+	resp, err = c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = resp.Body.Close()
+	if resp.StatusCode != http.StatusBadRequest {
+		t.Errorf("a callback without the sign-in's nonce and verifier: %d, want 400", resp.StatusCode)
+	}
 }

@@ -60,10 +60,20 @@ func (is *issuer) caPEM() []byte {
 // token signs an ID token for email in groups.
 func (is *issuer) token(t testing.TB, email string, groups ...string) string {
 	t.Helper()
+	return is.tokenVerified(t, email, true, groups...)
+}
+
+// tokenVerified signs an ID token whose email_verified claim is verified
+// (nil: no such claim).
+func (is *issuer) tokenVerified(t testing.TB, email string, verified any, groups ...string) string {
+	t.Helper()
 	now := time.Now()
 	claims := map[string]any{
-		"iss": is.srv.URL, "aud": audience, "sub": "sub-" + email, "email": email, "email_verified": true,
+		"iss": is.srv.URL, "aud": audience, "sub": "sub-" + email, "email": email,
 		"groups": groups, "iat": now.Unix(), "exp": now.Add(time.Hour).Unix(),
+	}
+	if verified != nil {
+		claims["email_verified"] = verified
 	}
 	raw, err := jwt.Signed(is.signer).Claims(claims).Serialize()
 	if err != nil {
