@@ -269,3 +269,65 @@ func TestRestore(t *testing.T) {
 		g.Expect(job.Spec.Template.Spec.Containers[0].Command).To(ContainElement("--anonymize"), "production's backup loaded raw under the bootstrap's name")
 	})
 }
+
+// 9: a restore that failed after it had begun to replace the data (the agent
+// says so: a load in place, the files) leaves the application stopped,
+// saying why, until a later restore into the environment completes.
+func TestAnApplicationDoesNotStartOnAPartialRestore(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	p := backupProject("halfway", 10)
+	createProject(ctx, t, p)
+	ns := p.Name
+	readyEnvironment(ctx, t, p, "test", crmv1alpha1.StageTest)
+	b := runningBackup(ctx, g, ns, "nightly", "test")
+	g.Eventually(func(g Gomega) {
+		finishJob(ctx, g, ns, b.Status.JobName, agent.Result{Location: "s3://crm-backups/halfway/test/nightly", Size: 1024}, true)
+	}).WithTimeout(wait).Should(Succeed())
+	g.Eventually(backupPhase(ctx, b)).WithTimeout(wait).Should(Equal(crmv1alpha1.BackupCompleted))
+
+	replicas := func() int32 {
+		app := &appsv1.Deployment{}
+		_ = k8s.Get(ctx, key(ns, "test-app"), app)
+		return ptr.Deref(app.Spec.Replicas, -1)
+	}
+	restore := func(name string, res agent.Result, ok bool) *crmv1alpha1.Restore {
+		rs := &crmv1alpha1.Restore{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
+			Spec: crmv1alpha1.RestoreSpec{BackupRef: crmv1alpha1.LocalObjectReference{Name: "nightly"}, EnvironmentRef: crmv1alpha1.LocalObjectReference{Name: "test"}}}
+		g.Expect(k8s.Create(ctx, rs)).To(Succeed())
+		job := resources.AgentJobName(name, "restore")
+		g.Eventually(func(g Gomega) {
+			markWorkloads(ctx, g, ns, "test")
+			g.Expect(k8s.Get(ctx, key(ns, job), &batchv1.Job{})).To(Succeed())
+		}).WithTimeout(wait).WithPolling(300 * time.Millisecond).Should(Succeed())
+		g.Eventually(func(g Gomega) { finishJob(ctx, g, ns, job, res, ok) }).WithTimeout(wait).Should(Succeed())
+		g.Eventually(func() bool {
+			_ = k8s.Get(ctx, client.ObjectKeyFromObject(rs), rs)
+			return resources.RestoreFinished(rs.Status.Phase)
+		}).WithTimeout(wait).Should(BeTrue())
+		return rs
+	}
+
+	rs := restore("half", agent.Result{Error: "restoring the database: mariadb: exit status 1: ERROR 2013: Lost connection", Partial: true}, false)
+	g.Expect(rs.Status.Phase).To(Equal(crmv1alpha1.RestoreFailed))
+	g.Expect(rs.Status.PartialData).To(BeTrue())
+	g.Expect(meta.FindStatusCondition(rs.Status.Conditions, crmv1alpha1.ConditionReady).Reason).To(Equal("FailedHalfWay"))
+	env := &crmv1alpha1.Environment{}
+	g.Eventually(func() string {
+		_ = k8s.Get(ctx, key(ns, "test"), env)
+		if c := meta.FindStatusCondition(env.Status.Conditions, crmv1alpha1.ConditionReady); c != nil {
+			return c.Reason
+		}
+		return ""
+	}).WithTimeout(wait).Should(Equal("RestoreFailedHalfWay"))
+	g.Expect(meta.FindStatusCondition(env.Status.Conditions, crmv1alpha1.ConditionReady).Message).To(ContainSubstring("Restore half failed half-way"))
+	g.Consistently(replicas).WithTimeout(3*time.Second).Should(BeZero(), "the application started on a partial restore")
+
+	// A restore that fails before it changed anything says nothing of the kind.
+	clean := restore("clean-failure", agent.Result{Error: "nothing restored: object database.sql.zst is corrupt"}, false)
+	g.Expect(clean.Status.PartialData).To(BeFalse())
+	g.Consistently(replicas).WithTimeout(2*time.Second).Should(BeZero(), "the partial data is still there")
+
+	restore("whole", agent.Result{Location: "s3://crm-backups/halfway/test/nightly", Size: 1024}, true)
+	g.Eventually(replicas).WithTimeout(wait).Should(Equal(int32(1)))
+}

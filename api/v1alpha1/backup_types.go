@@ -202,6 +202,12 @@ type RestoreStatus struct {
 	// JobName of the restore Job.
 	// +optional
 	JobName string `json:"jobName,omitempty"`
+	// PartialData is true when the restore failed after it had begun to
+	// replace the environment's data (a load in place, the files): the
+	// application stays stopped until a later Restore into the environment
+	// completes.
+	// +optional
+	PartialData bool `json:"partialData,omitempty"`
 	// ErasuresReapplied is the number of the project's erasures (GDPR Art. 17)
 	// the agent applied again after loading the backup.
 	// +optional

@@ -85,7 +85,7 @@ func main() {
 	progress("%s started", cmd)
 	res, err := run(ctx, cmd, args)
 	if err != nil {
-		res.Error = err.Error()
+		res.Error, res.Partial = err.Error(), errors.Is(err, agent.ErrPartialRestore)
 	}
 	// The Job's log tells where the time went (the result is on stdout).
 	progress("%s ended after %.1fs", cmd, time.Since(start).Seconds())
@@ -137,7 +137,7 @@ func run(ctx context.Context, cmd string, args []string) (agent.Result, error) {
 	fs.IntVar(&db.Port, "db-port", 0, "Database port (default: the engine's).")
 	fs.StringVar(&db.Name, "db-name", "crm", "Database name.")
 	fs.StringVar(&db.User, "db-user", "crm", "Database user.")
-	fs.StringVar(&db.AdminUser, "db-admin-user", "", "restore (MariaDB): a user allowed to create databases, password in DB_ADMIN_PASSWORD; the dump is then loaded beside the database and swapped in once verified.")
+	fs.StringVar(&db.AdminUser, "db-admin-user", "", "restore, erase (MariaDB): a user allowed to create and drop databases, password in DB_ADMIN_PASSWORD; a restore then loads the dump beside the database and swaps it in once verified, and both drop what a killed restore left beside the database.")
 	fs.StringVar(&product, "product", "", "Product of the environment (recorded; restore refuses another).")
 	fs.StringVar(&version, "product-version", "", "Product version (recorded).")
 	fs.StringVar(&environment, "environment", "", "Environment (recorded).")
@@ -176,6 +176,9 @@ func run(ctx context.Context, cmd string, args []string) (agent.Result, error) {
 		return agent.Result{Location: fmt.Sprintf("%s/%s", db.Host, db.Name), Size: int64(len(res.Columns))}, nil
 	}
 	if cmd == "erase" {
+		if err := agent.DropLeftovers(ctx, db); err != nil {
+			return agent.Result{}, err
+		}
 		// From the environment, not argv: process listings show arguments.
 		n, err := agent.Erase(ctx, db, product, agent.Subject{
 			Email: os.Getenv("ERASE_SUBJECT_EMAIL"), Hashes: agent.ParseHashes(os.Getenv("ERASE_SUBJECT_HASHES")), Salt: os.Getenv("ERASE_SALT"),

@@ -27,8 +27,11 @@ type backupState struct {
 	backups []crmv1alpha1.Backup
 	// databaseNeeded: a backup or restore runs (start a hibernated database).
 	databaseNeeded bool
-	// restoring: a restore runs (stop the application).
+	// restoring: a restore runs, or one failed half-way (stop the application).
 	restoring bool
+	// partial says which failed Restore left the data partial, with no
+	// completed Restore after it.
+	partial string
 	// inUse names Backups a Restore still reads, and the pre-promotion
 	// Backups of increments still in flight: their rollback may need them.
 	inUse map[string]bool
@@ -74,15 +77,37 @@ func (r *Reconciler) backupState(ctx context.Context, env *crmv1alpha1.Environme
 			}
 		}
 	}
-	for _, rs := range restores.Items {
+	var halfWay *crmv1alpha1.Restore
+	for i, rs := range restores.Items {
 		if !resources.RestoreFinished(rs.Status.Phase) {
 			st.inUse[rs.Spec.BackupRef.Name] = true
 		}
-		if rs.Spec.EnvironmentRef.Name == env.Name && rs.Status.Phase == crmv1alpha1.RestoreRunning {
+		if rs.Spec.EnvironmentRef.Name != env.Name {
+			continue
+		}
+		if rs.Status.Phase == crmv1alpha1.RestoreRunning {
 			st.restoring, st.databaseNeeded = true, true
 		}
+		if rs.Status.Phase == crmv1alpha1.RestoreFailed && rs.Status.PartialData &&
+			(halfWay == nil || halfWay.CreationTimestamp.Before(&rs.CreationTimestamp)) {
+			halfWay = &restores.Items[i]
+		}
+	}
+	if halfWay != nil && !completedSince(restores.Items, env.Name, halfWay) {
+		st.restoring = true
+		st.partial = fmt.Sprintf("Restore %s failed half-way and left the data partial; the application stays stopped until a new Restore into %s completes", halfWay.Name, env.Name)
 	}
 	return st, nil
+}
+
+// completedSince says whether a Restore into env created after failed has completed.
+func completedSince(restores []crmv1alpha1.Restore, env string, failed *crmv1alpha1.Restore) bool {
+	for _, rs := range restores {
+		if rs.Spec.EnvironmentRef.Name == env && rs.Status.Phase == crmv1alpha1.RestoreCompleted && failed.CreationTimestamp.Before(&rs.CreationTimestamp) {
+			return true
+		}
+	}
+	return false
 }
 
 // recordLastBackup puts the newest completed backup in status.

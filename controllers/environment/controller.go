@@ -168,7 +168,7 @@ func (r *Reconciler) Step(ctx context.Context, env *crmv1alpha1.Environment) (ct
 	case env.Status.SchemaVersion == in.Version:
 		kube.SetCondition(&env.Status.Conditions, env.Generation, crmv1alpha1.ConditionInitialized, metav1.ConditionTrue, "Completed", fmt.Sprintf("the database is installed or upgraded for %s %s", in.Profile.Product, in.Version))
 	}
-	podCheck := r.observe(ctx, env, in, ap.Generations, initializing)
+	podCheck := r.observe(ctx, env, in, ap.Generations, initializing, st.partial)
 	env.Status.MailURL = resources.MailURL(in)
 	recordLastBackup(env, st)
 	requeue, err := r.scheduleBackups(ctx, project, env, st)
@@ -245,7 +245,7 @@ func (r *Reconciler) addMissingCredentials(ctx context.Context, env *crmv1alpha1
 // for a reason that will not pass by itself (kube.PodTrouble), named in the
 // condition. applied holds the generations this reconcile found or wrote
 // (kube.Applier.Generations).
-func (r *Reconciler) observe(ctx context.Context, env *crmv1alpha1.Environment, in *resources.EnvironmentInput, applied map[string]int64, initializing bool) (lookAgain time.Duration) {
+func (r *Reconciler) observe(ctx context.Context, env *crmv1alpha1.Environment, in *resources.EnvironmentInput, applied map[string]int64, initializing bool, partial string) (lookAgain time.Duration) {
 	gen := env.Generation
 	env.Status.URL = resources.URL(in)
 	env.Status.Image = resources.Image(in)
@@ -291,6 +291,9 @@ func (r *Reconciler) observe(ctx context.Context, env *crmv1alpha1.Environment, 
 			msg = c.Message
 		}
 		kube.SetCondition(&env.Status.Conditions, gen, crmv1alpha1.ConditionReady, metav1.ConditionFalse, "Initializing", msg)
+	case partial != "":
+		env.Status.Phase = crmv1alpha1.EnvironmentDegraded
+		kube.SetCondition(&env.Status.Conditions, gen, crmv1alpha1.ConditionReady, metav1.ConditionFalse, "RestoreFailedHalfWay", partial)
 	case in.ApplicationStopped && env.Status.Phase != crmv1alpha1.EnvironmentReady && env.Status.Phase != crmv1alpha1.EnvironmentDegraded:
 		env.Status.Phase = crmv1alpha1.EnvironmentProvisioning
 		kube.SetCondition(&env.Status.Conditions, gen, crmv1alpha1.ConditionReady, metav1.ConditionFalse, "Bootstrapping", "filling the environment from spec.bootstrap; the application starts after the restore")

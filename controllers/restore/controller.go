@@ -196,6 +196,11 @@ func (r *Reconciler) Step(ctx context.Context, rs *crmv1alpha1.Restore) (ctrl.Re
 		return ctrl.Result{RequeueAfter: agentjob.JobCheck}, nil // and the Job watch brings us back
 	}
 	if res.Error != "" || why != "" {
+		if res.Partial {
+			rs.Status.PartialData = true
+			r.fail(rs, "FailedHalfWay", fmt.Sprintf("%s%s; the data of %s is partial: its application stays stopped until a new Restore into it completes", res.Error, why, env.Name))
+			return ctrl.Result{}, nil
+		}
 		r.fail(rs, "AgentFailed", res.Error+why)
 		return ctrl.Result{}, nil
 	}

@@ -38,7 +38,15 @@ type Result struct {
 	Checksum string   `json:"checksum,omitempty"` // sha256 of the manifest
 	Objects  []Object `json:"objects,omitempty"`
 	Error    string   `json:"error,omitempty"`
+	// Partial: a restore failed after it had begun to change the target
+	// (an in-place load, the files): what is there is neither the old data
+	// nor the backup's.
+	Partial bool `json:"partial,omitempty"`
 }
+
+// ErrPartialRestore marks a restore that failed after it had changed the
+// target: the application must not start on what it left.
+var ErrPartialRestore = errors.New("the restore failed after it had begun to replace the data: what is left is partial")
 
 // countingHash sums and counts what passes through.
 type countingHash struct {
@@ -290,11 +298,15 @@ func Restore(ctx context.Context, store Store, o RestoreOptions) (*Manifest, err
 			progress("restoring in place: %v", err)
 			var only map[string]string
 			if only, err = fetchVerified(ctx, store, o.Name, m, dir, otherThan(m, DatabaseObject)...); err == nil {
-				err = decompressFile(only[DatabaseObject], func(r io.Reader) error { return load(ctx, o.Database, r) })
+				err = inPlace(ctx, o, func() error {
+					return decompressFile(only[DatabaseObject], func(r io.Reader) error { return load(ctx, o.Database, r) })
+				})
 			}
 		}
 	default:
-		err = decompressFile(files[DatabaseObject], func(r io.Reader) error { return load(ctx, o.Database, r) })
+		err = inPlace(ctx, o, func() error {
+			return decompressFile(files[DatabaseObject], func(r io.Reader) error { return load(ctx, o.Database, r) })
+		})
 	}
 	if err != nil {
 		return nil, fmt.Errorf("restoring the database: %w", err)
@@ -316,13 +328,32 @@ func Restore(ctx context.Context, store Store, o RestoreOptions) (*Manifest, err
 	}
 	if p, ok := files[FilesObject]; ok && o.FilesDir != "" {
 		if err := clearDir(o.FilesDir); err != nil {
-			return nil, err
+			return nil, fmt.Errorf("clearing the files: %w: %w", err, ErrPartialRestore)
 		}
 		if err := decompressFile(p, func(r io.Reader) error { return extractTar(r, o.FilesDir) }); err != nil {
-			return nil, fmt.Errorf("restoring the files: %w", err)
+			return nil, fmt.Errorf("restoring the files: %w: %w", err, ErrPartialRestore)
 		}
 	}
 	return m, nil
+}
+
+// inPlace runs a load into the target database itself (MariaDB without an
+// administrator, or a dump with views or triggers). Once it failed half-way
+// the database is partial: a copy that was to be anonymized is dropped
+// (never left raw), and the error says the data is partial, so that the
+// application stays stopped.
+func inPlace(ctx context.Context, o RestoreOptions, loadIt func() error) error {
+	err := loadIt()
+	if err == nil {
+		return nil
+	}
+	if o.AnonymizeSalt != "" && o.Database.Engine == "mariadb" {
+		if cerr := clearMariaDB(context.WithoutCancel(ctx), o.Database); cerr != nil {
+			return fmt.Errorf("%w; dropping the partial copy, which was not anonymized yet, failed too: %v: %w", err, cerr, ErrPartialRestore)
+		}
+		return fmt.Errorf("%w: the partial copy was dropped (it was not anonymized yet): %w", err, ErrPartialRestore)
+	}
+	return fmt.Errorf("%w: %w", err, ErrPartialRestore)
 }
 
 // streamDatabase hands the backup's database object to load as it

@@ -680,3 +680,78 @@ func TestARestoreThatCannotTreatTheCopyRestoresNothing(t *testing.T) {
 		}
 	})
 }
+
+// 9: a load into the database itself (MariaDB without an administrator, or
+// a dump with views or triggers) that fails half-way says the data is
+// partial, so that the operator keeps the application stopped; a copy that
+// was to be anonymized is dropped rather than left half-loaded and raw.
+func TestAnInPlaceLoadThatFailsHalfWaySaysTheDataIsPartial(t *testing.T) {
+	need(t, mariadb)
+	ctx := context.Background()
+	failing := "CREATE TABLE contacts (id INT, email TEXT); INSERT INTO contacts VALUES (1, 'jane@kunde.example'); SELECT no_such_column FROM nowhere; CREATE TABLE never (id INT);"
+	loadFailing := func(d Database) func() error {
+		return func() error {
+			return load(ctx, d, strings.NewReader(failing))
+		}
+	}
+	for _, tc := range []struct {
+		name, salt, wantRows string
+	}{
+		{"a copy of the environment's own data", "", "1"},
+		{"a copy that was to be anonymized", "salt-of-this-copy-0123456789", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			d := createDatabase(t, mariadb, unique("inplace"))
+			seed(t, d, 10)
+			d.AdminUser = ""
+			err := inPlace(ctx, RestoreOptions{Database: d, AnonymizeSalt: tc.salt}, loadFailing(d))
+			if !errors.Is(err, ErrPartialRestore) {
+				t.Fatalf("a load that failed half-way: %v, want it to say the data is partial", err)
+			}
+			tables := sql(t, d, "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = DATABASE()")
+			if tc.wantRows == "" {
+				if tables != "0" {
+					t.Errorf("the half-loaded raw copy was left: %s tables", tables)
+				}
+				return
+			}
+			if got := sql(t, d, "SELECT COUNT(*) FROM contacts"); got != tc.wantRows {
+				t.Errorf("contacts after the half load: %s, want %s (the partial state the operator must not serve)", got, tc.wantRows)
+			}
+		})
+	}
+}
+
+// 10: a staged restore killed before its deferred cleanup ran leaves a copy
+// of the backup beside the database; the next erasure drops it before it
+// erases (so the person survives in no leftover), and so does the next restore.
+func TestWhatAKilledRestoreLeftIsDropped(t *testing.T) {
+	need(t, mariadb)
+	ctx := context.Background()
+	d := createDatabase(t, mariadb, unique("killed"))
+	seed(t, d, 5)
+	if !d.canStage() {
+		t.Fatal("the test server's database has no administrator")
+	}
+	staging, replaced := stagingNames(d.Name)
+	leave := func() {
+		admin := d.asAdmin(d.Name)
+		if _, err := query(ctx, admin, fmt.Sprintf("CREATE DATABASE %[1]s; CREATE TABLE %[1]s.contacts (email TEXT); INSERT INTO %[1]s.contacts VALUES ('jane@kunde.example'); CREATE DATABASE %[2]s",
+			quoteName(staging), quoteName(replaced))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	leave()
+	if err := DropLeftovers(ctx, d); err != nil {
+		t.Fatal(err)
+	}
+	noStagingLeft(t, d)
+
+	// The next restore starts by dropping them too (here it fails at once on an empty dump's checksum).
+	leave()
+	wrong := errors.New("object database.sql.zst is corrupt")
+	if err := restoreBeside(ctx, d, compressed(t, ""), func() error { return wrong }, func(Database) error { return nil }); !errors.Is(err, wrong) {
+		t.Fatalf("restore: %v", err)
+	}
+	noStagingLeft(t, d)
+}

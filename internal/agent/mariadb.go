@@ -66,7 +66,8 @@ func restoreBeside(ctx context.Context, d Database, body io.Reader, verify func(
 		// Also when ctx is cancelled: nothing of the restore stays behind.
 		_, _ = query(context.WithoutCancel(ctx), admin, "DROP DATABASE IF EXISTS "+quoteName(staging)+"; DROP DATABASE IF EXISTS "+quoteName(replaced))
 	}
-	if _, err := query(ctx, admin, fmt.Sprintf("DROP DATABASE IF EXISTS %[1]s; CREATE DATABASE %[1]s", quoteName(staging))); err != nil {
+	// What a killed restore left (its deferred drop never ran) goes first.
+	if _, err := query(ctx, admin, fmt.Sprintf("DROP DATABASE IF EXISTS %[1]s; DROP DATABASE IF EXISTS %[2]s; CREATE DATABASE %[1]s", quoteName(staging), quoteName(replaced))); err != nil {
 		return fmt.Errorf("creating the staging database %s: %w", staging, err)
 	}
 	defer func() {
@@ -104,6 +105,25 @@ func restoreBeside(ctx context.Context, d Database, body io.Reader, verify func(
 		return fmt.Errorf("%w: nothing restored (the database is as it was)", err)
 	}
 	return swapIn(ctx, admin, staging, replaced)
+}
+
+// DropLeftovers drops the staging databases a staged restore of d that was
+// killed (SIGKILL, a lost node: its deferred cleanup never ran) left on the
+// server: the copy being loaded holds raw rows of a backup, beyond the reach
+// of erasures and of the database's own access rules. Erasure Jobs run it
+// before they erase, so an erased person survives in no leftover; the next
+// restore does the same. Without an administrator (or for PostgreSQL, whose
+// restore loads in one transaction and leaves nothing) there is nothing to do.
+func DropLeftovers(ctx context.Context, d Database) error {
+	if !d.canStage() {
+		return nil
+	}
+	staging, replaced := stagingNames(d.Name)
+	_, err := query(ctx, d.asAdmin(d.Name), "DROP DATABASE IF EXISTS "+quoteName(staging)+"; DROP DATABASE IF EXISTS "+quoteName(replaced))
+	if err != nil {
+		return fmt.Errorf("dropping what an interrupted restore left (%s, %s): %w", staging, replaced, err)
+	}
+	return nil
 }
 
 // schemaObjects counts the views, triggers, routines and events of schema.

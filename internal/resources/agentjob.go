@@ -101,11 +101,12 @@ func AgentJob(in AgentJobInput) (*batchv1.Job, error) {
 		{Name: "TMPDIR", Value: "/scratch"},
 		{Name: "HOME", Value: "/scratch"},
 	}
-	if in.Command == "restore" && in.Profile.Engine == crmv1alpha1.DatabaseMariaDB && in.External == nil {
+	if (in.Command == "restore" || in.Command == "erase") && in.Profile.Engine == crmv1alpha1.DatabaseMariaDB && in.External == nil {
 		// The server's root creates the staging database a MariaDB restore
 		// loads beside the environment's and swaps in once verified (the
 		// official image creates root@'%' with MARIADB_ROOT_PASSWORD:
-		// MariaDB/mariadb-docker@1b6429b 10.11/docker-entrypoint.sh).
+		// MariaDB/mariadb-docker@1b6429b 10.11/docker-entrypoint.sh); an
+		// erasure drops what a killed restore left there before it erases.
 		args = append(args, "--db-admin-user", "root")
 		envVars = append(envVars, corev1.EnvVar{Name: "DB_ADMIN_PASSWORD", ValueFrom: &corev1.EnvVarSource{SecretKeyRef: &corev1.SecretKeySelector{
 			LocalObjectReference: corev1.LocalObjectReference{Name: CredentialsName(env.Name)}, Key: crm.SecretDatabaseRootPass,

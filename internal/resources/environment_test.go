@@ -458,6 +458,8 @@ func TestOnlyAManagedMariaDBRestoreGetsAnAdministrator(t *testing.T) {
 	}{
 		{crmv1alpha1.ProductEspoCRM, false, "restore", true},
 		{crmv1alpha1.ProductEspoCRM, false, "backup", false},
+		{crmv1alpha1.ProductEspoCRM, false, "erase", true},
+		{crmv1alpha1.ProductEspoCRM, true, "erase", false},
 		{crmv1alpha1.ProductEspoCRM, true, "restore", false},
 		{crmv1alpha1.ProductOdoo, false, "restore", false},
 	} {
