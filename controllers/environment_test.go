@@ -300,7 +300,8 @@ func TestEnvironmentLifecycle(t *testing.T) {
 	t.Run("credentials never appear in logs, events or status", func(t *testing.T) {
 		g := NewWithT(t)
 		g.Expect(k8s.Get(ctx, key(ns, resources.CredentialsName("test")), secret)).To(Succeed())
-		g.Expect(secret.Data).To(HaveLen(5))
+		g.Expect(secret.Data).To(HaveLen(6))
+		g.Expect(secret.Data).To(HaveKey("mail-password"), "the mail catcher shares the CRM admin's password")
 		events := &corev1.EventList{}
 		g.Expect(k8s.List(ctx, events, client.InNamespace(ns))).To(Succeed())
 		g.Expect(events.Items).NotTo(BeEmpty(), "the operator records events")

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/klauspost/compress/zstd"
+
+	"github.com/crmops/crm-operator/internal/crm"
 )
 
 // BackupOptions say what to back up and how to label it.
@@ -330,8 +332,23 @@ func Restore(ctx context.Context, store Store, o RestoreOptions) (*Manifest, err
 		if err := clearDir(o.FilesDir); err != nil {
 			return nil, fmt.Errorf("clearing the files: %w: %w", err, ErrPartialRestore)
 		}
-		if err := decompressFile(p, func(r io.Reader) error { return extractTar(r, o.FilesDir) }); err != nil {
+		// An anonymized copy leaves out the files that hold personal data
+		// (uploads, attachments, pictures, sessions, logs: crm.PersonalFile);
+		// code and configuration come along.
+		var personal func(string) bool
+		if o.AnonymizeSalt != "" {
+			personal = func(name string) bool { return crm.PersonalFile(crmProduct(m.Product), name) }
+		}
+		var left int
+		if err := decompressFile(p, func(r io.Reader) error {
+			var err error
+			left, err = extractTarExcept(r, o.FilesDir, personal)
+			return err
+		}); err != nil {
 			return nil, fmt.Errorf("restoring the files: %w: %w", err, ErrPartialRestore)
+		}
+		if left > 0 {
+			progress("left out %d files that hold personal data (uploads, attachments, pictures, sessions, logs)", left)
 		}
 	}
 	return m, nil

@@ -3,6 +3,8 @@ package agent
 import (
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -377,4 +379,65 @@ func TestEraseLeavesOutColumnsAVersionDropped(t *testing.T) {
 	if got := sql(t, d, fmt.Sprintf("SELECT COUNT(*) FROM res_partner WHERE email = '%s'", ps[0].email)); got != "1" {
 		t.Errorf("the erasure touched another person: %s rows of %s left", got, ps[0].email)
 	}
+}
+
+// 8: an anonymized copy takes the product's code and configuration from the
+// files volume but none of its uploads, attachments or logs; a plain
+// restore (production from its own backup) takes everything.
+func TestAnAnonymizedCopyLeavesThePersonalFilesOut(t *testing.T) {
+	need(t, mariadb)
+	need(t, s3)
+	ctx := context.Background()
+	prod := createDatabase(t, mariadb, unique("prod"))
+	seedEspo(t, prod, people(3))
+	files := t.TempDir()
+	personal := map[string]string{
+		"data/upload/6571a3f0e1b2c4d5e":        "scan of Jane Doe's passport",
+		"data/upload/thumbs/6571a3f0e1b2c4d5e": "thumbnail",
+		"data/logs/espo-2026-12-07.log":        "login failed for jane.doe@kunde.example",
+	}
+	code := map[string]string{
+		"data/config-internal.php":                       "<?php return ['passwordSalt' => 'x'];",
+		"data/upload/extensions/sales-pack/manifest.json": "{}",
+		"custom/Espo/Custom/Resources/metadata/x.json":    "{}",
+		"client-custom/src/views/lead.js":                 "define()",
+	}
+	for _, set := range []map[string]string{personal, code} {
+		for name, content := range set {
+			p := filepath.Join(files, filepath.FromSlash(name))
+			if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	store := s3.store(t, "files")
+	if _, _, err := Backup(ctx, store, BackupOptions{Name: "nightly", Database: prod, FilesDir: files, Product: "espocrm", Environment: "production"}); err != nil {
+		t.Fatal(err)
+	}
+	exists := func(root, name string) bool {
+		_, err := os.Stat(filepath.Join(root, filepath.FromSlash(name)))
+		return err == nil
+	}
+	copyFiles := t.TempDir()
+	if _, err := Restore(ctx, store, RestoreOptions{Name: "nightly", Database: createDatabase(t, mariadb, unique("copy")), FilesDir: copyFiles, Product: "espocrm", AnonymizeSalt: salt}); err != nil {
+		t.Fatal(err)
+	}
+	for name := range personal {
+		if exists(copyFiles, name) {
+			t.Errorf("the anonymized copy carries %s", name)
+		}
+	}
+	for name := range code {
+		if !exists(copyFiles, name) {
+			t.Errorf("the anonymized copy lacks %s, which it needs to run", name)
+		}
+	}
+	whole := t.TempDir()
+	if _, err := Restore(ctx, store, RestoreOptions{Name: "nightly", Database: createDatabase(t, mariadb, unique("again")), FilesDir: whole, Product: "espocrm"}); err != nil {
+		t.Fatal(err)
+	}
+	equalMaps(t, "file", tree(t, whole), tree(t, files))
 }

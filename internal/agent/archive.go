@@ -80,47 +80,59 @@ func clearDir(dir string) error {
 
 // extractTar unpacks r into root, refusing entries that would land outside it.
 func extractTar(r io.Reader, root string) error {
+	_, err := extractTarExcept(r, root, nil)
+	return err
+}
+
+// extractTarExcept extracts like extractTar but leaves out the entries
+// (files, links; directories stay, empty) for which skip is true, and
+// counts them.
+func extractTarExcept(r io.Reader, root string, skip func(name string) bool) (skipped int, err error) {
 	tr := tar.NewReader(r)
 	for {
 		hdr, err := tr.Next()
 		if errors.Is(err, io.EOF) {
-			return nil
+			return skipped, nil
 		}
 		if err != nil {
-			return err
+			return skipped, err
 		}
 		name := filepath.FromSlash(strings.TrimSuffix(hdr.Name, "/"))
 		if name == "" || filepath.IsAbs(name) || strings.HasPrefix(filepath.Clean(name), "..") {
-			return fmt.Errorf("archive entry %q leaves the target directory", hdr.Name)
+			return skipped, fmt.Errorf("archive entry %q leaves the target directory", hdr.Name)
+		}
+		if skip != nil && hdr.Typeflag != tar.TypeDir && skip(filepath.ToSlash(name)) {
+			skipped++
+			continue
 		}
 		target := filepath.Join(root, name)
 		mode := fs.FileMode(hdr.Mode & 0o777) //nolint:gosec // G115: masked to the permission bits
 		switch hdr.Typeflag {
 		case tar.TypeDir:
 			if err := os.MkdirAll(target, mode|0o700); err != nil {
-				return err
+				return skipped, err
 			}
 		case tar.TypeReg:
 			if err := os.MkdirAll(filepath.Dir(target), 0o750); err != nil {
-				return err
+				return skipped, err
 			}
 			f, err := os.OpenFile(target, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, mode)
 			if err != nil {
-				return err
+				return skipped, err
 			}
 			if _, err := io.CopyN(f, tr, hdr.Size); err != nil {
 				_ = f.Close() // the copy's error is the one to report
-				return err
+				return skipped, err
 			}
 			if err := f.Close(); err != nil {
-				return err
+				return skipped, err
 			}
 		case tar.TypeSymlink:
 			if filepath.IsAbs(hdr.Linkname) || strings.HasPrefix(filepath.Clean(filepath.Join(filepath.Dir(name), hdr.Linkname)), "..") { //nolint:gosec // G305: this line is the traversal check
-				return fmt.Errorf("archive symlink %q points outside the target directory", hdr.Name)
+				return skipped, fmt.Errorf("archive symlink %q points outside the target directory", hdr.Name)
 			}
 			if err := os.Symlink(hdr.Linkname, target); err != nil {
-				return err
+				return skipped, err
 			}
 			continue
 		default:

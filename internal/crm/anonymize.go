@@ -103,6 +103,12 @@ var anonymizations = map[crmv1alpha1.ProductName]Anonymization{
 		Disable: []string{
 			"UPDATE ir_mail_server SET active = false",
 			"UPDATE ir_cron SET active = false",
+			// The copy's filestore holds no attachments (PersonalFile):
+			// the asset bundles' rows go too, so that Odoo builds them anew
+			// rather than serving bundles whose files are missing
+			// (odoo/odoo addons/base/models/assetsbundle.py get_attachments
+			// reads only the rows).
+			"DELETE FROM ir_attachment WHERE res_model = 'ir.ui.view' AND res_id = 0 AND url LIKE '/web/assets/%'",
 		},
 	},
 }

@@ -87,6 +87,7 @@ while true; do php -f cron.php || echo "cron.php failed"; sleep 60; done`
 		},
 		Components: []Component{{Name: "scheduler", Run: Run{Command: []string{"/bin/bash", "-c", scheduler}}}},
 		Facts: []Fact{
+			personalFilesFact(crmv1alpha1.ProductSuiteCRM),
 			{"image", "bitnamilegacy/suitecrm 8.9.0: APP_VERSION=8.9.0, EXPOSE 8080 8443, ENTRYPOINT suitecrm/entrypoint.sh, CMD suitecrm/run.sh, no USER (root by default)", srcSuiteDockerfile},
 			{"user", "non-root works as any UID with group 0: " + base + ", /bitnami/suitecrm and tmp are daemon:root 775/664; the pod runs as 1001:0 (fsGroup 0)", srcSuitePostunpack},
 			{"install", "the entrypoint runs setup only when $1 is run.sh: installs on the first start (suitecrm:app:install), later restores the persisted installation from /bitnami/suitecrm", srcSuiteRun + "; " + srcSuiteLib},
@@ -168,6 +169,7 @@ func espoCRM() Profile {
 			{Name: "websocket", Run: Run{Command: []string{"docker-websocket.sh"}}, Ports: []int32{8080, 7777}, IngressPath: "/ws"},
 		},
 		Facts: []Fact{
+			personalFilesFact(crmv1alpha1.ProductEspoCRM),
 			{"image", "espocrm/espocrm 10.0.3 (php:8.4-apache-trixie), WORKDIR /var/www/html, ENTRYPOINT docker-entrypoint.sh, CMD apache2-foreground; data, custom, client/custom owned by www-data (33)", srcEspoDockerfile},
 			{"volumes", "mount /var/www/html/data, /var/www/html/custom and /var/www/html/client/custom separately; a volume at /var/www/html is the legacy layout and an empty one aborts the start (\"Container startup aborted\")", srcEspoEntrypoint},
 			{"permissions", "setPermissions runs chown -R www-data:www-data on the three directories under set -e: they must be owned by 33, so a prepare step creates them in the volume as 33 (fsGroup 33, OnRootMismatch)", srcEspoEntrypoint},
@@ -260,6 +262,7 @@ func odoo() Profile {
 			}
 		},
 		Facts: []Fact{
+			personalFilesFact(crmv1alpha1.ProductOdoo),
 			{"image", "odoo 18.0 (ubuntu:noble, Odoo's nightly .deb), USER odoo, ENTRYPOINT /entrypoint.sh, CMD odoo, ENV ODOO_RC=/etc/odoo/odoo.conf, VOLUME /var/lib/odoo /mnt/extra-addons, EXPOSE 8069 8071 8072, postgresql-client installed", srcOdooDockerfile},
 			{"user", "the .deb's system user odoo is uid 100, group odoo gid 101 (users is 100), home /var/lib/odoo: the pod runs as 100:101 with HOME=/var/lib/odoo", srcOdooDockerfile},
 			{"database", "the entrypoint reads HOST, PORT, USER, PASSWORD and passes --db_host/--db_port/--db_user/--db_password only when $1 is odoo, -- or -* and the key is not in $ODOO_RC; wait-for-psql.py reads $ODOO_RC first", srcOdooEntrypoint},
@@ -321,6 +324,7 @@ func twenty() Profile {
 			},
 		}},
 		Facts: []Fact{
+			personalFilesFact(crmv1alpha1.ProductTwenty),
 			{"image", "twentycrm/twenty: USER 1000, WORKDIR /app/packages/twenty-server, ENTRYPOINT /app/entrypoint.sh, CMD node dist/src/main", srcTwentyDocker},
 			{"migrations", "unless DISABLE_DB_MIGRATIONS=true and while /app/docker-data/db_status is missing, the entrypoint creates the database, runs setup-db.ts, database:migrate:prod and `command:prod upgrade`, then touches db_status: /app/docker-data must be writable", srcTwentyEntry},
 			{"home", "yarn and tsx run in the entrypoint and the worker and write under $HOME: HOME=/tmp (an emptyDir) with the read-only root", srcTwentyEntry},
