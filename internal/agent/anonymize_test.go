@@ -397,7 +397,7 @@ func TestAnAnonymizedCopyLeavesThePersonalFilesOut(t *testing.T) {
 		"data/logs/espo-2026-12-07.log":        "login failed for jane.doe@kunde.example",
 	}
 	code := map[string]string{
-		"data/config-internal.php":                       "<?php return ['passwordSalt' => 'x'];",
+		"data/config-internal.php":                        "<?php return ['passwordSalt' => 'x'];",
 		"data/upload/extensions/sales-pack/manifest.json": "{}",
 		"custom/Espo/Custom/Resources/metadata/x.json":    "{}",
 		"client-custom/src/views/lead.js":                 "define()",
