@@ -369,3 +369,58 @@ func TestAJobsResultIsReadLiveWhenTheCacheLacksIt(t *testing.T) {
 	g.Eventually(backupPhase(ctx, b)).WithTimeout(wait).Should(Equal(crmv1alpha1.BackupCompleted), "the Backup failed: %v", b.Status.Conditions)
 	g.Expect(b.Status.Location).To(Equal(res.Location))
 }
+
+// 11: a deleted project's stored backups do not live for ever: its namespace
+// is kept while they exist, and each is deleted, with its stored data, at
+// the maximum age it recorded when it completed, through the target it
+// recorded (the project that named both is gone).
+func TestBackupsOfADeletedProjectStillExpire(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	p := backupProject("forgotten", 10)
+	p.Spec.Backup.Retention.MaxAge = "30d"
+	createProject(ctx, t, p)
+	ns := p.Name
+	env := readyEnvironment(ctx, t, p, "test", crmv1alpha1.StageTest)
+	b := runningBackup(ctx, g, ns, "last", "test")
+	g.Eventually(func(g Gomega) {
+		finishJob(ctx, g, ns, b.Status.JobName, agent.Result{Location: "s3://crm-backups/forgotten/test/last", Size: 1024}, true)
+	}).WithTimeout(wait).Should(Succeed())
+	g.Eventually(backupPhase(ctx, b)).WithTimeout(wait).Should(Equal(crmv1alpha1.BackupCompleted))
+	g.Expect(b.Status.ExpiresAt).NotTo(BeNil())
+	g.Expect(b.Status.ExpiresAt.Sub(b.Status.CompletedAt.Time)).To(Equal(30 * 24 * time.Hour))
+	g.Expect(b.Status.Target).To(Equal(&p.Spec.Backup.Target))
+
+	g.Expect(k8s.Delete(ctx, env)).To(Succeed())
+	g.Eventually(exists(ctx, &crmv1alpha1.Environment{}, ns, "test")).WithTimeout(wait).ShouldNot(Succeed())
+	g.Expect(k8s.Delete(ctx, p)).To(Succeed())
+	g.Eventually(exists(ctx, &crmv1alpha1.ImplementationProject{}, "", ns)).WithTimeout(wait).ShouldNot(Succeed())
+	// Kept for its backups: released from the project, so that the garbage
+	// collector leaves it (envtest runs none; the e2e suite's cluster does).
+	namespace := &corev1.Namespace{}
+	g.Expect(k8s.Get(ctx, key("", ns), namespace)).To(Succeed())
+	g.Expect(namespace.OwnerReferences).To(BeEmpty(), "the namespace, and with it the backups, would go with the project")
+	g.Expect(namespace.Labels).To(HaveKeyWithValue(crmv1alpha1.LabelRetainedData, "true"))
+	g.Consistently(exists(ctx, &crmv1alpha1.Backup{}, ns, "last")).WithTimeout(2 * time.Second).Should(Succeed())
+
+	// The maximum age passes: the Backup goes, its data first.
+	clockOffset.Store(int64(31 * 24 * time.Hour))
+	t.Cleanup(func() { clockOffset.Store(0) })
+	g.Eventually(func() error { // wakes it (its requeue is set for the real time)
+		cur := &crmv1alpha1.Backup{}
+		if err := k8s.Get(ctx, key(ns, "last"), cur); err != nil {
+			return err
+		}
+		if cur.Annotations == nil {
+			cur.Annotations = map[string]string{}
+		}
+		cur.Annotations["wake"] = "1"
+		return k8s.Update(ctx, cur)
+	}).WithTimeout(wait).Should(Succeed())
+	del := resources.AgentJobName("last", "delete")
+	job := &batchv1.Job{}
+	g.Eventually(exists(ctx, job, ns, del)).WithTimeout(wait).Should(Succeed())
+	g.Expect(strings.Join(job.Spec.Template.Spec.Containers[0].Command, " ")).To(ContainSubstring("--s3-bucket crm-backups"))
+	g.Eventually(func(g Gomega) { finishJob(ctx, g, ns, del, agent.Result{Location: "s3://crm-backups/forgotten/test/last"}, true) }).WithTimeout(wait).Should(Succeed())
+	g.Eventually(exists(ctx, &crmv1alpha1.Backup{}, ns, "last")).WithTimeout(wait).ShouldNot(Succeed())
+}

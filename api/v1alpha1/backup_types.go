@@ -99,6 +99,15 @@ type BackupStatus struct {
 	// environment's own and whether it holds production data.
 	// +optional
 	Origin *BackupOrigin `json:"origin,omitempty"`
+	// Target is where the backup is stored (the project's spec.backup.target
+	// when it started), and ExpiresAt when the project's maximum age
+	// (retention.maxAge, capped by gdpr.maxBackupAge) deletes it: both are
+	// recorded so that the policy keeps applying after the project is gone
+	// (its namespace is then kept while it holds stored backups).
+	// +optional
+	Target *BackupTarget `json:"target,omitempty"`
+	// +optional
+	ExpiresAt *metav1.Time `json:"expiresAt,omitempty"`
 }
 
 // BackupOrigin identifies the environment a backup was taken of.

@@ -123,6 +123,7 @@ func (r *Reconciler) Step(ctx context.Context, b *crmv1alpha1.Backup) (ctrl.Resu
 		b.Status.Phase, b.Status.JobName, b.Status.StartedAt = crmv1alpha1.BackupRunning, jobName, &now
 		b.Status.Product, b.Status.ProductVersion, b.Status.Engine = string(in.Project.Spec.Product.Name), in.Version, in.Profile.Engine
 		b.Status.Origin = &crmv1alpha1.BackupOrigin{Environment: in.Env.Name, UID: in.Env.UID, Stage: in.Env.Spec.Stage}
+		b.Status.Target = in.Project.Spec.Backup.Target.DeepCopy()
 		kube.SetCondition(&b.Status.Conditions, b.Generation, crmv1alpha1.ConditionReady, metav1.ConditionFalse, "Running", "crm-agent is backing up the environment in Job "+jobName)
 		r.Recorder.Eventf(b, nil, corev1.EventTypeNormal, "Started", "Backup", "backup Job %s started", jobName)
 		return ctrl.Result{}, nil
@@ -155,6 +156,11 @@ func (r *Reconciler) Step(ctx context.Context, b *crmv1alpha1.Backup) (ctrl.Resu
 	}
 	now := metav1.Now()
 	b.Status.Phase, b.Status.CompletedAt = crmv1alpha1.BackupCompleted, &now
+	if in != nil {
+		if _, maxAge, err := policy.EffectiveRetention(in.Project, in.Env); err == nil && maxAge > 0 {
+			b.Status.ExpiresAt = &metav1.Time{Time: now.Add(maxAge)}
+		}
+	}
 	b.Status.Location, b.Status.SizeBytes, b.Status.Checksum = res.Location, res.Size, res.Checksum
 	b.Status.Size = resource.NewQuantity(res.Size, resource.BinarySI).String()
 	kube.SetCondition(&b.Status.Conditions, b.Generation, crmv1alpha1.ConditionReady, metav1.ConditionTrue, "Completed",
@@ -247,10 +253,17 @@ func (r *Reconciler) targetOf(ctx context.Context, b *crmv1alpha1.Backup) (*reso
 	if err == nil {
 		return in, nil
 	}
-	// A project owns the namespace of its name.
+	// A project owns the namespace of its name; once it is gone, the
+	// target and product the backup recorded reach its data.
 	project := &crmv1alpha1.ImplementationProject{}
 	if err := r.Get(ctx, types.NamespacedName{Name: b.Namespace}, project); err != nil {
-		return nil, err
+		if !apierrors.IsNotFound(err) || b.Status.Target == nil || b.Status.Product == "" {
+			return nil, err
+		}
+		project = &crmv1alpha1.ImplementationProject{ObjectMeta: metav1.ObjectMeta{Name: b.Namespace}, Spec: crmv1alpha1.ImplementationProjectSpec{
+			Product: crmv1alpha1.Product{Name: crmv1alpha1.ProductName(b.Status.Product), Version: b.Status.ProductVersion},
+			Backup:  &crmv1alpha1.BackupPolicy{Target: *b.Status.Target},
+		}}
 	}
 	profile, err := crm.For(project.Spec.Product)
 	if err != nil {
@@ -275,7 +288,10 @@ func (r *Reconciler) expireOrphan(ctx context.Context, b *crmv1alpha1.Backup) (c
 	}
 	project := &crmv1alpha1.ImplementationProject{}
 	if err := r.Get(ctx, types.NamespacedName{Name: b.Namespace}, project); err != nil {
-		return ctrl.Result{}, client.IgnoreNotFound(err)
+		if apierrors.IsNotFound(err) {
+			return r.expireWithoutProject(ctx, b)
+		}
+		return ctrl.Result{}, err
 	}
 	if project.Spec.Paused {
 		return ctrl.Result{}, nil // the project's resume brings retention back
@@ -292,6 +308,24 @@ func (r *Reconciler) expireOrphan(ctx context.Context, b *crmv1alpha1.Backup) (c
 	}
 	r.Recorder.Eventf(b, nil, corev1.EventTypeNormal, "BackupExpired", "Retention",
 		"Backup of environment %s, which is gone, deleted by the retention policy (max age %s)", b.Spec.EnvironmentRef.Name, maxAge)
+	return ctrl.Result{}, nil
+}
+
+// expireWithoutProject deletes, once its recorded time has come, a backup
+// whose project is gone (its namespace kept for it): the maximum age the
+// project set when the backup completed still holds.
+func (r *Reconciler) expireWithoutProject(ctx context.Context, b *crmv1alpha1.Backup) (ctrl.Result, error) {
+	if b.Status.ExpiresAt == nil {
+		return ctrl.Result{}, nil // no maximum age: kept until deleted explicitly
+	}
+	if left := b.Status.ExpiresAt.Sub(r.Clock.Now()); left > 0 {
+		return ctrl.Result{RequeueAfter: left}, nil
+	}
+	if err := r.Delete(ctx, b); client.IgnoreNotFound(err) != nil {
+		return ctrl.Result{}, err
+	}
+	r.Recorder.Eventf(b, nil, corev1.EventTypeNormal, "BackupExpired", "Retention",
+		"Backup of project %s, which is gone, deleted at the maximum age it recorded (%s)", b.Namespace, b.Status.ExpiresAt.UTC().Format(time.RFC3339))
 	return ctrl.Result{}, nil
 }
 

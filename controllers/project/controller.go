@@ -281,12 +281,27 @@ func (r *Reconciler) reconcileDelete(ctx context.Context, project *crmv1alpha1.I
 // other children go). The volumes themselves have reclaim policy Retain
 // (the environment's deletion), which also covers a later deletion of the
 // namespace by hand.
+//
+// Stored backups keep it too: their finalizers delete their data, and their
+// recorded maximum age (status.expiresAt) goes on deleting them, only while
+// the Backups exist; with the namespace they would be gone and their data
+// kept for ever.
 func (r *Reconciler) keepNamespaceOfRetainedData(ctx context.Context, project *crmv1alpha1.ImplementationProject) error {
 	claims := &corev1.PersistentVolumeClaimList{}
 	if err := r.APIReader.List(ctx, claims, client.InNamespace(project.Name), client.HasLabels{crmv1alpha1.LabelRetainedFrom}); err != nil {
 		return err
 	}
-	if len(claims.Items) == 0 {
+	backups := &crmv1alpha1.BackupList{}
+	if err := r.List(ctx, backups, client.InNamespace(project.Name)); err != nil {
+		return err
+	}
+	stored := 0
+	for _, b := range backups.Items {
+		if b.Status.Location != "" {
+			stored++
+		}
+	}
+	if len(claims.Items) == 0 && stored == 0 {
 		return nil
 	}
 	ns := &corev1.Namespace{}
@@ -314,8 +329,8 @@ func (r *Reconciler) keepNamespaceOfRetainedData(ctx context.Context, project *c
 		return err
 	}
 	r.Recorder.Eventf(project, nil, corev1.EventTypeNormal, "NamespaceKept", "Delete",
-		"namespace %s is kept: it holds the retained claims %s and their credentials", ns.Name, strings.Join(names, ", "))
-	log.FromContext(ctx).Info("project deleted; namespace kept for retained data", "namespace", ns.Name, "claims", names)
+		"namespace %s is kept: it holds the retained claims [%s] and their credentials, and %d stored backups, which expire by the maximum age each recorded", ns.Name, strings.Join(names, ", "), stored)
+	log.FromContext(ctx).Info("project deleted; namespace kept for retained data", "namespace", ns.Name, "claims", names, "backups", stored)
 	return nil
 }
 
