@@ -421,6 +421,8 @@ func TestBackupsOfADeletedProjectStillExpire(t *testing.T) {
 	job := &batchv1.Job{}
 	g.Eventually(exists(ctx, job, ns, del)).WithTimeout(wait).Should(Succeed())
 	g.Expect(strings.Join(job.Spec.Template.Spec.Containers[0].Command, " ")).To(ContainSubstring("--s3-bucket crm-backups"))
-	g.Eventually(func(g Gomega) { finishJob(ctx, g, ns, del, agent.Result{Location: "s3://crm-backups/forgotten/test/last"}, true) }).WithTimeout(wait).Should(Succeed())
+	g.Eventually(func(g Gomega) {
+		finishJob(ctx, g, ns, del, agent.Result{Location: "s3://crm-backups/forgotten/test/last"}, true)
+	}).WithTimeout(wait).Should(Succeed())
 	g.Eventually(exists(ctx, &crmv1alpha1.Backup{}, ns, "last")).WithTimeout(wait).ShouldNot(Succeed())
 }
