@@ -112,6 +112,19 @@ func markUntilReady(ctx context.Context, g Gomega, ns, name string) {
 	}).WithTimeout(wait).WithPolling(300 * time.Millisecond).Should(Succeed())
 }
 
+// conditionReason returns a function Eventually polls for the reason of obj's condition typ.
+func conditionReason(ctx context.Context, obj client.Object, conds func() []metav1.Condition, typ string) func() string {
+	return func() string {
+		if err := k8s.Get(ctx, client.ObjectKeyFromObject(obj), obj); err != nil {
+			return "missing"
+		}
+		if c := meta.FindStatusCondition(conds(), typ); c != nil {
+			return c.Reason
+		}
+		return "absent"
+	}
+}
+
 func condition(ctx context.Context, obj client.Object, conds func() []metav1.Condition, typ string) func() metav1.ConditionStatus {
 	return func() metav1.ConditionStatus {
 		if err := k8s.Get(ctx, client.ObjectKeyFromObject(obj), obj); err != nil {

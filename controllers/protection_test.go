@@ -162,14 +162,8 @@ func TestRetainedDataIsAdoptedOnlyByItsStage(t *testing.T) {
 
 	ci := userClient(t, "ci@readopt.example")
 	g.Eventually(func() error { return ci.Create(ctx, newEnvironment(ns, "production", crmv1alpha1.StageTest)) }).WithTimeout(wait).Should(Succeed())
-	impostor := &crmv1alpha1.Environment{}
-	g.Eventually(func() string {
-		_ = k8s.Get(ctx, key(ns, "production"), impostor)
-		if c := meta.FindStatusCondition(impostor.Status.Conditions, crmv1alpha1.ConditionReady); c != nil {
-			return c.Reason
-		}
-		return ""
-	}).WithTimeout(wait).Should(Equal("RetainedDataOfAnotherStage"))
+	impostor := &crmv1alpha1.Environment{ObjectMeta: metav1.ObjectMeta{Name: "production", Namespace: ns}}
+	g.Eventually(conditionReason(ctx, impostor, func() []metav1.Condition { return impostor.Status.Conditions }, crmv1alpha1.ConditionReady)).WithTimeout(wait).Should(Equal("RetainedDataOfAnotherStage"))
 	g.Expect(meta.FindStatusCondition(impostor.Status.Conditions, crmv1alpha1.ConditionReady).Message).To(ContainSubstring(
 		"holds the retained data of production environment production; a test environment may not adopt it"))
 	// (envtest runs no garbage collector: the deleted production's database may linger, but not as the impostor's.)
@@ -273,13 +267,7 @@ func TestTheOperatorChecksTheAcceptorItself(t *testing.T) {
 		i.Annotations = map[string]string{crmv1alpha1.AnnotationAcceptedBy: "mallory@integrator.example"}
 		i.Spec.Acceptance = &crmv1alpha1.Acceptance{Decision: crmv1alpha1.DecisionAccepted}
 	})).To(Succeed())
-	g.Eventually(func() string {
-		_ = k8s.Get(ctx, client.ObjectKeyFromObject(inc), inc)
-		if c := meta.FindStatusCondition(inc.Status.Conditions, crmv1alpha1.ConditionAccepted); c != nil {
-			return c.Reason
-		}
-		return ""
-	}).WithTimeout(wait).Should(Equal("AcceptorNotAuthorized"))
+	g.Eventually(conditionReason(ctx, inc, func() []metav1.Condition { return inc.Status.Conditions }, crmv1alpha1.ConditionAccepted)).WithTimeout(wait).Should(Equal("AcceptorNotAuthorized"))
 	g.Expect(meta.FindStatusCondition(inc.Status.Conditions, crmv1alpha1.ConditionAccepted).Message).To(ContainSubstring(
 		"mallory@integrator.example is not allowed to accept increments of project unguarded"))
 	g.Expect(inc.Status.AcceptedBy).To(BeEmpty())

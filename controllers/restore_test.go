@@ -312,14 +312,8 @@ func TestAnApplicationDoesNotStartOnAPartialRestore(t *testing.T) {
 	g.Expect(rs.Status.Phase).To(Equal(crmv1alpha1.RestoreFailed))
 	g.Expect(rs.Status.PartialData).To(BeTrue())
 	g.Expect(meta.FindStatusCondition(rs.Status.Conditions, crmv1alpha1.ConditionReady).Reason).To(Equal("FailedHalfWay"))
-	env := &crmv1alpha1.Environment{}
-	g.Eventually(func() string {
-		_ = k8s.Get(ctx, key(ns, "test"), env)
-		if c := meta.FindStatusCondition(env.Status.Conditions, crmv1alpha1.ConditionReady); c != nil {
-			return c.Reason
-		}
-		return ""
-	}).WithTimeout(wait).Should(Equal("RestoreFailedHalfWay"))
+	env := &crmv1alpha1.Environment{ObjectMeta: metav1.ObjectMeta{Name: "test", Namespace: ns}}
+	g.Eventually(conditionReason(ctx, env, func() []metav1.Condition { return env.Status.Conditions }, crmv1alpha1.ConditionReady)).WithTimeout(wait).Should(Equal("RestoreFailedHalfWay"))
 	g.Expect(meta.FindStatusCondition(env.Status.Conditions, crmv1alpha1.ConditionReady).Message).To(ContainSubstring("Restore half failed half-way"))
 	g.Consistently(replicas).WithTimeout(3*time.Second).Should(BeZero(), "the application started on a partial restore")
 

@@ -119,13 +119,7 @@ func TestAProjectDoesNotTakeOverAnotherNamespace(t *testing.T) {
 	p := newProject("payroll")
 	p.Spec.Integrators = &crmv1alpha1.Subjects{Users: []string{"ci@payroll.example"}}
 	g.Expect(k8s.Create(ctx, p)).To(Succeed())
-	g.Eventually(func() string {
-		_ = k8s.Get(ctx, key("", "payroll"), p)
-		if c := meta.FindStatusCondition(p.Status.Conditions, crmv1alpha1.ConditionReady); c != nil {
-			return c.Reason
-		}
-		return ""
-	}).WithTimeout(wait).Should(Equal("NamespaceTaken"))
+	g.Eventually(conditionReason(ctx, p, func() []metav1.Condition { return p.Status.Conditions }, crmv1alpha1.ConditionReady)).WithTimeout(wait).Should(Equal("NamespaceTaken"))
 	g.Expect(meta.FindStatusCondition(p.Status.Conditions, crmv1alpha1.ConditionReady).Message).To(ContainSubstring(
 		"namespace payroll exists and is not this project's: label it crm.crmops.io/adopt=payroll"))
 	g.Expect(k8s.Get(ctx, key("", "payroll"), ns)).To(Succeed())
