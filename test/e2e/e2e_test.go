@@ -230,6 +230,47 @@ func TestDemoFromMakeRunToProduction(t *testing.T) {
 		fmt.Printf("scanned %d KiB of operator log and %d events for %d credentials\n", len(log)/1024, strings.Count(events, "\n"), secrets)
 	})
 
+	t.Run("production and its backups are the administrators'", func(t *testing.T) {
+		backup := jsonpath(t, "increment", "sprint-1", "{.status.stages[1].backup}")
+		for what, args := range map[string][]string{
+			"production":          {"delete", "environment", "production"},
+			"production's backup": {"delete", "backup", backup},
+		} {
+			out, code := run(t, kubectl, append(args, "-n", "demo", "--as", "ci@integrator.example", "--dry-run=server")...)
+			if code == 0 || !strings.Contains(out, "only an administrator of project demo") {
+				t.Errorf("an integrator deleted %s (exit %d): %s", what, code, out)
+			}
+			must(t, kubectl, append(args, "-n", "demo", "--as", "ops@provider.example", "--dry-run=server")...)
+		}
+	})
+
+	t.Run("a project does not take over a namespace someone else made", func(t *testing.T) {
+		must(t, kubectl, "create", "namespace", "payroll")
+		project := "apiVersion: crm.crmops.io/v1alpha1\nkind: ImplementationProject\nmetadata: {name: payroll}\n" +
+			"spec: {customer: {name: Payroll}, product: {name: espocrm, version: \"10.0.3\"}, hosting: {region: eu-central-1}, productOwners: {users: [po@payroll.example]}}\n"
+		manifest := filepath.Join(t.TempDir(), "payroll.yaml")
+		if err := os.WriteFile(manifest, []byte(project), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		must(t, kubectl, "apply", "-f", manifest)
+		deadline := time.Now().Add(time.Minute)
+		for {
+			out, _ := run(t, kubectl, "get", "implementationproject", "payroll", "-o", `jsonpath={.status.conditions[?(@.type=="Ready")].reason}`)
+			if strings.TrimSpace(out) == "NamespaceTaken" {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("project payroll's Ready reason %q, want NamespaceTaken", out)
+			}
+			time.Sleep(time.Second)
+		}
+		if got := strings.TrimSpace(must(t, kubectl, "get", "namespace", "payroll", "-o", "jsonpath={.metadata.ownerReferences}")); got != "" {
+			t.Errorf("the project took namespace payroll over: %s", got)
+		}
+		must(t, kubectl, "delete", "implementationproject", "payroll", "--timeout=60s")
+		must(t, kubectl, "delete", "namespace", "payroll", "--wait=false")
+	})
+
 	t.Run("make run again is idempotent", func(t *testing.T) {
 		out := must(t, "make", "run")
 		if !strings.Contains(out, "cluster: already running") || !strings.Contains(out, "operator: already running") {
@@ -263,6 +304,11 @@ func TestDemoFromMakeRunToProduction(t *testing.T) {
 		}
 		if out := must(t, kubectl, "get", "secret", "production-credentials", "-n", "demo", "-o", "name"); !strings.Contains(out, "production-credentials") {
 			t.Error("production's credentials are gone")
+		}
+		// The stored backups stay with the kept namespace, each with the
+		// date the project's maximum age deletes it.
+		if got := strings.Fields(strings.TrimSpace(must(t, kubectl, "get", "backups", "-n", "demo", "-o", `jsonpath={range .items[?(@.status.location)]}{.status.expiresAt}{" "}{end}`))); len(got) == 0 {
+			t.Error("the stored backups went with the project, or recorded no expiry")
 		}
 	})
 }
