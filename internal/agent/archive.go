@@ -78,15 +78,9 @@ func clearDir(dir string) error {
 	return nil
 }
 
-// extractTar unpacks r into root, refusing entries that would land outside it.
-func extractTar(r io.Reader, root string) error {
-	_, err := extractTarExcept(r, root, nil)
-	return err
-}
-
-// extractTarExcept extracts like extractTar but leaves out the entries
-// (files, links; directories stay, empty) for which skip is true, and
-// counts them.
+// extractTarExcept unpacks r into root, refusing entries that would land
+// outside it, and leaves out the entries (files, links; directories stay,
+// empty) for which skip (may be nil) is true, counting them.
 func extractTarExcept(r io.Reader, root string, skip func(name string) bool) (skipped int, err error) {
 	tr := tar.NewReader(r)
 	for {
