@@ -237,7 +237,7 @@ func TestDemoFromMakeRunToProduction(t *testing.T) {
 			"production's backup": {"delete", "backup", backup},
 		} {
 			out, code := run(t, kubectl, append(args, "-n", "demo", "--as", "ci@integrator.example", "--dry-run=server")...)
-			if code == 0 || !strings.Contains(out, "only an administrator of project demo") {
+			if code == 0 || !strings.Contains(out, "administrator of project demo (spec.administrators)") {
 				t.Errorf("an integrator deleted %s (exit %d): %s", what, code, out)
 			}
 			must(t, kubectl, append(args, "-n", "demo", "--as", "ops@provider.example", "--dry-run=server")...)
