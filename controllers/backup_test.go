@@ -101,6 +101,16 @@ func runningBackup(ctx context.Context, g Gomega, ns, name, env string) *crmv1al
 	return b
 }
 
+// completedBackup takes a Backup of env through its Job to Completed, stored at location.
+func completedBackup(ctx context.Context, g Gomega, ns, name, env, location string) *crmv1alpha1.Backup {
+	b := runningBackup(ctx, g, ns, name, env)
+	g.Eventually(func(g Gomega) {
+		finishJob(ctx, g, ns, b.Status.JobName, agent.Result{Location: location, Size: 1024}, true)
+	}).WithTimeout(wait).Should(Succeed())
+	g.Eventually(backupPhase(ctx, b)).WithTimeout(wait).Should(Equal(crmv1alpha1.BackupCompleted))
+	return b
+}
+
 func backupPhase(ctx context.Context, b *crmv1alpha1.Backup) func() crmv1alpha1.BackupPhase {
 	return func() crmv1alpha1.BackupPhase {
 		if err := k8s.Get(ctx, client.ObjectKeyFromObject(b), b); err != nil {
@@ -310,11 +320,7 @@ func TestBackupsOutliveTheirEnvironment(t *testing.T) {
 	createProject(ctx, t, p)
 	ns := p.Name
 	env := readyEnvironment(ctx, t, p, "training", crmv1alpha1.StageTraining)
-	b := runningBackup(ctx, g, ns, "training-before-course", "training")
-	g.Eventually(func(g Gomega) {
-		finishJob(ctx, g, ns, b.Status.JobName, agent.Result{Location: "s3://crm-backups/orphans/training/training-before-course", Size: 1024}, true)
-	}).WithTimeout(wait).Should(Succeed())
-	g.Eventually(backupPhase(ctx, b)).WithTimeout(wait).Should(Equal(crmv1alpha1.BackupCompleted))
+	b := completedBackup(ctx, g, ns, "training-before-course", "training", "s3://crm-backups/orphans/training/training-before-course")
 
 	g.Expect(k8s.Delete(ctx, env)).To(Succeed())
 	g.Eventually(func() bool {
@@ -382,11 +388,7 @@ func TestBackupsOfADeletedProjectStillExpire(t *testing.T) {
 	createProject(ctx, t, p)
 	ns := p.Name
 	env := readyEnvironment(ctx, t, p, "test", crmv1alpha1.StageTest)
-	b := runningBackup(ctx, g, ns, "last", "test")
-	g.Eventually(func(g Gomega) {
-		finishJob(ctx, g, ns, b.Status.JobName, agent.Result{Location: "s3://crm-backups/forgotten/test/last", Size: 1024}, true)
-	}).WithTimeout(wait).Should(Succeed())
-	g.Eventually(backupPhase(ctx, b)).WithTimeout(wait).Should(Equal(crmv1alpha1.BackupCompleted))
+	b := completedBackup(ctx, g, ns, "last", "test", "s3://crm-backups/forgotten/test/last")
 	g.Expect(b.Status.ExpiresAt).NotTo(BeNil())
 	g.Expect(b.Status.ExpiresAt.Sub(b.Status.CompletedAt.Time)).To(Equal(30 * 24 * time.Hour))
 	g.Expect(b.Status.Target).To(Equal(&p.Spec.Backup.Target))

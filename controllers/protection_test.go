@@ -17,7 +17,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	crmv1alpha1 "github.com/crmops/crm-operator/api/v1alpha1"
-	"github.com/crmops/crm-operator/internal/agent"
 	"github.com/crmops/crm-operator/internal/resources"
 )
 
@@ -41,12 +40,7 @@ func TestProductionIsProtected(t *testing.T) {
 	po, ci, admin := userClient(t, "po@guarded.example"), userClient(t, "ci@guarded.example"), userClient(t, "admin@guarded.example")
 
 	completed := func(name, env string) *crmv1alpha1.Backup {
-		b := runningBackup(ctx, g, ns, name, env)
-		g.Eventually(func(g Gomega) {
-			finishJob(ctx, g, ns, b.Status.JobName, agent.Result{Location: "s3://crm-backups/guarded/" + env + "/" + name, Size: 1024}, true)
-		}).WithTimeout(wait).Should(Succeed())
-		g.Eventually(backupPhase(ctx, b)).WithTimeout(wait).Should(Equal(crmv1alpha1.BackupCompleted))
-		return b
+		return completedBackup(ctx, g, ns, name, env, "s3://crm-backups/guarded/"+env+"/"+name)
 	}
 	prodBackup, testBackup := completed("prod-daily", "production"), completed("test-daily", "test")
 	production := &crmv1alpha1.Environment{}

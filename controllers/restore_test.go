@@ -280,11 +280,7 @@ func TestAnApplicationDoesNotStartOnAPartialRestore(t *testing.T) {
 	createProject(ctx, t, p)
 	ns := p.Name
 	readyEnvironment(ctx, t, p, "test", crmv1alpha1.StageTest)
-	b := runningBackup(ctx, g, ns, "nightly", "test")
-	g.Eventually(func(g Gomega) {
-		finishJob(ctx, g, ns, b.Status.JobName, agent.Result{Location: "s3://crm-backups/halfway/test/nightly", Size: 1024}, true)
-	}).WithTimeout(wait).Should(Succeed())
-	g.Eventually(backupPhase(ctx, b)).WithTimeout(wait).Should(Equal(crmv1alpha1.BackupCompleted))
+	completedBackup(ctx, g, ns, "nightly", "test", "s3://crm-backups/halfway/test/nightly")
 
 	replicas := func() int32 {
 		app := &appsv1.Deployment{}
