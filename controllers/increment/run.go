@@ -116,7 +116,9 @@ func (x *run) loadProject(ctx context.Context) (outcome, error) {
 		return done, err
 	}
 	promotion.EnsureStages(&x.inc.Status, x.project.Spec.Stages)
-	x.recordAcceptance(ctx)
+	if err := x.recordAcceptance(ctx); err != nil {
+		return done, err // the authorizer did not answer: looked at again with backoff
+	}
 	if promotion.Final(x.inc.Status.Phase) {
 		return done, nil
 	}
@@ -260,7 +262,7 @@ func (x *run) hold(ctx context.Context) (outcome, error) {
 // recordAcceptance copies the product owner's decision and identity, which
 // the API server's admission policies stamped into the annotation
 // crm.crmops.io/accepted-by: a value a client wrote into status is replaced.
-func (x *run) recordAcceptance(ctx context.Context) {
+func (x *run) recordAcceptance(ctx context.Context) error {
 	inc := x.inc
 	acc := inc.Spec.Acceptance
 	by := inc.Annotations[crmv1alpha1.AnnotationAcceptedBy]
@@ -269,24 +271,25 @@ func (x *run) recordAcceptance(ctx context.Context) {
 		if acc == nil {
 			meta.RemoveStatusCondition(&inc.Status.Conditions, crmv1alpha1.ConditionAccepted)
 		}
-		return
+		return nil
 	}
 	if inc.Status.AcceptedBy != by || inc.Status.AcceptedAt == nil {
 		// The admission policies let only a product owner accept and stamp
 		// who did; the operator asks the authorizer itself as well, so that
 		// a cluster without the policies (admissionPolicies.enabled: false)
 		// does not take an annotation a client wrote for a decision.
-		if allowed, err := x.mayAccept(ctx, by); !allowed {
+		allowed, err := x.mayAccept(ctx, by)
+		if err != nil {
+			return fmt.Errorf("checking the acceptor %s: %w", by, err)
+		}
+		if !allowed {
 			msg := fmt.Sprintf("spec.acceptance was set, but %s is not allowed to accept increments of project %s (update increments/acceptance): the decision is ignored", by, inc.Spec.ProjectRef.Name)
-			if err != nil {
-				msg = "the acceptor could not be checked: " + err.Error()
-			}
 			if c := meta.FindStatusCondition(inc.Status.Conditions, crmv1alpha1.ConditionAccepted); c == nil || c.Message != msg {
 				kube.Audit(ctx, x.Recorder, inc, corev1.EventTypeWarning, "AcceptorNotAuthorized", "Accept", "%s", msg)
 			}
 			inc.Status.AcceptedBy, inc.Status.AcceptedAt = "", nil
 			x.cond(crmv1alpha1.ConditionAccepted, metav1.ConditionFalse, "AcceptorNotAuthorized", msg)
-			return
+			return nil
 		}
 		now := metav1.NewTime(x.Clock.Now())
 		inc.Status.AcceptedAt = &now
@@ -299,7 +302,7 @@ func (x *run) recordAcceptance(ctx context.Context) {
 	inc.Status.AcceptedBy = by
 	if acc.Decision == crmv1alpha1.DecisionAccepted {
 		x.cond(crmv1alpha1.ConditionAccepted, metav1.ConditionTrue, "Accepted", "accepted by "+by)
-		return
+		return nil
 	}
 	x.cond(crmv1alpha1.ConditionAccepted, metav1.ConditionFalse, "Rejected", fmt.Sprintf("rejected by %s: %s", by, acc.Comment))
 	if !promotion.Final(inc.Status.Phase) && !meta.IsStatusConditionTrue(inc.Status.Conditions, crmv1alpha1.ConditionPromoted) {
@@ -307,6 +310,7 @@ func (x *run) recordAcceptance(ctx context.Context) {
 		// Failed too, so that a pipeline waiting for Promoted stops early.
 		x.cond(crmv1alpha1.ConditionFailed, metav1.ConditionTrue, "Rejected", fmt.Sprintf("rejected by %s: %s", by, acc.Comment))
 	}
+	return nil
 }
 
 // mayAccept asks the authorizer whether the user the admission policy

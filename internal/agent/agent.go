@@ -342,7 +342,7 @@ func Restore(ctx context.Context, store Store, o RestoreOptions) (*Manifest, err
 		var left int
 		if err := decompressFile(p, func(r io.Reader) error {
 			var err error
-			left, err = extractTarExcept(r, o.FilesDir, personal)
+			left, err = extractTar(r, o.FilesDir, personal)
 			return err
 		}); err != nil {
 			return nil, fmt.Errorf("restoring the files: %w: %w", err, ErrPartialRestore)

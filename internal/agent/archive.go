@@ -78,10 +78,10 @@ func clearDir(dir string) error {
 	return nil
 }
 
-// extractTarExcept unpacks r into root, refusing entries that would land
+// extractTar unpacks r into root, refusing entries that would land
 // outside it, and leaves out the entries (files, links; directories stay,
 // empty) for which skip (may be nil) is true, counting them.
-func extractTarExcept(r io.Reader, root string, skip func(name string) bool) (skipped int, err error) {
+func extractTar(r io.Reader, root string, skip func(name string) bool) (skipped int, err error) {
 	tr := tar.NewReader(r)
 	for {
 		hdr, err := tr.Next()

@@ -9,6 +9,7 @@ package e2e
 
 import (
 	"bytes"
+	"context"
 	"encoding/base64"
 	"fmt"
 	"os"
@@ -253,16 +254,11 @@ func TestDemoFromMakeRunToProduction(t *testing.T) {
 			t.Fatal(err)
 		}
 		must(t, kubectl, "apply", "-f", manifest)
-		deadline := time.Now().Add(time.Minute)
-		for {
+		if err := framework.WaitFor(context.Background(), time.Minute, "project payroll Ready with reason NamespaceTaken", func() (bool, error) {
 			out, _ := run(t, kubectl, "get", "implementationproject", "payroll", "-o", `jsonpath={.status.conditions[?(@.type=="Ready")].reason}`)
-			if strings.TrimSpace(out) == "NamespaceTaken" {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("project payroll's Ready reason %q, want NamespaceTaken", out)
-			}
-			time.Sleep(time.Second)
+			return strings.TrimSpace(out) == "NamespaceTaken", nil
+		}); err != nil {
+			t.Fatal(err)
 		}
 		if got := strings.TrimSpace(must(t, kubectl, "get", "namespace", "payroll", "-o", "jsonpath={.metadata.ownerReferences}")); got != "" {
 			t.Errorf("the project took namespace payroll over: %s", got)
