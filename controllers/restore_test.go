@@ -321,3 +321,66 @@ func TestAnApplicationDoesNotStartOnAPartialRestore(t *testing.T) {
 	restore("whole", agent.Result{Location: "s3://crm-backups/halfway/test/nightly", Size: 1024}, true)
 	g.Eventually(replicas).WithTimeout(wait).Should(Equal(int32(1)))
 }
+
+// 10: a restore whose agent was killed (it reports nothing) may have been
+// half-way: the application stays stopped, and on MariaDB, whose staged
+// load keeps its copy beside the database, a Job of the operator's drops
+// that copy, as the server's root, before the restore is reported.
+func TestAKilledRestoreIsPartialAndItsMariaDBCopyIsDropped(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		product crmv1alpha1.Product
+		clean   bool
+	}{
+		{"killedmaria", crmv1alpha1.Product{Name: crmv1alpha1.ProductEspoCRM, Version: "10.0.3"}, true},
+		{"killedpg", crmv1alpha1.Product{Name: crmv1alpha1.ProductOdoo, Version: "18.0"}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			g := NewWithT(t)
+			ctx := context.Background()
+			p := backupProject(tc.name, 10)
+			p.Spec.Product = tc.product
+			createProject(ctx, t, p)
+			ns := p.Name
+			readyEnvironment(ctx, t, p, "test", crmv1alpha1.StageTest)
+			completedBackup(ctx, g, ns, "nightly", "test", "s3://crm-backups/"+ns+"/test/nightly")
+
+			rs := &crmv1alpha1.Restore{ObjectMeta: metav1.ObjectMeta{Name: "killed", Namespace: ns},
+				Spec: crmv1alpha1.RestoreSpec{BackupRef: crmv1alpha1.LocalObjectReference{Name: "nightly"}, EnvironmentRef: crmv1alpha1.LocalObjectReference{Name: "test"}}}
+			g.Expect(k8s.Create(ctx, rs)).To(Succeed())
+			g.Eventually(func(g Gomega) {
+				markWorkloads(ctx, g, ns, "test")
+				g.Expect(k8s.Get(ctx, key(ns, "killed-restore"), &batchv1.Job{})).To(Succeed())
+			}).WithTimeout(wait).WithPolling(300 * time.Millisecond).Should(Succeed())
+			// Three pods SIGKILLed: the Job fails, no pod carries a result.
+			g.Eventually(func(g Gomega) { completeJob(ctx, g, ns, "killed-restore", false) }).WithTimeout(wait).Should(Succeed())
+
+			if tc.clean {
+				clean := &batchv1.Job{}
+				g.Eventually(func() error { return k8s.Get(ctx, key(ns, "killed-clean"), clean) }).WithTimeout(wait).Should(Succeed())
+				g.Expect(clean.Spec.Template.Spec.Containers[0].Command).To(ContainElements("clean", "--db-admin-user", "root"))
+				g.Expect(metav1.IsControlledBy(clean, rs)).To(BeTrue(), "the clean Job is not the Restore's")
+				g.Consistently(func() crmv1alpha1.RestorePhase {
+					_ = k8s.Get(ctx, client.ObjectKeyFromObject(rs), rs)
+					return rs.Status.Phase
+				}).WithTimeout(2*time.Second).Should(Equal(crmv1alpha1.RestoreRunning), "the restore was reported before the copy beside the database was dropped")
+				g.Eventually(func(g Gomega) {
+					finishJob(ctx, g, ns, "killed-clean", agent.Result{Location: "test-db/crm"}, true)
+				}).WithTimeout(wait).Should(Succeed())
+			}
+			g.Eventually(func() crmv1alpha1.RestorePhase {
+				_ = k8s.Get(ctx, client.ObjectKeyFromObject(rs), rs)
+				return rs.Status.Phase
+			}).WithTimeout(wait).Should(Equal(crmv1alpha1.RestoreFailed))
+			g.Expect(rs.Status.PartialData).To(BeTrue(), "a killed restore may have replaced part of the data")
+			g.Expect(meta.FindStatusCondition(rs.Status.Conditions, crmv1alpha1.ConditionReady).Reason).To(Equal("FailedHalfWay"))
+			if tc.clean {
+				g.Expect(rs.Status.Message).To(ContainSubstring("what the killed load left beside the database was dropped"))
+			} else {
+				g.Expect(k8s.Get(ctx, key(ns, "killed-clean"), &batchv1.Job{})).NotTo(Succeed(), "PostgreSQL's load leaves nothing beside the database")
+			}
+			env := &crmv1alpha1.Environment{ObjectMeta: metav1.ObjectMeta{Name: "test", Namespace: ns}}
+			g.Eventually(conditionReason(ctx, env, func() []metav1.Condition { return env.Status.Conditions }, crmv1alpha1.ConditionReady)).WithTimeout(wait).Should(Equal("RestoreFailedHalfWay"))
+		})
+	}
+}

@@ -10,6 +10,8 @@
 //	crm-agent delete  --name N [flags]         delete a backup's objects, manifest first
 //	crm-agent anonymize --product P [flags]    pseudonymize personal data of a restored copy in place,
 //	                                           switch off its outgoing mail and scheduled jobs
+//	crm-agent clean [flags]                    drop what a killed restore left beside the database
+//	                                           (MariaDB: <db>_restoring, <db>_replaced)
 //	crm-agent erase --product P [flags]        erase the person whose e-mail address is in
 //	                                           ERASE_SUBJECT_EMAIL, or the people whose salted hashes
 //	                                           are in ERASE_SUBJECT_HASHES (comma-separated) with
@@ -49,6 +51,8 @@ const usageText = `usage: crm-agent COMMAND [flags]   (crm-agent COMMAND --help 
   delete  --name N [flags]         delete a backup's objects, manifest first
   anonymize --product P [flags]    pseudonymize a restored copy's personal data in place,
                                    switch off its outgoing mail and scheduled jobs
+  clean [flags]                    drop what a killed restore left beside the database
+                                   (MariaDB: <db>_restoring, <db>_replaced)
   erase --product P [flags]        erase the person in ERASE_SUBJECT_EMAIL, or the people
                                    whose salted hashes are in ERASE_SUBJECT_HASHES (with
                                    ERASE_SALT) (GDPR Art. 17)
@@ -57,7 +61,7 @@ const usageText = `usage: crm-agent COMMAND [flags]   (crm-agent COMMAND --help 
 Secrets come from the environment: DB_PASSWORD, DB_ADMIN_PASSWORD, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY.
 `
 
-var commands = map[string]bool{"install": true, "backup": true, "restore": true, "verify": true, "delete": true, "anonymize": true, "erase": true}
+var commands = map[string]bool{"install": true, "backup": true, "restore": true, "verify": true, "delete": true, "anonymize": true, "clean": true, "erase": true}
 
 func main() {
 	if len(os.Args) < 2 {
@@ -137,7 +141,7 @@ func run(ctx context.Context, cmd string, args []string) (agent.Result, error) {
 	fs.IntVar(&db.Port, "db-port", 0, "Database port (default: the engine's).")
 	fs.StringVar(&db.Name, "db-name", "crm", "Database name.")
 	fs.StringVar(&db.User, "db-user", "crm", "Database user.")
-	fs.StringVar(&db.AdminUser, "db-admin-user", "", "restore, erase (MariaDB): a user allowed to create and drop databases, password in DB_ADMIN_PASSWORD; a restore then loads the dump beside the database and swaps it in once verified, and both drop what a killed restore left beside the database.")
+	fs.StringVar(&db.AdminUser, "db-admin-user", "", "restore, erase, clean (MariaDB): a user allowed to create and drop databases, password in DB_ADMIN_PASSWORD; a restore then loads the dump beside the database and swaps it in once verified, and both drop what a killed restore left beside the database.")
 	fs.StringVar(&product, "product", "", "Product of the environment (recorded; restore refuses another).")
 	fs.StringVar(&version, "product-version", "", "Product version (recorded).")
 	fs.StringVar(&environment, "environment", "", "Environment (recorded).")
@@ -174,6 +178,12 @@ func run(ctx context.Context, cmd string, args []string) (agent.Result, error) {
 			return agent.Result{}, err
 		}
 		return agent.Result{Location: fmt.Sprintf("%s/%s", db.Host, db.Name), Size: int64(len(res.Columns))}, nil
+	}
+	if cmd == "clean" {
+		if err := agent.DropLeftovers(ctx, db); err != nil {
+			return agent.Result{}, err
+		}
+		return agent.Result{Location: fmt.Sprintf("%s/%s", db.Host, db.Name)}, nil
 	}
 	if cmd == "erase" {
 		if err := agent.DropLeftovers(ctx, db); err != nil {

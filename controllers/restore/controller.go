@@ -196,7 +196,21 @@ func (r *Reconciler) Step(ctx context.Context, rs *crmv1alpha1.Restore) (ctrl.Re
 		return ctrl.Result{RequeueAfter: agentjob.JobCheck}, nil // and the Job watch brings us back
 	}
 	if res.Error != "" || why != "" {
-		if res.Partial {
+		// An agent that ended without a result was killed (out of memory, a
+		// lost node) or its pod vanished: it may have been half-way through
+		// an in-place load or the files, and a staged MariaDB load leaves
+		// its copy beside the database, which a Job of the operator's drops
+		// before the restore is reported.
+		killed := res.Error == ""
+		if killed && leavesStagingCopy(in) {
+			done, msg, err := r.dropLeftovers(ctx, rs, in)
+			if err != nil || !done {
+				rs.Status.Message = msg
+				return ctrl.Result{RequeueAfter: agentjob.JobCheck}, err
+			}
+			why += "; " + msg
+		}
+		if res.Partial || killed {
 			rs.Status.PartialData = true
 			r.fail(rs, "FailedHalfWay", fmt.Sprintf("%s%s; the data of %s is partial: its application stays stopped until a new Restore into it completes", res.Error, why, env.Name))
 			return ctrl.Result{}, nil
@@ -213,6 +227,51 @@ func (r *Reconciler) Step(ctx context.Context, rs *crmv1alpha1.Restore) (ctrl.Re
 	kube.SetCondition(&rs.Status.Conditions, rs.Generation, crmv1alpha1.ConditionReady, metav1.ConditionTrue, "Completed", rs.Status.Message)
 	kube.Audit(ctx, r.Recorder, rs, corev1.EventTypeNormal, "Completed", "Restore", "%s", rs.Status.Message)
 	return ctrl.Result{}, nil
+}
+
+// leavesStagingCopy says whether a killed restore into the environment may
+// have left a staging copy beside its database: MariaDB run by the operator,
+// whose restore loads beside the database as the server's root.
+func leavesStagingCopy(in *resources.EnvironmentInput) bool {
+	return in.Profile.Engine == crmv1alpha1.DatabaseMariaDB && in.External == nil
+}
+
+// dropLeftovers runs crm-agent clean for a restore whose agent was killed:
+// the raw rows it was loading must not stay on the server, beyond the reach
+// of erasures. It says whether the Job has ended and what it did; a clean
+// that fails is said, not retried (the next restore or erasure drops the
+// copy as well).
+func (r *Reconciler) dropLeftovers(ctx context.Context, rs *crmv1alpha1.Restore, in *resources.EnvironmentInput) (bool, string, error) {
+	name := resources.AgentJobName(rs.Name, "clean")
+	job := &batchv1.Job{}
+	switch err := r.Get(ctx, types.NamespacedName{Namespace: rs.Namespace, Name: name}, job); {
+	case apierrors.IsNotFound(err):
+		job, err := r.AgentJob(resources.AgentJobInput{EnvironmentInput: in, Command: "clean", JobName: name})
+		if err != nil {
+			return true, "the copy a killed load may have left beside the database was not dropped: " + err.Error(), nil
+		}
+		if err := controllerutil.SetControllerReference(rs, job, r.Scheme()); err != nil {
+			return false, "", err
+		}
+		if err := r.Create(ctx, job); err != nil && !apierrors.IsAlreadyExists(err) {
+			return false, "", err
+		}
+		return false, "the agent was killed; Job " + name + " drops what its load left beside the database", nil
+	case err != nil:
+		return false, "", err
+	}
+	done, res, why := agentjob.JobOutcome(ctx, r.Client, r.APIReader, job)
+	if !done {
+		if reason, msg, expired := r.NotStarting(ctx, job); expired {
+			return true, fmt.Sprintf("Job %s, which was to drop what the killed load left beside the database, did not start (%s: %s): the next restore or erasure drops it", name, reason, msg), nil
+		}
+		return false, "the agent was killed; Job " + name + " drops what its load left beside the database", nil
+	}
+	switch {
+	case res.Error != "" || why != "":
+		return true, fmt.Sprintf("dropping what the killed load left beside the database failed (%s%s): the next restore or erasure drops it", res.Error, why), nil
+	}
+	return true, "what the killed load left beside the database was dropped (Job " + name + ")", nil
 }
 
 // runningMessage says what a running restore does.

@@ -25,7 +25,7 @@ const AgentPath = "/crm-agent"
 // AgentJobInput is everything an agent Job depends on.
 type AgentJobInput struct {
 	*EnvironmentInput
-	// Command is backup, restore, verify or delete.
+	// Command is backup, restore, verify, delete, anonymize, erase or clean.
 	Command string
 	// JobName and BackupName (the prefix of the backup's objects).
 	JobName, BackupName string
@@ -54,7 +54,9 @@ type AgentJobInput struct {
 }
 
 // databaseOnly commands work on the database alone: no backup target.
-func databaseOnly(command string) bool { return command == "anonymize" || command == "erase" }
+func databaseOnly(command string) bool {
+	return command == "anonymize" || command == "erase" || command == "clean"
+}
 
 // AgentJobName names the Job of an agent command on an object, within the
 // 63 characters a Job's pods may carry in labels.
@@ -101,12 +103,13 @@ func AgentJob(in AgentJobInput) (*batchv1.Job, error) {
 		{Name: "TMPDIR", Value: "/scratch"},
 		{Name: "HOME", Value: "/scratch"},
 	}
-	if (in.Command == "restore" || in.Command == "erase") && in.Profile.Engine == crmv1alpha1.DatabaseMariaDB && in.External == nil {
+	if (in.Command == "restore" || in.Command == "erase" || in.Command == "clean") && in.Profile.Engine == crmv1alpha1.DatabaseMariaDB && in.External == nil {
 		// The server's root creates the staging database a MariaDB restore
 		// loads beside the environment's and swaps in once verified (the
 		// official image creates root@'%' with MARIADB_ROOT_PASSWORD:
 		// MariaDB/mariadb-docker@1b6429b 10.11/docker-entrypoint.sh); an
-		// erasure drops what a killed restore left there before it erases.
+		// erasure drops what a killed restore left there before it erases,
+		// and clean, after a restore whose agent was killed, drops only that.
 		args = append(args, "--db-admin-user", "root")
 		envVars = append(envVars, corev1.EnvVar{Name: "DB_ADMIN_PASSWORD", ValueFrom: &corev1.EnvVarSource{SecretKeyRef: &corev1.SecretKeySelector{
 			LocalObjectReference: corev1.LocalObjectReference{Name: CredentialsName(env.Name)}, Key: crm.SecretDatabaseRootPass,
