@@ -167,6 +167,13 @@ func AgentJob(in AgentJobInput) (*batchv1.Job, error) {
 
 	labels := componentLabels(in.EnvironmentInput, ComponentAgent)
 	sc := podSecurity(db.UID, db.UID, false)
+	if in.Command == "restore" && in.Profile.HasFiles() {
+		// The files a restore extracts are owned by whoever extracts them:
+		// the product's user, whose start path may chown or write them
+		// (EspoCRM's entrypoint chowns its directories under set -e). The
+		// database's client tools run as any user.
+		sc = podSecurity(in.Profile.UID, in.Profile.GID, false)
+	}
 	// Group access to the files the application wrote.
 	sc.SupplementalGroups = []int64{in.Profile.GID}
 	sc.FSGroup = ptr.To(in.Profile.GID)

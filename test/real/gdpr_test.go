@@ -4,6 +4,7 @@ package real
 
 import (
 	"fmt"
+	"path"
 	"strings"
 	"testing"
 	"time"
@@ -62,6 +63,10 @@ func gdprOnRealPods(t *testing.T, s3 *s3Server, asleep []project) {
 	if !strings.HasPrefix(before, "201 200 200 ") {
 		t.Fatalf("od production holds %q, want 201 partners, 200 leads, 200 messages", before)
 	}
+	// Files production keeps in Odoo's data directory: an attachment in the
+	// filestore (personal) and a module under addons/<series> (code).
+	must(t, kubectl, "exec", "-n", od.name, "deploy/production-app", "--", "sh", "-c",
+		`mkdir -p "$(dirname "$0")" "$(dirname "$1")" && echo "Jane Doe, passport scan" >"$0" && echo "{'name': 'Kunde custom'}" >"$1"`, odooAttachment, odooModule)
 	apply(t, "apiVersion: crm.crmops.io/v1alpha1\nkind: Backup\nmetadata: {name: before-erasure, namespace: od}\nspec: {environmentRef: {name: production}}\n")
 	must(t, kubectl, "wait", "--for=condition=Ready", "backup/before-erasure", "-n", od.name, "--timeout=180s")
 
@@ -71,33 +76,31 @@ func gdprOnRealPods(t *testing.T, s3 *s3Server, asleep []project) {
 		if got := get(t, od.name, "environment/staging", `{.status.conditions[?(@.type=="Bootstrapped")].status}`); got != "True" {
 			t.Errorf("staging's Bootstrapped condition is %q", got)
 		}
-		copyDigest := od.sql(t, "staging", odooDigest)
-		if !strings.HasPrefix(copyDigest, "201 200 200 ") || copyDigest == before {
-			t.Errorf("staging holds %q: want every row of production's %q, rewritten", copyDigest, before)
-		}
-		// No value of a personal column survives in the copy (pseudonyms are
-		// 'Person <hash>', 'person-<hash>@example.invalid', '+000<hash>', ...).
-		for _, check := range []struct{ what, query string }{
-			{"partners' names, e-mail addresses, phones, streets or notes", `SELECT count(*) FROM res_partner WHERE (name IN (SELECT 'Person ' || g FROM generate_series(3, 200) g) OR name IN ('Jane Doe', 'Max Mustermann') OR email LIKE '%@kunde.example' OR phone LIKE '+49%' OR street LIKE 'Hauptstra%' OR comment LIKE '%calls%')`},
-			{"leads' contacts, addresses, phones or descriptions", `SELECT count(*) FROM crm_lead WHERE contact_name IN (SELECT 'Person ' || g FROM generate_series(3, 200) g) OR contact_name LIKE '%Doe' OR email_from LIKE '%@kunde.example' OR phone LIKE '+49%' OR description LIKE '%call %'`},
-			{"messages' senders, subjects or bodies", `SELECT count(*) FROM mail_message WHERE email_from LIKE '%@kunde.example%' OR subject LIKE 'Offer for %' OR body LIKE '%Dear %'`},
-			{"active outgoing mail servers", `SELECT count(*) FROM ir_mail_server WHERE active`},
-			{"active scheduled actions", `SELECT count(*) FROM ir_cron WHERE active`},
-		} {
-			if got := od.sql(t, "staging", check.query); got != "0" {
-				t.Errorf("staging's copy has %s rows of %s, want 0", got, check.what)
-			}
-		}
-		// Each person keeps a distinct pseudonym: the copy is still a CRM's data.
-		if got := od.sql(t, "staging", `SELECT count(DISTINCT email) FROM res_partner WHERE email IS NOT NULL`); got != "200" {
-			t.Errorf("staging's partners have %s distinct pseudonymous addresses, want 200", got)
-		}
+		checkAnonymizedCopy(t, od, "staging", before)
 		if got := od.sql(t, "production", odooDigest); got != before {
 			t.Errorf("production changed while staging was copied from it: %s, was %s", got, before)
 		}
 		if got := od.sql(t, "production", `SELECT count(*) FROM ir_mail_server WHERE active`); got != "1" {
 			t.Errorf("production's mail server is off (%s active), it must stay on", got)
 		}
+	})
+
+	t.Run("the bootstrap Restore deleted and created again from production's backup anonymizes all the same: the decision is not its name", func(t *testing.T) {
+		must(t, kubectl, "delete", "restore/staging-bootstrap", "-n", od.name)
+		apply(t, "apiVersion: crm.crmops.io/v1alpha1\nkind: Restore\nmetadata: {name: staging-bootstrap, namespace: od}\n"+
+			"spec: {backupRef: {name: before-erasure}, environmentRef: {name: staging}}\n")
+		eventually(t, 5*time.Minute, "the second staging-bootstrap completes", func() (bool, error) {
+			phase := get(t, od.name, "restore/staging-bootstrap", "{.status.phase}")
+			if phase == "Failed" {
+				t.Fatalf("the restore failed: %s", get(t, od.name, "restore/staging-bootstrap", "{.status.message}"))
+			}
+			return phase == "Completed", nil
+		})
+		if got := get(t, od.name, "restore/staging-bootstrap", "{.status.anonymized}"); got != "true" {
+			t.Errorf("the second staging-bootstrap's status.anonymized is %q, want true", got)
+		}
+		must(t, kubectl, "wait", "--for=condition=Ready", "environment/staging", "-n", od.name, "--timeout=180s")
+		checkAnonymizedCopy(t, od, "staging", before)
 	})
 
 	t.Run("an ErasureRequest erases Jane Doe everywhere; a restore of the older backup brings her back only without the erasure re-applied", func(t *testing.T) {
@@ -150,4 +153,54 @@ func gdprOnRealPods(t *testing.T, s3 *s3Server, asleep []project) {
 			t.Errorf("without the erasure re-applied production holds %s, the backup %s", got, before)
 		}
 	})
+}
+
+// Where the files of od's production are written: an attachment (Odoo's
+// filestore/<database>/<2 hex>/<sha1>) and a module of the data directory's
+// addons/<series>.
+const (
+	odooAttachment = "/var/lib/odoo/filestore/crm/3f/3f786850e387550fdab836ed7e6dc881de23001b"
+	odooModule     = "/var/lib/odoo/addons/18.0/kunde_custom/__manifest__.py"
+)
+
+// checkAnonymizedCopy checks that env, a copy of od's production whose
+// rows digest to before, holds every row rewritten, no personal value, mail
+// and scheduled actions off, and production's code files without its
+// attachments.
+func checkAnonymizedCopy(t *testing.T, od project, env, before string) {
+	t.Helper()
+	copyDigest := od.sql(t, env, odooDigest)
+	if !strings.HasPrefix(copyDigest, "201 200 200 ") || copyDigest == before {
+		t.Errorf("%s holds %q: want every row of production's %q, rewritten", env, copyDigest, before)
+	}
+	// No value of a personal column survives in the copy (pseudonyms are
+	// 'Person <hash>', 'person-<hash>@example.invalid', '+000<hash>', ...).
+	for _, check := range []struct{ what, query string }{
+		{"partners' names, e-mail addresses, phones, streets or notes", `SELECT count(*) FROM res_partner WHERE (name IN (SELECT 'Person ' || g FROM generate_series(3, 200) g) OR name IN ('Jane Doe', 'Max Mustermann') OR email LIKE '%@kunde.example' OR phone LIKE '+49%' OR street LIKE 'Hauptstra%' OR comment LIKE '%calls%')`},
+		{"leads' contacts, addresses, phones or descriptions", `SELECT count(*) FROM crm_lead WHERE contact_name IN (SELECT 'Person ' || g FROM generate_series(3, 200) g) OR contact_name LIKE '%Doe' OR email_from LIKE '%@kunde.example' OR phone LIKE '+49%' OR description LIKE '%call %'`},
+		{"messages' senders, subjects or bodies", `SELECT count(*) FROM mail_message WHERE email_from LIKE '%@kunde.example%' OR subject LIKE 'Offer for %' OR body LIKE '%Dear %'`},
+		{"active outgoing mail servers", `SELECT count(*) FROM ir_mail_server WHERE active`},
+		{"active scheduled actions", `SELECT count(*) FROM ir_cron WHERE active`},
+	} {
+		if got := od.sql(t, env, check.query); got != "0" {
+			t.Errorf("%s's copy has %s rows of %s, want 0", env, got, check.what)
+		}
+	}
+	// Each person keeps a distinct pseudonym: the copy is still a CRM's data.
+	if got := od.sql(t, env, `SELECT count(DISTINCT email) FROM res_partner WHERE email IS NOT NULL`); got != "200" {
+		t.Errorf("%s's partners have %s distinct pseudonymous addresses, want 200", env, got)
+	}
+	if out, code := run(t, kubectl, "exec", "-n", od.name, "deploy/"+env+"-app", "--", "cat", odooModule); code != 0 || !strings.Contains(out, "Kunde custom") {
+		t.Errorf("%s lacks production's module %s (exit %d): %s", env, odooModule, code, out)
+	}
+	// Restored as Odoo's user (100:101), so Odoo may write where it wrote before.
+	if out, code := run(t, kubectl, "exec", "-n", od.name, "deploy/"+env+"-app", "--", "stat", "-c", "%u:%g", odooModule, path.Dir(odooModule)); code != 0 || strings.Join(strings.Fields(out), " ") != "100:101 100:101" {
+		t.Errorf("%s's restored module and its directory are owned by %q (exit %d), want Odoo's 100:101", env, out, code)
+	}
+	if out, code := run(t, kubectl, "exec", "-n", od.name, "deploy/"+env+"-app", "--", "ls", "-R", "/var/lib/odoo"); code != 0 || strings.Contains(out, path.Base(odooAttachment)) {
+		t.Errorf("%s holds production's attachment %s, or its data directory cannot be listed (exit %d):\n%s", env, odooAttachment, code, out)
+	}
+	if _, code := run(t, kubectl, "exec", "-n", od.name, "deploy/production-app", "--", "test", "-f", odooAttachment); code != 0 {
+		t.Errorf("production lost its attachment %s while %s was copied from it", odooAttachment, env)
+	}
 }

@@ -49,6 +49,17 @@ func eventually(t *testing.T, timeout time.Duration, what string, cond func() (b
 	}
 }
 
+// consistently fails t as soon as cond does not hold, polling it every
+// second for d.
+func consistently(t *testing.T, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(d); time.Now().Before(deadline); time.Sleep(time.Second) {
+		if !cond() {
+			t.Fatalf("%s no longer holds", what)
+		}
+	}
+}
+
 func apply(t *testing.T, manifest string) {
 	t.Helper()
 	// Not t.TempDir: a subtest's name has commas, which kubectl -f splits at.

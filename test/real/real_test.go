@@ -266,7 +266,7 @@ spec:
 		t.Logf("figures (REAL_DATA_MB=%d; times are wall clock on this machine):\n%s", mb, strings.Join(report, "\n"))
 	})
 
-	t.Run("9 failures a real cluster produces are named on the objects, quickly", func(t *testing.T) {
+	t.Run("9 failures a real cluster produces are named on the objects, quickly; a restore that fails half-way is not served", func(t *testing.T) {
 		// An application image the node cannot pull.
 		must(t, kubectl, "patch", "environment/test", "-n", pg.name, "--type=merge", "-p", `{"spec":{"image":"127.0.0.1:5001/crm-local/no-such-app:1"}}`)
 		eventually(t, 2*time.Minute, "pg test names the image it cannot pull", func() (bool, error) {
@@ -297,6 +297,49 @@ spec:
 		// Once the Secret is back, the waiting backup runs.
 		apply(t, fmt.Sprintf("apiVersion: v1\nkind: Secret\nmetadata: {name: backup-s3, namespace: my}\nstringData: {AWS_ACCESS_KEY_ID: %s, AWS_SECRET_ACCESS_KEY: %s}\n", s3Access, s3Secret))
 		must(t, kubectl, "wait", "--for=condition=Ready", "backup/without-credentials", "-n", my.name, "--timeout=120s")
+
+		// A restore that fails half-way: a view its DBA made as root lets the
+		// staged load (as root) through but sends the dump to an in-place
+		// load as the environment's user, which MariaDB refuses the view's
+		// DEFINER after the tables were replaced.
+		must(t, kubectl, "exec", "-n", my.name, "test-db-0", "--", "sh", "-c",
+			`mariadb -uroot -p"$MARIADB_ROOT_PASSWORD" crm -e "CREATE VIEW first_customers AS SELECT id, email FROM customers WHERE id <= 10"`)
+		apply(t, "apiVersion: crm.crmops.io/v1alpha1\nkind: Backup\nmetadata: {name: with-a-root-view, namespace: my}\nspec: {environmentRef: {name: test}}\n")
+		must(t, kubectl, "wait", "--for=condition=Ready", "backup/with-a-root-view", "-n", my.name, "--timeout=180s")
+		// training's retained claims (step 5) are adopted by a training environment.
+		my.environment(t, "training", "training", "Delete")
+		must(t, kubectl, "wait", "--for=condition=Ready", "environment/training", "-n", my.name, "--timeout=180s")
+		if got := my.sql(t, "training", "SELECT count(*) FROM customers"); got != "10" {
+			t.Errorf("training adopted its retained volume with %s customers, it held 10", got)
+		}
+		if events := get(t, my.name, "events", "{.items[*].reason}", "--field-selector", "involvedObject.kind=Environment,involvedObject.name=training"); !strings.Contains(events, "AdoptedRetainedData") {
+			t.Errorf("training's Events do not say it adopted retained data: %s", events)
+		}
+		apply(t, "apiVersion: crm.crmops.io/v1alpha1\nkind: Restore\nmetadata: {name: half-way, namespace: my}\nspec: {backupRef: {name: with-a-root-view}, environmentRef: {name: training}}\n")
+		eventually(t, 5*time.Minute, "the restore fails", func() (bool, error) {
+			return get(t, my.name, "restore/half-way", "{.status.phase}") == "Failed", nil
+		})
+		t.Logf("the restore that failed half-way: %s", get(t, my.name, "restore/half-way", "{.status.message}"))
+		if got := get(t, my.name, "restore/half-way", "{.status.partialData}"); got != "true" {
+			t.Errorf("restore half-way's status.partialData is %q, want true", got)
+		}
+		eventually(t, time.Minute, "training says why it stays stopped", func() (bool, error) {
+			return get(t, my.name, "environment/training", `{.status.conditions[?(@.type=="Ready")].reason}`) == "RestoreFailedHalfWay", nil
+		})
+		// What the load left is not served: the application stays at no
+		// replicas while the operator reconciles training again.
+		must(t, kubectl, "annotate", "environment/training", "-n", my.name, "crm-real/poke=1")
+		consistently(t, 20*time.Second, "training's application stays at no replicas", func() bool {
+			got := get(t, my.name, "deployment/training-app", "{.spec.replicas} {.status.replicas}")
+			return got == "0 " || got == "0 0"
+		})
+		// A restore that completes brings it back.
+		apply(t, "apiVersion: crm.crmops.io/v1alpha1\nkind: Restore\nmetadata: {name: after-half-way, namespace: my}\nspec: {backupRef: {name: manual-1}, environmentRef: {name: training}}\n")
+		must(t, kubectl, "wait", "--for=condition=Ready", "environment/training", "-n", my.name, "--timeout=300s")
+		if got := my.sql(t, "training", "SELECT count(*) FROM customers"); got != "1000" {
+			t.Errorf("training after the completed restore holds %s customers, manual-1 held 1000", got)
+		}
+		must(t, kubectl, "delete", "environment/training", "-n", my.name, "--timeout=120s")
 	})
 
 	t.Run("10 GDPR on real pods: an anonymized bootstrap copy, an erasure everywhere, a restore that re-applies it", func(t *testing.T) {
