@@ -3,7 +3,7 @@ package agentjob
 import (
 	"context"
 	"crypto/rand"
-	"encoding/base64"
+	"encoding/hex"
 	"fmt"
 	"strconv"
 
@@ -78,12 +78,15 @@ func DatabaseRunning(ctx context.Context, c client.Client, in *resources.Environ
 	return kube.WorkloadReady(ctx, c, kube.StatefulSet, in.Env.Namespace, resources.DatabaseName(in.Env.Name), false, nil)
 }
 
-// RandomSecret returns 32 random bytes, URL-safe base64 encoded so that
-// every product accepts it in a URL or a config file.
+// RandomSecret returns 32 random bytes in hex, so that every product takes
+// it as it is: in a URL, a config file and a command's argument (EspoCRM's
+// entrypoint passes the database password to `bin/command config:set`,
+// which reads a value beginning with "-" as an option and fails:
+// espocrm/espocrm-docker@c748146 latest/apache/docker-entrypoint.sh 185-190).
 func RandomSecret() ([]byte, error) {
 	b := make([]byte, 32)
 	if _, err := rand.Read(b); err != nil {
 		return nil, err
 	}
-	return []byte(base64.RawURLEncoding.EncodeToString(b)), nil
+	return []byte(hex.EncodeToString(b)), nil
 }

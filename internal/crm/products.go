@@ -20,16 +20,37 @@ const (
 	srcOdooEntrypoint  = "odoo/docker@f7f6765 18.0/entrypoint.sh, 18.0/wait-for-psql.py"
 	srcOdooConf        = "odoo/docker@f7f6765 18.0/odoo.conf"
 	srcOdooOptions     = "odoo/odoo@00516f2 odoo/tools/config.py"
+	srcOdoo18Config    = "odoo 18.0 odoo/tools/config.py lines 235-236 (smtp_port type int), 497-498 and 532-533 (values of the file cast at import: int('') raises OptionValueError), 799-809 (sessions under data_dir, asserted writable), read in gzambrano27/odoo18@a13276fd and ducminh-1/odoo-18.0@82a18140 (byte-identical; odoo/odoo is too large to mirror here)"
+	srcOdoo18URL       = "odoo 18.0 odoo/addons/base/models/res_users.py lines 964-978 (an administrator's login sets web.base.url unless web.base.url.freeze), ir_config_parameter.py lines 40-42 (key unique); gzambrano27/odoo18@a13276fd"
+	srcOdoo18DB        = "odoo/docker@f7f6765 18.0/wait-for-psql.py line 41 (dbname='postgres'); odoo 18.0 odoo/service/db.py lines 132, 448-457 (the postgres database; with dbfilter only databases the role owns); gzambrano27/odoo18@a13276fd"
 	srcSuiteDockerfile = "bitnami/containers@310e487 bitnami/suitecrm/8/debian-12/Dockerfile"
 	srcSuitePostunpack = "bitnami/containers@159b89e bitnami/suitecrm/8/debian-12/rootfs/opt/bitnami/scripts/suitecrm/postunpack.sh"
 	srcSuiteLib        = "bitnami/containers@5574863 bitnami/suitecrm/8/debian-12/rootfs/opt/bitnami/scripts/libsuitecrm.sh"
 	srcSuiteRun        = "bitnami/containers@eb446a0 bitnami/suitecrm/8/debian-12/rootfs/opt/bitnami/scripts/suitecrm/{entrypoint,run}.sh"
+	srcSuiteApache     = "bitnami/containers libapache.sh apache_validate (check_allowed_port adds -unprivileged when not root, lines 39, 54-57) and libvalidations.sh validate_port (\"privileged port requested\"), the copies under bitnami/suitecrm/8/debian-12/rootfs/opt/bitnami/scripts/"
+	srcSuitePersist    = "bitnami/containers libpersistence.sh restore_persisted_app (rm -rf, then ln -sfn /bitnami/suitecrm /opt/bitnami/suitecrm); @310e487 bitnami/suitecrm/8/debian-12/Dockerfile has no `RUN chmod g+rwX /opt/bitnami` (@047a5be 8/debian-11 and @00530c0 wordpress/6/debian-12 have it); bitnami/containers#18446 (SuiteCRM 8 as 1001: rm: cannot remove ... Permission denied)"
+	srcSuiteOverride   = "salesagility/SuiteCRM@05a6ec9 include/entryPoint.php (require_once 'config_override.php' after config.php)"
 	srcTwentyDocker    = "twentyhq/twenty@9533909 packages/twenty-docker/twenty/Dockerfile"
-	srcTwentyEntry     = "twentyhq/twenty@d8a26a3 packages/twenty-docker/twenty/entrypoint.sh"
+	srcTwentyEntry     = "twentyhq/twenty@00c31a5 packages/twenty-docker/twenty/entrypoint.sh (the v1.8 window: PG URL parsed with awk, removed 2025-10-23; upstream lines = lines - 9 for 13-60)"
+	srcTwentyEntryOld  = "twentyhq/twenty@d8a26a3 packages/twenty-docker/twenty/entrypoint.sh (before 2025-05-02)"
+	srcTwentyFront     = "twentyhq/twenty@7890768 packages/twenty-server/src/utils/generate-front-config.ts (writeFileSync in a try/catch since twentyhq/twenty#13094, 2025-07-08)"
+	srcTwentyTelemetry = "twentyhq/twenty@442e2cd packages/twenty-server/src/engine/core-modules/twenty-config/config-variables.ts lines 584-590 (TELEMETRY_ENABLED = true), 904-908 (IS_CONFIG_VARIABLES_IN_DB_ENABLED = true); twentyhq/twenty@345b088 .../telemetry/telemetry.service.ts lines 23, 39 (POST /selfHostingEvent)"
 	srcTwentyCompose   = "twentyhq/twenty@6d8cf44 packages/twenty-docker/docker-compose.yml"
 	srcTwentyConfig    = "twentyhq/twenty@002d297 packages/twenty-server/src/engine/core-modules/twenty-config/config-variables.ts"
 	srcTwentyUpgrade   = "twenty.com/developers/section/self-hosting/upgrade-guide (upgrade one minor version at a time)"
 )
+
+// suiteSiteURL makes the environment's URL SuiteCRM's site_url (links in
+// mail, redirects): the installer writes http://<host>:<Apache's port> into
+// config.php once and nothing rewrites it, while legacy SuiteCRM reads
+// config_override.php after config.php on every request. One marked line,
+// replaced on every scheduler start; the administrators' own overrides stay.
+const suiteSiteURL = `override="$SUITECRM_VOLUME_DIR/public/legacy/config_override.php"
+[ -s "$override" ] || printf '<?php\n' >"$override"
+sed -i -e '/crm-operator: site URL$/d' -e 's/^?>[[:space:]]*$//' "$override"
+printf "\$sugar_config['site_url'] = '%s'; // crm-operator: site URL\n" "$(printf '%s' "$SUITECRM_SITE_URL" | sed "s/[\\\\']/\\\\&/g")" >>"$override"
+echo "site_url is $SUITECRM_SITE_URL"
+`
 
 // suiteCRM: Bitnami's SuiteCRM 8 image (archived under bitnamilegacy/ since
 // Bitnami stopped publishing free images; override spec.product.image with
@@ -40,26 +61,25 @@ func suiteCRM() Profile {
 	const base = "/opt/bitnami/suitecrm"
 	// Bitnami starts cron only as root (run.sh); the scheduler component
 	// runs SuiteCRM's cron.php every minute as the application's user, as
-	// the image's cron entry would, after restoring the persisted installation.
-	scheduler := `. /opt/bitnami/scripts/suitecrm-env.sh
+	// the image's cron entry would, after restoring the persisted
+	// installation and setting the site URL.
+	scheduler := `set -e
+. /opt/bitnami/scripts/suitecrm-env.sh
 . /opt/bitnami/scripts/libpersistence.sh
-until is_app_initialized suitecrm; do echo "waiting for SuiteCRM's installation"; sleep 20; done
+until is_app_initialized suitecrm && [ -f "$SUITECRM_VOLUME_DIR/public/legacy/config.php" ]; do echo "waiting for SuiteCRM's installation"; sleep 20; done
 restore_persisted_app suitecrm "$SUITECRM_DATA_TO_PERSIST"
+` + suiteSiteURL + `set +e
 cd "$SUITECRM_BASE_DIR/public/legacy"
 while true; do php -f cron.php || echo "cron.php failed"; sleep 60; done`
 	return Profile{
 		Product: crmv1alpha1.ProductSuiteCRM, Image: "docker.io/bitnamilegacy/suitecrm", DefaultVersion: "8.9.0",
-		// Apache listens on 80 (the pod's unprivileged-port sysctl allows
-		// it) so the site URL the installer writes has no port.
-		Port: 80, UID: 1001, GID: 0, Engine: crmv1alpha1.DatabaseMariaDB,
+		// Bitnami's Apache setup refuses ports below 1024 to a non-root
+		// user, whatever the kernel allows: 8080, the image's own.
+		Port: 8080, UID: 1001, GID: 0, Engine: crmv1alpha1.DatabaseMariaDB,
 		Files:    []FilesMount{{Path: "/bitnami/suitecrm"}},
 		TmpPaths: []string{"/tmp"}, HealthPath: "/",
 		UpgradePath: sameMajor("SuiteCRM", "a SuiteCRM major upgrade (7 to 8) is a migration of its own"),
 		Env: func(c Connection) []corev1.EnvVar {
-			https := "no"
-			if strings.HasPrefix(c.SiteURL, "https://") {
-				https = "yes"
-			}
 			return []corev1.EnvVar{
 				env("SUITECRM_DATABASE_HOST", c.DatabaseHost),
 				env("SUITECRM_DATABASE_PORT_NUMBER", strconv.Itoa(int(c.DatabasePort))),
@@ -69,9 +89,15 @@ while true; do php -f cron.php || echo "cron.php failed"; sleep 60; done`
 				env("SUITECRM_USERNAME", AdminUser),
 				secretEnv("SUITECRM_PASSWORD", c.SecretName, SecretAdminPassword),
 				env("SUITECRM_HOST", siteHost(c.SiteURL)),
-				env("SUITECRM_ENABLE_HTTPS", https),
-				env("APACHE_HTTP_PORT_NUMBER", "80"),
-				env("APACHE_HTTPS_PORT_NUMBER", "443"),
+				// "yes" aborts the first start (suitecrm_pass_wizard
+				// reassigns a read-only url_port) and has the SMTP step
+				// speak TLS to the plain port; TLS ends at the Ingress.
+				env("SUITECRM_ENABLE_HTTPS", "no"),
+				env("APACHE_HTTP_PORT_NUMBER", "8080"),
+				env("APACHE_HTTPS_PORT_NUMBER", "8443"),
+				// The installer writes http://<host>:8080 once; the
+				// scheduler overrides site_url with this (suiteSiteURL).
+				env("SUITECRM_SITE_URL", c.SiteURL),
 			}
 		},
 		MailEnv: func(m Mail) []corev1.EnvVar {
@@ -90,9 +116,12 @@ while true; do php -f cron.php || echo "cron.php failed"; sleep 60; done`
 			personalFilesFact(crmv1alpha1.ProductSuiteCRM),
 			{"image", "bitnamilegacy/suitecrm 8.9.0: APP_VERSION=8.9.0, EXPOSE 8080 8443, ENTRYPOINT suitecrm/entrypoint.sh, CMD suitecrm/run.sh, no USER (root by default)", srcSuiteDockerfile},
 			{"user", "non-root works as any UID with group 0: " + base + ", /bitnami/suitecrm and tmp are daemon:root 775/664; the pod runs as 1001:0 (fsGroup 0)", srcSuitePostunpack},
+			{"persistence", "on every start restore_persisted_app replaces " + base + " with a link to /bitnami/suitecrm, which needs /opt/bitnami writable by group 0: the 8.9.0 Dockerfile does not make it so, unlike the 8/debian-11 one, and SuiteCRM 8 as uid 1001 was reported failing there; not checked against the image here (it cannot be pulled): if the pod logs \"rm: cannot remove\", set spec.product.image to a build with RUN chmod g+rwX /opt/bitnami", srcSuitePersist},
+			{"ports", "apache setup refuses a port below 1024 to a non-root user (\"privileged port requested\", exit 1) whatever the kernel allows: Apache listens on 8080 (APACHE_HTTP_PORT_NUMBER) and 8443", srcSuiteApache},
+			{"https", "SUITECRM_ENABLE_HTTPS=yes aborts the first start: suitecrm_pass_wizard declares url_port read-only and assigns it again (lines 363, 365); the SMTP step calls ${protocol}://127.0.0.1:${APACHE_HTTP_PORT_NUMBER} (lines 287-292), TLS on the plain port with yes: the operator sets no, TLS ends at the Ingress", srcSuiteLib},
 			{"install", "the entrypoint runs setup only when $1 is run.sh: installs on the first start (suitecrm:app:install), later restores the persisted installation from /bitnami/suitecrm", srcSuiteRun + "; " + srcSuiteLib},
 			{"env", "SUITECRM_DATABASE_HOST/_PORT_NUMBER/_NAME/_USER/_PASSWORD, SUITECRM_USERNAME/_PASSWORD, SUITECRM_HOST, SUITECRM_ENABLE_HTTPS", srcSuiteLib},
-			{"site URL", "--site_host=${url_protocol}://${SUITECRM_HOST}:${url_port}, the port being APACHE_HTTP(S)_PORT_NUMBER: the operator sets 80/443 so the URL is the one users reach", srcSuiteLib},
+			{"site URL", "the installer writes --site_host=${url_protocol}://${SUITECRM_HOST}:${url_port} (url_port from APACHE_HTTP_PORT_NUMBER) into public/legacy/config.php once, and nothing rewrites it (SUITECRM_HOST: \"only used during the first initialization\"); legacy SuiteCRM reads config_override.php after config.php on every request: the scheduler writes site_url there from the environment's URL on every start", srcSuiteLib + "; " + srcSuiteOverride},
 			{"cron", "cron starts only as root (run.sh: \"Cron will not be started because of running as a non-root user\"); the job is php public/legacy/cron.php every minute: the scheduler component runs it", srcSuiteRun + "; " + srcSuiteLib},
 			{"mail", "SUITECRM_SMTP_HOST/_PORT_NUMBER/_USER/_PASSWORD/_PROTOCOL (ssl|tls)/_NOTIFY_ADDRESS, applied by the installation wizard on the first start", srcSuiteLib},
 			{"upgrade", "a new image restores the persisted installation; SuiteCRM's own upgrade package is not run by the image: a user's spec.migration runs it", srcSuiteLib},
@@ -126,7 +155,10 @@ func espoCRM() Profile {
 		Init:        &installOrMigrate,
 		Upgrade:     &installOrMigrate,
 		UpgradePath: oneMajorAtATime("EspoCRM", 10),
-		MinVersion:  "10.0.0",
+		// Before 10.0.3 the entrypoint installs or migrates on every start,
+		// whatever the command: the application would migrate before the
+		// promotion's backup.
+		MinVersion: "10.0.3",
 		Env: func(c Connection) []corev1.EnvVar {
 			vars := []corev1.EnvVar{
 				env("ESPOCRM_DATABASE_PLATFORM", "Mysql"),
@@ -138,6 +170,12 @@ func espoCRM() Profile {
 				env("ESPOCRM_ADMIN_USERNAME", AdminUser),
 				secretEnv("ESPOCRM_ADMIN_PASSWORD", c.SecretName, SecretAdminPassword),
 				env("ESPOCRM_SITE_URL", c.SiteURL),
+				// ESPOCRM_SITE_URL is written at install only; siteUrl from
+				// ESPOCRM_CONFIG_SITE_URL is written again by every init and
+				// upgrade Job and every daemon and websocket start, so a
+				// changed host or a restored copy of another environment
+				// links to this one.
+				env("ESPOCRM_CONFIG_SITE_URL", c.SiteURL),
 				env("ESPOCRM_CONFIG_USE_WEB_SOCKET", "true"),
 				// The websocket component binds 7777; the application and the
 				// daemon submit to it through its Service.
@@ -179,6 +217,10 @@ func espoCRM() Profile {
 			{"components", "docker-daemon.sh (job daemon) and docker-websocket.sh (php websocket.php, port 8080) exit until `bin/command app-check` passes, then apply ESPOCRM_CONFIG_*", srcEspoDaemon},
 			{"websocket", "the application submits to the websocket server over ZeroMQ (webSocketZeroMQSubmissionDsn, tcp://<websocket>:7777); the browser connects to webSocketUrl: set to ws(s)://<host>/ws, routed to port 8080", srcEspoDaemon},
 			{"mail", "config parameters smtpServer, smtpPort, smtpAuth, smtpSecurity, smtpUsername, smtpPassword, outboundEmailFromAddress, set through ESPOCRM_CONFIG_*", srcEspoConfig},
+			{"site URL", "ESPOCRM_SITE_URL is written as siteUrl by actionInstall only (line 206); ESPOCRM_CONFIG_SITE_URL becomes siteUrl in applyConfigEnv, run after install or migrate (line 354) and by docker-daemon.sh and docker-websocket.sh on every start once app-check passes (lines 133-134): the operator sets both", srcEspoEntrypoint + "; " + srcEspoDaemon},
+			{"versions", "10.0.3 and later: the guard that installs or migrates only when $1 is apache2* or php-fpm (docker-entrypoint.sh lines 348-355) arrived in 10.0.3 (espocrm/espocrm-docker@a070180, released by c748146); 10.0.0-10.0.2 (ecb7fe0, caf4061, 5aca01b) install or migrate and chown on every start, whatever the command", srcEspoEntrypoint},
+			{"secrets", "the entrypoint passes the database password to `bin/command config:set` as an argument (lines 185-190), which takes a value beginning with - for an option and fails: generated secrets are hex", srcEspoEntrypoint},
+			{"files owner", "setPermissions (chown -R www-data:www-data data custom client/custom, lines 229-231) runs under set -euo pipefail in install and migrate: as uid 33 it fails on files another user owns, so restores extract the files as 33:33", srcEspoEntrypoint},
 			{"database", "the documented compose file runs mariadb:latest with healthcheck.sh --connect --innodb_initialized (the operator's readiness probe): the operator runs MariaDB " + mariaDBVersion, "espocrm/espocrm-docker@c748146 README.md"},
 		},
 	}
@@ -187,11 +229,14 @@ func espoCRM() Profile {
 // odooConf writes the configuration file the image reads ($ODOO_RC) from
 // the environment: the database (so no password is on a command line: the
 // entrypoint and wait-for-psql.py read db_* from this file), a single
-// database with the database manager off, the master password and SMTP.
-const odooConf = `umask 077
-smtp_user="${ODOO_SMTP_USER:-False}"
-smtp_password="${ODOO_SMTP_PASSWORD:-False}"
-cat > "$ODOO_RC" <<EOF
+// database with the database manager off, the master password and, when a
+// mail server is set, SMTP: Odoo casts smtp_port to an integer as it loads
+// the file, so an empty value would stop every odoo command. Then, once the
+// database has Odoo's tables, the public URL (odooSiteURL).
+const odooConf = `set -eu
+umask 077
+{
+cat <<EOF
 [options]
 addons_path = /mnt/extra-addons
 data_dir = /var/lib/odoo
@@ -203,27 +248,55 @@ db_name = $ODOO_DATABASE
 dbfilter = ^$ODOO_DATABASE\$
 list_db = False
 proxy_mode = True
+without_demo = all
 admin_passwd = $ODOO_MASTER_PASSWORD
+EOF
+if [ -n "${ODOO_SMTP_SERVER:-}" ]; then
+cat <<EOF
 smtp_server = $ODOO_SMTP_SERVER
 smtp_port = $ODOO_SMTP_PORT
 smtp_ssl = $ODOO_SMTP_SSL
-smtp_user = $smtp_user
-smtp_password = $smtp_password
+smtp_user = ${ODOO_SMTP_USER:-False}
+smtp_password = ${ODOO_SMTP_PASSWORD:-False}
 email_from = $ODOO_EMAIL_FROM
-EOF`
+EOF
+fi
+} > "$ODOO_RC"
+` + odooSiteURL
+
+// odooSiteURL stores the environment's URL as Odoo's web.base.url, frozen
+// so that an administrator's login from another address does not replace
+// it, before every start and after the init Job installed base: a restored
+// copy of another environment, or a changed host, links to this one. SQL
+// (the key is unique) before the application runs, so no cache holds the
+// old value. Nothing to do while the database has no Odoo tables yet.
+const odooSiteURL = `export PGHOST="$HOST" PGPORT="$PORT" PGUSER="$USER" PGPASSWORD="$PASSWORD" PGDATABASE="$ODOO_DATABASE"
+for _ in $(seq 60); do psql -tAc 'SELECT 1' >/dev/null 2>&1 && break; sleep 2; done
+if [ "$(psql -tAc "SELECT to_regclass('ir_config_parameter') IS NOT NULL")" = t ]; then
+  psql -q -v ON_ERROR_STOP=1 -v url="$ODOO_SITE_URL" <<'SQL'
+INSERT INTO ir_config_parameter (key, value, create_uid, write_uid, create_date, write_date)
+VALUES ('web.base.url', :'url', 1, 1, now(), now()), ('web.base.url.freeze', 'True', 1, 1, now(), now())
+ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, write_date = now();
+SQL
+  echo "web.base.url is $ODOO_SITE_URL"
+fi
+`
 
 // odooInit installs the base module into the empty database the operator
-// created, once (a database with base installed is left alone), and sets
-// the admin user's password from the credentials Secret.
+// created, once (a database with base installed is left alone: -i base
+// again would reload base's data), then sets the admin user's password from
+// the credentials Secret and the public URL on every run, so that a run
+// after one whose password step failed finishes it.
 const odooInit = `set -e
 export PGHOST="$HOST" PGPORT="$PORT" PGUSER="$USER" PGPASSWORD="$PASSWORD" PGDATABASE="$ODOO_DATABASE"
 if [ "$(psql -tAc "SELECT 1 FROM ir_module_module WHERE name = 'base' AND state = 'installed'" 2>/dev/null)" = 1 ]; then
   echo "database $ODOO_DATABASE is initialized"
-  exit 0
+else
+  /entrypoint.sh odoo -d "$ODOO_DATABASE" -i base --without-demo=all --stop-after-init --no-http
 fi
-/entrypoint.sh odoo -d "$ODOO_DATABASE" -i base --without-demo=all --stop-after-init --no-http
 printf '%s\n' "env.ref('base.user_admin').write({'password': __import__('os').environ['ADMIN_PASSWORD']})" "env.cr.commit()" \
-  | /entrypoint.sh odoo shell -d "$ODOO_DATABASE" --no-http`
+  | /entrypoint.sh odoo shell -d "$ODOO_DATABASE" --no-http
+` + odooSiteURL
 
 // odoo: the official image odoo (https://github.com/odoo/docker).
 func odoo() Profile {
@@ -248,6 +321,7 @@ func odoo() Profile {
 				env("ODOO_DATABASE", c.DatabaseName),
 				secretEnv("ODOO_MASTER_PASSWORD", c.SecretName, SecretAppSecret),
 				secretEnv("ADMIN_PASSWORD", c.SecretName, SecretAdminPassword),
+				env("ODOO_SITE_URL", c.SiteURL),
 			}
 		},
 		MailEnv: func(m Mail) []corev1.EnvVar {
@@ -268,9 +342,13 @@ func odoo() Profile {
 			{"database", "the entrypoint reads HOST, PORT, USER, PASSWORD and passes --db_host/--db_port/--db_user/--db_password only when $1 is odoo, -- or -* and the key is not in $ODOO_RC; wait-for-psql.py reads $ODOO_RC first", srcOdooEntrypoint},
 			{"configuration", "the image's odoo.conf sets addons_path = /mnt/extra-addons and data_dir = /var/lib/odoo; admin_passwd defaults to admin and list_db to True", srcOdooConf},
 			{"options", "admin_passwd exists only in the configuration file (default 'admin'); --no-database-list (list_db), -i/--init, -u/--update, --without-demo, --stop-after-init, --no-http, --smtp/--smtp-port/--smtp-ssl/--smtp-user/--smtp-password/--email-from", srcOdooOptions},
-			{"init", "a database created empty (POSTGRES_DB) is not initialized: Odoo installs base only with -i base; the init Job runs it once through the entrypoint and sets the admin password with `odoo shell`", srcOdooOptions},
+			{"init", "a database created empty (POSTGRES_DB) is not initialized: Odoo installs base only with -i base; the init Job runs it once through the entrypoint", srcOdooOptions},
 			{"upgrade", "-u all --stop-after-init updates the installed modules to the new build; a new series needs a migrated database", srcOdooOptions},
 			{"mail", "smtp_server, smtp_port, smtp_ssl, smtp_user, smtp_password, email_from in the configuration file (ir.mail_server records in the database take precedence; anonymized copies deactivate them)", srcOdooOptions},
+			{"configuration types", "18.0 casts the file's values of typed options as it is imported, so an empty smtp_port stops every odoo command (application, init, shell, upgrade): the mail lines are written only when a mail server is set; sessions/ under data_dir must be writable", srcOdoo18Config},
+			{"site URL", "web.base.url is set by every administrator's login to the address it came from unless web.base.url.freeze is set: before every start and after the init Job, the operator writes the environment's URL with freeze (SQL, key unique) once the table exists", srcOdoo18URL},
+			{"external database", "wait-for-psql.py and Odoo connect to the database named postgres, and with dbfilter see only databases the role owns: an external server must allow both", srcOdoo18DB},
+			{"admin password", "the init Job installs base once and sets the admin password with `odoo shell` on every run (the shell rolls back unless the input commits), so a run after a failed password step finishes it", "odoo 18.0 odoo/cli/shell.py lines 65-68 (exec of piped input), 124 (cr.rollback()); gzambrano27/odoo18@a13276fd"},
 			{"database", "the image installs the newest postgresql-client from apt.postgresql.org (its pg_dump reads any server version): the operator runs PostgreSQL " + postgresVersion, srcOdooDockerfile},
 		},
 	}
@@ -292,6 +370,14 @@ func twenty() Profile {
 			// operator runs migrations in the init Job and in the
 			// promotion's migration slot, after the backup.
 			env("DISABLE_DB_MIGRATIONS", "true"),
+			// Telemetry is on by default (events to twenty-telemetry.com);
+			// a customer's CRM reports nothing unless the project says so.
+			env("TELEMETRY_ENABLED", "false"),
+			env("YARN_ENABLE_TELEMETRY", "0"),
+			// Settings stored from the admin panel would override these
+			// variables (mail, storage, telemetry): the manifests stay
+			// authoritative.
+			env("IS_CONFIG_VARIABLES_IN_DB_ENABLED", "false"),
 		}
 	}
 	migrate := Run{Args: []string{"true"}, Env: []corev1.EnvVar{env("DISABLE_DB_MIGRATIONS", "false")}}
@@ -326,12 +412,16 @@ func twenty() Profile {
 		Facts: []Fact{
 			personalFilesFact(crmv1alpha1.ProductTwenty),
 			{"image", "twentycrm/twenty: USER 1000, WORKDIR /app/packages/twenty-server, ENTRYPOINT /app/entrypoint.sh, CMD node dist/src/main", srcTwentyDocker},
-			{"migrations", "unless DISABLE_DB_MIGRATIONS=true and while /app/docker-data/db_status is missing, the entrypoint creates the database, runs setup-db.ts, database:migrate:prod and `command:prod upgrade`, then touches db_status: /app/docker-data must be writable", srcTwentyEntry},
+			{"migrations", "setup_and_migrate_db returns at once when DISABLE_DB_MIGRATIONS is exactly true (line 14); otherwise it creates the database through the postgres database, runs setup-db.ts and database:migrate:prod on an empty one and `yarn command:prod upgrade` always: the application runs with true, the init and upgrade Jobs with false", srcTwentyEntry},
+			{"cron", "register_background_jobs returns when DISABLE_CRON_JOBS_REGISTRATION is exactly true (line 46), a failure only warns; the server reads neither DISABLE_ variable: the server registers the cron jobs, the worker (compose: yarn worker:prod) does not", srcTwentyEntry + "; " + srcTwentyCompose},
+			{"docker-data", "entrypoints before 2025-05 ran the migrations once and touched /app/docker-data/db_status; the v1.8 one writes nothing there: an emptyDir stays for older versions", srcTwentyEntryOld},
+			{"read-only root", "the server rewrites dist/front/index.html with the front end's configuration; on a read-only root the write fails with EROFS, is caught and logged, and the front end takes the page's origin for the API", srcTwentyFront},
+			{"database password", "the entrypoint splits PG_DATABASE_URL with awk: a password holding : @ / or ? breaks it; the operator's generated passwords are hex", srcTwentyEntry},
 			{"home", "yarn and tsx run in the entrypoint and the worker and write under $HOME: HOME=/tmp (an emptyDir) with the read-only root", srcTwentyEntry},
 			{"processes", "server on 3000 answering /healthz; worker `yarn worker:prod` with DISABLE_DB_MIGRATIONS=true; attachments in /app/packages/twenty-server/.local-storage", srcTwentyCompose},
 			{"env", "PG_DATABASE_URL, REDIS_URL, SERVER_URL, APP_SECRET, STORAGE_TYPE (local), NODE_PORT 3000", srcTwentyConfig},
 			{"mail", "EMAIL_DRIVER (logger by default; smtp), EMAIL_SMTP_HOST, EMAIL_SMTP_PORT, EMAIL_SMTP_NO_TLS, EMAIL_SMTP_USER, EMAIL_SMTP_PASSWORD, EMAIL_FROM_ADDRESS, EMAIL_SYSTEM_ADDRESS", srcTwentyConfig},
-			{"telemetry", "no telemetry variable in the parts of config-variables.ts read (up to 16,000 and from 26,000 characters): none is set", srcTwentyConfig},
+			{"telemetry", "TELEMETRY_ENABLED defaults to true and posts self-hosting events to twenty-telemetry.com: the operator sets false (and YARN_ENABLE_TELEMETRY=0); IS_CONFIG_VARIABLES_IN_DB_ENABLED defaults to true, letting values stored from the admin panel override the environment: the operator sets false", srcTwentyTelemetry},
 			{"upgrade", "upgrades go one minor version at a time, each running `command:prod upgrade`", srcTwentyUpgrade},
 			{"database", "the documented compose file runs postgres:16 and redis: the operator runs PostgreSQL " + postgresVersion + " and Redis " + redisVersion, srcTwentyCompose},
 		},

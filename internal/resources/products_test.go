@@ -9,7 +9,6 @@ import (
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	crmv1alpha1 "github.com/crmops/crm-operator/api/v1alpha1"
 	"github.com/crmops/crm-operator/internal/crm"
@@ -93,6 +92,7 @@ func TestProductContracts(t *testing.T) {
 			mounts: map[string]string{"/var/www/html/data": "data", "/var/www/html/custom": "custom", "/var/www/html/client/custom": "client-custom"},
 			env: map[string]string{
 				"ESPOCRM_CONFIG_WEB_SOCKET_URL":                     "ws://test.acme.crm.example.net/ws",
+				"ESPOCRM_CONFIG_SITE_URL":                           "http://test.acme.crm.example.net",
 				"ESPOCRM_CONFIG_WEB_SOCKET_ZERO_M_Q_SUBMISSION_DSN": "tcp://test-websocket:7777",
 			},
 			initScriptHas: []string{"apache2ctl"},
@@ -101,16 +101,20 @@ func TestProductContracts(t *testing.T) {
 			scratch:       []string{"/tmp", "/var/run/apache2", "/var/lock/apache2"},
 		},
 		{
-			product: crmv1alpha1.ProductSuiteCRM, uid: 1001, gid: 0, port: 80,
-			mounts:     map[string]string{"/bitnami/suitecrm": ""},
-			env:        map[string]string{"APACHE_HTTP_PORT_NUMBER": "80", "SUITECRM_HOST": "test.acme.crm.example.net", "SUITECRM_ENABLE_HTTPS": "no"},
+			// Bitnami's Apache setup refuses a port below 1024 to a non-root user.
+			product: crmv1alpha1.ProductSuiteCRM, uid: 1001, gid: 0, port: 8080,
+			mounts: map[string]string{"/bitnami/suitecrm": ""},
+			env: map[string]string{"APACHE_HTTP_PORT_NUMBER": "8080", "APACHE_HTTPS_PORT_NUMBER": "8443", "SUITECRM_HOST": "test.acme.crm.example.net",
+				"SUITECRM_ENABLE_HTTPS": "no", "SUITECRM_SITE_URL": "http://test.acme.crm.example.net"},
 			components: []string{"scheduler"},
 			scratch:    []string{"/tmp"},
 		},
 		{
 			product: crmv1alpha1.ProductTwenty, uid: 1000, gid: 1000, port: 3000,
-			mounts:        map[string]string{"/app/packages/twenty-server/.local-storage": ""},
-			env:           map[string]string{"HOME": "/tmp", "DISABLE_DB_MIGRATIONS": "true"},
+			mounts: map[string]string{"/app/packages/twenty-server/.local-storage": ""},
+			env: map[string]string{"HOME": "/tmp", "DISABLE_DB_MIGRATIONS": "true",
+				// Telemetry is on by default; stored settings would override these.
+				"TELEMETRY_ENABLED": "false", "IS_CONFIG_VARIABLES_IN_DB_ENABLED": "false"},
 			initScriptHas: []string{"true"},
 			components:    []string{"worker"},
 			scratch:       []string{"/tmp", "/app/docker-data"}, readOnlyRootFS: true,
@@ -264,18 +268,29 @@ func TestEspoCRMWebsocket(t *testing.T) {
 	}
 }
 
-// SuiteCRM behind TLS writes an https site URL on port 443 (no :8080).
+// SuiteCRM behind TLS: Apache stays on its unprivileged ports without
+// HTTPS of its own (SUITECRM_ENABLE_HTTPS=yes aborts the first install),
+// and the scheduler overrides the site URL with the public https one.
 func TestSuiteCRMSiteURL(t *testing.T) {
 	in := input(t, crmv1alpha1.ProductSuiteCRM, crmv1alpha1.StageProduction, false)
-	app := find[*appsv1.Deployment](func() []client.Object { d, _ := EnvironmentObjects(in); return d }(), AppName("production"))
+	desired, _ := EnvironmentObjects(in)
+	app := find[*appsv1.Deployment](desired, AppName("production"))
 	vars := app.Spec.Template.Spec.Containers[0].Env
-	for name, want := range map[string]string{"SUITECRM_HOST": "crm.acme.example", "SUITECRM_ENABLE_HTTPS": "yes", "APACHE_HTTPS_PORT_NUMBER": "443"} {
+	for name, want := range map[string]string{"SUITECRM_HOST": "crm.acme.example", "SUITECRM_ENABLE_HTTPS": "no",
+		"APACHE_HTTP_PORT_NUMBER": "8080", "APACHE_HTTPS_PORT_NUMBER": "8443", "SUITECRM_SITE_URL": "https://crm.acme.example"} {
 		if v, _ := envValue(vars, name); v != want {
 			t.Errorf("%s = %q, want %q", name, v, want)
 		}
 	}
-	if s := app.Spec.Template.Spec.SecurityContext.Sysctls; len(s) != 1 || s[0].Value != "0" {
-		t.Errorf("port 80 as uid 1001 needs the unprivileged-port sysctl: %v", s)
+	if s := app.Spec.Template.Spec.SecurityContext.Sysctls; len(s) != 0 {
+		t.Errorf("Apache on 8080 needs no sysctl: %v", s)
+	}
+	scheduler := find[*appsv1.Deployment](desired, "production-scheduler").Spec.Template.Spec.Containers[0]
+	if script := strings.Join(scheduler.Command, " "); !strings.Contains(script, "config_override.php") {
+		t.Errorf("the scheduler does not set the site URL:\n%s", script)
+	}
+	if v, _ := envValue(scheduler.Env, "SUITECRM_SITE_URL"); v != "https://crm.acme.example" {
+		t.Errorf("the scheduler's SUITECRM_SITE_URL is %q", v)
 	}
 }
 

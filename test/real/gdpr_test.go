@@ -3,6 +3,9 @@
 package real
 
 import (
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
 	"fmt"
 	"path"
 	"strings"
@@ -63,6 +66,10 @@ func gdprOnRealPods(t *testing.T, s3 *s3Server, asleep []project) {
 	if !strings.HasPrefix(before, "201 200 200 ") {
 		t.Fatalf("od production holds %q, want 201 partners, 200 leads, 200 messages", before)
 	}
+	// Production has no mail server: Odoo 18 (and its stand-in) would not
+	// start on an empty smtp_port. The init Job set the admin password and
+	// every start the public URL.
+	checkOdooSettings(t, od, "production")
 	// Files production keeps in Odoo's data directory: an attachment in the
 	// filestore (personal) and a module under addons/<series> (code).
 	must(t, kubectl, "exec", "-n", od.name, "deploy/production-app", "--", "sh", "-c",
@@ -77,6 +84,8 @@ func gdprOnRealPods(t *testing.T, s3 *s3Server, asleep []project) {
 			t.Errorf("staging's Bootstrapped condition is %q", got)
 		}
 		checkAnonymizedCopy(t, od, "staging", before)
+		// Production's data, staging's own URL and admin password.
+		checkOdooSettings(t, od, "staging")
 		if got := od.sql(t, "production", odooDigest); got != before {
 			t.Errorf("production changed while staging was copied from it: %s, was %s", got, before)
 		}
@@ -202,5 +211,26 @@ func checkAnonymizedCopy(t *testing.T, od project, env, before string) {
 	}
 	if _, code := run(t, kubectl, "exec", "-n", od.name, "deploy/production-app", "--", "test", "-f", odooAttachment); code != 0 {
 		t.Errorf("production lost its attachment %s while %s was copied from it", odooAttachment, env)
+	}
+}
+
+// checkOdooSettings checks what the operator sets in env's Odoo database:
+// the public URL (web.base.url, frozen) is the environment's, and the admin
+// password is the one in its credentials Secret (the stand-in keeps its
+// SHA-256).
+func checkOdooSettings(t *testing.T, od project, env string) {
+	t.Helper()
+	url := get(t, od.name, "environment/"+env, "{.status.url}")
+	if got := od.sql(t, env, `SELECT string_agg(key || '=' || value, ' ' ORDER BY key) FROM ir_config_parameter WHERE key LIKE 'web.base.url%'`); got != "web.base.url="+url+" web.base.url.freeze=True" {
+		t.Errorf("%s's Odoo has %q, want web.base.url=%s, frozen", env, got, url)
+	}
+	encoded := get(t, od.name, "secret/"+env+"-credentials", `{.data.admin-password}`)
+	password, err := base64.StdEncoding.DecodeString(encoded)
+	if err != nil || len(password) == 0 {
+		t.Fatalf("%s's admin password in its Secret: %q (%v)", env, encoded, err)
+	}
+	sum := sha256.Sum256(password)
+	if got := od.sql(t, env, `SELECT password FROM res_users WHERE login = 'admin'`); got != hex.EncodeToString(sum[:]) {
+		t.Errorf("%s's Odoo admin password is not its Secret's (stored %q)", env, got)
 	}
 }

@@ -330,8 +330,8 @@ spec:
 		// replicas while the operator reconciles training again.
 		must(t, kubectl, "annotate", "environment/training", "-n", my.name, "crm-real/poke=1")
 		consistently(t, 20*time.Second, "training's application stays at no replicas", func() bool {
-			got := get(t, my.name, "deployment/training-app", "{.spec.replicas} {.status.replicas}")
-			return got == "0 " || got == "0 0"
+			got := strings.Fields(get(t, my.name, "deployment/training-app", "{.spec.replicas} {.status.replicas}"))
+			return len(got) > 0 && got[0] == "0" && (len(got) == 1 || got[1] == "0")
 		})
 		// A restore that completes brings it back.
 		apply(t, "apiVersion: crm.crmops.io/v1alpha1\nkind: Restore\nmetadata: {name: after-half-way, namespace: my}\nspec: {backupRef: {name: manual-1}, environmentRef: {name: training}}\n")

@@ -4,7 +4,7 @@
 # dispatch. HOST, PORT, USER and PASSWORD default as there and are passed to
 # odoo as --db_* unless $ODOO_RC sets them; `odoo ...`, `-- ...` and `-...`
 # wait for the database (pg_isready here, wait-for-psql.py there) and run
-# odoo; anything else is exec'd as given.
+# odoo; anything else is exec'd as given. The wait logs in as Odoo's does.
 set -e
 
 if [ -v PASSWORD_FILE ]; then
@@ -26,12 +26,23 @@ check_config db_port "$PORT"
 check_config db_user "$USER"
 check_config db_password "$PASSWORD"
 
+# wait-for-psql.py (odoo/docker@f7f6765 18.0/wait-for-psql.py): the
+# configuration file's db_* first, then HOST/PORT/USER/PASSWORD; it logs in
+# to the database named postgres, with the password, for 30 s.
+rc_value() {
+	[ -f "$ODOO_RC" ] || return 0
+	sed -nE "s/^[[:space:]]*$1[[:space:]]*=[[:space:]]*(.*[^[:space:]])[[:space:]]*$/\1/p" "$ODOO_RC" | tail -1
+}
 wait_for_psql() {
+	local host port user password
+	host=$(rc_value db_host) port=$(rc_value db_port) user=$(rc_value db_user) password=$(rc_value db_password)
+	host=${host:-$HOST} port=${port:-$PORT} user=${user:-$USER} password=${password:-$PASSWORD}
+	local err=''
 	for _ in $(seq 30); do
-		pg_isready -q -h "$HOST" -p "$PORT" -U "$USER" && return 0
+		err=$(PGPASSWORD=$password psql -h "$host" -p "$port" -U "$user" -d postgres -tAc 'SELECT 1' 2>&1 >/dev/null) && return 0
 		sleep 1
 	done
-	echo "database $HOST:$PORT is not ready after 30 s" >&2
+	echo "Unable to connect to the database. Exception: $err" >&2
 	exit 1
 }
 
