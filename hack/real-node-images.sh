@@ -17,14 +17,19 @@
 #                               the operator's anonymization and erasure rules
 #                               name (hack/images/odoo); also tagged 18.0, the
 #                               version the chart's override appends
+#   crm-local/espocrm,          stand-ins for the other products' official
+#   crm-local/suitecrm,         images, written from their contracts
+#   crm-local/twenty            (hack/images/<product>), tagged with the default
+#                               version and the next one
+#   crm-local/redis             Debian bookworm's Redis for Twenty
 #   crm-local/mailpit           the mail catcher: mailpit built from the Go
 #                               module proxy (hack/build-tools.sh mailpit)
 #   crm-local/crm-operator      the operator: manager, crm-agent and portal, static,
 #                               on a base of /etc/passwd, CA certificates, /tmp
 #
-# Each is tagged with a key of what it is built from and skipped when the
-# registry has it, so a machine builds each once (the registry's data is in
-# the tools cache). Prints the references as NAME=REFERENCE lines into
+# Each is tagged with a key of what it is built from (its build function's
+# text and its files) and skipped when the registry has it, so a machine
+# builds each once (the registry's data is in the tools cache). Prints the references as NAME=REFERENCE lines into
 # $LOCAL_DIR/real-node/images.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -111,8 +116,8 @@ build_mariadb() {
 	rootfs_image "$1" "$work/mariadb.tar" --entrypoint docker-entrypoint.sh --cmd mariadbd --env LANG=C.UTF-8 \
 		--label org.opencontainers.image.description="crm-local stand-in for the official mariadb image (Debian bookworm's MariaDB 10.11)"
 }
-image postgres "15-$(key "$0" "$root/hack/images/postgres/docker-entrypoint.sh")" build_postgres
-image mariadb "10.11-$(key "$0" "$root/hack/images/mariadb/docker-entrypoint.sh" "$root/hack/images/mariadb/healthcheck.sh")" build_mariadb
+image postgres "15-$(key <(declare -f build_postgres debian_rootfs uid999 rootfs_image) "$root/hack/images/postgres/docker-entrypoint.sh")" build_postgres
+image mariadb "10.11-$(key <(declare -f build_mariadb debian_rootfs uid999 rootfs_image) "$root/hack/images/mariadb/docker-entrypoint.sh" "$root/hack/images/mariadb/healthcheck.sh")" build_mariadb
 
 # Static Go binaries on a base of their own: /etc/passwd and /etc/group with
 # nonroot (65532, as distroless), the machine's CA certificates, /tmp.
@@ -148,7 +153,7 @@ build_standin() {
 		'cp '"$work"'/crm-standin/crm-standin "$1"/usr/local/bin/'
 	rootfs_image "$1" "$work/crm-standin.tar" --entrypoint /usr/local/bin/crm-standin --user 1000:1000 --env LANG=C.UTF-8
 }
-standin_tag="dev-$(key "$0" "$work/crm-standin/crm-standin")"
+standin_tag="dev-$(key <(declare -f build_standin debian_rootfs rootfs_image) "$work/crm-standin/crm-standin")"
 image crm-standin "$standin_tag" build_standin
 build_odoo() {
 	mkdir -p "$work/odoo/usr/local/bin"
@@ -161,9 +166,93 @@ build_odoo() {
 		--env ODOO_RC=/etc/odoo/odoo.conf --env ODOO_VERSION=18.0 \
 		--label org.opencontainers.image.description="crm-local stand-in for the official odoo image (not Odoo: hack/images/odoo)" -t "$1" >/dev/null 2>&1
 }
-odoo_tag="18.0-$(key "$0" "$work/crm-standin/crm-standin" "$root/hack/images/odoo/entrypoint.sh" "$root/hack/images/odoo/odoo")"
+odoo_tag="18.0-$(key <(declare -f build_odoo) "$work/crm-standin/crm-standin" "$root/hack/images/odoo/entrypoint.sh" "$root/hack/images/odoo/odoo")"
 image odoo "$odoo_tag" build_odoo
 crane tag "$REGISTRY/crm-local/odoo:$odoo_tag" 18.0 >/dev/null 2>&1
+crane tag "$REGISTRY/crm-local/odoo:$odoo_tag" 18.0.1 >/dev/null 2>&1 # a promotion's next build of the series
+# The CRM products' stand-ins (hack/images/<product>): each on crm-standin's
+# Debian (bash, both database clients), with the official image's paths,
+# entrypoint, command and user, tagged with the versions the tests run: the
+# default and the one a promotion upgrades to (the stand-in reports its
+# version from <PRODUCT>_STANDIN_VERSION).
+overlay() { # NAME: $work/NAME as a layer on crm-standin, owners as set in it
+	tar -C "$work/$1" --numeric-owner -cf "$work/$1.tar" .
+	crane append -b "$REGISTRY/crm-local/crm-standin:$standin_tag" -f "$work/$1.tar" -t "$REGISTRY/crm-local/scratch:$1" >/dev/null 2>&1
+}
+product_images() { # NAME VERSION... : the overlay tagged per version by the given mutation
+	local name=$1 mutate=$2
+	shift 2
+	local key
+	key="$(key "$work/crm-standin/crm-standin" <(declare -f overlay "$mutate" "prepare_$name") $(find "$root/hack/images/$name" -type f | sort))"
+	for v in "$@"; do
+		local ref=$REGISTRY/crm-local/$name:$v-$key
+		if crane digest "$ref" >/dev/null 2>&1; then
+			log "$name $v: in the registry ($ref)"
+		else
+			[ -f "$work/$name.tar" ] || "prepare_$name"
+			"$mutate" "$v" "$ref"
+			log "$name $v: built and pushed ($ref)"
+		fi
+		crane tag "$ref" "$v" >/dev/null 2>&1
+	done
+	echo "$name=$REGISTRY/crm-local/$name:$1-$key" >>"$out/images.new"
+}
+prepare_espocrm() {
+	local d=$work/espocrm src=$root/hack/images/espocrm
+	install -d "$d/usr/local/bin" "$d/var/www/html/bin"
+	install -m 755 "$src/docker-entrypoint.sh" "$src/apache2-foreground" "$src/apache2ctl" "$src/docker-daemon.sh" "$d/usr/local/bin/"
+	cp "$d/usr/local/bin/docker-daemon.sh" "$d/usr/local/bin/docker-websocket.sh"
+	install -m 755 "$src/command" "$d/var/www/html/bin/command"
+	# The image's layout: everything root's, data, custom and client/custom www-data's.
+	install -d -o 33 -g 33 -m 755 "$d/var/www/html/data" "$d/var/www/html/custom" "$d/var/www/html/client/custom"
+	overlay espocrm
+}
+mutate_espocrm() { # VERSION REF
+	crane mutate "$REGISTRY/crm-local/scratch:espocrm" --entrypoint docker-entrypoint.sh --cmd apache2-foreground --workdir /var/www/html \
+		--user 0 --env ESPOCRM_STANDIN_VERSION="$1" \
+		--label org.opencontainers.image.description="crm-local stand-in for espocrm/espocrm $1 (not EspoCRM: hack/images/espocrm)" -t "$2" >/dev/null 2>&1
+}
+prepare_suitecrm() {
+	local d=$work/suitecrm src=$root/hack/images/suitecrm
+	install -d -m 775 "$d/opt/bitnami"
+	install -d "$d/opt/bitnami/scripts/suitecrm" "$d/usr/local/bin"
+	install -m 755 "$src/entrypoint.sh" "$src/run.sh" "$d/opt/bitnami/scripts/suitecrm/"
+	install -m 644 "$src/suitecrm-env.sh" "$src/libpersistence.sh" "$d/opt/bitnami/scripts/"
+	install -m 755 "$src/php" "$d/usr/local/bin/php"
+	# postunpack.sh: the application and its volume daemon:root, 775/664.
+	install -d -o 1 -g 0 -m 775 "$d/opt/bitnami/suitecrm/public/legacy" "$d/bitnami/suitecrm"
+	chown 1:0 "$d/opt/bitnami/suitecrm" "$d/opt/bitnami/suitecrm/public" && chmod 775 "$d/opt/bitnami/suitecrm" "$d/opt/bitnami/suitecrm/public"
+	printf '<?php\n' | install -o 1 -g 0 -m 664 /dev/stdin "$d/opt/bitnami/suitecrm/public/legacy/cron.php"
+	printf '<?php\n' | install -o 1 -g 0 -m 664 /dev/stdin "$d/opt/bitnami/suitecrm/public/legacy/index.php"
+	overlay suitecrm
+}
+mutate_suitecrm() {
+	crane mutate "$REGISTRY/crm-local/scratch:suitecrm" --entrypoint /opt/bitnami/scripts/suitecrm/entrypoint.sh --cmd /opt/bitnami/scripts/suitecrm/run.sh \
+		--user 0 --env SUITECRM_STANDIN_VERSION="$1" \
+		--label org.opencontainers.image.description="crm-local stand-in for bitnamilegacy/suitecrm $1 with /opt/bitnami group-writable (not SuiteCRM: hack/images/suitecrm)" -t "$2" >/dev/null 2>&1
+}
+prepare_twenty() {
+	local d=$work/twenty src=$root/hack/images/twenty
+	install -d "$d/app/packages/twenty-server" "$d/usr/local/bin"
+	install -m 755 "$src/entrypoint.sh" "$d/app/entrypoint.sh"
+	install -m 755 "$src/node" "$src/yarn" "$d/usr/local/bin/"
+	overlay twenty
+}
+mutate_twenty() {
+	crane mutate "$REGISTRY/crm-local/scratch:twenty" --entrypoint /app/entrypoint.sh --cmd node,dist/src/main --workdir /app/packages/twenty-server \
+		--user 1000 --env TWENTY_STANDIN_VERSION="$1" \
+		--label org.opencontainers.image.description="crm-local stand-in for twentycrm/twenty $1 (not Twenty: hack/images/twenty)" -t "$2" >/dev/null 2>&1
+}
+product_images espocrm mutate_espocrm 10.0.3 10.0.4
+product_images suitecrm mutate_suitecrm 8.9.0 8.9.1
+product_images twenty mutate_twenty v1.8.0 v1.9.0
+build_redis() {
+	debian_rootfs "$work/redis.tar" redis-server
+	rootfs_image "$1" "$work/redis.tar" --cmd redis-server --user 999:999 \
+		--label org.opencontainers.image.description="crm-local stand-in for the official redis image (Debian bookworm's Redis 7.0)"
+}
+image redis "7.4-$(key <(declare -f build_redis debian_rootfs rootfs_image))" build_redis
+crane tag "$(sed -n 's/^redis=//p' "$out/images.new")" 7.4 >/dev/null 2>&1
 mkdir -p "$work/mailpit"
 cp "$root/bin/mailpit" "$work/mailpit/mailpit"
 build_mailpit() { build_go_image "$1" mailpit; }

@@ -4,7 +4,7 @@
 # (hack/real-node-images.sh): two replicas with leader election, the webhook
 # through its Service, metrics over HTTPS, the admission policies, the
 # generated RBAC. The pods it creates tolerate the real node's taint and pull
-# the locally built database, mail and Odoo stand-in images (image overrides, as on an
+# the locally built database, Redis, mail and product stand-in images (image overrides, as on an
 # air-gapped cluster); `helm upgrade --install`, so running it again updates.
 #
 #   KUBECONFIG, LOCAL_DIR   as for hack/real-node-up.sh
@@ -22,6 +22,8 @@ image() {
 	[ -n "$ref" ] || { echo "no $1 image in $dir/images: run hack/real-node-up.sh" >&2; exit 1; }
 	echo "$ref"
 }
+# The repository of an image: the version is the tag the operator appends.
+repository() { local ref; ref=$(image "$1") && echo "${ref%:*}"; }
 "$root/hack/build-tools.sh" helm 2>&1 | sed 's/^/          /'
 operator=$(image crm-operator)
 taint=crm.crmops.io/real-node
@@ -31,7 +33,9 @@ taint=crm.crmops.io/real-node
 	--set "tolerations[0].key=$taint" --set "tolerations[0].operator=Exists" --set "tolerations[0].effect=NoSchedule" \
 	--set "manager.podTolerations[0]=$taint=true:NoSchedule" --set manager.agentImageVolume=true \
 	--set images.overrides.postgresql="$(image postgres)" --set images.overrides.mariadb="$(image mariadb)" \
-	--set images.overrides.mail="$(image mailpit)" --set images.overrides.odoo="$(odoo=$(image odoo) && echo "${odoo%:*}")" \
+	--set images.overrides.mail="$(image mailpit)" --set images.overrides.odoo="$(repository odoo)" \
+	--set images.overrides.espocrm="$(repository espocrm)" --set images.overrides.suitecrm="$(repository suitecrm)" \
+	--set images.overrides.twenty="$(repository twenty)" --set images.overrides.redis="$(repository redis)" \
 	${HELM_ARGS:-} >/dev/null
 "$kubectl" rollout status deployment/crm-operator -n crm-system --timeout=180s >/dev/null
 step "operator: installed by helm ($operator), $("$kubectl" get deployment crm-operator -n crm-system -o jsonpath='{.status.readyReplicas}') replicas ready on the real node"

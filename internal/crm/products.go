@@ -114,6 +114,7 @@ while true; do php -f cron.php || echo "cron.php failed"; sleep 60; done`
 		Components: []Component{{Name: "scheduler", Run: Run{Command: []string{"/bin/bash", "-c", scheduler}}}},
 		Facts: []Fact{
 			personalFilesFact(crmv1alpha1.ProductSuiteCRM),
+			{"start path", "entrypoint.sh (errexit, nounset, pipefail) sets up only when $1 is run.sh: apache/setup.sh (port check, certificates, the vhosts' ports), php/setup.sh, mysql-client/setup.sh, suitecrm/setup.sh (validation: SUITECRM_DATABASE_PASSWORD, SMTP port and protocol; then suitecrm_initialize), /post-init.sh; suitecrm_initialize on an empty volume: the database (SELECT 1, 12 tries 5 s apart), Apache in the background, suitecrm:app:install, the SMTP step, persist_app (getfacl into /tmp, copy to /bitnami/suitecrm), restore_persisted_app; on a later start restore_persisted_app, then the database with config.php's credentials; run.sh: no cron as non-root, then httpd -D FOREGROUND", srcSuiteRun + "; " + srcSuiteLib},
 			{"image", "bitnamilegacy/suitecrm 8.9.0: APP_VERSION=8.9.0, EXPOSE 8080 8443, ENTRYPOINT suitecrm/entrypoint.sh, CMD suitecrm/run.sh, no USER (root by default)", srcSuiteDockerfile},
 			{"user", "non-root works as any UID with group 0: " + base + ", /bitnami/suitecrm and tmp are daemon:root 775/664; the pod runs as 1001:0 (fsGroup 0)", srcSuitePostunpack},
 			{"persistence", "on every start restore_persisted_app replaces " + base + " with a link to /bitnami/suitecrm, which needs /opt/bitnami writable by group 0: the 8.9.0 Dockerfile does not make it so, unlike the 8/debian-11 one, and SuiteCRM 8 as uid 1001 was reported failing there; not checked against the image here (it cannot be pulled): if the pod logs \"rm: cannot remove\", set spec.product.image to a build with RUN chmod g+rwX /opt/bitnami", srcSuitePersist},
@@ -208,6 +209,7 @@ func espoCRM() Profile {
 		},
 		Facts: []Fact{
 			personalFilesFact(crmv1alpha1.ProductEspoCRM),
+			{"start path", "docker-entrypoint.sh (set -euo pipefail): setEnvironments (ESPOCRM_* defaults, <VAR>_FILE); when $1 is apache2* or php-fpm: warnInsecureCredentials, warnLegacyInstallation, start (install when config:get isInstalled is not true: config:populate, setPermissions, database.*, db:check, rebuild, create-admin-user, set-password, siteUrl, app-check, isInstalled; else migrate: db:check, clear-cache, migrate, setPermissions), applyConfigEnv; then exec \"$@\". The application runs /usr/local/bin/apache2-foreground (no setup); the init and upgrade Jobs run apache2ctl -v through the setup", srcEspoEntrypoint},
 			{"image", "espocrm/espocrm 10.0.3 (php:8.4-apache-trixie), WORKDIR /var/www/html, ENTRYPOINT docker-entrypoint.sh, CMD apache2-foreground; data, custom, client/custom owned by www-data (33)", srcEspoDockerfile},
 			{"volumes", "mount /var/www/html/data, /var/www/html/custom and /var/www/html/client/custom separately; a volume at /var/www/html is the legacy layout and an empty one aborts the start (\"Container startup aborted\")", srcEspoEntrypoint},
 			{"permissions", "setPermissions runs chown -R www-data:www-data on the three directories under set -e: they must be owned by 33, so a prepare step creates them in the volume as 33 (fsGroup 33, OnRootMismatch)", srcEspoEntrypoint},
@@ -337,6 +339,7 @@ func odoo() Profile {
 		},
 		Facts: []Fact{
 			personalFilesFact(crmv1alpha1.ProductOdoo),
+			{"start path", "the operator's prepare step writes $ODOO_RC and the public URL; /entrypoint.sh (set -e) takes HOST, PORT, USER, PASSWORD and adds --db_* the file lacks; for odoo, -- or -*: wait-for-psql.py (the file's db_* first, the database named postgres, 30 s), then odoo: the configuration loaded and typed at import, sessions under data_dir, the server (or -i/-u with --stop-after-init, or shell)", srcOdooEntrypoint + "; " + srcOdoo18Config},
 			{"image", "odoo 18.0 (ubuntu:noble, Odoo's nightly .deb), USER odoo, ENTRYPOINT /entrypoint.sh, CMD odoo, ENV ODOO_RC=/etc/odoo/odoo.conf, VOLUME /var/lib/odoo /mnt/extra-addons, EXPOSE 8069 8071 8072, postgresql-client installed", srcOdooDockerfile},
 			{"user", "the .deb's system user odoo is uid 100, group odoo gid 101 (users is 100), home /var/lib/odoo: the pod runs as 100:101 with HOME=/var/lib/odoo", srcOdooDockerfile},
 			{"database", "the entrypoint reads HOST, PORT, USER, PASSWORD and passes --db_host/--db_port/--db_user/--db_password only when $1 is odoo, -- or -* and the key is not in $ODOO_RC; wait-for-psql.py reads $ODOO_RC first", srcOdooEntrypoint},
@@ -411,6 +414,7 @@ func twenty() Profile {
 		}},
 		Facts: []Fact{
 			personalFilesFact(crmv1alpha1.ProductTwenty),
+			{"start path", "/app/entrypoint.sh (set -e): setup_and_migrate_db (unless DISABLE_DB_MIGRATIONS=true: the URL split with awk, the database through postgres, setup-db and database:migrate:prod on an empty one, command:prod upgrade), register_background_jobs (unless DISABLE_CRON_JOBS_REGISTRATION=true; a failure warns), exec \"$@\": node dist/src/main (the server, /healthz on 3000), yarn worker:prod (the worker) or the Jobs' true", srcTwentyEntry},
 			{"image", "twentycrm/twenty: USER 1000, WORKDIR /app/packages/twenty-server, ENTRYPOINT /app/entrypoint.sh, CMD node dist/src/main", srcTwentyDocker},
 			{"migrations", "setup_and_migrate_db returns at once when DISABLE_DB_MIGRATIONS is exactly true (line 14); otherwise it creates the database through the postgres database, runs setup-db.ts and database:migrate:prod on an empty one and `yarn command:prod upgrade` always: the application runs with true, the init and upgrade Jobs with false", srcTwentyEntry},
 			{"cron", "register_background_jobs returns when DISABLE_CRON_JOBS_REGISTRATION is exactly true (line 46), a failure only warns; the server reads neither DISABLE_ variable: the server registers the cron jobs, the worker (compose: yarn worker:prod) does not", srcTwentyEntry + "; " + srcTwentyCompose},

@@ -72,7 +72,7 @@ func gdprOnRealPods(t *testing.T, s3 *s3Server, asleep []project) {
 	checkOdooSettings(t, od, "production")
 	// Files production keeps in Odoo's data directory: an attachment in the
 	// filestore (personal) and a module under addons/<series> (code).
-	must(t, kubectl, "exec", "-n", od.name, "deploy/production-app", "--", "sh", "-c",
+	must(t, kubectl, "exec", "-n", od.name, "deploy/production-app", "-c", "app", "--", "sh", "-c",
 		`mkdir -p "$(dirname "$0")" "$(dirname "$1")" && echo "Jane Doe, passport scan" >"$0" && echo "{'name': 'Kunde custom'}" >"$1"`, odooAttachment, odooModule)
 	apply(t, "apiVersion: crm.crmops.io/v1alpha1\nkind: Backup\nmetadata: {name: before-erasure, namespace: od}\nspec: {environmentRef: {name: production}}\n")
 	must(t, kubectl, "wait", "--for=condition=Ready", "backup/before-erasure", "-n", od.name, "--timeout=180s")
@@ -199,17 +199,17 @@ func checkAnonymizedCopy(t *testing.T, od project, env, before string) {
 	if got := od.sql(t, env, `SELECT count(DISTINCT email) FROM res_partner WHERE email IS NOT NULL`); got != "200" {
 		t.Errorf("%s's partners have %s distinct pseudonymous addresses, want 200", env, got)
 	}
-	if out, code := run(t, kubectl, "exec", "-n", od.name, "deploy/"+env+"-app", "--", "cat", odooModule); code != 0 || !strings.Contains(out, "Kunde custom") {
+	if out, code := run(t, kubectl, "exec", "-n", od.name, "deploy/"+env+"-app", "-c", "app", "--", "cat", odooModule); code != 0 || !strings.Contains(out, "Kunde custom") {
 		t.Errorf("%s lacks production's module %s (exit %d): %s", env, odooModule, code, out)
 	}
 	// Restored as Odoo's user (100:101), so Odoo may write where it wrote before.
-	if out, code := run(t, kubectl, "exec", "-n", od.name, "deploy/"+env+"-app", "--", "stat", "-c", "%u:%g", odooModule, path.Dir(odooModule)); code != 0 || strings.Join(strings.Fields(out), " ") != "100:101 100:101" {
+	if out, code := run(t, kubectl, "exec", "-n", od.name, "deploy/"+env+"-app", "-c", "app", "--", "stat", "-c", "%u:%g", odooModule, path.Dir(odooModule)); code != 0 || strings.Join(strings.Fields(out), " ") != "100:101 100:101" {
 		t.Errorf("%s's restored module and its directory are owned by %q (exit %d), want Odoo's 100:101", env, out, code)
 	}
-	if out, code := run(t, kubectl, "exec", "-n", od.name, "deploy/"+env+"-app", "--", "ls", "-R", "/var/lib/odoo"); code != 0 || strings.Contains(out, path.Base(odooAttachment)) {
+	if out, code := run(t, kubectl, "exec", "-n", od.name, "deploy/"+env+"-app", "-c", "app", "--", "ls", "-R", "/var/lib/odoo"); code != 0 || strings.Contains(out, path.Base(odooAttachment)) {
 		t.Errorf("%s holds production's attachment %s, or its data directory cannot be listed (exit %d):\n%s", env, odooAttachment, code, out)
 	}
-	if _, code := run(t, kubectl, "exec", "-n", od.name, "deploy/production-app", "--", "test", "-f", odooAttachment); code != 0 {
+	if _, code := run(t, kubectl, "exec", "-n", od.name, "deploy/production-app", "-c", "app", "--", "test", "-f", odooAttachment); code != 0 {
 		t.Errorf("production lost its attachment %s while %s was copied from it", odooAttachment, env)
 	}
 }

@@ -20,8 +20,10 @@ type project struct {
 	main string
 	// stages of the promotion path.
 	stages string
-	// product is odoo or, empty, custom.
+	// product is odoo, espocrm, suitecrm, twenty or, empty, custom.
 	product string
+	// version of the product; empty: the operator's default.
+	version string
 }
 
 func (p project) manifest(t *testing.T, s3 *s3Server, secretName, schedule string) string {
@@ -32,8 +34,11 @@ func (p project) manifest(t *testing.T, s3 *s3Server, secretName, schedule strin
 	}
 	product := fmt.Sprintf("{name: custom, version: \"1.0.0\", image: %s, databaseEngine: %s}", image(t, "crm-standin"), p.engine)
 	gdpr := ""
-	if p.product == "odoo" {
+	switch {
+	case p.product == "odoo" && p.version == "":
 		product, gdpr = `{name: odoo, version: "18.0"}`, "  gdpr: {anonymizeNonProduction: true}\n"
+	case p.product != "":
+		product = fmt.Sprintf("{name: %s, version: %q}", p.product, p.version)
 	}
 	return fmt.Sprintf(`apiVersion: crm.crmops.io/v1alpha1
 kind: ImplementationProject

@@ -349,4 +349,11 @@ spec:
 	t.Run("11 the portal reads the test environments' caught mail; nobody else does", func(t *testing.T) {
 		portalReadsCaughtMail(t, pg.name)
 	})
+
+	t.Run("12 every product on a stand-in as strict as its image: Ready, healthy through its Service, restored, upgraded by a promotion", func(t *testing.T) {
+		for _, env := range []string{"production", "staging"} {
+			must(t, kubectl, "patch", "environment/"+env, "-n", "od", "--type=merge", "-p", `{"spec":{"hibernate":true}}`)
+		}
+		productsOnRealPods(t, s3)
+	})
 }
