@@ -167,11 +167,12 @@ func AgentJob(in AgentJobInput) (*batchv1.Job, error) {
 
 	labels := componentLabels(in.EnvironmentInput, ComponentAgent)
 	sc := podSecurity(db.UID, db.UID, false)
-	if in.Command == "restore" && in.Profile.HasFiles() {
-		// The files a restore extracts are owned by whoever extracts them:
-		// the product's user, whose start path may chown or write them
-		// (EspoCRM's entrypoint chowns its directories under set -e). The
-		// database's client tools run as any user.
+	if (in.Command == "backup" || in.Command == "restore") && in.Profile.HasFiles() {
+		// The files are the product's: a backup reads what its user may
+		// read (files it wrote 0600, as EspoCRM's configuration), and a
+		// restore extracts them as that user, whose start path may chown or
+		// write them (EspoCRM's entrypoint chowns its directories under
+		// set -e). The database's client tools run as any user.
 		sc = podSecurity(in.Profile.UID, in.Profile.GID, false)
 	}
 	// Group access to the files the application wrote.

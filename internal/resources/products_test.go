@@ -194,15 +194,18 @@ func TestProductContracts(t *testing.T) {
 					t.Errorf("component %s runs with group %d", name, *d.Spec.Template.Spec.SecurityContext.RunAsGroup)
 				}
 			}
-			// The files a restore extracts belong to the product's user,
-			// who may chown or write them at its next start.
+			// The files are the product's user's: a backup reads what it may
+			// read, a restore extracts them so that it may chown or write
+			// them at its next start.
 			in.Project.Spec.Backup = &crmv1alpha1.BackupPolicy{Target: crmv1alpha1.BackupTarget{Volume: &crmv1alpha1.VolumeTarget{ClaimName: "backups"}}}
-			restore, err := AgentJob(AgentJobInput{EnvironmentInput: in, Command: "restore", JobName: "r-restore", BackupName: "b"})
-			if err != nil {
-				t.Fatal(err)
-			}
-			if rsc := restore.Spec.Template.Spec.SecurityContext; *rsc.RunAsUser != tc.uid || *rsc.RunAsGroup != tc.gid {
-				t.Errorf("the restore Job extracts the files as %d:%d, the product runs as %d:%d", *rsc.RunAsUser, *rsc.RunAsGroup, tc.uid, tc.gid)
+			for _, command := range []string{"backup", "restore"} {
+				job, err := AgentJob(AgentJobInput{EnvironmentInput: in, Command: command, JobName: "r-" + command, BackupName: "b"})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if jsc := job.Spec.Template.Spec.SecurityContext; *jsc.RunAsUser != tc.uid || *jsc.RunAsGroup != tc.gid {
+					t.Errorf("the %s Job handles the files as %d:%d, the product runs as %d:%d", command, *jsc.RunAsUser, *jsc.RunAsGroup, tc.uid, tc.gid)
+				}
 			}
 			if in.Profile.Init == nil {
 				if len(tc.initScriptHas) > 0 {
