@@ -373,8 +373,8 @@ func twenty() Profile {
 			// operator runs migrations in the init Job and in the
 			// promotion's migration slot, after the backup.
 			env("DISABLE_DB_MIGRATIONS", "true"),
-			// Telemetry is on by default (events to twenty-telemetry.com);
-			// a customer's CRM reports nothing unless the project says so.
+			// Telemetry is on by default (events to twenty-telemetry.com):
+			// a customer's CRM reports nothing to its makers.
 			env("TELEMETRY_ENABLED", "false"),
 			env("YARN_ENABLE_TELEMETRY", "0"),
 			// Settings stored from the admin panel would override these
