@@ -98,13 +98,7 @@ func gdprOnRealPods(t *testing.T, s3 *s3Server, asleep []project) {
 		must(t, kubectl, "delete", "restore/staging-bootstrap", "-n", od.name)
 		apply(t, "apiVersion: crm.crmops.io/v1alpha1\nkind: Restore\nmetadata: {name: staging-bootstrap, namespace: od}\n"+
 			"spec: {backupRef: {name: before-erasure}, environmentRef: {name: staging}}\n")
-		eventually(t, 5*time.Minute, "the second staging-bootstrap completes", func() (bool, error) {
-			phase := get(t, od.name, "restore/staging-bootstrap", "{.status.phase}")
-			if phase == "Failed" {
-				t.Fatalf("the restore failed: %s", get(t, od.name, "restore/staging-bootstrap", "{.status.message}"))
-			}
-			return phase == "Completed", nil
-		})
+		restoreCompletes(t, od.name, "staging-bootstrap")
 		if got := get(t, od.name, "restore/staging-bootstrap", "{.status.anonymized}"); got != "true" {
 			t.Errorf("the second staging-bootstrap's status.anonymized is %q, want true", got)
 		}
@@ -132,13 +126,7 @@ func gdprOnRealPods(t *testing.T, s3 *s3Server, asleep []project) {
 		restore := func(name string) {
 			apply(t, fmt.Sprintf("apiVersion: crm.crmops.io/v1alpha1\nkind: Restore\nmetadata: {name: %s, namespace: od}\n"+
 				"spec: {backupRef: {name: before-erasure}, environmentRef: {name: production}, confirm: production}\n", name))
-			eventually(t, 5*time.Minute, "restore "+name+" completes", func() (bool, error) {
-				phase := get(t, od.name, "restore/"+name, "{.status.phase}")
-				if phase == "Failed" {
-					t.Fatalf("restore %s failed: %s", name, get(t, od.name, "restore/"+name, "{.status.message}"))
-				}
-				return phase == "Completed", nil
-			})
+			restoreCompletes(t, od.name, name)
 			must(t, kubectl, "wait", "--for=condition=Ready", "environment/production", "-n", od.name, "--timeout=180s")
 		}
 		restore("with-erasure")

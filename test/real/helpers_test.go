@@ -53,11 +53,26 @@ func eventually(t *testing.T, timeout time.Duration, what string, cond func() (b
 // second for d.
 func consistently(t *testing.T, d time.Duration, what string, cond func() bool) {
 	t.Helper()
-	for deadline := time.Now().Add(d); time.Now().Before(deadline); time.Sleep(time.Second) {
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for deadline := time.Now().Add(d); time.Now().Before(deadline); <-tick.C {
 		if !cond() {
 			t.Fatalf("%s no longer holds", what)
 		}
 	}
+}
+
+// restoreCompletes waits up to 5 minutes for Restore name in ns to
+// complete, and fails t with its message when it fails.
+func restoreCompletes(t *testing.T, ns, name string) {
+	t.Helper()
+	eventually(t, 5*time.Minute, "restore "+name+" completes", func() (bool, error) {
+		phase := get(t, ns, "restore/"+name, "{.status.phase}")
+		if phase == "Failed" {
+			t.Fatalf("restore %s failed: %s", name, get(t, ns, "restore/"+name, "{.status.message}"))
+		}
+		return phase == "Completed", nil
+	})
 }
 
 func apply(t *testing.T, manifest string) {

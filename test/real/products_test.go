@@ -102,13 +102,7 @@ func productsOnRealPods(t *testing.T, s3 *s3Server) {
 					must(t, kubectl, "wait", "--for=condition=Ready", "backup/own", "-n", p.name, "--timeout=180s")
 					p.sql(t, "test", "INSERT INTO standin_marker VALUES ('after')")
 					apply(t, fmt.Sprintf("apiVersion: crm.crmops.io/v1alpha1\nkind: Restore\nmetadata: {name: own, namespace: %s}\nspec: {backupRef: {name: own}, environmentRef: {name: test}}\n", p.name))
-					eventually(t, 5*time.Minute, "the restore of its own backup completes", func() (bool, error) {
-						phase := get(t, p.name, "restore/own", "{.status.phase}")
-						if phase == "Failed" {
-							t.Fatalf("the restore failed: %s", get(t, p.name, "restore/own", "{.status.message}"))
-						}
-						return phase == "Completed", nil
-					})
+					restoreCompletes(t, p.name, "own")
 					must(t, kubectl, "wait", "--for=condition=Ready", "environment/test", "-n", p.name, "--timeout=240s")
 					if got := p.sql(t, "test", "SELECT count(*) FROM standin_marker WHERE what = 'after'") + " " + p.sql(t, "test", "SELECT count(*) FROM standin_marker"); got != "0 1" {
 						t.Errorf("after the restore of its own backup the marker rows are %q, want only 'before'", got)

@@ -193,13 +193,7 @@ func TestRealNode(t *testing.T) {
 			return get(t, pg.name, "restore/test-from-production", "{.status.phase}") == "Running", nil
 		})
 		killLeader(t, "SIGKILL")
-		eventually(t, 5*time.Minute, "the restore completes", func() (bool, error) {
-			phase := get(t, pg.name, "restore/test-from-production", "{.status.phase}")
-			if phase == "Failed" {
-				t.Fatalf("the restore failed: %s", get(t, pg.name, "restore/test-from-production", "{.status.message}"))
-			}
-			return phase == "Completed", nil
-		})
+		restoreCompletes(t, pg.name, "test-from-production")
 		must(t, kubectl, "wait", "--for=condition=Ready", "environment/test", "-n", pg.name, "--timeout=180s")
 		if got := pg.fingerprint(t, "test"); got != before {
 			t.Errorf("test after the restore holds %s, production's backup held %s", got, before)

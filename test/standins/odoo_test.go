@@ -49,11 +49,12 @@ func containerEnv(c corev1.Container) []string {
 }
 
 // stubs is a directory of commands standing in for the database client:
-// psql answers "f" (no Odoo tables yet) and records its arguments.
+// psql records its arguments, answers "f" to whether Odoo's tables exist,
+// whether base is installed from STUB_BASE (1 unless 0), and 1 otherwise.
 func stubs(t *testing.T) string {
 	t.Helper()
 	dir := t.TempDir()
-	psql := "#!/bin/sh\necho \"$*\" >>\"$STUB_LOG\"\ncase \"$*\" in *to_regclass*) echo f;; *) echo 1;; esac\n"
+	psql := "#!/bin/sh\necho \"$*\" >>\"$STUB_LOG\"\ncase \"$*\" in *ir_module_module*) [ \"$STUB_BASE\" = 0 ] || echo 1;; *to_regclass*) echo f;; *) echo 1;; esac\n"
 	if err := os.WriteFile(filepath.Join(dir, "psql"), []byte(psql), 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -164,11 +165,7 @@ func TestTheOdooInitSetsTheAdminPasswordOnEveryRun(t *testing.T) {
 			if err := os.WriteFile(entrypoint, []byte("#!/bin/sh\necho \"entrypoint $*\" >>\"$STUB_LOG\"\n[ \"$2\" = shell ] && cat >>\"$STUB_LOG\"\nexit 0\n"), 0o755); err != nil {
 				t.Fatal(err)
 			}
-			psql := "#!/bin/sh\ncase \"$*\" in *ir_module_module*) [ \"$STUB_BASE\" = 1 ] && echo 1;; *to_regclass*) echo f;; *) echo 1;; esac\nexit 0\n"
-			bin := t.TempDir()
-			if err := os.WriteFile(filepath.Join(bin, "psql"), []byte(psql), 0o755); err != nil {
-				t.Fatal(err)
-			}
+			bin := stubs(t)
 			base := "0"
 			if tc.baseInstalled {
 				base = "1"
