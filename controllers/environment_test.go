@@ -21,6 +21,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	crmv1alpha1 "github.com/crmops/crm-operator/api/v1alpha1"
+	"github.com/crmops/crm-operator/internal/crm"
 	"github.com/crmops/crm-operator/internal/kube"
 	"github.com/crmops/crm-operator/internal/resources"
 )
@@ -561,4 +562,45 @@ func TestAFieldTheOperatorStopsSettingIsRemoved(t *testing.T) {
 	g.Expect(k8s.Patch(ctx, old, client.Apply, client.FieldOwner(kube.FieldOwner), client.ForceOwnership)).To(Succeed()) //nolint:staticcheck // SSA of a typed object, as the operator's release before
 	g.Expect(dnsPeers()).NotTo(BeEmpty())
 	g.Eventually(dnsPeers).WithTimeout(wait).Should(BeEmpty(), "the previous release's DNS peers are still there")
+}
+
+// A database keeps the server version it was created with: a release of the
+// operator with a newer default would otherwise start the old data
+// directory under a new major version, which PostgreSQL refuses.
+func TestADatabaseKeepsTheVersionItWasCreatedWith(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	p := newProject("dbversion") // EspoCRM: MariaDB
+	createProject(ctx, t, p)
+
+	// What a release whose default was MariaDB 11.4 left behind: the
+	// database StatefulSet of "legacy", and an environment status without
+	// the version.
+	profile, err := crm.For(p.Spec.Product)
+	g.Expect(err).NotTo(HaveOccurred())
+	older := newEnvironment(p.Name, "legacy", crmv1alpha1.StageTest)
+	older.Status.DatabaseVersion = "11.4"
+	desired, _ := resources.EnvironmentObjects(&resources.EnvironmentInput{Project: p, Env: older, Profile: profile, Version: profile.DefaultVersion})
+	for _, obj := range desired {
+		if sts, ok := obj.(*appsv1.StatefulSet); ok && sts.Name == resources.DatabaseName("legacy") {
+			g.Expect(sts.Spec.Template.Spec.Containers[0].Image).To(Equal("mariadb:11.4"))
+			g.Expect(k8s.Create(ctx, sts)).To(Succeed())
+		}
+	}
+	g.Expect(k8s.Create(ctx, newEnvironment(p.Name, "legacy", crmv1alpha1.StageTest))).To(Succeed())
+	g.Expect(k8s.Create(ctx, newEnvironment(p.Name, "fresh", crmv1alpha1.StageTest))).To(Succeed())
+
+	for name, want := range map[string]string{"legacy": "11.4", "fresh": "11.8"} {
+		env := &crmv1alpha1.Environment{}
+		g.Eventually(func() string {
+			_ = k8s.Get(ctx, key(p.Name, name), env)
+			return env.Status.DatabaseVersion
+		}).WithTimeout(wait).Should(Equal(want), name)
+		sts := &appsv1.StatefulSet{}
+		g.Eventually(func(g Gomega) {
+			g.Expect(k8s.Get(ctx, key(p.Name, resources.DatabaseName(name)), sts)).To(Succeed())
+			g.Expect(metav1.IsControlledBy(sts, env)).To(BeTrue(), "the environment owns its database")
+			g.Expect(sts.Spec.Template.Spec.Containers[0].Image).To(Equal("mariadb:" + want))
+		}).WithTimeout(wait).Should(Succeed(), name)
+	}
 }

@@ -5,8 +5,9 @@
 #   crm-local/pause             the pod sandbox: build/pause/linux/pause.c of
 #                               the k8s.io/kubernetes module, gcc -static
 #   crm-local/postgres          stand-ins for the official postgres and mariadb
-#   crm-local/mariadb           images: Debian bookworm's server (mmdebstrap,
-#                               the machine's apt sources) under the official
+#   crm-local/mariadb           images: Debian trixie's PostgreSQL 17 and MariaDB
+#                               11.8, the majors the operator deploys by default
+#                               (mmdebstrap from deb.debian.org) under the official
 #                               images' interface (hack/images/*: variables,
 #                               PGDATA, data paths, uid 999, healthcheck.sh)
 #   crm-local/crm-standin       a stand-in CRM application (hack/images/crm-standin)
@@ -66,11 +67,15 @@ rootfs_image() {
 	crane mutate "$REGISTRY/crm-local/scratch:build" --set-platform linux/amd64 "$@" -t "$ref" >/dev/null 2>&1
 }
 
-# debian_rootfs OUT PACKAGES HOOK...: bookworm minbase with PACKAGES, no docs,
-# man pages or locales, the apt lists removed.
+# debian_rootfs OUT PACKAGES HOOK...: minbase of $SUITE with PACKAGES, no
+# docs, man pages or locales, the apt lists removed. bookworm (the default)
+# comes from the machine's apt sources; another suite from deb.debian.org,
+# with its security updates.
 debian_rootfs() {
-	local tarball=$1 packages=$2
+	local tarball=$1 packages=$2 suite=${SUITE:-bookworm}
 	shift 2
+	local sources=()
+	[ "$suite" = bookworm ] || sources=("deb http://deb.debian.org/debian $suite main" "deb http://deb.debian.org/debian-security $suite-security main")
 	local hooks=()
 	for h in "$@"; do hooks+=(--customize-hook="$h"); done
 	mmdebstrap --quiet --variant=minbase --include="$packages" \
@@ -78,7 +83,7 @@ debian_rootfs() {
 		--dpkgopt='path-exclude=/usr/share/locale/*' --dpkgopt='path-include=/usr/share/locale/locale.alias' \
 		"${hooks[@]}" \
 		--customize-hook='rm -rf "$1"/var/lib/apt/lists/* "$1"/var/cache/apt/*' \
-		bookworm "$tarball"
+		"$suite" "$tarball" "${sources[@]}"
 }
 
 pause_src=$(cd "$root/hack/tools/k8s" && go list -m -f '{{.Dir}}' k8s.io/kubernetes)/build/pause/linux/pause.c
@@ -99,25 +104,25 @@ uid999() { # ACCOUNT: a customize hook
 }
 build_postgres() {
 	# zstd: only for make test-real's baseline (pg_dump | zstd on the pod).
-	debian_rootfs "$work/postgres.tar" postgresql-15,postgresql-client-15,zstd "$(uid999 postgres)" \
+	SUITE=trixie debian_rootfs "$work/postgres.tar" postgresql-17,postgresql-client-17,zstd "$(uid999 postgres)" \
 		'cp '"$root"'/hack/images/postgres/docker-entrypoint.sh "$1"/usr/local/bin/' \
 		'chroot "$1" sh -c "install -d -o postgres -g postgres -m 3777 /var/run/postgresql /var/lib/postgresql/data"' \
-		"sed -ri \"s!^#?(listen_addresses)\\s*=\\s*\\S+.*!\\1 = '*'!\" \"\$1\"/usr/share/postgresql/15/postgresql.conf.sample"
+		"sed -ri \"s!^#?(listen_addresses)\\s*=\\s*\\S+.*!\\1 = '*'!\" \"\$1\"/usr/share/postgresql/17/postgresql.conf.sample"
 	rootfs_image "$1" "$work/postgres.tar" --entrypoint docker-entrypoint.sh --cmd postgres \
-		--env PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:/usr/lib/postgresql/15/bin \
-		--env PGDATA=/var/lib/postgresql/data --env LANG=C.UTF-8 --env PG_MAJOR=15 \
-		--label org.opencontainers.image.description="crm-local stand-in for the official postgres image (Debian bookworm's PostgreSQL 15)"
+		--env PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:/usr/lib/postgresql/17/bin \
+		--env PGDATA=/var/lib/postgresql/data --env LANG=C.UTF-8 --env PG_MAJOR=17 \
+		--label org.opencontainers.image.description="crm-local stand-in for the official postgres image (Debian trixie's PostgreSQL 17)"
 }
 build_mariadb() {
-	debian_rootfs "$work/mariadb.tar" mariadb-server,mariadb-client,zstd "$(uid999 mysql)" \
+	SUITE=trixie debian_rootfs "$work/mariadb.tar" mariadb-server,mariadb-client,zstd "$(uid999 mysql)" \
 		'cp '"$root"'/hack/images/mariadb/docker-entrypoint.sh '"$root"'/hack/images/mariadb/healthcheck.sh "$1"/usr/local/bin/' \
 		'printf "[mariadb]\nhost-cache-size=0\nskip-name-resolve\nbind-address=0.0.0.0\n" >"$1"/etc/mysql/mariadb.conf.d/99-crm-local.cnf' \
 		'chroot "$1" sh -c "install -d -o mysql -g mysql -m 1777 /run/mysqld && install -d -o mysql -g mysql /var/lib/mysql"'
 	rootfs_image "$1" "$work/mariadb.tar" --entrypoint docker-entrypoint.sh --cmd mariadbd --env LANG=C.UTF-8 \
-		--label org.opencontainers.image.description="crm-local stand-in for the official mariadb image (Debian bookworm's MariaDB 10.11)"
+		--label org.opencontainers.image.description="crm-local stand-in for the official mariadb image (Debian trixie's MariaDB 11.8)"
 }
-image postgres "15-$(key <(declare -f build_postgres debian_rootfs uid999 rootfs_image) "$root/hack/images/postgres/docker-entrypoint.sh")" build_postgres
-image mariadb "10.11-$(key <(declare -f build_mariadb debian_rootfs uid999 rootfs_image) "$root/hack/images/mariadb/docker-entrypoint.sh" "$root/hack/images/mariadb/healthcheck.sh")" build_mariadb
+image postgres "17-$(key <(declare -f build_postgres debian_rootfs uid999 rootfs_image) "$root/hack/images/postgres/docker-entrypoint.sh")" build_postgres
+image mariadb "11.8-$(key <(declare -f build_mariadb debian_rootfs uid999 rootfs_image) "$root/hack/images/mariadb/docker-entrypoint.sh" "$root/hack/images/mariadb/healthcheck.sh")" build_mariadb
 
 # Static Go binaries on a base of their own: /etc/passwd and /etc/group with
 # nonroot (65532, as distroless), the machine's CA certificates, /tmp.

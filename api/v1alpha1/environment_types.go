@@ -95,7 +95,7 @@ type ExternalDatabase struct {
 	// ServerVersion is the database server's version (e.g. "17" or "11.8"):
 	// backup, restore and erasure Jobs run the database image of that tag
 	// (postgres:17), so that pg_dump is never older than the server. Unset:
-	// the operator's default image (postgres:16.6, mariadb:11.4); an agent
+	// the operator's default image (postgres:17.9, mariadb:11.8); an agent
 	// that finds the server newer than its tools refuses, naming both.
 	// +kubebuilder:validation:MaxLength=32
 	// +kubebuilder:validation:Pattern=`^[0-9]+(\.[0-9]+){0,2}$`
@@ -275,6 +275,13 @@ type EnvironmentStatus struct {
 	// Image the application runs.
 	// +optional
 	Image string `json:"image,omitempty"`
+	// DatabaseVersion is the version of the database server the operator
+	// runs for the environment: its default when the database was created.
+	// An operator release with a newer default keeps it, since a data
+	// directory does not start under another major version; backup and
+	// restore Jobs use the same version's tools.
+	// +optional
+	DatabaseVersion string `json:"databaseVersion,omitempty"`
 	// MailURL is where the environment's caught mail is read (non-production).
 	// +optional
 	MailURL string `json:"mailURL,omitempty"`
@@ -309,6 +316,7 @@ type EnvironmentStatus struct {
 // +kubebuilder:printcolumn:name="Version",type=string,JSONPath=`.status.version`
 // +kubebuilder:printcolumn:name="Increment",type=string,JSONPath=`.status.currentIncrement`,priority=1
 // +kubebuilder:printcolumn:name="URL",type=string,JSONPath=`.status.url`
+// +kubebuilder:printcolumn:name="Database",type=string,JSONPath=`.status.databaseVersion`,priority=1
 // +kubebuilder:printcolumn:name="Last-Backup",type=date,JSONPath=`.status.lastBackup.completedAt`,priority=1
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 // +kubebuilder:validation:XValidation:rule="self.metadata.name.size() <= 40 && self.metadata.name.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?$')",message="metadata.name must be a DNS label of at most 40 characters: it prefixes the names of the environment's objects"

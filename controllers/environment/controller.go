@@ -111,6 +111,11 @@ func (r *Reconciler) Step(ctx context.Context, env *crmv1alpha1.Environment) (ct
 	if ok, err := r.adoptRetained(ctx, env); err != nil || !ok {
 		return ctrl.Result{}, err // a changed environment or its data brings us back
 	}
+	if env.Spec.Database.External == nil && env.Status.DatabaseVersion == "" {
+		if env.Status.DatabaseVersion, err = r.databaseVersion(ctx, env, profile); err != nil {
+			return ctrl.Result{}, err
+		}
+	}
 
 	if in.Profile.HasFiles() {
 		pvc := &corev1.PersistentVolumeClaim{}
@@ -181,6 +186,25 @@ func (r *Reconciler) Step(ctx context.Context, env *crmv1alpha1.Environment) (ct
 		}
 	}
 	return ctrl.Result{RequeueAfter: requeue}, nil
+}
+
+// databaseVersion is the version the environment's database runs: the one
+// its StatefulSet was created with (an environment from before the status
+// field, or whose status was lost), else the operator's default for a new one.
+// Read from the API server once per environment, not from a cache that may
+// not hold the StatefulSet yet: a wrong answer would start the data
+// directory under another version.
+func (r *Reconciler) databaseVersion(ctx context.Context, env *crmv1alpha1.Environment, profile crm.Profile) (string, error) {
+	sts := &metav1.PartialObjectMetadata{}
+	sts.SetGroupVersionKind(appsv1.SchemeGroupVersion.WithKind("StatefulSet"))
+	err := r.APIReader.Get(ctx, types.NamespacedName{Namespace: env.Namespace, Name: resources.DatabaseName(env.Name)}, sts)
+	if v := sts.Labels[resources.LabelVersion]; err == nil && v != "" {
+		return v, nil
+	}
+	if err != nil && !apierrors.IsNotFound(err) {
+		return "", err
+	}
+	return crm.DatabaseFor(profile.Engine).Version, nil
 }
 
 // ensureCredentials creates the credentials Secret once, with random values.

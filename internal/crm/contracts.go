@@ -77,8 +77,8 @@ func ContractsMarkdown() string {
 		b.WriteString("\n")
 	}
 	b.WriteString("## Databases and Redis\n\n| server | image | user | source |\n|---|---|---|---|\n")
-	b.WriteString("| PostgreSQL | `postgres:" + DatabaseFor(crmv1alpha1.DatabasePostgreSQL).Version + "` | uid/gid 999 (`groupadd -r postgres --gid=999; useradd -r -g postgres --uid=999`), PGDATA below the volume's root, POSTGRES_DB/_USER/_PASSWORD | docker-library/postgres@6edb0a8 16/bookworm/Dockerfile |\n")
-	b.WriteString("| MariaDB | `mariadb:" + DatabaseFor(crmv1alpha1.DatabaseMariaDB).Version + "` | `useradd -r` mysql (999, the first system id from the top), MARIADB_DATABASE/_USER/_PASSWORD/_ROOT_PASSWORD, healthcheck.sh | MariaDB/mariadb-docker@1b6429b 11.4/Dockerfile |\n")
+	b.WriteString("| PostgreSQL | `postgres:" + DatabaseFor(crmv1alpha1.DatabasePostgreSQL).Version + "` | uid/gid 999 (`groupadd -r postgres --gid=999; useradd -r -g postgres --uid=999`), PGDATA below the volume's root, POSTGRES_DB/_USER/_PASSWORD | docker-library/postgres@6edb0a8 17/trixie/Dockerfile (lines 11-13, 92: PG_VERSION 17.9, 184) |\n")
+	b.WriteString("| MariaDB | `mariadb:" + DatabaseFor(crmv1alpha1.DatabaseMariaDB).Version + "` | `useradd -r` mysql (999, the first system id from the top), MARIADB_DATABASE/_USER/_PASSWORD/_ROOT_PASSWORD, healthcheck.sh | MariaDB/mariadb-docker@1b6429b 11.8/Dockerfile (lines 5, 84: 11.8.8, 139-144) |\n")
 	b.WriteString("| Redis | `redis:" + Redis.Version + "` | uid/gid 999 (`groupadd -r -g 999 redis; useradd -r -g redis -u 999 redis`), WORKDIR /data | docker-library/redis@e920499 7.2/debian/Dockerfile |\n")
 	b.WriteString("| Mail catcher | `axllent/mailpit` | any non-root uid; MP_SMTP_BIND_ADDR, MP_UI_BIND_ADDR, MP_WEBROOT, MP_UI_AUTH; /livez, /readyz | axllent/mailpit@408b30d Dockerfile, cmd/root.go, server/server.go |\n")
 	return b.String()

@@ -283,10 +283,13 @@ func OwnedEnv(p crmv1alpha1.Product) []string {
 	return names
 }
 
-// The database and Redis servers the operator runs.
+// The database and Redis servers the operator runs for a new environment;
+// an existing one keeps the version it was created with (status.databaseVersion).
+// The real node's stand-ins run the same majors: Debian trixie's PostgreSQL
+// 17 and MariaDB 11.8 (hack/real-node-images.sh).
 const (
-	postgresVersion = "16.6"
-	mariaDBVersion  = "11.4"
+	postgresVersion = "17.9"
+	mariaDBVersion  = "11.8"
 	redisVersion    = "7.4"
 )
 

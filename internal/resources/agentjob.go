@@ -81,7 +81,7 @@ func AgentJob(in AgentJobInput) (*batchv1.Job, error) {
 	if stored == "" {
 		stored = env.Name
 	}
-	db := crm.DatabaseFor(in.Profile.Engine)
+	db := in.Database()
 	conn := connection(in.EnvironmentInput)
 
 	args := []string{in.Command, "--name", in.BackupName,

@@ -69,6 +69,17 @@ type EnvironmentInput struct {
 	MailReader *MailReader
 }
 
+// Database is the server the environment's database runs, and whose tools
+// its agent Jobs use: the operator's default image at the version recorded
+// when the database was created (status.databaseVersion).
+func (in *EnvironmentInput) Database() crm.Database {
+	db := crm.DatabaseFor(in.Profile.Engine)
+	if v := in.Env.Status.DatabaseVersion; v != "" && in.Env.Spec.Database.External == nil {
+		db.Version = v
+	}
+	return db
+}
+
 // Names of an environment's objects.
 func CredentialsName(env string) string { return env + "-credentials" }
 func DatabaseName(env string) string    { return env + "-db" }
@@ -177,7 +188,7 @@ func EnvironmentObjects(in *EnvironmentInput) (desired, absent []client.Object) 
 	ns := env.Namespace
 	hib := Hibernated(env)
 	conn := connection(in)
-	db := crm.DatabaseFor(in.Profile.Engine)
+	db := in.Database()
 
 	// The database, unless external.
 	if in.External == nil {

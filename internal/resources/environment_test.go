@@ -360,35 +360,59 @@ func hasEnv(vars []corev1.EnvVar, name, value string) bool {
 	return false
 }
 
-// Backup Jobs of an external database run the tools of its server version,
-// so that pg_dump is never older than the server.
-func TestAgentToolsFollowTheExternalServer(t *testing.T) {
+// Backup Jobs run the tools of the server they read: an external server's
+// version when it is given, else the version the managed database was
+// created with (status.databaseVersion), else the operator's default.
+func TestAgentToolsFollowTheServer(t *testing.T) {
 	for _, tc := range []struct {
-		product crmv1alpha1.ProductName
-		version string
-		want    string
+		name            string
+		product         crmv1alpha1.ProductName
+		external        bool
+		serverVersion   string
+		recorded        string
+		wantAgent       string
+		wantStatefulSet string
 	}{
-		{crmv1alpha1.ProductOdoo, "", "postgres:16.6"},
-		{crmv1alpha1.ProductOdoo, "17", "postgres:17"},
-		{crmv1alpha1.ProductEspoCRM, "11.8", "mariadb:11.8"},
+		{"external, no version: the default", crmv1alpha1.ProductOdoo, true, "", "", "postgres:17.9", ""},
+		{"external at 17", crmv1alpha1.ProductOdoo, true, "17", "", "postgres:17", ""},
+		{"external at 11.8", crmv1alpha1.ProductEspoCRM, true, "11.8", "", "mariadb:11.8", ""},
+		{"external: a version recorded while it was managed does not count", crmv1alpha1.ProductOdoo, true, "", "16.6", "postgres:17.9", ""},
+		{"managed, new: the default", crmv1alpha1.ProductOdoo, false, "", "", "postgres:17.9", "postgres:17.9"},
+		{"managed, created at 16.6 by an older release", crmv1alpha1.ProductOdoo, false, "", "16.6", "postgres:16.6", "postgres:16.6"},
+		{"managed, created at 11.4 by an older release", crmv1alpha1.ProductEspoCRM, false, "", "11.4", "mariadb:11.4", "mariadb:11.4"},
 	} {
-		var in *EnvironmentInput
-		for _, c := range Combinations("acme") {
-			if c.Input.Project.Spec.Product.Name == tc.product {
-				in = c.Input
-				break
+		t.Run(tc.name, func(t *testing.T) {
+			var in *EnvironmentInput
+			for _, c := range Combinations("acme") {
+				if c.Input.Project.Spec.Product.Name == tc.product && c.Input.Env.Spec.Database.External == nil {
+					in = c.Input
+					break
+				}
 			}
-		}
-		in.Project.Spec.Backup = &crmv1alpha1.BackupPolicy{Target: crmv1alpha1.BackupTarget{Volume: &crmv1alpha1.VolumeTarget{ClaimName: "backups"}}}
-		in.External = &ExternalDatabase{Host: "db.example", Port: 5432, Name: "crm", User: "crm", SecretName: "ext"}
-		in.Env.Spec.Database.External = &crmv1alpha1.ExternalDatabase{SecretName: "ext", ServerVersion: tc.version}
-		job, err := AgentJob(AgentJobInput{EnvironmentInput: in, Command: "backup", JobName: "b-backup", BackupName: "b", AgentImage: "op"})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if got := job.Spec.Template.Spec.Containers[0].Image; got != tc.want {
-			t.Errorf("%s with server version %q: agent image %s, want %s", tc.product, tc.version, got, tc.want)
-		}
+			in.Project.Spec.Backup = &crmv1alpha1.BackupPolicy{Target: crmv1alpha1.BackupTarget{Volume: &crmv1alpha1.VolumeTarget{ClaimName: "backups"}}}
+			in.Env.Status.DatabaseVersion = tc.recorded
+			if tc.external {
+				in.External = &ExternalDatabase{Host: "db.example", Port: 5432, Name: "crm", User: "crm", SecretName: "ext"}
+				in.Env.Spec.Database.External = &crmv1alpha1.ExternalDatabase{SecretName: "ext", ServerVersion: tc.serverVersion}
+			}
+			job, err := AgentJob(AgentJobInput{EnvironmentInput: in, Command: "backup", JobName: "b-backup", BackupName: "b", AgentImage: "op"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := job.Spec.Template.Spec.Containers[0].Image; got != tc.wantAgent {
+				t.Errorf("agent image %s, want %s", got, tc.wantAgent)
+			}
+			got := ""
+			desired, _ := EnvironmentObjects(in)
+			for _, obj := range desired {
+				if sts, ok := obj.(*appsv1.StatefulSet); ok && sts.Name == DatabaseName(in.Env.Name) {
+					got = sts.Spec.Template.Spec.Containers[0].Image
+				}
+			}
+			if got != tc.wantStatefulSet {
+				t.Errorf("database StatefulSet image %q, want %q", got, tc.wantStatefulSet)
+			}
+		})
 	}
 }
 

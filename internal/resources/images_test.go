@@ -13,8 +13,8 @@ func TestImagesResolve(t *testing.T) {
 		component, repository, version string
 		want                           string
 	}{
-		{"no mirror, no override: the default with its version", Images{}, "postgresql", "postgres", "16.6", "postgres:16.6"},
-		{"a short Docker Hub name is mirrored under library/", mirrored, "postgresql", "postgres", "16.6", "mirror.example.com/dockerhub/library/postgres:16.6"},
+		{"no mirror, no override: the default with its version", Images{}, "postgresql", "postgres", "17.9", "postgres:17.9"},
+		{"a short Docker Hub name is mirrored under library/", mirrored, "postgresql", "postgres", "17.9", "mirror.example.com/dockerhub/library/postgres:17.9"},
 		{"a Docker Hub repository keeps its path", mirrored, "odoo", "docker.io/library/odoo", "18.0", "mirror.example.com/dockerhub/library/odoo:18.0"},
 		{"another registry goes to the catch-all mirror", mirrored, "x", "ghcr.io/crmops/crm-operator", "v0.1.0", "mirror.example.com/other/crmops/crm-operator:v0.1.0"},
 		{"a registry without a mirror and no catch-all is pulled from the source",
@@ -25,7 +25,7 @@ func TestImagesResolve(t *testing.T) {
 		{"an override with a tag is pulled as written", Images{Overrides: map[string]string{"redis": "registry.local:5000/redis:7.4-alpine"}},
 			"redis", "redis", "7.4", "registry.local:5000/redis:7.4-alpine"},
 		{"an override of another component changes nothing here", Images{Overrides: map[string]string{"mariadb": "r.local/mariadb"}},
-			"postgresql", "postgres", "16.6", "postgres:16.6"},
+			"postgresql", "postgres", "17.9", "postgres:17.9"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

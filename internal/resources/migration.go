@@ -89,7 +89,7 @@ func stepJob(in *EnvironmentInput, name, component string, first []corev1.Contai
 // client (pg_isready, mariadb-admin ping: 0 once the server answers, even
 // without credentials), as the Job's user, for at most the Job's deadline.
 func waitForDatabase(in *EnvironmentInput, conn crm.Connection) corev1.Container {
-	db := crm.DatabaseFor(in.Profile.Engine)
+	db := in.Database()
 	check := `pg_isready -q -h "$0" -p "$1" -U "$2"`
 	if db.Engine == crmv1alpha1.DatabaseMariaDB {
 		check = `mariadb-admin ping -h "$0" -P "$1" -u "$2" --protocol=tcp --connect-timeout=2 >/dev/null 2>&1`

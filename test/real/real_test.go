@@ -93,6 +93,18 @@ func TestRealNode(t *testing.T) {
 					t.Errorf("%s/%s's database runs as uid %s, want 999", p.name, env, got)
 				}
 			}
+			// The operator's default version for a new database, and the
+			// stand-in's server at the same major (hack/real-node-images.sh).
+			wantVersion, wantSeries, serverQuery := "17.9", "17.", "SELECT current_setting('server_version')"
+			if p.engine == "mariadb" {
+				wantVersion, wantSeries, serverQuery = "11.8", "11.8.", "SELECT VERSION()"
+			}
+			if got := get(t, p.name, "environment/"+p.main, "{.status.databaseVersion}"); got != wantVersion {
+				t.Errorf("%s/%s: status.databaseVersion %q, want the operator's default %s", p.name, p.main, got, wantVersion)
+			}
+			if got := p.sql(t, p.main, serverQuery); !strings.HasPrefix(got, wantSeries) {
+				t.Errorf("%s/%s's server is %q, not the series %s* the operator deploys by default", p.name, p.main, got, wantSeries)
+			}
 			p.seed(t, p.main, 1000)
 			if got := p.fingerprint(t, p.main); !strings.HasPrefix(got, "1000 ") {
 				t.Fatalf("%s %s holds %q, want 1000 rows", p.name, p.main, got)

@@ -1,6 +1,6 @@
 #!/bin/bash
 # Stand-in for the official image's entrypoint (MariaDB/mariadb-docker@1b6429b
-# 11.4/docker-entrypoint.sh), for the real node of the local cluster: the same
+# 11.8/docker-entrypoint.sh), for the real node of the local cluster: the same
 # documented interface (MARIADB_ROOT_PASSWORD, MARIADB_DATABASE, MARIADB_USER,
 # MARIADB_PASSWORD; root@'%' as MARIADB_ROOT_HOST's default; the healthcheck
 # user and $DATADIR/.my-healthcheck.cnf that healthcheck.sh reads), none of

@@ -1,6 +1,6 @@
 #!/bin/bash
 # Stand-in for the official image's healthcheck.sh (MariaDB/mariadb-docker@1b6429b
-# 11.4/healthcheck.sh) for the two tests the operator's readiness probe asks
+# 11.8/healthcheck.sh) for the two tests the operator's readiness probe asks
 # for: --connect (a connection to the server) and --innodb_initialized
 # (InnoDB ready), as the healthcheck user of $DATADIR/.my-healthcheck.cnf.
 set -eu
