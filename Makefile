@@ -28,9 +28,10 @@ manifests: controller-gen ## Generate CRDs and RBAC from the markers.
 	cp config/admission/increment_acceptance.yaml config/admission/production_version.yaml config/admission/production_protection.yaml config/admission/gdpr_environment.yaml config/admission/data_finalizers.yaml charts/crm-operator/files/admission/
 
 .PHONY: generate
-generate: controller-gen ## Generate deepcopy code and docs/products.md.
+generate: controller-gen ## Generate deepcopy code, docs/products.md and docs/reference/api.md (from the CRDs make manifests writes).
 	$(CONTROLLER_GEN) object paths="./api/..."
 	go run ./hack/productsdoc
+	go run ./hack/apidoc
 
 .PHONY: fmt
 fmt: ## go fmt.
@@ -41,11 +42,12 @@ vet: ## go vet.
 	go vet ./...
 
 .PHONY: verify-generated
-verify-generated: manifests generate ## Fail when generated files differ from the committed ones.
-	@if [ -n "$$(git status --porcelain -- api config charts/crm-operator)" ]; then \
-		git status --porcelain -- api config charts/crm-operator; \
-		git --no-pager diff --stat -- api config charts/crm-operator; \
+verify-generated: manifests generate ## Fail when generated files differ from the committed ones, or a link of README.md or docs/ is dead.
+	@if [ -n "$$(git status --porcelain -- api config charts/crm-operator docs/products.md docs/reference/api.md)" ]; then \
+		git status --porcelain -- api config charts/crm-operator docs/products.md docs/reference/api.md; \
+		git --no-pager diff --stat -- api config charts/crm-operator docs/products.md docs/reference/api.md; \
 		echo "generated files are stale: run 'make manifests generate' and commit"; exit 1; fi
+	go test $(GO_TEST_FLAGS) ./test/docs/
 
 .PHONY: test
 test: manifests generate vet envtest-bins test-servers ## Unit tests, envtest suites on a real kube-apiserver + etcd, agent tests on real PostgreSQL, MariaDB and S3.

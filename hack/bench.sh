@@ -19,7 +19,7 @@
 #                            GOMEMLIMIT from the container's memory limit)
 #   CLUSTER_QPS=200          client QPS of the simulated cluster's controller
 #                            manager and scheduler; 0 keeps their defaults,
-#                            which set the pace of every measure (see README)
+#                            which set the pace of every measure (docs/performance.md)
 #   BENCH_PPROF=1            save the operator's heap profile after the idle
 #                            window: bin/bench/heap-<N>.pprof
 # Figures: the table printed, and bin/bench/results.json.

@@ -24,7 +24,7 @@
 #                         CoreDNS, a local registry: hack/real-node-up.sh);
 #                         the operator's pods run there, on locally built
 #                         images (stand-ins where the official ones cannot
-#                         be pulled: README "A real node")
+#                         be pulled: docs/contributing/real-node.md)
 #   PORTAL=0              no product owner's portal and no OpenID provider
 #                         (default: with the demo)
 #   LOCAL_DIR, METRICS_PORT, PROBE_PORT, WEBHOOK_PORT   where state and logs go

@@ -13,7 +13,7 @@
 # it creates). Its address, 10.250.0.1, is on the loopback interface, routed
 # on this machine only: kubelet's port, CoreDNS, the API server and the test
 # S3 server listen there, never on an outward interface. Settings and why:
-# ../shared/real-node-notes.md and the README ("A real node").
+# docs/contributing/real-node.md#how-the-node-is-set-up-and-why.
 #
 #   KUBECONFIG      the cluster's admin kubeconfig (required)
 #   LOCAL_DIR       where pids, logs and configuration go (bin/local)
@@ -175,7 +175,7 @@ wait_for containerd 30 "$bin/ctr" --address "$run/containerd/containerd.sock" ve
 step "containerd: $("$bin/ctr" --address "$run/containerd/containerd.sock" version 2>/dev/null | awk '/Server/{s=1} s && /Version/{print $2; exit}'), runc $(runc --version | awk 'NR==1{print $3}')"
 
 # kubelet and kube-proxy talk to the API server with the cluster's admin
-# credentials: this is a local development cluster (the notes on RBAC in the README).
+# credentials: this is a local development cluster (docs/operator-guide/security.md).
 cat >"$dir/kubelet.yaml" <<EOF
 apiVersion: kubelet.config.k8s.io/v1beta1
 kind: KubeletConfiguration

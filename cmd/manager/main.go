@@ -80,7 +80,7 @@ func main() {
 	flag.IntVar(&concurrency, "concurrency", 32, "Workers of the project and environment controllers (their reconciles mostly wait on the API server).")
 	flag.IntVar(&promotionWorkers, "promotion-concurrency", 32, "Workers of the increment, backup, restore and erasure controllers, whose reconciles mostly wait on the API server.")
 	// The default client limit (QPS 20) makes convergence of many projects
-	// ~14x slower than the API server allows; see the README's tuning section.
+	// ~14x slower than the API server allows; see docs/operator-guide/manager-flags.md#throughput-and-memory.
 	flag.Float64Var(&kubeAPIQPS, "kube-api-qps", 200, "Queries per second to the API server.")
 	flag.IntVar(&kubeAPIBurst, "kube-api-burst", 400, "Burst of queries to the API server.")
 	flag.StringVar(&ingressNS, "ingress-namespace", "ingress-nginx", "Namespace of the cluster's ingress controller; environments admit traffic from it.")

@@ -8,7 +8,7 @@
 // names a person by sub, their user id, which is their email address.
 //
 // For local use only: production clusters use their own provider (Dex,
-// Keycloak, Entra ID, ...), which the README's portal section configures.
+// Keycloak, Entra ID, ...), configured as docs/user-guide/portal.md#deploying-it says.
 package main
 
 import (

@@ -102,7 +102,7 @@ func postgresBin() string {
 }
 
 // startPostgres: initdb refuses to run as root, so the cluster belongs to the
-// postgres user (see shared/environment-notes.md).
+// postgres user (docs/contributing/testing.md#real-database-servers-in-the-tests).
 func startPostgres() *server {
 	s := &server{engine: "postgresql"}
 	bin := postgresBin()

@@ -66,6 +66,9 @@ func TestIdentitySees(t *testing.T) {
 	p := &crmv1alpha1.ImplementationProject{Spec: crmv1alpha1.ImplementationProjectSpec{
 		ProductOwners: crmv1alpha1.Subjects{Users: []string{"po@acme.example"}, Groups: []string{"acme:product-owners"}},
 		Integrators:   &crmv1alpha1.Subjects{Groups: []string{"integrator:acme-team"}},
+		// Administrators read the project through their RoleBinding: the
+		// portal shows it to them too.
+		Administrators: &crmv1alpha1.Subjects{Users: []string{"admin@hoster.example"}},
 	}}
 	for _, tc := range []struct {
 		id          Identity
@@ -74,6 +77,7 @@ func TestIdentitySees(t *testing.T) {
 		{Identity{User: "po@acme.example"}, true, true},
 		{Identity{User: "someone@acme.example", Groups: []string{"acme:product-owners"}}, true, true},
 		{Identity{User: "dev@integrator.example", Groups: []string{"integrator:acme-team"}}, true, false},
+		{Identity{User: "admin@hoster.example"}, true, false},
 		{Identity{User: "po@other.example", Groups: []string{"other:product-owners"}}, false, false},
 		{Identity{Groups: []string{"acme:product-owners"}}, false, false}, // no user: not signed in
 	} {

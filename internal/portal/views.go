@@ -8,6 +8,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 
 	crmv1alpha1 "github.com/crmops/crm-operator/api/v1alpha1"
+	"github.com/crmops/crm-operator/internal/resources"
 )
 
 // Identity is the signed-in person as the cluster authenticates them: the
@@ -17,30 +18,21 @@ type Identity struct {
 	Groups []string
 }
 
-func (id Identity) in(s *crmv1alpha1.Subjects) bool {
-	if s == nil || id.User == "" {
-		return false
-	}
-	if slices.Contains(s.Users, id.User) {
-		return true
-	}
-	for _, g := range id.Groups {
-		if slices.Contains(s.Groups, g) {
+// ProductOwnerOf says whether the project names id among its product owners.
+func (id Identity) ProductOwnerOf(p *crmv1alpha1.ImplementationProject) bool {
+	return resources.Holds(&p.Spec.ProductOwners, id.User, id.Groups)
+}
+
+// Sees says whether id may see the project: whoever holds one of its roles
+// (resources.ProjectRoles, the same people its RoleBindings let read it),
+// nobody else (not even to learn that it exists).
+func (id Identity) Sees(p *crmv1alpha1.ImplementationProject) bool {
+	for _, role := range resources.ProjectRoles(p) {
+		if resources.Holds(role.Subjects, id.User, id.Groups) {
 			return true
 		}
 	}
 	return false
-}
-
-// ProductOwnerOf says whether the project names id among its product owners.
-func (id Identity) ProductOwnerOf(p *crmv1alpha1.ImplementationProject) bool {
-	return id.in(&p.Spec.ProductOwners)
-}
-
-// Sees says whether id may see the project: its product owners and
-// integrators do, nobody else (not even to learn that it exists).
-func (id Identity) Sees(p *crmv1alpha1.ImplementationProject) bool {
-	return id.ProductOwnerOf(p) || id.in(p.Spec.Integrators)
 }
 
 // Pending is an increment that waits for a product owner's decision.

@@ -4,6 +4,8 @@
 package resources
 
 import (
+	"slices"
+
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
@@ -152,11 +154,45 @@ func projectRBAC(p *crmv1alpha1.ImplementationProject, labels map[string]string)
 		&rbacv1.Role{TypeMeta: typeMeta("rbac.authorization.k8s.io/v1", "Role"), ObjectMeta: meta(ProductOwnerRoleName, ns, labels), Rules: poRules},
 		&rbacv1.Role{TypeMeta: typeMeta("rbac.authorization.k8s.io/v1", "Role"), ObjectMeta: meta(IntegratorRoleName, ns, labels), Rules: intRules},
 		&rbacv1.Role{TypeMeta: typeMeta("rbac.authorization.k8s.io/v1", "Role"), ObjectMeta: meta(AdministratorRoleName, ns, labels), Rules: adminRules},
-		roleBinding(ProductOwnerRoleName, ns, labels, &p.Spec.ProductOwners),
-		roleBinding(IntegratorRoleName, ns, labels, p.Spec.Integrators),
-		roleBinding(AdministratorRoleName, ns, labels, p.Spec.Administrators),
+	}
+	for _, role := range ProjectRoles(p) {
+		objs = append(objs, roleBinding(role.Name, ns, labels, role.Subjects))
 	}
 	return objs
+}
+
+// ProjectRole is a role a project names people for.
+type ProjectRole struct {
+	// Name of the Role and RoleBinding in the project's namespace.
+	Name     string
+	Subjects *crmv1alpha1.Subjects
+}
+
+// ProjectRoles are the project's roles and who holds them: the one
+// definition of who may see a project. Each is bound in its namespace with
+// read access, and each holder sees the project in the portal.
+func ProjectRoles(p *crmv1alpha1.ImplementationProject) []ProjectRole {
+	return []ProjectRole{
+		{ProductOwnerRoleName, &p.Spec.ProductOwners},
+		{IntegratorRoleName, p.Spec.Integrators},
+		{AdministratorRoleName, p.Spec.Administrators},
+	}
+}
+
+// Holds says whether the user, or one of the groups, is among s (nil: nobody).
+func Holds(s *crmv1alpha1.Subjects, user string, groups []string) bool {
+	if s == nil || user == "" {
+		return false
+	}
+	if slices.Contains(s.Users, user) {
+		return true
+	}
+	for _, g := range groups {
+		if slices.Contains(s.Groups, g) {
+			return true
+		}
+	}
+	return false
 }
 
 // contentRule: the virtual subresource admission policy crm-increment-content

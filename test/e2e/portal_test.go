@@ -36,8 +36,8 @@ spec:
 `), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	must(t, kubectl, "apply", "-f", manifest)
-	must(t, kubectl, "wait", "--for=jsonpath={.status.phase}=AwaitingAcceptance", "increment/sprint-2", "-n", "demo", "--timeout=180s")
+	cluster.Must(t, kubectl, "apply", "-f", manifest)
+	cluster.Must(t, kubectl, "wait", "--for=jsonpath={.status.phase}=AwaitingAcceptance", "increment/sprint-2", "-n", "demo", "--timeout=180s")
 	passwords, err := os.ReadFile(filepath.Join(localDir, "idp", "passwords"))
 	if err != nil {
 		t.Fatal(err)

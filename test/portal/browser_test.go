@@ -27,9 +27,9 @@ func TestInTheBrowser(t *testing.T) {
 		Spec: crmv1alpha1.IncrementSpec{ProjectRef: crmv1alpha1.ProjectReference{Name: "gamma"}, Sprint: 2, Version: "10.0.4",
 			Changes: []crmv1alpha1.Change{{ID: "CRM-9", Title: "Export to the ERP", Block: "integration", Hours: 6}}},
 	}
-	must(t, admin.Create(ctx, second))
+	framework.NoError(t, admin.Create(ctx, second))
 	second.Status.Phase = crmv1alpha1.IncrementAwaitingAcceptance
-	must(t, admin.Status().Update(ctx, second))
+	framework.NoError(t, admin.Status().Update(ctx, second))
 
 	smtpAddr, _ := catcher(t, "gamma")
 	catchesMail(ctx, t, "gamma")
@@ -37,12 +37,12 @@ func TestInTheBrowser(t *testing.T) {
 		"Hello Person 5d1c0a7e,\nyour account at the customer portal is ready.\nThe Gamma team")
 
 	// The pages read the portal's cache: wait until it holds what was just written.
-	eventually(t, "the portal's cache holds gamma's project and increments", func() bool {
+	framework.Eventually(t, cacheWait, "the portal's cache holds gamma's project and increments", framework.Holds(func() bool {
 		p, inc := &crmv1alpha1.ImplementationProject{}, &crmv1alpha1.Increment{}
 		return objects.Get(ctx, client.ObjectKey{Name: "gamma"}, p) == nil && p.Status.Namespace == "gamma" && p.Status.DeliveredHours == 30 &&
 			objects.Get(ctx, client.ObjectKey{Namespace: "gamma", Name: "sprint-1"}, inc) == nil && inc.Status.Phase == crmv1alpha1.IncrementAwaitingAcceptance &&
 			objects.Get(ctx, client.ObjectKey{Namespace: "gamma", Name: "sprint-2"}, inc) == nil && inc.Status.Phase == crmv1alpha1.IncrementAwaitingAcceptance
-	})
+	}))
 	b := framework.NewBrowser(t, "portal")
 	do, text, shot := b.Do, b.Text, b.Shot
 	recorded := func(what string) {
@@ -92,7 +92,7 @@ func TestInTheBrowser(t *testing.T) {
 		chromedp.Click(chromedp.CSS(`#reject`)))
 	recorded("the rejection")
 	inc := &crmv1alpha1.Increment{}
-	must(t, admin.Get(ctx, client.ObjectKey{Namespace: "gamma", Name: "sprint-2"}, inc))
+	framework.NoError(t, admin.Get(ctx, client.ObjectKey{Namespace: "gamma", Name: "sprint-2"}, inc))
 	if a := inc.Spec.Acceptance; a == nil || a.Decision != crmv1alpha1.DecisionRejected || a.Comment != "the export misses the VAT id" ||
 		inc.Annotations[crmv1alpha1.AnnotationAcceptedBy] != "alice@alpha.example" {
 		t.Errorf("sprint-2 after alice's rejection: %+v, recorded as %q", a, inc.Annotations[crmv1alpha1.AnnotationAcceptedBy])
@@ -119,7 +119,7 @@ func TestInTheBrowser(t *testing.T) {
 	if strings.Contains(b.HTML(), `id="decision"`) {
 		t.Error("the decision form is offered again right after the acceptance")
 	}
-	must(t, admin.Get(ctx, client.ObjectKey{Namespace: "gamma", Name: "sprint-1"}, inc))
+	framework.NoError(t, admin.Get(ctx, client.ObjectKey{Namespace: "gamma", Name: "sprint-1"}, inc))
 	if got := inc.Annotations[crmv1alpha1.AnnotationAcceptedBy]; got != "alice@alpha.example" {
 		t.Fatalf("the acceptance is recorded as %q", got)
 	}
@@ -130,11 +130,11 @@ func TestInTheBrowser(t *testing.T) {
 		phase crmv1alpha1.IncrementPhase
 		stage crmv1alpha1.StagePhase
 	}{{crmv1alpha1.IncrementPromoting, "BackingUp"}, {crmv1alpha1.IncrementPromoting, "Migrating"}, {crmv1alpha1.IncrementPromoted, "Succeeded"}} {
-		must(t, admin.Get(ctx, client.ObjectKey{Namespace: "gamma", Name: "sprint-1"}, inc))
+		framework.NoError(t, admin.Get(ctx, client.ObjectKey{Namespace: "gamma", Name: "sprint-1"}, inc))
 		inc.Status.Phase = step.phase
 		inc.Status.AcceptedBy = "alice@alpha.example"
 		inc.Status.Stages = []crmv1alpha1.StageStatus{{Name: "test", Phase: "Succeeded", Version: "10.0.3"}, {Name: "production", Phase: step.stage, Version: "10.0.3"}}
-		must(t, admin.Status().Update(ctx, inc))
+		framework.NoError(t, admin.Status().Update(ctx, inc))
 		b.WaitText("the page shows production "+string(step.stage), "#progress", func(s string) bool { return strings.Contains(s, string(step.stage)) })
 	}
 	b.WaitText("the heading says Promoted", "#phase", func(s string) bool { return s == "Promoted" })

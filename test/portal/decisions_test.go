@@ -15,6 +15,7 @@ import (
 
 	crmv1alpha1 "github.com/crmops/crm-operator/api/v1alpha1"
 	"github.com/crmops/crm-operator/internal/portal"
+	"github.com/crmops/crm-operator/test/framework"
 )
 
 func TestProductOwnersSeeAndDecideOnTheirProjectsOnly(t *testing.T) {
@@ -25,10 +26,10 @@ func TestProductOwnersSeeAndDecideOnTheirProjectsOnly(t *testing.T) {
 
 	t.Run("the home page lists one's own projects and what waits for one's decision", func(t *testing.T) {
 		var page string
-		eventually(t, "alpha's increment reaches the portal's cache", func() bool {
+		framework.Eventually(t, cacheWait, "alpha's increment reaches the portal's cache", framework.Holds(func() bool {
 			_, page = alice.get("/")
 			return strings.Contains(page, "/projects/alpha/increments/sprint-1")
-		})
+		}))
 		if !strings.Contains(page, `href="/projects/alpha"`) {
 			t.Errorf("alice's home page does not list alpha:\n%s", page)
 		}
@@ -66,7 +67,7 @@ func TestProductOwnersSeeAndDecideOnTheirProjectsOnly(t *testing.T) {
 		// The portal's check is not the only one: alice's own token cannot
 		// accept beta's increment at the API server either.
 		c, err := client.New(portal.UserConfig(cfg, idp.token(t, "alice@alpha.example")), client.Options{Scheme: scheme})
-		must(t, err)
+		framework.NoError(t, err)
 		inc := &crmv1alpha1.Increment{}
 		inc.Namespace, inc.Name = "beta", "sprint-1"
 		err = c.Patch(ctx, inc, client.RawPatch(types.MergePatchType, []byte(`{"spec":{"acceptance":{"decision":"Accepted"}}}`)))
@@ -147,21 +148,21 @@ func TestProductOwnersSeeAndDecideOnTheirProjectsOnly(t *testing.T) {
 			ObjectMeta: metav1.ObjectMeta{Name: "earlier", Namespace: "alpha"},
 			Spec:       crmv1alpha1.IncrementSpec{ProjectRef: crmv1alpha1.ProjectReference{Name: "alpha"}, Sprint: 1, Version: "10.0.2"},
 		}
-		must(t, admin.Create(ctx, old))
+		framework.NoError(t, admin.Create(ctx, old))
 		old.Status.Phase = crmv1alpha1.IncrementPromoted
 		old.Status.Stages = []crmv1alpha1.StageStatus{{Name: "test", Phase: "Succeeded", FinishedAt: &done}, {Name: "production", Phase: "Succeeded", FinishedAt: &done}}
-		must(t, admin.Status().Update(ctx, old))
+		framework.NoError(t, admin.Status().Update(ctx, old))
 		p := &crmv1alpha1.ImplementationProject{}
-		must(t, admin.Get(ctx, types.NamespacedName{Name: "alpha"}, p))
+		framework.NoError(t, admin.Get(ctx, types.NamespacedName{Name: "alpha"}, p))
 		p.Status.Conditions = []metav1.Condition{{Type: crmv1alpha1.ConditionCompliant, Status: metav1.ConditionFalse, Reason: "Violations",
 			Message: "environment production: region us-east-1 is outside gdpr.allowedRegions", LastTransitionTime: metav1.Now()}}
-		must(t, admin.Status().Update(ctx, p))
+		framework.NoError(t, admin.Status().Update(ctx, p))
 		// Both writes reach the portal's cache in their own time.
 		wants := []string{"Sprint 1 promoted 2026-11-20 09:30 UTC",
 			"<strong class=\"warn\">not compliant</strong>: environment production: region us-east-1 is outside gdpr.allowedRegions",
 			"<td>test: Succeeded · production: Succeeded</td>"}
 		var page string
-		eventually(t, "the project page shows the earlier promotion and the compliance", func() bool {
+		framework.Eventually(t, cacheWait, "the project page shows the earlier promotion and the compliance", framework.Holds(func() bool {
 			_, page = alice.get("/projects/alpha")
 			for _, want := range wants {
 				if !strings.Contains(page, want) {
@@ -169,7 +170,7 @@ func TestProductOwnersSeeAndDecideOnTheirProjectsOnly(t *testing.T) {
 				}
 			}
 			return true
-		})
+		}))
 	})
 
 	t.Run("pages come in the person's language", func(t *testing.T) {
@@ -188,7 +189,7 @@ func TestProductOwnersSeeAndDecideOnTheirProjectsOnly(t *testing.T) {
 
 	t.Run("without a session every page asks to sign in", func(t *testing.T) {
 		resp, err := http.Get(site.URL + "/projects/alpha")
-		must(t, err)
+		framework.NoError(t, err)
 		resp.Body.Close()
 		if resp.StatusCode != http.StatusUnauthorized {
 			t.Errorf("GET /projects/alpha without a session: %d", resp.StatusCode)

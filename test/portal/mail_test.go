@@ -17,6 +17,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	crmv1alpha1 "github.com/crmops/crm-operator/api/v1alpha1"
+	"github.com/crmops/crm-operator/test/framework"
 )
 
 // The portal reads the catchers as the operator configures them: admin with
@@ -46,12 +47,12 @@ func catcherURL(env *crmv1alpha1.Environment) string {
 func catcher(t *testing.T, namespace string) (smtpAddr, web string) {
 	t.Helper()
 	bin, err := filepath.Abs(filepath.Join("..", "..", "bin", "mailpit"))
-	must(t, err)
+	framework.NoError(t, err)
 	if _, err := os.Stat(bin); err != nil {
 		t.Fatalf("bin/mailpit is missing (make test builds it): %v", err)
 	}
 	hash, err := bcrypt.GenerateFromPassword([]byte(mailPassword), bcrypt.MinCost)
-	must(t, err)
+	framework.NoError(t, err)
 	smtpPort, webPort := freePort(t), freePort(t)
 	cmd := exec.Command(bin)
 	cmd.Env = append(os.Environ(),
@@ -60,17 +61,17 @@ func catcher(t *testing.T, namespace string) (smtpAddr, web string) {
 		"MP_DATABASE="+filepath.Join(t.TempDir(), "mail.db"),
 		"MP_UI_AUTH=admin:admin-password-of-"+namespace+" portal:"+string(hash))
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-	must(t, cmd.Start())
+	framework.NoError(t, cmd.Start())
 	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
 	web = fmt.Sprintf("http://127.0.0.1:%d/mail/", webPort)
-	eventually(t, "the mail catcher answers", func() bool {
+	framework.Eventually(t, cacheWait, "the mail catcher answers", framework.Holds(func() bool {
 		resp, err := http.Get(web + "readyz")
 		if err != nil {
 			return false
 		}
 		resp.Body.Close()
 		return resp.StatusCode == http.StatusOK
-	})
+	}))
 	catchersMu.Lock()
 	catchers[namespace] = web
 	catchersMu.Unlock()
@@ -81,7 +82,7 @@ func catcher(t *testing.T, namespace string) (smtpAddr, web string) {
 func freePort(t *testing.T) int {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
-	must(t, err)
+	framework.NoError(t, err)
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port
 }
@@ -90,7 +91,7 @@ func freePort(t *testing.T) int {
 func send(t *testing.T, smtpAddr, from, to, subject, body string) {
 	t.Helper()
 	msg := fmt.Sprintf("From: %s\r\nTo: %s\r\nSubject: %s\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n%s\r\n", from, to, subject, body)
-	must(t, smtp.SendMail(smtpAddr, nil, from, []string{to}, []byte(msg)))
+	framework.NoError(t, smtp.SendMail(smtpAddr, nil, from, []string{to}, []byte(msg)))
 }
 
 // catchesMail sets the test environment's mail URL as the operator does
@@ -98,13 +99,13 @@ func send(t *testing.T, smtpAddr, from, to, subject, body string) {
 func catchesMail(ctx context.Context, t *testing.T, namespace string) {
 	t.Helper()
 	env := &crmv1alpha1.Environment{}
-	must(t, admin.Get(ctx, client.ObjectKey{Namespace: namespace, Name: "test"}, env))
+	framework.NoError(t, admin.Get(ctx, client.ObjectKey{Namespace: namespace, Name: "test"}, env))
 	env.Status.MailURL = "https://test." + namespace + ".crm.example/mail/"
-	must(t, admin.Status().Update(ctx, env))
-	eventually(t, "the portal's cache holds "+namespace+"'s mail URL", func() bool {
+	framework.NoError(t, admin.Status().Update(ctx, env))
+	framework.Eventually(t, cacheWait, "the portal's cache holds "+namespace+"'s mail URL", framework.Holds(func() bool {
 		cached := &crmv1alpha1.Environment{}
 		return objects.Get(ctx, client.ObjectKey{Namespace: namespace, Name: "test"}, cached) == nil && cached.Status.MailURL != ""
-	})
+	}))
 }
 
 // The product owner reads the mail the test environment sent on the
@@ -122,10 +123,10 @@ func TestTheProductOwnerReadsTheTestEnvironmentsMail(t *testing.T) {
 
 	mia := signIn(t, "mia@mailco.example")
 	var page string
-	eventually(t, "the increment page lists the caught message", func() bool {
+	framework.Eventually(t, cacheWait, "the increment page lists the caught message", framework.Holds(func() bool {
 		_, page = mia.get("/projects/mailco/increments/sprint-1")
 		return strings.Contains(page, "Your quote Q-1001 is ready")
-	})
+	}))
 	if !strings.Contains(page, "person-3f2a9c1b7d0e@example.invalid") || !strings.Contains(page, "Mail the test environment sent") {
 		t.Errorf("the mail table lacks the recipient or its heading:\n%s", page)
 	}
@@ -155,7 +156,7 @@ func TestTheProductOwnerReadsTheTestEnvironmentsMail(t *testing.T) {
 			req.SetBasicAuth(auth.user, auth.password)
 		}
 		resp, err := http.DefaultClient.Do(req)
-		must(t, err)
+		framework.NoError(t, err)
 		resp.Body.Close()
 		if resp.StatusCode != http.StatusUnauthorized {
 			t.Errorf("the catcher answered %s to user %q with password %q, want 401", resp.Status, auth.user, auth.password)

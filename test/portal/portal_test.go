@@ -55,6 +55,9 @@ func pemOf(s *httptest.Server) []byte {
 	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: s.Certificate().Raw})
 }
 
+// cacheWait bounds how long the portal's cache may take to follow the API server.
+const cacheWait = 20 * time.Second
+
 func TestMain(m *testing.M) {
 	os.Exit(run(m))
 }
@@ -191,7 +194,7 @@ func project(ctx context.Context, t *testing.T, name string, owners, integrators
 	if len(integrators) > 0 {
 		p.Spec.Integrators = &crmv1alpha1.Subjects{Users: integrators}
 	}
-	must(t, admin.Create(ctx, p))
+	framework.NoError(t, admin.Create(ctx, p))
 	desired, _ := resources.ProjectObjects(p)
 	for _, obj := range desired {
 		if err := admin.Create(ctx, obj); err != nil && !apierrors.IsAlreadyExists(err) {
@@ -199,31 +202,24 @@ func project(ctx context.Context, t *testing.T, name string, owners, integrators
 		}
 	}
 	p.Status.Namespace, p.Status.DeliveredHours, p.Status.AcceptedHours = name, 30, 8
-	must(t, admin.Status().Update(ctx, p))
+	framework.NoError(t, admin.Status().Update(ctx, p))
 	env := &crmv1alpha1.Environment{
 		ObjectMeta: metav1.ObjectMeta{Name: "test", Namespace: name},
 		Spec:       crmv1alpha1.EnvironmentSpec{ProjectRef: crmv1alpha1.ProjectReference{Name: name}, Stage: crmv1alpha1.StageTest},
 	}
-	must(t, admin.Create(ctx, env))
+	framework.NoError(t, admin.Create(ctx, env))
 	env.Status.Phase, env.Status.URL, env.Status.Version = crmv1alpha1.EnvironmentPhase("Ready"), "https://test."+name+".crm.example", "10.0.3"
-	must(t, admin.Status().Update(ctx, env))
+	framework.NoError(t, admin.Status().Update(ctx, env))
 	inc := &crmv1alpha1.Increment{
 		ObjectMeta: metav1.ObjectMeta{Name: "sprint-1", Namespace: name},
 		Spec: crmv1alpha1.IncrementSpec{ProjectRef: crmv1alpha1.ProjectReference{Name: name}, Sprint: 1, Version: "10.0.3",
 			Changes: []crmv1alpha1.Change{{ID: "CRM-1", Title: "Lead scoring for " + name, Block: "sales", Hours: 5}, {ID: "CRM-2", Title: "Quote template", Block: "sales", Hours: 3}}},
 	}
-	must(t, admin.Create(ctx, inc))
+	framework.NoError(t, admin.Create(ctx, inc))
 	inc.Status.Phase = crmv1alpha1.IncrementAwaitingAcceptance
 	inc.Status.Conditions = []metav1.Condition{{Type: crmv1alpha1.ConditionVerified, Status: metav1.ConditionTrue, Reason: "Healthy",
 		Message: "the application answered its health checks on test", LastTransitionTime: metav1.NewTime(time.Now().Add(-26 * time.Hour))}}
-	must(t, admin.Status().Update(ctx, inc))
-}
-
-func must(t testing.TB, err error) {
-	t.Helper()
-	if err != nil {
-		t.Fatal(err)
-	}
+	framework.NoError(t, admin.Status().Update(ctx, inc))
 }
 
 // browser is a person's session with the portal.
@@ -237,7 +233,7 @@ type browser struct {
 func signIn(t testing.TB, email string, groups ...string) *browser {
 	t.Helper()
 	rec := httptest.NewRecorder()
-	must(t, srv.StartSession(context.Background(), rec, idp.token(t, email, groups...)))
+	framework.NoError(t, srv.StartSession(context.Background(), rec, idp.token(t, email, groups...)))
 	jar, _ := cookiejar.New(nil)
 	u, _ := url.Parse(site.URL)
 	jar.SetCookies(u, rec.Result().Cookies())
@@ -276,14 +272,6 @@ func csrf(page string) string {
 func increment(ctx context.Context, t *testing.T, ns string) *crmv1alpha1.Increment {
 	t.Helper()
 	inc := &crmv1alpha1.Increment{}
-	must(t, admin.Get(ctx, types.NamespacedName{Namespace: ns, Name: "sprint-1"}, inc))
+	framework.NoError(t, admin.Get(ctx, types.NamespacedName{Namespace: ns, Name: "sprint-1"}, inc))
 	return inc
-}
-
-// eventually retries cond until it holds (the cache follows the API server).
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	if err := framework.WaitFor(context.Background(), 20*time.Second, what, func() (bool, error) { return cond(), nil }); err != nil {
-		t.Fatal(err)
-	}
 }

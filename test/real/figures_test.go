@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"testing"
 	"time"
+
+	"github.com/crmops/crm-operator/test/framework"
 )
 
 // figures fills p's main environment with about mb MiB of rows, then
@@ -42,16 +44,20 @@ INSERT INTO bulk SELECT seq, CONCAT(MD5(RAND()),MD5(RAND()),MD5(RAND()),MD5(RAND
 		load = `mariadb -uroot -p"$MARIADB_ROOT_PASSWORD" -e "DROP DATABASE IF EXISTS direct; CREATE DATABASE direct" && zstd -dc /tmp/direct.sql.zst | mariadb -uroot -p"$MARIADB_ROOT_PASSWORD" direct`
 	}
 	timed := func(f func()) time.Duration { start := time.Now(); f(); return time.Since(start) }
-	directDump := timed(func() { must(t, kubectl, "exec", "-n", p.name, pod, "--", "bash", "-o", "pipefail", "-c", dump) })
-	directLoad := timed(func() { must(t, kubectl, "exec", "-n", p.name, pod, "--", "bash", "-o", "pipefail", "-c", load) })
-	must(t, kubectl, "exec", "-n", p.name, pod, "--", "rm", "-f", "/tmp/direct.sql.zst")
+	directDump := timed(func() {
+		cluster.Must(t, kubectl, "exec", "-n", p.name, pod, "--", "bash", "-o", "pipefail", "-c", dump)
+	})
+	directLoad := timed(func() {
+		cluster.Must(t, kubectl, "exec", "-n", p.name, pod, "--", "bash", "-o", "pipefail", "-c", load)
+	})
+	cluster.Must(t, kubectl, "exec", "-n", p.name, pod, "--", "rm", "-f", "/tmp/direct.sql.zst")
 
 	name := fmt.Sprintf("figures-%dm", mb)
 	jobBackup := timed(func() {
 		apply(t, fmt.Sprintf("apiVersion: crm.crmops.io/v1alpha1\nkind: Backup\nmetadata: {name: %s, namespace: %s}\nspec: {environmentRef: {name: %s}}\n", name, p.name, env))
-		must(t, kubectl, "wait", "--for=condition=Ready", "backup/"+name, "-n", p.name, "--timeout=30m")
+		cluster.Must(t, kubectl, "wait", "--for=condition=Ready", "backup/"+name, "-n", p.name, "--timeout=30m")
 	})
-	stored := get(t, p.name, "backup/"+name, "{.status.size}")
+	stored := cluster.Get(t, p.name, "backup/"+name, "{.status.size}")
 	confirm := ""
 	if env == "production" {
 		confirm = ", confirm: production"
@@ -61,15 +67,15 @@ INSERT INTO bulk SELECT seq, CONCAT(MD5(RAND()),MD5(RAND()),MD5(RAND()),MD5(RAND
 	apply(t, fmt.Sprintf("apiVersion: crm.crmops.io/v1alpha1\nkind: Restore\nmetadata: {name: %s, namespace: %s}\nspec: {backupRef: {name: %s}, environmentRef: {name: %s}%s}\n",
 		name, p.name, name, env, confirm))
 	var restoreDone time.Duration
-	eventually(t, 30*time.Minute, "the restore completes and the environment is Ready again", func() (bool, error) {
-		phase := get(t, p.name, "restore/"+name, "{.status.phase}")
+	framework.Eventually(t, 30*time.Minute, "the restore completes and the environment is Ready again", func() (bool, error) {
+		phase := cluster.Get(t, p.name, "restore/"+name, "{.status.phase}")
 		if phase == "Failed" {
-			t.Fatalf("restore %s/%s failed: %s", p.name, name, get(t, p.name, "restore/"+name, "{.status.message}"))
+			t.Fatalf("restore %s/%s failed: %s", p.name, name, cluster.Get(t, p.name, "restore/"+name, "{.status.message}"))
 		}
 		if phase == "Completed" && restoreDone == 0 {
 			restoreDone = time.Since(restoreStart)
 		}
-		ready := get(t, p.name, "environment/"+env, `{.status.conditions[?(@.type=="Ready")].status}`) == "True"
+		ready := cluster.Get(t, p.name, "environment/"+env, `{.status.conditions[?(@.type=="Ready")].status}`) == "True"
 		switch {
 		case !ready && down.IsZero():
 			down = time.Now()

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/crmops/crm-operator/test/framework"
 )
 
 // odooPeople writes personal data where Odoo keeps it: partners, their
@@ -47,20 +49,20 @@ const janeRows = `SELECT (SELECT count(*) FROM res_partner WHERE name = 'Jane Do
 func gdprOnRealPods(t *testing.T, s3 *s3Server, asleep []project) {
 	// Room on the node's 2 CPUs: the other projects hibernate (their data stays).
 	for _, p := range asleep {
-		must(t, kubectl, "patch", "environment/test", "-n", p.name, "--type=merge", "-p", `{"spec":{"hibernate":true}}`)
+		cluster.Must(t, kubectl, "patch", "environment/test", "-n", p.name, "--type=merge", "-p", `{"spec":{"hibernate":true}}`)
 		if p.main != "test" {
-			must(t, kubectl, "patch", "environment/"+p.main, "-n", p.name, "--type=merge", "-p", `{"spec":{"hibernate":true}}`)
+			cluster.Must(t, kubectl, "patch", "environment/"+p.main, "-n", p.name, "--type=merge", "-p", `{"spec":{"hibernate":true}}`)
 		}
 	}
 	for _, p := range asleep {
-		eventually(t, 2*time.Minute, p.name+"'s databases stopped", func() (bool, error) {
-			return get(t, p.name, "pods", "{.items[*].metadata.name}", "-l", "app.kubernetes.io/component=database") == "", nil
+		framework.Eventually(t, 2*time.Minute, p.name+"'s databases stopped", func() (bool, error) {
+			return cluster.Get(t, p.name, "pods", "{.items[*].metadata.name}", "-l", "app.kubernetes.io/component=database") == "", nil
 		})
 	}
 
 	od := project{name: "od", engine: "postgresql", main: "production", stages: "staging, production", product: "odoo"}
 	od.create(t, s3)
-	must(t, kubectl, "wait", "--for=condition=Ready", "environment/production", "-n", od.name, "--timeout=240s")
+	cluster.Must(t, kubectl, "wait", "--for=condition=Ready", "environment/production", "-n", od.name, "--timeout=240s")
 	od.sql(t, "production", odooPeople)
 	before := od.sql(t, "production", odooDigest)
 	if !strings.HasPrefix(before, "201 200 200 ") {
@@ -72,15 +74,15 @@ func gdprOnRealPods(t *testing.T, s3 *s3Server, asleep []project) {
 	checkOdooSettings(t, od, "production")
 	// Files production keeps in Odoo's data directory: an attachment in the
 	// filestore (personal) and a module under addons/<series> (code).
-	must(t, kubectl, "exec", "-n", od.name, "deploy/production-app", "-c", "app", "--", "sh", "-c",
+	cluster.Must(t, kubectl, "exec", "-n", od.name, "deploy/production-app", "-c", "app", "--", "sh", "-c",
 		`mkdir -p "$(dirname "$0")" "$(dirname "$1")" && echo "Jane Doe, passport scan" >"$0" && echo "{'name': 'Kunde custom'}" >"$1"`, odooAttachment, odooModule)
 	apply(t, "apiVersion: crm.crmops.io/v1alpha1\nkind: Backup\nmetadata: {name: before-erasure, namespace: od}\nspec: {environmentRef: {name: production}}\n")
-	must(t, kubectl, "wait", "--for=condition=Ready", "backup/before-erasure", "-n", od.name, "--timeout=180s")
+	cluster.Must(t, kubectl, "wait", "--for=condition=Ready", "backup/before-erasure", "-n", od.name, "--timeout=180s")
 
 	t.Run("a staging copy bootstrapped from production's backup is anonymized, its mail and jobs off; production is unchanged", func(t *testing.T) {
 		od.environment(t, "staging", "staging", "Delete", "  bootstrap: {fromBackup: {name: before-erasure}, anonymize: true}\n")
-		must(t, kubectl, "wait", "--for=condition=Ready", "environment/staging", "-n", od.name, "--timeout=300s")
-		if got := get(t, od.name, "environment/staging", `{.status.conditions[?(@.type=="Bootstrapped")].status}`); got != "True" {
+		cluster.Must(t, kubectl, "wait", "--for=condition=Ready", "environment/staging", "-n", od.name, "--timeout=300s")
+		if got := cluster.Get(t, od.name, "environment/staging", `{.status.conditions[?(@.type=="Bootstrapped")].status}`); got != "True" {
 			t.Errorf("staging's Bootstrapped condition is %q", got)
 		}
 		checkAnonymizedCopy(t, od, "staging", before)
@@ -95,25 +97,25 @@ func gdprOnRealPods(t *testing.T, s3 *s3Server, asleep []project) {
 	})
 
 	t.Run("the bootstrap Restore deleted and created again from production's backup anonymizes all the same: the decision is not its name", func(t *testing.T) {
-		must(t, kubectl, "delete", "restore/staging-bootstrap", "-n", od.name)
+		cluster.Must(t, kubectl, "delete", "restore/staging-bootstrap", "-n", od.name)
 		apply(t, "apiVersion: crm.crmops.io/v1alpha1\nkind: Restore\nmetadata: {name: staging-bootstrap, namespace: od}\n"+
 			"spec: {backupRef: {name: before-erasure}, environmentRef: {name: staging}}\n")
 		restoreCompletes(t, od.name, "staging-bootstrap")
-		if got := get(t, od.name, "restore/staging-bootstrap", "{.status.anonymized}"); got != "true" {
+		if got := cluster.Get(t, od.name, "restore/staging-bootstrap", "{.status.anonymized}"); got != "true" {
 			t.Errorf("the second staging-bootstrap's status.anonymized is %q, want true", got)
 		}
-		must(t, kubectl, "wait", "--for=condition=Ready", "environment/staging", "-n", od.name, "--timeout=180s")
+		cluster.Must(t, kubectl, "wait", "--for=condition=Ready", "environment/staging", "-n", od.name, "--timeout=180s")
 		checkAnonymizedCopy(t, od, "staging", before)
 	})
 
 	t.Run("an ErasureRequest erases Jane Doe everywhere; a restore of the older backup brings her back only without the erasure re-applied", func(t *testing.T) {
 		apply(t, "apiVersion: crm.crmops.io/v1alpha1\nkind: ErasureRequest\nmetadata: {name: forget-jane, namespace: od}\n"+
 			"spec: {projectRef: {name: od}, subject: {email: Jane.Doe@kunde.example}, reason: \"Art. 17 request of 2026-12-01\"}\n")
-		must(t, kubectl, "wait", "--for=condition=Complete", "erasurerequest/forget-jane", "-n", od.name, "--timeout=240s")
-		if got := get(t, od.name, "erasurerequest/forget-jane", `{range .status.environments[*]}{.name}={.phase} {end}`); got != "production=Completed staging=Completed" {
+		cluster.Must(t, kubectl, "wait", "--for=condition=Complete", "erasurerequest/forget-jane", "-n", od.name, "--timeout=240s")
+		if got := cluster.Get(t, od.name, "erasurerequest/forget-jane", `{range .status.environments[*]}{.name}={.phase} {end}`); got != "production=Completed staging=Completed" {
 			t.Errorf("the erasure reports %q, want production and staging Completed", got)
 		}
-		if got := get(t, od.name, "erasurerequest/forget-jane", "{.spec.subject.email}"); got != "" {
+		if got := cluster.Get(t, od.name, "erasurerequest/forget-jane", "{.spec.subject.email}"); got != "" {
 			t.Errorf("the erased address is still in the request's spec: %q", got)
 		}
 		if got := od.sql(t, "production", janeRows); got != "0" {
@@ -127,10 +129,10 @@ func gdprOnRealPods(t *testing.T, s3 *s3Server, asleep []project) {
 			apply(t, fmt.Sprintf("apiVersion: crm.crmops.io/v1alpha1\nkind: Restore\nmetadata: {name: %s, namespace: od}\n"+
 				"spec: {backupRef: {name: before-erasure}, environmentRef: {name: production}, confirm: production}\n", name))
 			restoreCompletes(t, od.name, name)
-			must(t, kubectl, "wait", "--for=condition=Ready", "environment/production", "-n", od.name, "--timeout=180s")
+			cluster.Must(t, kubectl, "wait", "--for=condition=Ready", "environment/production", "-n", od.name, "--timeout=180s")
 		}
 		restore("with-erasure")
-		if got := get(t, od.name, "restore/with-erasure", "{.status.erasuresReapplied}"); got != "1" {
+		if got := cluster.Get(t, od.name, "restore/with-erasure", "{.status.erasuresReapplied}"); got != "1" {
 			t.Errorf("the restore re-applied %q erasures, want 1", got)
 		}
 		if got := od.sql(t, "production", janeRows); got != "0" {
@@ -141,9 +143,9 @@ func gdprOnRealPods(t *testing.T, s3 *s3Server, asleep []project) {
 		}
 
 		// Deleting the request (cluster administrators only) is what lets her come back.
-		must(t, kubectl, "delete", "erasurerequest/forget-jane", "-n", od.name)
+		cluster.Must(t, kubectl, "delete", "erasurerequest/forget-jane", "-n", od.name)
 		restore("without-erasure")
-		if got := get(t, od.name, "restore/without-erasure", "{.status.erasuresReapplied}"); got != "" && got != "0" {
+		if got := cluster.Get(t, od.name, "restore/without-erasure", "{.status.erasuresReapplied}"); got != "" && got != "0" {
 			t.Errorf("the restore re-applied %q erasures, want none", got)
 		}
 		if got := od.sql(t, "production", odooDigest); got != before {
@@ -187,17 +189,17 @@ func checkAnonymizedCopy(t *testing.T, od project, env, before string) {
 	if got := od.sql(t, env, `SELECT count(DISTINCT email) FROM res_partner WHERE email IS NOT NULL`); got != "200" {
 		t.Errorf("%s's partners have %s distinct pseudonymous addresses, want 200", env, got)
 	}
-	if out, code := run(t, kubectl, "exec", "-n", od.name, "deploy/"+env+"-app", "-c", "app", "--", "cat", odooModule); code != 0 || !strings.Contains(out, "Kunde custom") {
+	if out, code := cluster.Run(t, nil, kubectl, "exec", "-n", od.name, "deploy/"+env+"-app", "-c", "app", "--", "cat", odooModule); code != 0 || !strings.Contains(out, "Kunde custom") {
 		t.Errorf("%s lacks production's module %s (exit %d): %s", env, odooModule, code, out)
 	}
 	// Restored as Odoo's user (100:101), so Odoo may write where it wrote before.
-	if out, code := run(t, kubectl, "exec", "-n", od.name, "deploy/"+env+"-app", "-c", "app", "--", "stat", "-c", "%u:%g", odooModule, path.Dir(odooModule)); code != 0 || strings.Join(strings.Fields(out), " ") != "100:101 100:101" {
+	if out, code := cluster.Run(t, nil, kubectl, "exec", "-n", od.name, "deploy/"+env+"-app", "-c", "app", "--", "stat", "-c", "%u:%g", odooModule, path.Dir(odooModule)); code != 0 || strings.Join(strings.Fields(out), " ") != "100:101 100:101" {
 		t.Errorf("%s's restored module and its directory are owned by %q (exit %d), want Odoo's 100:101", env, out, code)
 	}
-	if out, code := run(t, kubectl, "exec", "-n", od.name, "deploy/"+env+"-app", "-c", "app", "--", "ls", "-R", "/var/lib/odoo"); code != 0 || strings.Contains(out, path.Base(odooAttachment)) {
+	if out, code := cluster.Run(t, nil, kubectl, "exec", "-n", od.name, "deploy/"+env+"-app", "-c", "app", "--", "ls", "-R", "/var/lib/odoo"); code != 0 || strings.Contains(out, path.Base(odooAttachment)) {
 		t.Errorf("%s holds production's attachment %s, or its data directory cannot be listed (exit %d):\n%s", env, odooAttachment, code, out)
 	}
-	if _, code := run(t, kubectl, "exec", "-n", od.name, "deploy/production-app", "-c", "app", "--", "test", "-f", odooAttachment); code != 0 {
+	if _, code := cluster.Run(t, nil, kubectl, "exec", "-n", od.name, "deploy/production-app", "-c", "app", "--", "test", "-f", odooAttachment); code != 0 {
 		t.Errorf("production lost its attachment %s while %s was copied from it", odooAttachment, env)
 	}
 }
@@ -208,11 +210,11 @@ func checkAnonymizedCopy(t *testing.T, od project, env, before string) {
 // SHA-256).
 func checkOdooSettings(t *testing.T, od project, env string) {
 	t.Helper()
-	url := get(t, od.name, "environment/"+env, "{.status.url}")
+	url := cluster.Get(t, od.name, "environment/"+env, "{.status.url}")
 	if got := od.sql(t, env, `SELECT string_agg(key || '=' || value, ' ' ORDER BY key) FROM ir_config_parameter WHERE key LIKE 'web.base.url%'`); got != "web.base.url="+url+" web.base.url.freeze=True" {
 		t.Errorf("%s's Odoo has %q, want web.base.url=%s, frozen", env, got, url)
 	}
-	encoded := get(t, od.name, "secret/"+env+"-credentials", `{.data.admin-password}`)
+	encoded := cluster.Get(t, od.name, "secret/"+env+"-credentials", `{.data.admin-password}`)
 	password, err := base64.StdEncoding.DecodeString(encoded)
 	if err != nil || len(password) == 0 {
 		t.Fatalf("%s's admin password in its Secret: %q (%v)", env, encoded, err)

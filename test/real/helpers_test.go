@@ -3,7 +3,6 @@
 package real
 
 import (
-	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
@@ -20,56 +19,14 @@ import (
 	"github.com/crmops/crm-operator/test/framework"
 )
 
-func must(t *testing.T, name string, args ...string) string {
-	t.Helper()
-	return cluster.Must(t, name, args...)
-}
-
-func run(t *testing.T, name string, args ...string) (string, int) {
-	t.Helper()
-	return cluster.Run(t, nil, name, args...)
-}
-
-// get reads a jsonpath of objects (what: kind/name, or kind and a -l selector).
-func get(t *testing.T, ns, what, path string, selector ...string) string {
-	t.Helper()
-	args := append([]string{"get", what, "-o", "jsonpath=" + path}, selector...)
-	if ns != "" {
-		args = append(args, "-n", ns)
-	}
-	out, _ := run(t, kubectl, args...)
-	return strings.TrimSpace(out)
-}
-
-// eventually polls cond until it holds and fails the test after timeout.
-func eventually(t *testing.T, timeout time.Duration, what string, cond func() (bool, error)) {
-	t.Helper()
-	if err := framework.WaitFor(context.Background(), timeout, what, cond); err != nil {
-		t.Fatal(err)
-	}
-}
-
-// consistently fails t as soon as cond does not hold, polling it every
-// second for d.
-func consistently(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	tick := time.NewTicker(time.Second)
-	defer tick.Stop()
-	for deadline := time.Now().Add(d); time.Now().Before(deadline); <-tick.C {
-		if !cond() {
-			t.Fatalf("%s no longer holds", what)
-		}
-	}
-}
-
 // restoreCompletes waits up to 5 minutes for Restore name in ns to
 // complete, and fails t with its message when it fails.
 func restoreCompletes(t *testing.T, ns, name string) {
 	t.Helper()
-	eventually(t, 5*time.Minute, "restore "+name+" completes", func() (bool, error) {
-		phase := get(t, ns, "restore/"+name, "{.status.phase}")
+	framework.Eventually(t, 5*time.Minute, "restore "+name+" completes", func() (bool, error) {
+		phase := cluster.Get(t, ns, "restore/"+name, "{.status.phase}")
 		if phase == "Failed" {
-			t.Fatalf("restore %s failed: %s", name, get(t, ns, "restore/"+name, "{.status.message}"))
+			t.Fatalf("restore %s failed: %s", name, cluster.Get(t, ns, "restore/"+name, "{.status.message}"))
 		}
 		return phase == "Completed", nil
 	})
@@ -87,7 +44,7 @@ func apply(t *testing.T, manifest string) {
 		t.Fatal(err)
 	}
 	_ = f.Close()
-	must(t, kubectl, "apply", "-f", f.Name())
+	cluster.Must(t, kubectl, "apply", "-f", f.Name())
 }
 
 // image is a reference hack/real-node-images.sh pushed.
@@ -131,7 +88,7 @@ func startS3(t *testing.T) *s3Server {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	eventually(t, 30*time.Second, "the S3 server listens", func() (bool, error) {
+	framework.Eventually(t, 30*time.Second, "the S3 server listens", func() (bool, error) {
 		c, err := net.Dial("tcp", addr)
 		if err == nil {
 			_ = c.Close()
@@ -159,10 +116,10 @@ func sha256File(t *testing.T, path string) string {
 // flags for its pod. Another replica must take over.
 func killLeader(t *testing.T, how string) {
 	t.Helper()
-	holder := get(t, "crm-system", "lease/crm-operator.crmops.io", "{.spec.holderIdentity}")
+	holder := cluster.Get(t, "crm-system", "lease/crm-operator.crmops.io", "{.spec.holderIdentity}")
 	pod, _, _ := strings.Cut(holder, "_")
 	if how == "SIGKILL" {
-		uid := get(t, "crm-system", "pod/"+pod, "{.metadata.uid}")
+		uid := cluster.Get(t, "crm-system", "pod/"+pod, "{.metadata.uid}")
 		killed := 0
 		for _, line := range framework.ProcessesMentioning("/manager") {
 			field, _, _ := strings.Cut(line, ":")
@@ -182,10 +139,10 @@ func killLeader(t *testing.T, how string) {
 		}
 		t.Logf("SIGKILLed the leader %s's manager", pod)
 	} else {
-		must(t, kubectl, append([]string{"delete", "pod", pod, "-n", "crm-system"}, strings.Fields(how)...)...)
+		cluster.Must(t, kubectl, append([]string{"delete", "pod", pod, "-n", "crm-system"}, strings.Fields(how)...)...)
 	}
-	eventually(t, 2*time.Minute, "another replica leads", func() (bool, error) {
-		h := get(t, "crm-system", "lease/crm-operator.crmops.io", "{.spec.holderIdentity}")
+	framework.Eventually(t, 2*time.Minute, "another replica leads", func() (bool, error) {
+		h := cluster.Get(t, "crm-system", "lease/crm-operator.crmops.io", "{.spec.holderIdentity}")
 		return h != "" && h != holder, nil
 	})
 }
@@ -196,11 +153,11 @@ func killLeader(t *testing.T, how string) {
 func checkBackup(t *testing.T, s3 *s3Server, agent string, p project, name string) {
 	t.Helper()
 	prefix := p.name + "/" + p.main + "/" + name
-	if got := get(t, p.name, "backup/"+name, "{.status.location}"); got != "s3://backups/"+prefix {
+	if got := cluster.Get(t, p.name, "backup/"+name, "{.status.location}"); got != "s3://backups/"+prefix {
 		t.Errorf("backup %s/%s location %q, want s3://backups/%s", p.name, name, got, prefix)
 	}
 	manifest := s3.object(prefix + "/manifest.json")
-	if got, want := get(t, p.name, "backup/"+name, "{.status.checksum}"), sha256File(t, manifest); got != want {
+	if got, want := cluster.Get(t, p.name, "backup/"+name, "{.status.checksum}"), sha256File(t, manifest); got != want {
 		t.Errorf("backup %s/%s checksum %s, the stored manifest's is %s", p.name, name, got, want)
 	}
 	dump, err := os.Stat(s3.object(prefix + "/database.sql.zst"))

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/crmops/crm-operator/test/framework"
 )
 
 // probePod starts a pod of the stand-in image on the real node that only
@@ -27,8 +29,8 @@ spec:
     command: [bash, -c, "sleep 3600"]
     securityContext: {allowPrivilegeEscalation: false, capabilities: {drop: [ALL]}}
 `, name, ns, app, image(t, "crm-standin")))
-	t.Cleanup(func() { run(t, kubectl, "delete", "pod/"+name, "-n", ns, "--grace-period=0", "--force") })
-	must(t, kubectl, "wait", "--for=condition=Ready", "pod/"+name, "-n", ns, "--timeout=120s")
+	t.Cleanup(func() { cluster.Run(t, nil, kubectl, "delete", "pod/"+name, "-n", ns, "--grace-period=0", "--force") })
+	cluster.Must(t, kubectl, "wait", "--for=condition=Ready", "pod/"+name, "-n", ns, "--timeout=120s")
 }
 
 // connects reports whether a pod (namespace, kubectl exec target) opens a
@@ -36,7 +38,7 @@ spec:
 func connects(t *testing.T, ns, target, addr string) bool {
 	t.Helper()
 	host, port, _ := strings.Cut(addr, ":")
-	out, _ := run(t, kubectl, "exec", "-n", ns, target, "--", "bash", "-c",
+	out, _ := cluster.Run(t, nil, kubectl, "exec", "-n", ns, target, "--", "bash", "-c",
 		fmt.Sprintf(`if timeout 5 bash -c 'exec 3<>/dev/tcp/%s/%s'; then echo open; else echo closed; fi`, host, port))
 	return strings.TrimSpace(out) == "open"
 }
@@ -45,8 +47,8 @@ func connects(t *testing.T, ns, target, addr string) bool {
 // a project's database answers its own application only. Addresses are pod
 // IPs, so that a refusal is the policy's and not a name that did not resolve.
 func isolation(t *testing.T, pg, my project) {
-	db := get(t, pg.name, "pod/production-db-0", "{.status.podIP}") + ":5432"
-	other := get(t, my.name, "pod/test-db-0", "{.status.podIP}") + ":3306"
+	db := cluster.Get(t, pg.name, "pod/production-db-0", "{.status.podIP}") + ":5432"
+	other := cluster.Get(t, my.name, "pod/test-db-0", "{.status.podIP}") + ":3306"
 	// A pod outside every project, in a namespace without policies: only
 	// pg's own policies stand between it and pg's database.
 	probePod(t, "default", "netpol-probe", "netpol-probe")
@@ -68,7 +70,7 @@ func isolation(t *testing.T, pg, my project) {
 	}
 	// Names resolve for the applications (DNS is allowed out), and the
 	// application reaches its database through its Service.
-	eventually(t, 30*time.Second, "pg production's application reaches production-db by name", func() (bool, error) {
+	framework.Eventually(t, 30*time.Second, "pg production's application reaches production-db by name", func() (bool, error) {
 		return connects(t, pg.name, "deploy/production-app", "production-db:5432"), nil
 	})
 }

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"golang.org/x/crypto/bcrypt"
+
+	"github.com/crmops/crm-operator/test/framework"
 )
 
 // portalReadsCaughtMail: the operator configured for the portal (as the
@@ -23,7 +25,7 @@ import (
 // of the same namespace does not get through.
 func portalReadsCaughtMail(t *testing.T, envNamespace string) {
 	// The GDPR step leaves the environments hibernated (their catchers too).
-	must(t, kubectl, "patch", "environment/test", "-n", envNamespace, "--type=merge", "-p", `{"spec":{"hibernate":false}}`)
+	cluster.Must(t, kubectl, "patch", "environment/test", "-n", envNamespace, "--type=merge", "-p", `{"spec":{"hibernate":false}}`)
 	raw := make([]byte, 20)
 	if _, err := rand.Read(raw); err != nil {
 		t.Fatal(err)
@@ -34,16 +36,16 @@ func portalReadsCaughtMail(t *testing.T, envNamespace string) {
 		t.Fatal(err)
 	}
 	apply(t, fmt.Sprintf("apiVersion: v1\nkind: Secret\nmetadata: {name: crm-portal-mail, namespace: crm-system}\nstringData: {htpasswd: 'portal:%s'}\n", hash))
-	must(t, kubectl, "patch", "deployment/crm-operator", "-n", "crm-system", "--type=json", "-p", `[
+	cluster.Must(t, kubectl, "patch", "deployment/crm-operator", "-n", "crm-system", "--type=json", "-p", `[
 {"op":"add","path":"/spec/template/spec/containers/0/args/-","value":"--portal-namespace=crm-system"},
 {"op":"add","path":"/spec/template/spec/containers/0/env/-","value":{"name":"PORTAL_MAIL_HTPASSWD","valueFrom":{"secretKeyRef":{"name":"crm-portal-mail","key":"htpasswd"}}}}]`)
-	must(t, kubectl, "rollout", "status", "deployment/crm-operator", "-n", "crm-system", "--timeout=180s")
-	eventually(t, 2*time.Minute, "the test environment's catcher admits the portal's line", func() (bool, error) {
-		return strings.Contains(get(t, envNamespace, "deployment/test-mail", `{.spec.template.spec.containers[0].env[?(@.name=="MP_UI_AUTH")].value}`), "portal:"), nil
+	cluster.Must(t, kubectl, "rollout", "status", "deployment/crm-operator", "-n", "crm-system", "--timeout=180s")
+	framework.Eventually(t, 2*time.Minute, "the test environment's catcher admits the portal's line", func() (bool, error) {
+		return strings.Contains(cluster.Get(t, envNamespace, "deployment/test-mail", `{.spec.template.spec.containers[0].env[?(@.name=="MP_UI_AUTH")].value}`), "portal:"), nil
 	})
-	must(t, kubectl, "rollout", "status", "deployment/test-mail", "-n", envNamespace, "--timeout=180s")
-	eventually(t, 2*time.Minute, "the test environment's catcher runs", func() (bool, error) {
-		return get(t, envNamespace, "deployment/test-mail", "{.status.readyReplicas}") == "1", nil
+	cluster.Must(t, kubectl, "rollout", "status", "deployment/test-mail", "-n", envNamespace, "--timeout=180s")
+	framework.Eventually(t, 2*time.Minute, "the test environment's catcher runs", func() (bool, error) {
+		return cluster.Get(t, envNamespace, "deployment/test-mail", "{.status.readyReplicas}") == "1", nil
 	})
 
 	probePod(t, "crm-system", "crm-portal-probe", "crm-portal")
@@ -54,11 +56,11 @@ func portalReadsCaughtMail(t *testing.T, envNamespace string) {
 		if auth != "" {
 			header = `Authorization: Basic ` + base64.StdEncoding.EncodeToString([]byte(auth)) + `\r\n`
 		}
-		out, _ := run(t, kubectl, "exec", "-n", "crm-system", "pod/"+probe, "--", "timeout", "5", "bash", "-c",
+		out, _ := cluster.Run(t, nil, kubectl, "exec", "-n", "crm-system", "pod/"+probe, "--", "timeout", "5", "bash", "-c",
 			fmt.Sprintf(`exec 3<>/dev/tcp/test-mail.%s.svc/8025 && printf 'GET /mail/api/v1/messages HTTP/1.0\r\nHost: test-mail\r\n%s\r\n' >&3 && head -1 <&3`, envNamespace, header))
 		return strings.TrimSpace(out)
 	}
-	eventually(t, time.Minute, "the portal's pod reads the caught mail with its password", func() (bool, error) {
+	framework.Eventually(t, time.Minute, "the portal's pod reads the caught mail with its password", func() (bool, error) {
 		return strings.Contains(ask("crm-portal-probe", "portal:"+password), " 200 "), nil
 	})
 	if got := ask("crm-portal-probe", ""); !strings.Contains(got, " 401 ") {

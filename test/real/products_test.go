@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/crmops/crm-operator/test/framework"
 )
 
 // productsOnRealPods runs every product on its stand-in (hack/images/<product>,
@@ -26,8 +28,8 @@ func productsOnRealPods(t *testing.T, s3 *s3Server) {
 	espocrm := product{name: "espocrm", engine: "mariadb", version: "10.0.3", next: "10.0.4", health: "/",
 		settled: func(t *testing.T, p project, url string) {
 			// ESPOCRM_CONFIG_SITE_URL, applied by every daemon start.
-			eventually(t, 2*time.Minute, "EspoCRM's siteUrl is the environment's URL", func() (bool, error) {
-				out, _ := run(t, kubectl, "exec", "-n", p.name, "deploy/test-app", "-c", "app", "--", "bin/command", "config:get", "siteUrl")
+			framework.Eventually(t, 2*time.Minute, "EspoCRM's siteUrl is the environment's URL", func() (bool, error) {
+				out, _ := cluster.Run(t, nil, kubectl, "exec", "-n", p.name, "deploy/test-app", "-c", "app", "--", "bin/command", "config:get", "siteUrl")
 				return strings.TrimSpace(out) == url, nil
 			})
 		},
@@ -38,24 +40,24 @@ func productsOnRealPods(t *testing.T, s3 *s3Server) {
 		}}
 	suitecrm := product{name: "suitecrm", engine: "mariadb", version: "8.9.0", next: "8.9.1", health: "/",
 		settled: func(t *testing.T, p project, url string) {
-			eventually(t, 2*time.Minute, "SuiteCRM's site_url override is the environment's URL", func() (bool, error) {
-				out, _ := run(t, kubectl, "exec", "-n", p.name, "deploy/test-app", "-c", "app", "--", "cat", "/bitnami/suitecrm/public/legacy/config_override.php")
+			framework.Eventually(t, 2*time.Minute, "SuiteCRM's site_url override is the environment's URL", func() (bool, error) {
+				out, _ := cluster.Run(t, nil, kubectl, "exec", "-n", p.name, "deploy/test-app", "-c", "app", "--", "cat", "/bitnami/suitecrm/public/legacy/config_override.php")
 				return strings.Contains(out, fmt.Sprintf("$sugar_config['site_url'] = '%s';", url)), nil
 			})
 			// Installed through Apache's unprivileged port: the installer's URL names it.
-			out, _ := run(t, kubectl, "exec", "-n", p.name, "deploy/test-app", "-c", "app", "--", "grep", "site_url", "/bitnami/suitecrm/public/legacy/config.php")
+			out, _ := cluster.Run(t, nil, kubectl, "exec", "-n", p.name, "deploy/test-app", "-c", "app", "--", "grep", "site_url", "/bitnami/suitecrm/public/legacy/config.php")
 			if !strings.Contains(out, ":8080'") {
 				t.Errorf("SuiteCRM's installer wrote %q, want the URL on Apache's port 8080", out)
 			}
 		},
 		upgraded: func(t *testing.T, p project) {
-			if out, _ := run(t, kubectl, "logs", "-n", p.name, "deploy/test-app", "-c", "app"); !strings.Contains(out, "serving SuiteCRM 8.9.1") {
+			if out, _ := cluster.Run(t, nil, kubectl, "logs", "-n", p.name, "deploy/test-app", "-c", "app"); !strings.Contains(out, "serving SuiteCRM 8.9.1") {
 				t.Errorf("the application after the promotion: %s", out)
 			}
 		}}
 	twenty := product{name: "twenty", engine: "postgresql", version: "v1.8.0", next: "v1.9.0", health: "/healthz",
 		settled: func(t *testing.T, p project, url string) {
-			if out, _ := run(t, kubectl, "logs", "-n", p.name, "deploy/test-app", "-c", "app"); !strings.Contains(out, "SERVER_URL "+url) || strings.Contains(out, "telemetry on") {
+			if out, _ := cluster.Run(t, nil, kubectl, "logs", "-n", p.name, "deploy/test-app", "-c", "app"); !strings.Contains(out, "SERVER_URL "+url) || strings.Contains(out, "telemetry on") {
 				t.Errorf("Twenty's server started with: %s", out)
 			}
 		},
@@ -79,15 +81,15 @@ func productsOnRealPods(t *testing.T, s3 *s3Server) {
 					p := project{name: "p-" + c.name, engine: c.engine, main: "test", stages: "test, production", product: c.name, version: c.version}
 					p.create(t, s3)
 					p.environment(t, "test", "test", "Delete")
-					t.Cleanup(func() { run(t, kubectl, "delete", "environment/test", "-n", p.name, "--timeout=120s") })
+					t.Cleanup(func() { cluster.Run(t, nil, kubectl, "delete", "environment/test", "-n", p.name, "--timeout=120s") })
 					start := time.Now()
-					must(t, kubectl, "wait", "--for=condition=Ready", "environment/test", "-n", p.name, "--timeout=360s")
+					cluster.Must(t, kubectl, "wait", "--for=condition=Ready", "environment/test", "-n", p.name, "--timeout=360s")
 					t.Logf("%s %s Ready after %s", c.name, c.version, time.Since(start).Round(time.Second))
-					url := get(t, p.name, "environment/test", "{.status.url}")
+					url := cluster.Get(t, p.name, "environment/test", "{.status.url}")
 
-					port := get(t, p.name, "service/test-app", "{.spec.ports[0].port}")
+					port := cluster.Get(t, p.name, "service/test-app", "{.spec.ports[0].port}")
 					status := func() string {
-						out, _ := run(t, kubectl, "exec", "-n", p.name, "deploy/test-app", "-c", "app", "--", "timeout", "5", "bash", "-c",
+						out, _ := cluster.Run(t, nil, kubectl, "exec", "-n", p.name, "deploy/test-app", "-c", "app", "--", "timeout", "5", "bash", "-c",
 							fmt.Sprintf(`exec 3<>/dev/tcp/test-app/%s && printf 'GET %s HTTP/1.0\r\nHost: test-app\r\n\r\n' >&3 && head -1 <&3`, port, c.health))
 						return strings.TrimSpace(out)
 					}
@@ -99,11 +101,11 @@ func productsOnRealPods(t *testing.T, s3 *s3Server) {
 					// A restore of its own backup brings back what was there.
 					p.sql(t, "test", "CREATE TABLE standin_marker (what varchar(20)); INSERT INTO standin_marker VALUES ('before')")
 					apply(t, fmt.Sprintf("apiVersion: crm.crmops.io/v1alpha1\nkind: Backup\nmetadata: {name: own, namespace: %s}\nspec: {environmentRef: {name: test}}\n", p.name))
-					must(t, kubectl, "wait", "--for=condition=Ready", "backup/own", "-n", p.name, "--timeout=180s")
+					cluster.Must(t, kubectl, "wait", "--for=condition=Ready", "backup/own", "-n", p.name, "--timeout=180s")
 					p.sql(t, "test", "INSERT INTO standin_marker VALUES ('after')")
 					apply(t, fmt.Sprintf("apiVersion: crm.crmops.io/v1alpha1\nkind: Restore\nmetadata: {name: own, namespace: %s}\nspec: {backupRef: {name: own}, environmentRef: {name: test}}\n", p.name))
 					restoreCompletes(t, p.name, "own")
-					must(t, kubectl, "wait", "--for=condition=Ready", "environment/test", "-n", p.name, "--timeout=240s")
+					cluster.Must(t, kubectl, "wait", "--for=condition=Ready", "environment/test", "-n", p.name, "--timeout=240s")
 					if got := p.sql(t, "test", "SELECT count(*) FROM standin_marker WHERE what = 'after'") + " " + p.sql(t, "test", "SELECT count(*) FROM standin_marker"); got != "0 1" {
 						t.Errorf("after the restore of its own backup the marker rows are %q, want only 'before'", got)
 					}
@@ -122,11 +124,11 @@ spec:
   autoPromote: true
   changes: [{id: CRM-1, title: "%s %s", hours: 4}]
 `, p.name, p.name, c.next, c.name, c.next))
-					must(t, kubectl, "wait", "--for=condition=Verified", "increment/sprint-1", "-n", p.name, "--timeout=360s")
-					if got := get(t, p.name, "environment/test", "{.status.version}"); got != c.next {
+					cluster.Must(t, kubectl, "wait", "--for=condition=Verified", "increment/sprint-1", "-n", p.name, "--timeout=360s")
+					if got := cluster.Get(t, p.name, "environment/test", "{.status.version}"); got != c.next {
 						t.Errorf("test runs %q after the promotion, want %s", got, c.next)
 					}
-					must(t, kubectl, "wait", "--for=condition=Ready", "environment/test", "-n", p.name, "--timeout=240s")
+					cluster.Must(t, kubectl, "wait", "--for=condition=Ready", "environment/test", "-n", p.name, "--timeout=240s")
 					c.upgraded(t, p)
 					if got := status(); !strings.Contains(got, " 200 ") {
 						t.Errorf("after the upgrade GET %s answered %q", c.health, got)

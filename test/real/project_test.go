@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/crmops/crm-operator/test/framework"
 )
 
 // project is an ImplementationProject with the S3 server as its target,
@@ -61,8 +63,8 @@ spec:
 func (p project) create(t *testing.T, s3 *s3Server) {
 	t.Helper()
 	apply(t, p.manifest(t, s3, "backup-s3", ""))
-	eventually(t, time.Minute, "namespace "+p.name, func() (bool, error) {
-		return get(t, "", "implementationproject/"+p.name, "{.status.namespace}") == p.name, nil
+	framework.Eventually(t, time.Minute, "namespace "+p.name, func() (bool, error) {
+		return cluster.Get(t, "", "implementationproject/"+p.name, "{.status.namespace}") == p.name, nil
 	})
 	apply(t, fmt.Sprintf(`apiVersion: v1
 kind: Secret
@@ -100,9 +102,9 @@ func (p project) sql(t *testing.T, env, statements string) string {
 	var out string
 	var code int
 	if p.engine == "postgresql" {
-		out, code = run(t, kubectl, "exec", "-n", p.name, pod, "--", "psql", "-v", "ON_ERROR_STOP=1", "-U", "crm", "-d", "crm", "-tA", "-F", "\t", "-c", statements)
+		out, code = cluster.Run(t, nil, kubectl, "exec", "-n", p.name, pod, "--", "psql", "-v", "ON_ERROR_STOP=1", "-U", "crm", "-d", "crm", "-tA", "-F", "\t", "-c", statements)
 	} else {
-		out, code = run(t, kubectl, "exec", "-n", p.name, pod, "--", "sh", "-c", `mariadb -ucrm -p"$MARIADB_PASSWORD" crm -N -B -e "$0"`, statements)
+		out, code = cluster.Run(t, nil, kubectl, "exec", "-n", p.name, pod, "--", "sh", "-c", `mariadb -ucrm -p"$MARIADB_PASSWORD" crm -N -B -e "$0"`, statements)
 	}
 	if code != 0 {
 		t.Fatalf("%s on %s/%s: exit %d: %s", statements, p.name, env, code, out)
