@@ -50,8 +50,13 @@ verify-generated: manifests generate ## Fail when generated files differ from th
 	go test $(GO_TEST_FLAGS) ./test/docs/
 
 .PHONY: test
-test: manifests generate vet envtest-bins test-servers ## Unit tests, envtest suites on a real kube-apiserver + etcd, agent tests on real PostgreSQL, MariaDB and S3.
-	KUBEBUILDER_ASSETS=$(KUBEBUILDER_ASSETS) go test $(GO_TEST_FLAGS) ./...
+test: manifests generate vet envtest-bins test-servers test-prerequisites ## Unit tests, envtest suites on a real kube-apiserver + etcd, agent tests on real PostgreSQL, MariaDB and S3, the portal in Chromium; the last line counts the tests run and skipped.
+	@hack/build-tools.sh gotestsum
+	KUBEBUILDER_ASSETS=$(KUBEBUILDER_ASSETS) $(BIN)/gotestsum --format pkgname-and-test-fails --format-hide-empty-pkg -- $(GO_TEST_FLAGS) ./...
+
+.PHONY: test-prerequisites
+test-prerequisites: ## Install the Debian packages make test needs (PostgreSQL, MariaDB, Chromium) when missing, or name the command (SKIP_DATABASES=1, SKIP_BROWSER=1 skip their tests).
+	@hack/test-prerequisites.sh
 
 .PHONY: build
 build: generate ## Build the manager, crm-agent, kubectl-crm and portal binaries.
@@ -88,8 +93,12 @@ test-faults: ## Faults on the simulated cluster: manager SIGKILLs in 30 promotio
 	go test -tags faults $(GO_TEST_FLAGS) -timeout 20m -v ./test/faults/
 
 .PHONY: test-real
-test-real: ## Real pods (root): REAL_NODE=1 make run, the chart's operator on a real node; backups to a real S3 server, hibernation, retained volumes, checked against real rows; make down leaves the machine as it was.
+test-real: test-servers real-node-prerequisites ## Real pods (root): REAL_NODE=1 make run, the chart's operator on a real node; backups to a real S3 server, hibernation, retained volumes, checked against real rows; make down leaves the machine as it was.
 	go test -tags real $(GO_TEST_FLAGS) -timeout 30m -v ./test/real/
+
+.PHONY: real-node-prerequisites
+real-node-prerequisites: ## Build what the real node needs (Debian packages, tools, images), with progress lines; make test-real runs it before its test starts.
+	@hack/real-node-up.sh prepare
 
 .PHONY: down
 down: ## Stop everything `make run` started.

@@ -20,6 +20,9 @@ KWOK_VERSION=${KWOK_VERSION:-v0.8.0}
 HELM_VERSION=${HELM_VERSION:-v3.22.0}
 GOLANGCI_LINT_VERSION=${GOLANGCI_LINT_VERSION:-v2.15.0}
 GOVULNCHECK_VERSION=${GOVULNCHECK_VERSION:-v1.9.0}
+# make test's runner: the packages' results, then one line counting the tests
+# that ran and were skipped.
+GOTESTSUM_VERSION=${GOTESTSUM_VERSION:-v1.13.0}
 # The real node of the local cluster (REAL_NODE=1): container runtime, cluster
 # DNS, image registry and image tool.
 CONTAINERD_VERSION=${CONTAINERD_VERSION:-v2.3.7}
@@ -42,7 +45,9 @@ mkdir -p "$k8s_bin" "$root/bin"
 
 log() { printf '[build-tools %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 
-# build NAME DEST CMD...: runs CMD (which writes DEST) unless DEST exists.
+# build NAME DEST CMD...: runs CMD (which writes DEST) unless DEST exists,
+# saying how long the last build of NAME took on this machine and, every
+# 30 s, that it still builds.
 build() {
 	local name=$1 dest=$2
 	shift 2
@@ -50,11 +55,20 @@ build() {
 		log "$name: cached ($dest)"
 		return
 	fi
-	mkdir -p "$(dirname "$dest")"
-	log "$name: building (first time on this machine; this takes minutes)"
+	mkdir -p "$(dirname "$dest")" "$cache/.build-seconds"
+	local last=$cache/.build-seconds/${name%% *}
+	if [ -s "$last" ]; then
+		log "$name: building (its last build here took $(cat "$last")s)"
+	else
+		log "$name: building (first time on this machine; this takes minutes)"
+	fi
 	local start=$SECONDS tmp="$dest.tmp.$$"
-	"$@" "$tmp"
+	(while sleep 30 </dev/null >/dev/null 2>&1; do log "$name: still building ($((SECONDS - start))s)"; done) &
+	local ticker=$!
+	"$@" "$tmp" || { kill "$ticker" 2>/dev/null; return 1; }
+	kill "$ticker" 2>/dev/null
 	mv -f "$tmp" "$dest"
+	echo "$((SECONDS - start))" >"$last"
 	log "$name: built in $((SECONDS - start))s"
 }
 
@@ -91,6 +105,7 @@ go_install_helm() { go_install "helm.sh/helm/v3/cmd/helm@$HELM_VERSION" "$1"; }
 # Linters and the vulnerability scanner of `make lint` / `make vulncheck`.
 go_install_golangci_lint() { go_install "github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$GOLANGCI_LINT_VERSION" "$1"; }
 go_install_govulncheck() { go_install "golang.org/x/vuln/cmd/govulncheck@$GOVULNCHECK_VERSION" "$1"; }
+go_install_gotestsum() { go_install "gotest.tools/gotestsum@$GOTESTSUM_VERSION" "$1"; }
 
 # containerd, its runc shim and ctr, static (no cgo), without the snapshotters
 # that need C libraries; runc itself is Debian's.
@@ -123,7 +138,9 @@ go_tool() {
 	link "$dest" "$root/bin/$1"
 }
 
-for tool in "$@"; do
+# one TOOL: builds (or finds) one tool and links it.
+one() {
+	local tool=$1 dest
 	case $tool in
 	kube-apiserver | kube-controller-manager | kube-scheduler | kubectl | kubelet | kube-proxy)
 		dest=$cache/k8s/$K8S_VERSION/$tool
@@ -141,6 +158,7 @@ for tool in "$@"; do
 	helm) go_tool helm "$HELM_VERSION" go_install_helm ;;
 	golangci-lint) go_tool golangci-lint "$GOLANGCI_LINT_VERSION" go_install_golangci_lint ;;
 	govulncheck) go_tool govulncheck "$GOVULNCHECK_VERSION" go_install_govulncheck ;;
+	gotestsum) go_tool gotestsum "$GOTESTSUM_VERSION" go_install_gotestsum ;;
 	containerd)
 		dest=$cache/containerd/$CONTAINERD_VERSION
 		build "containerd $CONTAINERD_VERSION" "$dest" go_install_containerd # a directory of three
@@ -153,7 +171,25 @@ for tool in "$@"; do
 	kube-router) go_tool kube-router "$KUBE_ROUTER_VERSION" go_install_kube_router ;;
 	*)
 		log "unknown tool: $tool"
-		exit 2
+		return 2
 		;;
 	esac
+}
+
+# The tools build side by side, BUILD_JOBS at a time (the machine's cores).
+jobs=${BUILD_JOBS:-$(nproc)}
+failed=0
+running=0
+for tool in "$@"; do
+	if [ "$running" -ge "$jobs" ]; then
+		wait -n || failed=1
+		running=$((running - 1))
+	fi
+	one "$tool" &
+	running=$((running + 1))
 done
+while [ "$running" -gt 0 ]; do
+	wait -n || failed=1
+	running=$((running - 1))
+done
+exit "$failed"

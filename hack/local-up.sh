@@ -51,6 +51,9 @@ IDP_PORT=${IDP_PORT:-$((PROBE_PORT + 363))}
 kubeconfig=$dir/kubeconfig
 kubectl=$root/bin/k8s/$K8S_VERSION/kubectl
 mkdir -p "$dir"
+# make down ends this script first, so that it starts nothing after down.
+echo $$ >"$dir/up.pid"
+trap 'rm -f "$dir/up.pid"' EXIT
 t0=$SECONDS
 step() { printf '[run %3ds] %s\n' "$((SECONDS - t0))" "$*"; }
 alive() { [ -f "$dir/$1.pid" ] && kill -0 "$(cat "$dir/$1.pid")" 2>/dev/null; }
@@ -58,14 +61,17 @@ k() { "$kubectl" --kubeconfig "$kubeconfig" "$@"; }
 
 step "tools: etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, kwok (built once per machine, then cached)"
 hack/build-tools.sh etcd kube-apiserver kube-controller-manager kube-scheduler kubectl kwok 2>&1 | sed 's/^/          /'
-step "binaries: manager, kubectl-crm, localcluster"
-GOFLAGS=${GOFLAGS:--buildvcs=false} go build ${MANAGER_BUILD_TAGS:+-tags "$MANAGER_BUILD_TAGS"} -o bin/manager ./cmd/manager
-GOFLAGS=${GOFLAGS:--buildvcs=false} go build -o bin/kubectl-crm ./cmd/kubectl-crm
-GOFLAGS=${GOFLAGS:--buildvcs=false} go build -o bin/localcluster ./hack/localcluster
+step "binaries: manager, kubectl-crm, localcluster$([ "$PORTAL" = 1 ] && echo ", crm-portal, dev-idp") (side by side)"
+export GOFLAGS=${GOFLAGS:--buildvcs=false}
+builds=()
+go build ${MANAGER_BUILD_TAGS:+-tags "$MANAGER_BUILD_TAGS"} -o bin/manager ./cmd/manager & builds+=($!)
+go build -o bin/kubectl-crm ./cmd/kubectl-crm & builds+=($!)
+go build -o bin/localcluster ./hack/localcluster & builds+=($!)
 if [ "$PORTAL" = 1 ]; then
-	GOFLAGS=${GOFLAGS:--buildvcs=false} go build -o bin/crm-portal ./cmd/portal
-	GOFLAGS=${GOFLAGS:--buildvcs=false} go build -o bin/dev-idp ./hack/dev-idp
+	go build -o bin/crm-portal ./cmd/portal & builds+=($!)
+	go build -o bin/dev-idp ./hack/dev-idp & builds+=($!)
 fi
+for b in "${builds[@]}"; do wait "$b" || { echo "a build failed (above)"; exit 1; }; done
 
 # The OpenID provider first: the API server is started trusting it.
 authn=()

@@ -21,13 +21,15 @@
 #
 # `hack/real-node-up.sh address` only saves the machine's settings and adds
 # the node's address: hack/local-up.sh does that before it starts the API
-# server, which serves pods there.
+# server, which serves pods there. `hack/real-node-up.sh prepare` only builds
+# what the node needs (Debian packages, tools, images in the registry's
+# cache) and stops: make test-real runs it before the test's timeout starts.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 K8S_VERSION=${K8S_VERSION:-1.37.2}
 dir=${LOCAL_DIR:-$root/bin/local}/real-node
 what=${1:-all}
-[ "$what" = address ] || kubeconfig=${KUBECONFIG:?the cluster\'s kubeconfig}
+case $what in address | prepare) ;; *) kubeconfig=${KUBECONFIG:?the cluster\'s kubeconfig} ;; esac
 REGISTRY_PORT=${REGISTRY_PORT:-5001}
 cache=${CRM_TOOLS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/crm-operator}
 # Fixed, machine-wide: one real node per machine (one bridge, one set of rules).
@@ -62,9 +64,9 @@ wait_for() { # WHAT SECONDS CMD...
 }
 
 [ "$(id -u)" = 0 ] || { echo "REAL_NODE=1 needs root (containerd, kubelet, iptables)" >&2; exit 1; }
-# address: the Debian packages, the saved settings, the node's address.
-address() {
-	local missing=() pkgs key d
+# packages: the Debian packages the node needs.
+packages() {
+	local missing=() pkgs
 	for c in runc iptables nft conntrack ip ipset mmdebstrap gcc; do command -v "$c" >/dev/null || missing+=("$c"); done
 	[ -x /usr/lib/cni/bridge ] || missing+=(containernetworking-plugins)
 	if [ ${#missing[@]} -gt 0 ]; then
@@ -74,7 +76,11 @@ address() {
 		# shellcheck disable=SC2086
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $pkgs >/dev/null
 	fi
+}
 
+# address: the saved settings, the node's address.
+address() {
+	local key d
 	# What kubelet and the bridge plugin change on the machine, restored by
 	# real-node-down.sh: saved once, so a second `up` does not save its own values.
 	if [ ! -f "$dir/sysctls" ]; then
@@ -96,7 +102,13 @@ address() {
 	# Services answer pods on the same bridge only when bridged traffic passes iptables.
 	sysctl -qw net.bridge.bridge-nf-call-iptables=1 net.ipv4.ip_forward=1
 }
-address
+packages
+if [ "$what" = prepare ]; then
+	step "tools: etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, kwok (built once per machine, then cached)"
+	"$root/hack/build-tools.sh" etcd kube-apiserver kube-controller-manager kube-scheduler kubectl kwok helm 2>&1 | sed 's/^/          /'
+else
+	address
+fi
 [ "$what" = address ] && exit 0
 step "tools: containerd, kubelet, kube-proxy, CoreDNS, registry, crane, mailpit, kube-router (built once per machine, then cached)"
 "$root/hack/build-tools.sh" containerd kubelet kube-proxy coredns registry crane mailpit kube-router 2>&1 | sed 's/^/          /'
@@ -119,6 +131,12 @@ step "registry: http://127.0.0.1:$REGISTRY_PORT (CNCF distribution)"
 
 # The pause image, the images of the tests and the operator's image.
 REGISTRY=127.0.0.1:$REGISTRY_PORT "$root/hack/real-node-images.sh" 2>&1 | sed 's/^/          /'
+if [ "$what" = prepare ]; then
+	kill "$(cat "$dir/registry.pid")" 2>/dev/null || true
+	rm -f "$dir/registry.pid"
+	step "prepared: tools built, images in the registry's cache"
+	exit 0
+fi
 
 mkdir -p "$run/containerd" "$state/containerd" "$dir/cni" "$dir/certs.d/127.0.0.1:$REGISTRY_PORT"
 cat >"$dir/certs.d/127.0.0.1:$REGISTRY_PORT/hosts.toml" <<EOF

@@ -91,6 +91,25 @@ func (c *cluster) run() error {
 		ControlPlaneStartTimeout: time.Minute,
 		ControlPlaneStopTimeout:  time.Minute,
 	}
+	// etcd's data and the API server's certificates below the log
+	// directory: every process of the cluster names it, so that make down
+	// finds one whose parent died before it could stop it.
+	// Both begin empty: a start never reuses a previous cluster's data or CA.
+	etcdData := filepath.Join(c.logDir, "etcd-data")
+	if err := os.RemoveAll(etcdData); err != nil {
+		return err
+	}
+	c.env.ControlPlane.Etcd = &envtest.Etcd{DataDir: etcdData}
+	if c.serveAt == "" {
+		certDir := filepath.Join(c.logDir, "apiserver-certs")
+		if err := os.RemoveAll(certDir); err != nil {
+			return err
+		}
+		if err := os.MkdirAll(certDir, 0o700); err != nil {
+			return err
+		}
+		c.env.ControlPlane.GetAPIServer().CertDir = certDir
+	}
 	// Room for thousands of Services (envtest's default range has 254 addresses).
 	apiServer := c.env.ControlPlane.GetAPIServer().Configure()
 	apiServer.Set("service-cluster-ip-range", "10.96.0.0/12")
@@ -360,4 +379,6 @@ func (c *cluster) stop() {
 	if err := c.env.Stop(); err != nil {
 		fmt.Fprintln(os.Stderr, "localcluster: stopping:", err)
 	}
+	// envtest keeps a data directory it was given: the next start begins empty.
+	_ = os.RemoveAll(filepath.Join(c.logDir, "etcd-data"))
 }
