@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+	"time"
 
 	. "github.com/onsi/gomega"
 	appsv1 "k8s.io/api/apps/v1"
@@ -16,6 +17,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	crmv1alpha1 "github.com/crmops/crm-operator/api/v1alpha1"
+	"github.com/crmops/crm-operator/controllers/agentjob"
 	"github.com/crmops/crm-operator/internal/agent"
 	"github.com/crmops/crm-operator/internal/resources"
 )
@@ -181,4 +183,49 @@ func TestErasureRequest(t *testing.T) {
 		g.Expect(reasons).To(HaveKey("Erased"))
 		g.Expect(reasons).To(HaveKey("IdentifiersRemoved"))
 	})
+}
+
+// An erasure whose agent pod cannot start (its image, its Secret) says so
+// on the environment's entry, and fails there after agentjob.StartDeadline,
+// as a Backup or Restore does, instead of saying it erases until the Job's
+// own deadline: the agent never ran, nothing was erased.
+func TestAnErasureWhoseAgentCannotStartIsNamedAndEnds(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	p := backupProject("erasure-stuck", 5)
+	createProject(ctx, t, p)
+	ns := p.Name
+	readyEnvironment(ctx, t, p, "test", crmv1alpha1.StageTest)
+	er := &crmv1alpha1.ErasureRequest{
+		ObjectMeta: metav1.ObjectMeta{Name: "forget-bob", Namespace: ns},
+		Spec: crmv1alpha1.ErasureRequestSpec{ProjectRef: crmv1alpha1.ProjectReference{Name: ns},
+			Subject: crmv1alpha1.ErasureSubject{Email: "bob@kunde.example"}, Reason: "Art. 17 request, ticket 4712"},
+	}
+	g.Expect(k8s.Create(ctx, er)).To(Succeed())
+	name := resources.AgentJobName("forget-bob-test", "erase")
+	g.Eventually(exists(ctx, &batchv1.Job{}, ns, name)).WithTimeout(wait).Should(Succeed())
+
+	// The kubelet cannot pull the operator's image, which carries crm-agent (suite_test.go).
+	const image = "registry.example.com/crm-operator:test"
+	pod := imageNotPulled(ctx, g, ns, name, image)
+	entry := func(g Gomega) crmv1alpha1.EnvironmentErasure {
+		g.Expect(k8s.Get(ctx, client.ObjectKeyFromObject(er), er)).To(Succeed())
+		g.Expect(er.Status.Environments).To(HaveLen(1))
+		return er.Status.Environments[0]
+	}
+	g.Eventually(func(g Gomega) {
+		e := entry(g)
+		g.Expect(e.Phase).To(Equal(crmv1alpha1.ErasureRunning))
+		g.Expect(e.Message).To(And(ContainSubstring("pod "+pod.Name+" cannot start container"), ContainSubstring("(image "+image+")"), ContainSubstring("ImagePullBackOff")))
+	}).WithTimeout(wait).Should(Succeed())
+
+	// Still waiting past the deadline: the erasure fails there, saying why.
+	clockOffset.Store(int64(agentjob.StartDeadline + time.Minute))
+	t.Cleanup(func() { clockOffset.Store(0) })
+	g.Eventually(func(g Gomega) {
+		e := entry(g)
+		g.Expect(e.Phase).To(Equal(crmv1alpha1.ErasureFailed))
+		g.Expect(e.Message).To(And(ContainSubstring("ImagePullBackOff"), ContainSubstring("the agent never ran, nothing was erased")))
+	}).WithTimeout(wait).Should(Succeed())
+	g.Expect(er.Status.Phase).To(Equal(crmv1alpha1.ErasureFailed))
 }

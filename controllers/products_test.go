@@ -137,3 +137,37 @@ func TestAVersionChangeRunsTheProductsUpgrade(t *testing.T) {
 	g.Expect(envVersion(ctx, ns, "test")()).To(Equal("18.0-20261201"))
 	g.Expect(k8s.Get(ctx, key(ns, resources.AgentJobName("sprint-2", "migrate-test")), &batchv1.Job{})).NotTo(Succeed())
 }
+
+// An installation whose pod cannot start (its image cannot be pulled) is
+// named on the Environment, with the image and the kubelet's reason,
+// instead of "Job ... runs the installation" until the Job's deadline.
+func TestAnInstallationWhoseImageCannotBePulledIsNamed(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	p := newProject("unpulled-install")
+	p.Spec.Product = crmv1alpha1.Product{Name: crmv1alpha1.ProductOdoo, Version: "18.0"}
+	createProject(ctx, t, p)
+	ns := p.Name
+	const image = "registry.example.com/acme/odoo:18.0-custom"
+	env := newEnvironment(ns, "test", crmv1alpha1.StageTest)
+	env.Spec.Image = image
+	g.Expect(k8s.Create(ctx, env)).To(Succeed())
+	sts := &appsv1.StatefulSet{}
+	g.Eventually(exists(ctx, sts, ns, resources.DatabaseName("test"))).WithTimeout(wait).Should(Succeed())
+	sts.Status = appsv1.StatefulSetStatus{ObservedGeneration: sts.Generation, Replicas: 1, ReadyReplicas: 1, UpdatedReplicas: 1, AvailableReplicas: 1, CurrentReplicas: 1}
+	g.Expect(k8s.Status().Update(ctx, sts)).To(Succeed())
+	g.Eventually(exists(ctx, &batchv1.Job{}, ns, resources.InitJobName("test"))).WithTimeout(wait).Should(Succeed())
+
+	pod := imageNotPulled(ctx, g, ns, resources.InitJobName("test"), image)
+	g.Eventually(func(g Gomega) {
+		g.Expect(k8s.Get(ctx, client.ObjectKeyFromObject(env), env)).To(Succeed())
+		c := meta.FindStatusCondition(env.Status.Conditions, crmv1alpha1.ConditionInitialized)
+		g.Expect(c).NotTo(BeNil())
+		g.Expect(c.Status).To(Equal(metav1.ConditionFalse))
+		g.Expect(c.Reason).To(Equal("ImagePullBackOff"))
+		g.Expect(c.Message).To(And(ContainSubstring("the installation of odoo 18.0 has not started"), ContainSubstring("pod "+pod.Name+" cannot start container"),
+			ContainSubstring("(image "+image+")"), ContainSubstring("ImagePullBackOff")))
+		g.Expect(meta.FindStatusCondition(env.Status.Conditions, crmv1alpha1.ConditionReady).Message).To(Equal(c.Message), "Ready says why the application waits")
+	}).WithTimeout(time.Minute).Should(Succeed())
+	g.Expect(appReplicas(ctx, ns, "test")()).To(BeZero())
+}

@@ -247,9 +247,9 @@ func TestRestore(t *testing.T) {
 	})
 
 	t.Run("a Restore named like the bootstrap's loads production's backup anonymized all the same", func(t *testing.T) {
-		// Before, a Restore named <env>-bootstrap into an environment whose
-		// bootstrap anonymizes skipped anonymization, and the separate step
-		// had already run: production's personal data reached the copy.
+		// Whether a restore anonymizes follows from the environment's
+		// bootstrap policy, never from the Restore's name: one named
+		// <env>-bootstrap must not pass production's personal data through.
 		g := NewWithT(t)
 		old := &crmv1alpha1.Restore{}
 		g.Expect(k8s.Get(ctx, key(ns, resources.BootstrapRestoreName("copy")), old)).To(Succeed())

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"sync"
 
+	"github.com/prometheus/client_golang/prometheus"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/labels"
@@ -26,11 +27,19 @@ import (
 	"github.com/crmops/crm-operator/controllers/increment"
 	"github.com/crmops/crm-operator/controllers/project"
 	"github.com/crmops/crm-operator/controllers/restore"
+	"github.com/crmops/crm-operator/controllers/shared"
 	"github.com/crmops/crm-operator/internal/kube"
 	"github.com/crmops/crm-operator/internal/resources"
 )
 
-var collectorOnce sync.Once
+// collector is the fleet collector registered last, of the process's
+// latest manager: a manager started again in the same process (tests
+// restart it mid-promotion) replaces it, so that metrics are read from the
+// cache that runs, not from the stopped one.
+var collector struct {
+	sync.Mutex
+	registered prometheus.Collector
+}
 
 // The metrics endpoint authenticates and authorizes its clients (--metrics-secure).
 // +kubebuilder:rbac:groups=authentication.k8s.io,resources=tokenreviews,verbs=create
@@ -90,11 +99,12 @@ func CacheOptions(slim bool) cache.Options {
 			byObject[obj] = cache.ByObject{Label: own.Label, Transform: kube.SlimTransform}
 		}
 	}
-	// Of pods, only those of the operator's Jobs are read (their termination
-	// message is the agent's result): the application and database pods,
-	// most of a cluster's pods, stay out of memory.
-	jobPods, err := labels.Parse(fmt.Sprintf("%s=%s,%s in (%s,%s)", crmv1alpha1.LabelManagedBy, crmv1alpha1.ManagedByValue,
-		resources.LabelComponent, resources.ComponentAgent, resources.ComponentMigration))
+	// Of pods, only those of the operator's Jobs are read (the agent's
+	// termination message is its result; a pod that cannot start is named,
+	// kube.JobCannotStart): the application and database pods, most of a
+	// cluster's pods, stay out of memory.
+	jobPods, err := labels.Parse(fmt.Sprintf("%s=%s,%s in (%s,%s,%s)", crmv1alpha1.LabelManagedBy, crmv1alpha1.ManagedByValue,
+		resources.LabelComponent, resources.ComponentAgent, resources.ComponentMigration, resources.ComponentInit))
 	if err != nil {
 		panic(err) // a constant selector
 	}
@@ -106,10 +116,13 @@ func CacheOptions(slim bool) cache.Options {
 
 // SetupWithManager registers every reconciler of the operator with mgr.
 func SetupWithManager(mgr ctrl.Manager, opts Options) error {
-	// Registered once per process: a second manager in the same process (tests) reuses it.
-	collectorOnce.Do(func() {
-		ctrlmetrics.Registry.MustRegister(fleet.NewCollector(mgr.GetCache()))
-	})
+	collector.Lock()
+	if collector.registered != nil {
+		ctrlmetrics.Registry.Unregister(collector.registered)
+	}
+	collector.registered = fleet.NewCollector(mgr.GetCache())
+	ctrlmetrics.Registry.MustRegister(collector.registered)
+	collector.Unlock()
 	if opts.IngressNamespace == "" {
 		opts.IngressNamespace = "ingress-nginx"
 	}
@@ -124,11 +137,14 @@ func SetupWithManager(mgr ctrl.Manager, opts Options) error {
 	if err := applied.ForgetDeleted(context.Background(), mgr.GetCache()); err != nil {
 		return err
 	}
-	deps := func(name string, workers int) agentjob.Deps {
-		return agentjob.Deps{
+	deps := func(name string, workers int) shared.Deps {
+		return shared.Deps{
 			Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Recorder: mgr.GetEventRecorder(name),
-			AgentImage: opts.AgentImage, AgentImageVolume: opts.AgentImageVolume, Workers: workers, Tolerations: opts.Tolerations, Images: opts.Images, Clock: opts.Clock,
+			Workers: workers, Tolerations: opts.Tolerations, Images: opts.Images, Clock: opts.Clock,
 		}
+	}
+	agentDeps := func(name string, workers int) agentjob.Deps {
+		return agentjob.Deps{Deps: deps(name, workers), AgentImage: opts.AgentImage, AgentImageVolume: opts.AgentImageVolume}
 	}
 	reconcilers := []interface{ SetupWithManager(ctrl.Manager) error }{
 		&project.Reconciler{
@@ -136,9 +152,9 @@ func SetupWithManager(mgr ctrl.Manager, opts Options) error {
 			Recorder: mgr.GetEventRecorder("implementationproject-controller"), Workers: opts.MaxConcurrentReconciles,
 		},
 		&environment.Reconciler{Deps: deps("environment-controller", opts.MaxConcurrentReconciles), Applied: applied, IngressNamespace: opts.IngressNamespace, MailReader: opts.MailReader},
-		&backup.Reconciler{Deps: deps("backup-controller", promotionWorkers)},
-		&restore.Reconciler{Deps: deps("restore-controller", promotionWorkers)},
-		&erasure.Reconciler{Deps: deps("erasurerequest-controller", promotionWorkers)},
+		&backup.Reconciler{Deps: agentDeps("backup-controller", promotionWorkers)},
+		&restore.Reconciler{Deps: agentDeps("restore-controller", promotionWorkers)},
+		&erasure.Reconciler{Deps: agentDeps("erasurerequest-controller", promotionWorkers)},
 		&increment.Reconciler{Deps: deps("increment-controller", promotionWorkers)},
 	}
 	for _, r := range reconcilers {

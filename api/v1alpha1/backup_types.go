@@ -28,7 +28,12 @@ const (
 	BackupFailed    BackupPhase = "Failed"
 )
 
-// LabelBackupReason is set on Backups so that retention can select them.
+// LabelBackupReason, beside LabelEnvironment (and LabelIncrement on a
+// pre-promotion backup), labels every Backup the operator and the kubectl
+// plugin create, so that people and tools list them by reason (kubectl get
+// backups -l crm.crmops.io/backup-reason=scheduled). Retention does not
+// read it: it judges every completed Backup of an environment
+// (spec.environmentRef), whoever created it and whatever its reason.
 const LabelBackupReason = "crm.crmops.io/backup-reason"
 
 // BackupSpec says what to back up.

@@ -65,7 +65,7 @@ func (r *Reconciler) Status(b *crmv1alpha1.Backup) (any, *int64) {
 }
 
 // Step starts the backup Job and records its outcome.
-func (r *Reconciler) Step(ctx context.Context, b *crmv1alpha1.Backup) (ctrl.Result, error) {
+func (r *Reconciler) Step(ctx context.Context, b *crmv1alpha1.Backup, _ kube.Persist) (ctrl.Result, error) {
 	if b.Status.Phase == "" {
 		b.Status.Phase = crmv1alpha1.BackupPending
 	}
@@ -81,7 +81,7 @@ func (r *Reconciler) Step(ctx context.Context, b *crmv1alpha1.Backup) (ctrl.Resu
 	switch err := r.Get(ctx, types.NamespacedName{Namespace: b.Namespace, Name: jobName}, job); {
 	case apierrors.IsNotFound(err):
 		if b.Status.JobName != "" {
-			return agentjob.JobGone(ctx, r.APIReader, b.Namespace, jobName, func(msg string) { r.fail(b, "JobDeleted", msg) })
+			return kube.JobGone(ctx, r.APIReader, b.Namespace, jobName, func(msg string) { r.fail(b, "JobDeleted", msg) })
 		}
 		if in == nil {
 			return ctrl.Result{RequeueAfter: 30 * time.Second}, nil
@@ -334,7 +334,7 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&crmv1alpha1.Backup{}).
 		Owns(&batchv1.Job{}).
-		Watches(&corev1.Pod{}, agentjob.EnqueueOwnerOfJobPod(mgr.GetClient(), "Backup")).
+		Watches(&corev1.Pod{}, kube.EnqueueForJobPods(mgr.GetClient(), kube.ControllerOfKind("Backup"))).
 		// An environment's deletion hands its backups' retention to them (expireOrphan).
 		Watches(&crmv1alpha1.Environment{}, handler.EnqueueRequestsFromMapFunc(r.backupsOfEnvironment),
 			builder.WithPredicates(predicate.Funcs{

@@ -143,13 +143,7 @@ func (r *Reconciler) scheduleBackups(ctx context.Context, p *crmv1alpha1.Impleme
 		}
 		slot, next, due := policy.DueBackup(sched, last, now)
 		if due {
-			b := &crmv1alpha1.Backup{
-				ObjectMeta: metav1.ObjectMeta{
-					Name: fmt.Sprintf("%s-%s", env.Name, slot.UTC().Format("20060102-1504")), Namespace: env.Namespace,
-					Labels: map[string]string{crmv1alpha1.LabelEnvironment: env.Name, crmv1alpha1.LabelBackupReason: string(crmv1alpha1.BackupScheduled)},
-				},
-				Spec: crmv1alpha1.BackupSpec{EnvironmentRef: crmv1alpha1.LocalObjectReference{Name: env.Name}, Reason: crmv1alpha1.BackupScheduled},
-			}
+			b := resources.Backup(env.Namespace, fmt.Sprintf("%s-%s", env.Name, slot.UTC().Format("20060102-1504")), env.Name, crmv1alpha1.BackupScheduled, "")
 			// Not owned by the environment: a Backup outlives it, and its
 			// stored data goes only by retention (which goes on for the
 			// backups of an environment that is gone: the Backup
@@ -230,15 +224,8 @@ func (r *Reconciler) bootstrap(ctx context.Context, env *crmv1alpha1.Environment
 	rs := &crmv1alpha1.Restore{}
 	err := r.Get(ctx, client.ObjectKey{Namespace: env.Namespace, Name: resources.BootstrapRestoreName(env.Name)}, rs)
 	if apierrors.IsNotFound(err) {
-		rs = &crmv1alpha1.Restore{
-			ObjectMeta: metav1.ObjectMeta{Name: resources.BootstrapRestoreName(env.Name), Namespace: env.Namespace},
-			Spec: crmv1alpha1.RestoreSpec{
-				BackupRef:      crmv1alpha1.LocalObjectReference{Name: env.Spec.Bootstrap.FromBackup.Name},
-				EnvironmentRef: crmv1alpha1.LocalObjectReference{Name: env.Name},
-				// The environment was created from this backup on purpose.
-				Confirm: env.Name,
-			},
-		}
+		// Confirmed: the environment was created from this backup on purpose.
+		rs = resources.Restore(env.Namespace, resources.BootstrapRestoreName(env.Name), env.Spec.Bootstrap.FromBackup.Name, env.Name, env.Name)
 		if err := controllerutil.SetControllerReference(env, rs, r.Scheme()); err != nil {
 			return false, err
 		}

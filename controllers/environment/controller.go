@@ -29,7 +29,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	crmv1alpha1 "github.com/crmops/crm-operator/api/v1alpha1"
-	"github.com/crmops/crm-operator/controllers/agentjob"
+	"github.com/crmops/crm-operator/controllers/shared"
 	"github.com/crmops/crm-operator/internal/crm"
 	"github.com/crmops/crm-operator/internal/kube"
 	"github.com/crmops/crm-operator/internal/resources"
@@ -41,7 +41,7 @@ type Reconciler struct {
 	// Deps: APIReader reads what the cache does not hold (Secrets the
 	// operator did not create, children the cache holds slim); Clock tells
 	// the time of backup schedules and retention.
-	agentjob.Deps
+	shared.Deps
 	// Applied records the children found holding their desired state.
 	Applied *kube.AppliedRecords
 	// IngressNamespace is where the ingress controller runs.
@@ -79,7 +79,7 @@ func (r *Reconciler) Status(env *crmv1alpha1.Environment) (any, *int64) {
 }
 
 // Step applies the environment's objects and records their state.
-func (r *Reconciler) Step(ctx context.Context, env *crmv1alpha1.Environment) (ctrl.Result, error) {
+func (r *Reconciler) Step(ctx context.Context, env *crmv1alpha1.Environment, _ kube.Persist) (ctrl.Result, error) {
 	project := &crmv1alpha1.ImplementationProject{}
 	if err := r.Get(ctx, types.NamespacedName{Name: env.Spec.ProjectRef.Name}, project); err != nil {
 		if apierrors.IsNotFound(err) {
@@ -102,7 +102,7 @@ func (r *Reconciler) Step(ctx context.Context, env *crmv1alpha1.Environment) (ct
 		Images:           r.Images,
 	}
 	if ext := env.Spec.Database.External; ext != nil {
-		if in.External, err = agentjob.ReadExternalDatabase(ctx, r.APIReader, env.Namespace, ext.SecretName, profile.Engine); err != nil {
+		if in.External, err = shared.ReadExternalDatabase(ctx, r.APIReader, env.Namespace, ext.SecretName, profile.Engine); err != nil {
 			r.notReady(env, "ExternalDatabaseInvalid", err.Error())
 			return ctrl.Result{RequeueAfter: time.Minute}, nil
 		}
@@ -220,7 +220,7 @@ func (r *Reconciler) ensureCredentials(ctx context.Context, env *crmv1alpha1.Env
 	}
 	values := map[string][]byte{}
 	for _, k := range crm.SecretKeys {
-		v, err := agentjob.RandomSecret()
+		v, err := shared.RandomSecret()
 		if err != nil {
 			return err
 		}
@@ -244,7 +244,7 @@ func (r *Reconciler) addMissingCredentials(ctx context.Context, env *crmv1alpha1
 		if _, ok := secret.Data[k]; ok {
 			continue
 		}
-		v, err := agentjob.RandomSecret()
+		v, err := shared.RandomSecret()
 		if err != nil {
 			return err
 		}
@@ -533,7 +533,8 @@ func kindOf(obj client.Object) string {
 // retainVolume puts a retained claim's PersistentVolume out of reach of
 // the claim's deletion (and so of its namespace's): reclaim policy Retain,
 // labelled with where it came from, so that the data outlives even a
-// deleted namespace and can be bound again (README "Deletion").
+// deleted namespace and can be bound again
+// (docs/user-guide/projects-and-environments.md#deletion-and-retained-data).
 func (r *Reconciler) retainVolume(ctx context.Context, env *crmv1alpha1.Environment, pvc *corev1.PersistentVolumeClaim) error {
 	if pvc.Spec.VolumeName == "" {
 		return nil // never bound: no data
@@ -576,6 +577,8 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Owns(&networkingv1.NetworkPolicy{}, children).
 		Owns(&policyv1.PodDisruptionBudget{}, children).
 		Owns(&batchv1.Job{}, children).
+		// An init Job's pod that cannot start is named at once (runInit).
+		Watches(&corev1.Pod{}, kube.EnqueueForJobPods(mgr.GetClient(), kube.ControllerOfKind("Environment")), builder.WithPredicates(kube.PodStartChanged())).
 		Watches(&crmv1alpha1.Backup{}, handler.EnqueueRequestsFromMapFunc(environmentOfBackupOrRestore), phases).
 		Watches(&crmv1alpha1.Restore{}, handler.EnqueueRequestsFromMapFunc(environmentOfBackupOrRestore), phases).
 		Watches(&crmv1alpha1.ErasureRequest{}, handler.EnqueueRequestsFromMapFunc(r.environmentsOfErasure)).

@@ -80,6 +80,7 @@ func planInit(env *crmv1alpha1.Environment, in *resources.EnvironmentInput) init
 func (r *Reconciler) runInit(ctx context.Context, env *crmv1alpha1.Environment, in *resources.EnvironmentInput, plan initStep, applied map[string]int64) (ctrl.Result, error) {
 	gen := env.Generation
 	name := resources.InitJobName(env.Name)
+	runs := fmt.Sprintf("Job %s runs the %s of %s %s", name, plan.what, in.Profile.Product, in.Version)
 	job := &batchv1.Job{}
 	err := r.Get(ctx, types.NamespacedName{Namespace: env.Namespace, Name: name}, job)
 	if err == nil && job.Annotations[annotationInitVersion] != in.Version {
@@ -106,32 +107,36 @@ func (r *Reconciler) runInit(ctx context.Context, env *crmv1alpha1.Environment, 
 		if err := r.Create(ctx, job); err != nil && !apierrors.IsAlreadyExists(err) {
 			return ctrl.Result{}, err
 		}
-		kube.SetCondition(&env.Status.Conditions, gen, crmv1alpha1.ConditionInitialized, metav1.ConditionFalse, "Running", fmt.Sprintf("Job %s runs the %s of %s %s", name, plan.what, in.Profile.Product, in.Version))
-		r.Recorder.Eventf(env, job, corev1.EventTypeNormal, "InitStarted", "Initialize", "Job %s runs the %s of %s %s", name, plan.what, in.Profile.Product, in.Version)
+		kube.SetCondition(&env.Status.Conditions, gen, crmv1alpha1.ConditionInitialized, metav1.ConditionFalse, "Running", runs)
+		r.Recorder.Eventf(env, job, corev1.EventTypeNormal, "InitStarted", "Initialize", "%s", runs)
 		return ctrl.Result{}, nil
 	}
 	if err != nil {
 		return ctrl.Result{}, err
 	}
-	for _, c := range job.Status.Conditions {
-		if c.Status != corev1.ConditionTrue {
-			continue
+	finished, failed, why := kube.JobFinished(job)
+	switch {
+	case failed:
+		msg := fmt.Sprintf("Job %s (the %s of %s %s) failed: %s; its logs say why; delete the Job to run it again", name, plan.what, in.Profile.Product, in.Version, why)
+		if c := meta.FindStatusCondition(env.Status.Conditions, crmv1alpha1.ConditionInitialized); c == nil || c.Reason != "Failed" {
+			r.Recorder.Eventf(env, job, corev1.EventTypeWarning, "InitFailed", "Initialize", "%s", msg)
 		}
-		switch c.Type {
-		case batchv1.JobComplete, batchv1.JobSuccessCriteriaMet:
-			env.Status.SchemaVersion = in.Version
-			kube.SetCondition(&env.Status.Conditions, gen, crmv1alpha1.ConditionInitialized, metav1.ConditionTrue, "Completed", fmt.Sprintf("the %s of %s %s completed (Job %s)", plan.what, in.Profile.Product, in.Version, name))
-			r.Recorder.Eventf(env, job, corev1.EventTypeNormal, "Initialized", "Initialize", "the %s of %s %s completed", plan.what, in.Profile.Product, in.Version)
-			// The next reconcile, with the version on record, starts the application.
-			return ctrl.Result{RequeueAfter: time.Second}, nil
-		case batchv1.JobFailed:
-			msg := fmt.Sprintf("Job %s (the %s of %s %s) failed: %s; its logs say why; delete the Job to run it again", name, plan.what, in.Profile.Product, in.Version, c.Message)
-			if c := meta.FindStatusCondition(env.Status.Conditions, crmv1alpha1.ConditionInitialized); c == nil || c.Reason != "Failed" {
-				r.Recorder.Eventf(env, job, corev1.EventTypeWarning, "InitFailed", "Initialize", "%s", msg)
-			}
-			kube.SetCondition(&env.Status.Conditions, gen, crmv1alpha1.ConditionInitialized, metav1.ConditionFalse, "Failed", msg)
-			return ctrl.Result{}, nil
-		}
+		kube.SetCondition(&env.Status.Conditions, gen, crmv1alpha1.ConditionInitialized, metav1.ConditionFalse, "Failed", msg)
+		return ctrl.Result{}, nil
+	case finished:
+		env.Status.SchemaVersion = in.Version
+		kube.SetCondition(&env.Status.Conditions, gen, crmv1alpha1.ConditionInitialized, metav1.ConditionTrue, "Completed", fmt.Sprintf("the %s of %s %s completed (Job %s)", plan.what, in.Profile.Product, in.Version, name))
+		r.Recorder.Eventf(env, job, corev1.EventTypeNormal, "Initialized", "Initialize", "the %s of %s %s completed", plan.what, in.Profile.Product, in.Version)
+		// The next reconcile, with the version on record, starts the application.
+		return ctrl.Result{RequeueAfter: time.Second}, nil
 	}
+	if stuck, ok := kube.JobCannotStart(ctx, r.Client, job); ok {
+		// Said, not ended: the Job's own deadline ends it; an image or
+		// Secret fixed meanwhile lets it run.
+		kube.SetCondition(&env.Status.Conditions, gen, crmv1alpha1.ConditionInitialized, metav1.ConditionFalse, stuck.Reason,
+			fmt.Sprintf("the %s of %s %s has not started: %s", plan.what, in.Profile.Product, in.Version, stuck.Message))
+		return ctrl.Result{}, nil // the pod's watch brings us back
+	}
+	kube.SetCondition(&env.Status.Conditions, gen, crmv1alpha1.ConditionInitialized, metav1.ConditionFalse, "Running", runs)
 	return ctrl.Result{}, nil // the Job watch brings us back
 }

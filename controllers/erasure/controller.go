@@ -12,6 +12,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
@@ -20,6 +21,7 @@ import (
 
 	crmv1alpha1 "github.com/crmops/crm-operator/api/v1alpha1"
 	"github.com/crmops/crm-operator/controllers/agentjob"
+	"github.com/crmops/crm-operator/controllers/shared"
 	"github.com/crmops/crm-operator/internal/agent"
 	"github.com/crmops/crm-operator/internal/crm"
 	"github.com/crmops/crm-operator/internal/kube"
@@ -79,7 +81,7 @@ func (r *Reconciler) state(er *crmv1alpha1.ErasureRequest, phase crmv1alpha1.Era
 }
 
 // Step advances the request by what it observes and starts.
-func (r *Reconciler) Step(ctx context.Context, er *crmv1alpha1.ErasureRequest) (ctrl.Result, error) {
+func (r *Reconciler) Step(ctx context.Context, er *crmv1alpha1.ErasureRequest, _ kube.Persist) (ctrl.Result, error) {
 	if er.Namespace != er.Spec.ProjectRef.Name {
 		r.state(er, crmv1alpha1.ErasureFailed, metav1.ConditionFalse, "WrongNamespace",
 			fmt.Sprintf("an ErasureRequest must be created in the namespace of its project %q", er.Spec.ProjectRef.Name))
@@ -129,7 +131,7 @@ func (r *Reconciler) Step(ctx context.Context, er *crmv1alpha1.ErasureRequest) (
 	}
 	sort.Slice(envs.Items, func(i, j int) bool { return envs.Items[i].Name < envs.Items[j].Name })
 	var entries []crmv1alpha1.EnvironmentErasure
-	completed, failed := 0, ""
+	completed, failed, running := 0, "", false
 	for i := range envs.Items {
 		env := &envs.Items[i]
 		if env.Spec.ProjectRef.Name != er.Spec.ProjectRef.Name {
@@ -145,6 +147,8 @@ func (r *Reconciler) Step(ctx context.Context, er *crmv1alpha1.ErasureRequest) (
 			completed++
 		case crmv1alpha1.ErasureFailed:
 			failed = fmt.Sprintf("environment %s: %s (delete Job %s to retry)", e.Name, e.Message, e.JobName)
+		case crmv1alpha1.ErasureRunning:
+			running = true
 		}
 	}
 	er.Status.Environments = entries
@@ -161,6 +165,9 @@ func (r *Reconciler) Step(ctx context.Context, er *crmv1alpha1.ErasureRequest) (
 	default:
 		r.state(er, crmv1alpha1.ErasureRunning, metav1.ConditionFalse, "Erasing",
 			fmt.Sprintf("erased in %d of %d environments", completed, len(entries)))
+	}
+	if running {
+		return ctrl.Result{RequeueAfter: agentjob.JobCheck}, nil // and the Jobs' watch brings us back
 	}
 	return ctrl.Result{}, nil
 }
@@ -215,7 +222,15 @@ func (r *Reconciler) eraseIn(ctx context.Context, er *crmv1alpha1.ErasureRequest
 	done, res, why := agentjob.JobOutcome(ctx, r.Client, r.APIReader, job)
 	switch {
 	case !done:
-		e.Phase, e.Message = crmv1alpha1.ErasureRunning, "crm-agent erases the subject in Job "+e.JobName
+		reason, msg, expired := r.NotStarting(ctx, job)
+		switch {
+		case expired:
+			e.Phase, e.Message = crmv1alpha1.ErasureFailed, fmt.Sprintf("%s, for %s: the agent never ran, nothing was erased", msg, agentjob.StartDeadline)
+		case reason != "":
+			e.Phase, e.Message = crmv1alpha1.ErasureRunning, msg
+		default:
+			e.Phase, e.Message = crmv1alpha1.ErasureRunning, "crm-agent erases the subject in Job "+e.JobName
+		}
 	case res.Error != "" || why != "":
 		e.Phase, e.Message = crmv1alpha1.ErasureFailed, res.Error+why
 	default:
@@ -235,7 +250,7 @@ func (r *Reconciler) salt(ctx context.Context, project *crmv1alpha1.Implementati
 	s := &corev1.Secret{}
 	err := r.Get(ctx, key, s)
 	if apierrors.IsNotFound(err) {
-		value, rerr := agentjob.RandomSecret()
+		value, rerr := shared.RandomSecret()
 		if rerr != nil {
 			return "", rerr
 		}
@@ -274,12 +289,14 @@ func unfinishedErasures(c client.Client) handler.EventHandler {
 	})
 }
 
-// SetupWithManager registers the reconciler; it follows its Jobs, the
-// project's Environments and Restores.
+// SetupWithManager registers the reconciler; it follows its Jobs and their
+// pods, the project's Environments and Restores.
 func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&crmv1alpha1.ErasureRequest{}).
 		Owns(&batchv1.Job{}).
+		// An agent pod that cannot start is named at once (eraseIn).
+		Watches(&corev1.Pod{}, kube.EnqueueForJobPods(mgr.GetClient(), kube.ControllerOfKind("ErasureRequest")), builder.WithPredicates(kube.PodStartChanged())).
 		Watches(&crmv1alpha1.Environment{}, unfinishedErasures(mgr.GetClient())).
 		Watches(&crmv1alpha1.Restore{}, unfinishedErasures(mgr.GetClient())).
 		WithOptions(controller.Options{MaxConcurrentReconciles: r.Workers}).

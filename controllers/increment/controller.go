@@ -4,6 +4,7 @@ import (
 	"context"
 
 	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -15,7 +16,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	crmv1alpha1 "github.com/crmops/crm-operator/api/v1alpha1"
-	"github.com/crmops/crm-operator/controllers/agentjob"
+	"github.com/crmops/crm-operator/controllers/shared"
 	"github.com/crmops/crm-operator/internal/kube"
 	"github.com/crmops/crm-operator/internal/promotion"
 )
@@ -25,7 +26,7 @@ import (
 // and is guarded by what status says already happened, so a restart never
 // takes a second backup, runs a migration twice or rolls out twice.
 type Reconciler struct {
-	agentjob.Deps
+	shared.Deps
 	// written: this reconciler's last status write of each increment.
 	written kube.OwnWrites
 }
@@ -45,34 +46,48 @@ type Reconciler struct {
 // +kubebuilder:rbac:groups=crm.crmops.io,resources=increments/content,verbs=update
 
 // Reconcile advances the increment by at most one step that acts outside
-// its status (steps that only record chain within one reconcile).
+// its status (steps that only record chain within one reconcile). Every
+// status write is locked: a step decided on a stale copy is never written.
 func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
-	inc := &crmv1alpha1.Increment{}
-	if ok, res, err := r.written.Read(ctx, r.Client, req.NamespacedName, inc); !ok {
-		return res, err
-	}
+	return kube.Reconcile(ctx, r.Client, req.NamespacedName, &crmv1alpha1.Increment{}, r, kube.Tracking(&r.written), kube.LockedStatus())
+}
+
+// Settle lets a deleted increment go once nothing of it touches data (a
+// deletion during a migration or rollout waits for its end, through Step);
+// an increment in progress gets the finalizer first. A final increment
+// still goes on to Step, which records the product owner's decision.
+func (r *Reconciler) Settle(ctx context.Context, inc *crmv1alpha1.Increment) (bool, ctrl.Result, error) {
 	deleting := !inc.DeletionTimestamp.IsZero()
 	if deleting && !promotion.HoldsDeletion(&inc.Status) {
-		return ctrl.Result{}, r.release(ctx, inc)
+		return true, ctrl.Result{}, r.release(ctx, inc)
 	}
 	if !deleting && !promotion.Final(inc.Status.Phase) && controllerutil.AddFinalizer(inc, crmv1alpha1.IncrementFinalizer) {
 		// Where the admission policy crm-data-finalizers is not installed.
 		if err := r.Update(ctx, inc); err != nil {
-			return ctrl.Result{}, err
+			return true, ctrl.Result{}, err
 		}
 	}
-	x := &run{Reconciler: r, inc: inc, lastWritten: inc.DeepCopy()}
+	return false, ctrl.Result{}, nil
+}
+
+// Status is the increment's status and its observedGeneration.
+func (r *Reconciler) Status(inc *crmv1alpha1.Increment) (any, *int64) {
+	return inc.Status, &inc.Status.ObservedGeneration
+}
+
+// Step takes the increment's steps until one waits (run.advance). A
+// deleted increment whose work on data ended in this step goes, its
+// status on record first.
+func (r *Reconciler) Step(ctx context.Context, inc *crmv1alpha1.Increment, persist kube.Persist) (ctrl.Result, error) {
+	x := &run{Reconciler: r, inc: inc, persist: persist}
 	result, err := x.advance(ctx)
-	if perr := x.persist(ctx); perr != nil && err == nil {
-		err = perr
+	if err != nil || inc.DeletionTimestamp.IsZero() || promotion.HoldsDeletion(&inc.Status) {
+		return result, err
 	}
-	if err == nil && promotion.Final(inc.Status.Phase) {
-		r.written.Forget(req.NamespacedName)
+	if err := persist(ctx); err != nil {
+		return result, err
 	}
-	if err == nil && deleting && !promotion.HoldsDeletion(&inc.Status) {
-		err = r.release(ctx, inc)
-	}
-	return result, err
+	return result, r.release(ctx, inc)
 }
 
 // release lets a deleted increment go: nothing of it touches data any more.
@@ -86,11 +101,13 @@ func (r *Reconciler) release(ctx context.Context, inc *crmv1alpha1.Increment) er
 }
 
 // SetupWithManager registers the reconciler. It follows the increment's
-// Backups and Jobs, and the environments it rolls out to.
+// Backups, Jobs and their pods, and the environments it rolls out to.
 func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&crmv1alpha1.Increment{}).
 		Watches(&batchv1.Job{}, handler.EnqueueRequestsFromMapFunc(incrementOfWork)).
+		// A migration pod that cannot start is named at once (migrate).
+		Watches(&corev1.Pod{}, kube.EnqueueForJobPods(mgr.GetClient(), incrementOfWork), builder.WithPredicates(kube.PodStartChanged())).
 		Watches(&crmv1alpha1.Restore{}, handler.EnqueueRequestsFromMapFunc(incrementOfWork)).
 		Watches(&crmv1alpha1.Backup{}, handler.EnqueueRequestsFromMapFunc(func(_ context.Context, o client.Object) []reconcile.Request {
 			b := o.(*crmv1alpha1.Backup)

@@ -9,61 +9,11 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
-	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
 	crmv1alpha1 "github.com/crmops/crm-operator/api/v1alpha1"
-	"github.com/crmops/crm-operator/internal/crm"
 	"github.com/crmops/crm-operator/internal/kube"
-	"github.com/crmops/crm-operator/internal/promotion"
 	"github.com/crmops/crm-operator/internal/resources"
 )
-
-// beginChange moves a stage to its migration (the product's upgrade when
-// the version changes, the increment's migration), or to its rollout when
-// there is neither.
-func (x *run) beginChange() {
-	upgrade, _ := x.productUpgrade()
-	stage := x.stage
-	switch {
-	case upgrade != nil && x.inc.Spec.Migration != nil:
-		stage.Phase, stage.Message = crmv1alpha1.StageMigrating, "running the product's upgrade, then the migration"
-	case upgrade != nil:
-		stage.Phase, stage.Message = crmv1alpha1.StageMigrating, "running the product's upgrade"
-	case x.inc.Spec.Migration != nil:
-		stage.Phase, stage.Message = crmv1alpha1.StageMigrating, "running the migration"
-	default:
-		stage.Phase, stage.Message = crmv1alpha1.StageRollingOut, "rolling out"
-	}
-}
-
-// productUpgrade is the product's upgrade step the stage runs in its
-// migration slot: nil when the version does not change or the product has
-// no such step; an error names the versions when the product cannot go
-// from one to the other in one step.
-func (x *run) productUpgrade() (*crm.Run, error) {
-	profile, err := crm.For(x.project.Spec.Product)
-	if err != nil {
-		return nil, err
-	}
-	from, to := resources.SchemaVersion(x.env), promotion.Version(x.inc)
-	if from == "" || from == to {
-		return nil, nil
-	}
-	if err := profile.CheckUpgrade(from, to); err != nil {
-		return nil, err
-	}
-	return profile.Upgrade, nil
-}
-
-// recordPrevious notes what the stage's Environment runs, for a rollback.
-func recordPrevious(stage *crmv1alpha1.StageStatus, env *crmv1alpha1.Environment) {
-	stage.PreviousVersion, stage.PreviousImage = env.Spec.Version, env.Spec.Image
-	if stage.PreviousVersion == "" {
-		stage.PreviousVersion = env.Status.Version
-	}
-	stage.PreviousIncrement = env.Annotations[crmv1alpha1.AnnotationIncrement]
-}
 
 // rollBack undoes a failed promotion on a stage after the first: the
 // Environment goes back to what ran before (when the rollout changed it),
@@ -105,15 +55,8 @@ func (x *run) restoreAfterRollback(ctx context.Context) (string, error) {
 	if !x.project.Spec.RestoreDatabaseOnRollback || stage.MigrationJob == "" || stage.Backup == "" {
 		return "", nil
 	}
-	rs := &crmv1alpha1.Restore{
-		ObjectMeta: metav1.ObjectMeta{Name: resources.AgentJobName(x.inc.Name, "rollback-"+stage.Name), Namespace: x.inc.Namespace},
-		Spec: crmv1alpha1.RestoreSpec{
-			BackupRef:      crmv1alpha1.LocalObjectReference{Name: stage.Backup},
-			EnvironmentRef: crmv1alpha1.LocalObjectReference{Name: stage.Name},
-			// The project's policy is the confirmation.
-			Confirm: stage.Name,
-		},
-	}
+	// Confirmed: the project's policy is the confirmation.
+	rs := resources.Restore(x.inc.Namespace, resources.AgentJobName(x.inc.Name, "rollback-"+stage.Name), stage.Backup, stage.Name, stage.Name)
 	if err := x.ownByEnvironment(rs); err != nil {
 		return "", err
 	}
@@ -162,36 +105,4 @@ func (x *run) rolledBack(ctx context.Context, reason, msg string) {
 	x.cond(crmv1alpha1.ConditionFailed, metav1.ConditionTrue, reason, msg)
 	kube.Audit(ctx, x.Recorder, inc, corev1.EventTypeWarning, "RolledBack", "Promote", "%s; rolled back %s to %s", msg, env.Name, stage.PreviousVersion)
 	recordPromotion(inc, stage, x.last, resultRolledBack, now.Time)
-}
-
-// setEnvironmentVersion points the stage's Environment at a version (and
-// image), recording the increment it runs. Idempotent.
-func (x *run) setEnvironmentVersion(ctx context.Context, version, image, increment string) error {
-	env := x.env
-	if env.Spec.Version == version && env.Spec.Image == image && env.Annotations[crmv1alpha1.AnnotationIncrement] == increment && env.Annotations[crmv1alpha1.AnnotationSchemaVersion] == version {
-		return nil
-	}
-	patch := client.MergeFrom(env.DeepCopy())
-	env.Spec.Version, env.Spec.Image = version, image
-	if env.Annotations == nil {
-		env.Annotations = map[string]string{}
-	}
-	env.Annotations[crmv1alpha1.AnnotationIncrement] = increment
-	// The stage's migration slot ran the product's upgrade to this version
-	// (or none was needed): the Environment does not run it a second time.
-	env.Annotations[crmv1alpha1.AnnotationSchemaVersion] = version
-	return x.Patch(ctx, env, patch)
-}
-
-// ownByEnvironment makes the Environment, not the Increment, own work on
-// its data (a migration Job, a rollback Restore): deleting the Increment
-// never stops it half-way. The label leads events back to the Increment.
-func (x *run) ownByEnvironment(obj client.Object) error {
-	labels := obj.GetLabels()
-	if labels == nil {
-		labels = map[string]string{}
-	}
-	labels[crmv1alpha1.LabelIncrement] = x.inc.Name
-	obj.SetLabels(labels)
-	return controllerutil.SetOwnerReference(x.env, obj, x.Scheme())
 }

@@ -20,14 +20,15 @@ import (
 	"github.com/crmops/crm-operator/internal/promotion"
 )
 
-// run is one reconcile of an increment: what it read, and the status it
-// last wrote.
+// run is one reconcile of an increment: what it read, and how it puts its
+// status on record mid-step.
 type run struct {
 	*Reconciler
 	inc *crmv1alpha1.Increment
-	// lastWritten is the increment as last written (or read): persist patches
-	// the difference, with optimistic locking.
-	lastWritten *crmv1alpha1.Increment
+	// persist writes the status set so far, for a step that must be on
+	// record before it acts outside the increment; the reconcile goes on.
+	// A conflict (the increment changed meanwhile) ends it before it acts.
+	persist kube.Persist
 
 	project *crmv1alpha1.ImplementationProject
 	env     *crmv1alpha1.Environment
@@ -57,24 +58,9 @@ func waitFor(d time.Duration) outcome { return outcome{wait: true, requeue: d} }
 
 func (o outcome) result() ctrl.Result { return ctrl.Result{RequeueAfter: o.requeue} }
 
-// persist writes what status holds so far, for a step that must be on
-// record before it acts outside this object; the reconcile goes on. A
-// conflict (the increment changed meanwhile) ends it before it acts.
-func (x *run) persist(ctx context.Context) error {
-	x.inc.Status.ObservedGeneration = x.inc.Generation
-	if err := kube.PatchStatus(ctx, x.Client, x.inc, x.lastWritten, x.inc.Status, x.lastWritten.Status, kube.Locked()); err != nil {
-		return err
-	}
-	if x.inc.ResourceVersion != x.lastWritten.ResourceVersion {
-		x.written.Note(x.inc)
-	}
-	x.lastWritten = x.inc.DeepCopy()
-	return nil
-}
-
 // advance reads like the promotion: find the project and the stage,
-// open its gate, find its Environment, then take the stage's steps (the
-// table in steps.go) until one waits.
+// open its gate, find its Environment, then take the stage's steps (step,
+// in steps.go) until one waits.
 func (x *run) advance(ctx context.Context) (ctrl.Result, error) {
 	for _, prepare := range []func(context.Context) (outcome, error){x.loadProject, x.checkBuild, x.selectStage, x.gate, x.loadEnvironment} {
 		if o, err := prepare(ctx); err != nil || o.wait {
@@ -92,11 +78,7 @@ func (x *run) advance(ctx context.Context) (ctrl.Result, error) {
 			}
 		}
 		from := x.stage.Phase
-		step, ok := steps[from]
-		if !ok {
-			return ctrl.Result{}, nil // a final phase
-		}
-		o, err := step(x, ctx)
+		o, err := x.step(ctx)
 		if err != nil || o.wait || !promotion.Chains(from, x.stage.Phase) {
 			return o.result(), err
 		}

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"time"
 
-	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -14,7 +13,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	crmv1alpha1 "github.com/crmops/crm-operator/api/v1alpha1"
-	"github.com/crmops/crm-operator/controllers/agentjob"
 	"github.com/crmops/crm-operator/internal/crm"
 	"github.com/crmops/crm-operator/internal/kube"
 	"github.com/crmops/crm-operator/internal/policy"
@@ -22,18 +20,28 @@ import (
 	"github.com/crmops/crm-operator/internal/resources"
 )
 
-// steps is the stage's state machine: the step each phase takes. A step
-// records its move in status before (persist) or as it acts outside the
-// increment, and is guarded by what status says already happened. The
+// step takes the step of the stage's phase: the stage's state machine. A
+// step records its move in status before (persist) or as it acts outside
+// the increment, and is guarded by what status says already happened. The
 // final phases (Succeeded, Failed, RolledBack) take none.
-var steps = map[crmv1alpha1.StagePhase]func(*run, context.Context) (outcome, error){
-	crmv1alpha1.StagePending:    (*run).start,
-	crmv1alpha1.StageWaiting:    (*run).openWindow,
-	crmv1alpha1.StageBackingUp:  (*run).backUp,
-	crmv1alpha1.StageMigrating:  (*run).migrate,
-	crmv1alpha1.StageRollingOut: (*run).rollOut,
-	crmv1alpha1.StageVerifying:  (*run).verify,
-	crmv1alpha1.StageRestoring:  (*run).awaitRollbackRestore,
+func (x *run) step(ctx context.Context) (outcome, error) {
+	switch x.stage.Phase {
+	case crmv1alpha1.StagePending:
+		return x.start(ctx)
+	case crmv1alpha1.StageWaiting:
+		return x.openWindow(ctx)
+	case crmv1alpha1.StageBackingUp:
+		return x.backUp(ctx)
+	case crmv1alpha1.StageMigrating:
+		return x.migrate(ctx)
+	case crmv1alpha1.StageRollingOut:
+		return x.rollOut(ctx)
+	case crmv1alpha1.StageVerifying:
+		return x.verify(ctx)
+	case crmv1alpha1.StageRestoring:
+		return x.awaitRollbackRestore(ctx)
+	}
+	return done, nil
 }
 
 // start begins the stage: Pending -> Waiting.
@@ -89,6 +97,59 @@ func (x *run) openWindow(context.Context) (outcome, error) {
 	return next, nil
 }
 
+// beginChange moves a stage to its migration (the product's upgrade when
+// the version changes, the increment's migration), or to its rollout when
+// there is neither.
+func (x *run) beginChange() {
+	upgrade, _ := x.productUpgrade()
+	if upgrade == nil && x.inc.Spec.Migration == nil {
+		x.stage.Phase, x.stage.Message = crmv1alpha1.StageRollingOut, "rolling out"
+		return
+	}
+	x.stage.Phase, x.stage.Message = crmv1alpha1.StageMigrating, "running "+x.migrationRuns()
+}
+
+// migrationRuns says what the stage's migration Job runs: the product's
+// upgrade, the increment's migration, or both.
+func (x *run) migrationRuns() string {
+	upgrade, _ := x.productUpgrade()
+	switch {
+	case upgrade != nil && x.inc.Spec.Migration != nil:
+		return "the product's upgrade, then the migration"
+	case upgrade != nil:
+		return "the product's upgrade"
+	}
+	return "the migration"
+}
+
+// productUpgrade is the product's upgrade step the stage runs in its
+// migration slot: nil when the version does not change or the product has
+// no such step; an error names the versions when the product cannot go
+// from one to the other in one step.
+func (x *run) productUpgrade() (*crm.Run, error) {
+	profile, err := crm.For(x.project.Spec.Product)
+	if err != nil {
+		return nil, err
+	}
+	from, to := resources.SchemaVersion(x.env), promotion.Version(x.inc)
+	if from == "" || from == to {
+		return nil, nil
+	}
+	if err := profile.CheckUpgrade(from, to); err != nil {
+		return nil, err
+	}
+	return profile.Upgrade, nil
+}
+
+// recordPrevious notes what the stage's Environment runs, for a rollback.
+func recordPrevious(stage *crmv1alpha1.StageStatus, env *crmv1alpha1.Environment) {
+	stage.PreviousVersion, stage.PreviousImage = env.Spec.Version, env.Spec.Image
+	if stage.PreviousVersion == "" {
+		stage.PreviousVersion = env.Status.Version
+	}
+	stage.PreviousIncrement = env.Annotations[crmv1alpha1.AnnotationIncrement]
+}
+
 // backUp takes production's pre-promotion Backup, once, and waits for it:
 // BackingUp -> Migrating or RollingOut, or Failed (production unchanged).
 func (x *run) backUp(ctx context.Context) (outcome, error) {
@@ -99,11 +160,7 @@ func (x *run) backUp(ctx context.Context) (outcome, error) {
 		return done, nil
 	}
 	if stage.Backup == "" {
-		b := &crmv1alpha1.Backup{
-			ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: inc.Namespace, Labels: map[string]string{
-				crmv1alpha1.LabelEnvironment: env.Name, crmv1alpha1.LabelBackupReason: string(crmv1alpha1.BackupPrePromotion)}},
-			Spec: crmv1alpha1.BackupSpec{EnvironmentRef: crmv1alpha1.LocalObjectReference{Name: env.Name}, Reason: crmv1alpha1.BackupPrePromotion, Increment: inc.Name},
-		}
+		b := resources.Backup(inc.Namespace, name, env.Name, crmv1alpha1.BackupPrePromotion, inc.Name)
 		// Created at most once: the name is fixed and recorded before anything else happens.
 		if err := x.Create(ctx, b); err != nil && !apierrors.IsAlreadyExists(err) {
 			return done, err
@@ -139,189 +196,9 @@ func (x *run) backUp(ctx context.Context) (outcome, error) {
 	return done, nil // the Backup watch brings us back
 }
 
-// migrate runs the product's upgrade and the increment's migration in one
-// Job, once, and waits for it: Migrating -> RollingOut, or Failed / rolled
-// back (the schema may be half-migrated).
-func (x *run) migrate(ctx context.Context) (outcome, error) {
-	inc, stage, env := x.inc, x.stage, x.env
-	name := resources.AgentJobName(inc.Name, "migrate-"+env.Name)
-	build := promotion.BuildOf(inc)
-	job := &batchv1.Job{}
-	err := x.Get(ctx, types.NamespacedName{Namespace: inc.Namespace, Name: name}, job)
-	if err == nil && job.Annotations[crmv1alpha1.AnnotationBuild] != "" && job.Annotations[crmv1alpha1.AnnotationBuild] != build.Fingerprint {
-		// The Job of a build this increment had before a restart: it is
-		// being deleted (checkBuild) and never counts for this build.
-		if job.DeletionTimestamp.IsZero() {
-			if err := x.deleteMigrationJob(ctx, env.Name); err != nil {
-				return done, err
-			}
-		}
-		return waitFor(2 * time.Second), nil
-	}
-	if apierrors.IsNotFound(err) {
-		if stage.MigrationJob != "" {
-			return x.gone(ctx, &batchv1.Job{ObjectMeta: metav1.ObjectMeta{Namespace: inc.Namespace, Name: name}},
-				"MigrationJobMissing", "migration Job "+name+" disappeared; it is not run again")
-		}
-		return x.startMigration(ctx, name, build)
-	}
-	if err != nil {
-		return done, err
-	}
-	stage.MigrationJob = name
-	for _, c := range job.Status.Conditions {
-		if c.Status != corev1.ConditionTrue {
-			continue
-		}
-		switch c.Type {
-		case batchv1.JobComplete, batchv1.JobSuccessCriteriaMet: // see agentjob.JobOutcome
-			stage.Phase, stage.Message = crmv1alpha1.StageRollingOut, "migration done; rolling out"
-			x.event(corev1.EventTypeNormal, "MigrationCompleted", "migration on %s completed", env.Name)
-			return next, nil
-		case batchv1.JobFailed:
-			msg := fmt.Sprintf("migration Job %s failed on %s: %s", name, env.Name, c.Message)
-			if x.i == 0 {
-				x.fail("MigrationFailed", msg)
-				return done, nil
-			}
-			// Nothing rolled out yet, but the schema may be half-migrated.
-			return x.rollBack(ctx, "MigrationFailed", msg, false)
-		}
-	}
-	return done, nil // the Job's watch brings us back
-}
-
-// startMigration creates the stage's migration Job, on record first.
-func (x *run) startMigration(ctx context.Context, name string, build crmv1alpha1.Build) (outcome, error) {
-	inc, stage, env := x.inc, x.stage, x.env
-	profile, err := crm.For(x.project.Spec.Product)
-	if err != nil {
-		x.fail("InvalidProduct", err.Error())
-		return done, nil
-	}
-	in := &resources.EnvironmentInput{Project: x.project, Env: env.DeepCopy(), Profile: profile, Version: promotion.Version(inc), Tolerations: x.Tolerations, Images: x.Images}
-	in.Env.Spec.Image = inc.Spec.Image
-	if ext := env.Spec.Database.External; ext != nil {
-		if in.External, err = agentjob.ReadExternalDatabase(ctx, x.APIReader, env.Namespace, ext.SecretName, profile.Engine); err != nil {
-			x.fail("ExternalDatabaseInvalid", err.Error())
-			return done, nil
-		}
-	}
-	timeout := 30 * time.Minute
-	var args []string
-	if m := inc.Spec.Migration; m != nil {
-		args = m.Command
-		if d, err := policy.ParseDuration(m.Timeout); err == nil && d > 0 {
-			timeout = d
-		}
-	}
-	upgrade, err := x.productUpgrade()
-	if err != nil {
-		x.fail("UnsupportedUpgrade", err.Error())
-		return done, nil
-	}
-	job := resources.MigrationJob(in, name, upgrade, args, int64(timeout.Seconds()))
-	job.Annotations = map[string]string{crmv1alpha1.AnnotationBuild: build.Fingerprint}
-	if err := x.ownByEnvironment(job); err != nil {
-		return done, err
-	}
-	// Migrating is on record before the Job exists: a deletion of the
-	// increment from now on waits for the migration's end (TouchesData);
-	// a conflict ends the reconcile before it starts.
-	if err := x.persist(ctx); err != nil {
-		return done, err
-	}
-	// Recorded with the Job's creation: a restart finds it and never runs it twice.
-	if err := x.Create(ctx, job); err != nil && !apierrors.IsAlreadyExists(err) {
-		return done, err
-	}
-	stage.MigrationJob = name
-	x.event(corev1.EventTypeNormal, "MigrationStarted", "migration Job %s on %s", name, env.Name)
-	return done, nil
-}
-
-// rollOut points the Environment at the build, on record first:
-// RollingOut -> Verifying.
-func (x *run) rollOut(ctx context.Context) (outcome, error) {
-	inc, stage, env := x.inc, x.stage, x.env
-	if stage.RolloutStartedAt == nil {
-		if stage.PreviousVersion == "" {
-			// Not recorded when the window opened (a stage without a
-			// backup): a restart rolls back to what ran before, never
-			// to this increment.
-			recordPrevious(stage, env)
-		}
-		// On record before the Environment changes: a deletion of the
-		// increment from now on waits for the rollout's end
-		// (TouchesData), and a conflict (the increment changed, or was
-		// deleted, meanwhile) ends the reconcile without touching it.
-		now := metav1.NewTime(x.Clock.Now())
-		stage.RolloutStartedAt = &now
-		if err := x.persist(ctx); err != nil {
-			return done, err
-		}
-	}
-	if err := x.setEnvironmentVersion(ctx, promotion.Version(inc), inc.Spec.Image, inc.Name); err != nil {
-		return done, err
-	}
-	stage.Phase, stage.Version, stage.Image, stage.Message = crmv1alpha1.StageVerifying, promotion.Version(inc), inc.Spec.Image, "verifying the rollout"
-	stage.Build = promotion.BuildOf(inc).Fingerprint
-	x.cond(crmv1alpha1.ConditionDeployed, metav1.ConditionTrue, "RolledOut", fmt.Sprintf("%s rolled out to %s", promotion.Version(inc), env.Name))
-	x.event(corev1.EventTypeNormal, "RolledOut", "rolled out to %s", env.Name)
-	return done, nil
-}
-
-// verify waits until the Environment is Ready on the build, up to the
-// deadline: Verifying -> Succeeded (Promoted on production), or Failed /
-// rolled back.
-func (x *run) verify(ctx context.Context) (outcome, error) {
-	inc, stage, env := x.inc, x.stage, x.env
-	if promotion.Healthy(env, inc) {
-		now := metav1.NewTime(x.Clock.Now())
-		stage.Phase, stage.FinishedAt, stage.Message = crmv1alpha1.StageSucceeded, &now, "verified"
-		x.cond(crmv1alpha1.ConditionVerified, metav1.ConditionTrue, "Verified", fmt.Sprintf("%s is Ready on %s", promotion.Version(inc), env.Name))
-		if !x.last {
-			x.event(corev1.EventTypeNormal, "Verified", "verified on %s", env.Name)
-		}
-		switch {
-		case x.last:
-			inc.Status.Phase = crmv1alpha1.IncrementPromoted
-			x.cond(crmv1alpha1.ConditionPromoted, metav1.ConditionTrue, "Promoted", fmt.Sprintf("%s runs on %s", promotion.Version(inc), env.Name))
-			// One event says both (Verified and Promoted).
-			kube.Audit(ctx, x.Recorder, inc, corev1.EventTypeNormal, "Promoted", "Promote", "promoted %s to %s: verified Ready", promotion.Version(inc), env.Name)
-			recordPromotion(inc, stage, true, resultPromoted, now.Time)
-		case meta.IsStatusConditionTrue(inc.Status.Conditions, crmv1alpha1.ConditionAccepted):
-			inc.Status.Phase = crmv1alpha1.IncrementAwaitingPromotion
-		default:
-			inc.Status.Phase = crmv1alpha1.IncrementAwaitingAcceptance
-		}
-		return done, nil
-	}
-	deadline := stage.RolloutStartedAt.Add(promotion.VerifyTimeout(inc))
-	if now := x.Clock.Now(); now.Before(deadline) {
-		return waitFor(deadline.Sub(now)), nil
-	}
-	reason := fmt.Sprintf("%s did not become Ready on %s within %s", promotion.Version(inc), env.Name, promotion.VerifyTimeout(inc))
-	if x.i == 0 {
-		x.fail("VerificationFailed", reason)
-		return done, nil
-	}
-	x.cond(crmv1alpha1.ConditionVerified, metav1.ConditionFalse, "VerificationFailed", reason)
-	return x.rollBack(ctx, "VerificationFailed", reason, true)
-}
-
 // gone fails the stage when obj, which status says was created, is gone
-// from the API server too (agentjob.Gone); it is never created again.
+// from the API server too (kube.Gone); it is never created again.
 func (x *run) gone(ctx context.Context, obj client.Object, reason, msg string) (outcome, error) {
-	res, err := agentjob.Gone(ctx, x.APIReader, obj, func() { x.fail(reason, msg) })
+	res, err := kube.Gone(ctx, x.APIReader, obj, func() { x.fail(reason, msg) })
 	return outcome{wait: true, requeue: res.RequeueAfter}, err
-}
-
-// deleteMigrationJob deletes the migration Job of a stage, if any.
-func (x *run) deleteMigrationJob(ctx context.Context, stage string) error {
-	job := &batchv1.Job{ObjectMeta: metav1.ObjectMeta{Namespace: x.inc.Namespace, Name: resources.AgentJobName(x.inc.Name, "migrate-"+stage)}}
-	if err := x.Delete(ctx, job, client.PropagationPolicy(metav1.DeletePropagationBackground)); err != nil && !apierrors.IsNotFound(err) {
-		return err
-	}
-	return nil
 }

@@ -74,7 +74,7 @@ func (r *Reconciler) Status(project *crmv1alpha1.ImplementationProject) (any, *i
 }
 
 // Step applies the project's objects and summarises its environments.
-func (r *Reconciler) Step(ctx context.Context, project *crmv1alpha1.ImplementationProject) (ctrl.Result, error) {
+func (r *Reconciler) Step(ctx context.Context, project *crmv1alpha1.ImplementationProject, _ kube.Persist) (ctrl.Result, error) {
 	project.Status.Namespace = project.Name
 	if free, err := r.namespaceFree(ctx, project); err != nil || !free {
 		return ctrl.Result{RequeueAfter: time.Minute}, err // a label added for adoption is seen then

@@ -65,7 +65,7 @@ func (r *Reconciler) fail(rs *crmv1alpha1.Restore, reason, msg string) {
 }
 
 // Step advances the request by what it observes and starts.
-func (r *Reconciler) Step(ctx context.Context, rs *crmv1alpha1.Restore) (ctrl.Result, error) {
+func (r *Reconciler) Step(ctx context.Context, rs *crmv1alpha1.Restore, _ kube.Persist) (ctrl.Result, error) {
 	backup := &crmv1alpha1.Backup{}
 	if err := r.Get(ctx, types.NamespacedName{Namespace: rs.Namespace, Name: rs.Spec.BackupRef.Name}, backup); err != nil {
 		if apierrors.IsNotFound(err) {
@@ -137,7 +137,7 @@ func (r *Reconciler) Step(ctx context.Context, rs *crmv1alpha1.Restore) (ctrl.Re
 	switch err := r.Get(ctx, types.NamespacedName{Namespace: rs.Namespace, Name: jobName}, job); {
 	case apierrors.IsNotFound(err):
 		if rs.Status.JobName != "" {
-			return agentjob.JobGone(ctx, r.APIReader, rs.Namespace, jobName, func(msg string) { r.fail(rs, "JobDeleted", msg) })
+			return kube.JobGone(ctx, r.APIReader, rs.Namespace, jobName, func(msg string) { r.fail(rs, "JobDeleted", msg) })
 		}
 		if stopped, msg := applicationStopped(ctx, r.Client, r.APIReader, in); !stopped {
 			// The Deployments' watch brings us back; a pod's end changes no
@@ -389,7 +389,7 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&crmv1alpha1.Restore{}).
 		Owns(&batchv1.Job{}).
-		Watches(&corev1.Pod{}, agentjob.EnqueueOwnerOfJobPod(mgr.GetClient(), "Restore")).
+		Watches(&corev1.Pod{}, kube.EnqueueForJobPods(mgr.GetClient(), kube.ControllerOfKind("Restore"))).
 		Watches(&crmv1alpha1.Backup{}, enqueueRestoresOfBackup(mgr.GetClient())).
 		// The application's Deployments scaling down start the Job at once,
 		// not at the next look: the restore is the customer's downtime.

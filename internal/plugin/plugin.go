@@ -20,6 +20,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	crmv1alpha1 "github.com/crmops/crm-operator/api/v1alpha1"
+	"github.com/crmops/crm-operator/internal/resources"
 )
 
 // ErrNotSucceeded is returned by a wait that ended in a failure state; the
@@ -309,10 +310,7 @@ func (c *CLI) Backup(ctx context.Context, env string, waitFor bool) error {
 	if err := c.Client.Get(ctx, c.key(env), &crmv1alpha1.Environment{}); err != nil {
 		return err
 	}
-	b := &crmv1alpha1.Backup{
-		ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("%s-manual-%s", env, c.now().UTC().Format("20060102-150405")), Namespace: c.Namespace},
-		Spec:       crmv1alpha1.BackupSpec{EnvironmentRef: crmv1alpha1.LocalObjectReference{Name: env}, Reason: crmv1alpha1.BackupManual},
-	}
+	b := resources.Backup(c.Namespace, fmt.Sprintf("%s-manual-%s", env, c.now().UTC().Format("20060102-150405")), env, crmv1alpha1.BackupManual, "")
 	if err := c.Client.Create(ctx, b); err != nil {
 		return err
 	}
@@ -351,14 +349,11 @@ func (c *CLI) Restore(ctx context.Context, backup, to string, confirm, waitFor b
 	if env.Spec.Stage == crmv1alpha1.StageProduction && !confirm {
 		return fmt.Errorf("restoring into production environment %s replaces all of its data: add --confirm", to)
 	}
-	rs := &crmv1alpha1.Restore{
-		ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("%s-restore-%s", to, c.now().UTC().Format("20060102-150405")), Namespace: c.Namespace},
-		Spec: crmv1alpha1.RestoreSpec{BackupRef: crmv1alpha1.LocalObjectReference{Name: backup},
-			EnvironmentRef: crmv1alpha1.LocalObjectReference{Name: to}},
-	}
+	var confirmed string
 	if confirm {
-		rs.Spec.Confirm = to
+		confirmed = to
 	}
+	rs := resources.Restore(c.Namespace, fmt.Sprintf("%s-restore-%s", to, c.now().UTC().Format("20060102-150405")), backup, to, confirmed)
 	if err := c.Client.Create(ctx, rs); err != nil {
 		return err
 	}

@@ -8,6 +8,7 @@ import (
 
 	. "github.com/onsi/gomega"
 	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -491,4 +492,97 @@ func TestPromotionsAndRestoresTakeTurns(t *testing.T) {
 	g.Expect(apierrors.IsNotFound(k8s.Get(ctx, key(ns, migrateTwo), &batchv1.Job{}))).To(BeTrue(), "migrated while a Restore replaced the data")
 	completeRestore(ctx, g, ns, rs.Name, "test")
 	g.Eventually(exists(ctx, &batchv1.Job{}, ns, migrateTwo)).WithTimeout(time.Minute).Should(Succeed())
+}
+
+// imageNotPulled plays the kubelet of a Job's pod that cannot pull image:
+// the pod's containers before the first one that runs image ended, and that
+// one waits in ImagePullBackOff. It returns the pod, created on first use.
+func imageNotPulled(ctx context.Context, g Gomega, ns, jobName, image string) *corev1.Pod {
+	job := &batchv1.Job{}
+	g.Expect(k8s.Get(ctx, key(ns, jobName), job)).To(Succeed())
+	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: jobName + "-x1", Namespace: ns, Labels: job.Spec.Template.Labels,
+		OwnerReferences: []metav1.OwnerReference{*metav1.NewControllerRef(job, batchv1.SchemeGroupVersion.WithKind("Job"))}},
+		Spec: job.Spec.Template.Spec}
+	pod.Labels[batchv1.JobNameLabel] = jobName
+	if err := k8s.Create(ctx, pod); apierrors.IsAlreadyExists(err) {
+		g.Expect(k8s.Get(ctx, client.ObjectKeyFromObject(pod), pod)).To(Succeed())
+	} else {
+		g.Expect(err).NotTo(HaveOccurred())
+	}
+	now := metav1.Now()
+	ended := corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{ExitCode: 0, Reason: "Completed", StartedAt: now, FinishedAt: now}}
+	waiting := corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "ImagePullBackOff", Message: "Back-off pulling image"}}
+	pod.Status = corev1.PodStatus{Phase: corev1.PodPending}
+	stuck := false
+	for _, c := range pod.Spec.InitContainers {
+		state := ended
+		if c.Image == image {
+			state, stuck = waiting, true
+		}
+		pod.Status.InitContainerStatuses = append(pod.Status.InitContainerStatuses, corev1.ContainerStatus{Name: c.Name, Image: c.Image, State: state})
+		if stuck {
+			break
+		}
+	}
+	if !stuck {
+		c := pod.Spec.Containers[0]
+		g.Expect(c.Image).To(Equal(image), "the Job does not run image")
+		pod.Status.ContainerStatuses = []corev1.ContainerStatus{{Name: c.Name, Image: c.Image, State: waiting}}
+	}
+	g.Expect(k8s.Status().Update(ctx, pod)).To(Succeed())
+	return pod
+}
+
+// A migration whose pod cannot start (its image cannot be pulled) is named
+// on the Increment within a minute, with the image and the kubelet's
+// reason, instead of "running the migration" until its Job's deadline; once
+// the pod starts, the migration runs and the promotion goes on.
+func TestAMigrationWhoseImageCannotBePulledIsNamed(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	p := backupProject("unpulled", 5)
+	createProject(ctx, t, p)
+	ns := p.Name
+	readyEnvironment(ctx, t, p, "test", crmv1alpha1.StageTest)
+	const image = "registry.example.com/acme/odoo:18.1"
+	inc := &crmv1alpha1.Increment{
+		ObjectMeta: metav1.ObjectMeta{Name: "sprint-1", Namespace: ns},
+		Spec: crmv1alpha1.IncrementSpec{ProjectRef: crmv1alpha1.ProjectReference{Name: ns}, Sprint: 1, Image: image,
+			Migration: &crmv1alpha1.Migration{Command: []string{"odoo", "-u", "crm", "--stop-after-init"}}},
+	}
+	g.Expect(k8s.Create(ctx, inc)).To(Succeed())
+	migrate := resources.AgentJobName("sprint-1", "migrate-test")
+	g.Eventually(exists(ctx, &batchv1.Job{}, ns, migrate)).WithTimeout(wait).Should(Succeed())
+
+	pod := imageNotPulled(ctx, g, ns, migrate, image)
+	g.Eventually(func(g Gomega) {
+		g.Expect(k8s.Get(ctx, client.ObjectKeyFromObject(inc), inc)).To(Succeed())
+		c := meta.FindStatusCondition(inc.Status.Conditions, crmv1alpha1.ConditionWaiting)
+		g.Expect(c).NotTo(BeNil())
+		g.Expect(c.Status).To(Equal(metav1.ConditionTrue))
+		g.Expect(c.Reason).To(Equal("ImagePullBackOff"))
+		g.Expect(c.Message).To(And(ContainSubstring("pod "+pod.Name+" cannot start container"), ContainSubstring("(image "+image+")"), ContainSubstring("ImagePullBackOff")))
+		g.Expect(inc.Status.Stages[0].Phase).To(Equal(crmv1alpha1.StageMigrating))
+		g.Expect(inc.Status.Stages[0].Message).To(And(ContainSubstring(image), ContainSubstring("ImagePullBackOff")))
+		g.Expect(inc.Status.Stages[0].Message).NotTo(HavePrefix("running"))
+	}).WithTimeout(time.Minute).Should(Succeed())
+	g.Expect(envVersion(ctx, ns, "test")()).NotTo(Equal("18.1"), "rolled out before the migration ran")
+
+	// The image is pushed: the pod starts, and the migration is said to run again.
+	g.Eventually(func(g Gomega) {
+		g.Expect(k8s.Get(ctx, client.ObjectKeyFromObject(pod), pod)).To(Succeed())
+		now := metav1.Now()
+		pod.Status = corev1.PodStatus{Phase: corev1.PodRunning, ContainerStatuses: []corev1.ContainerStatus{{
+			Name: pod.Spec.Containers[0].Name, Image: image, State: corev1.ContainerState{Running: &corev1.ContainerStateRunning{StartedAt: now}}}}}
+		g.Expect(k8s.Status().Update(ctx, pod)).To(Succeed())
+	}).WithTimeout(wait).Should(Succeed())
+	g.Eventually(func(g Gomega) {
+		g.Expect(k8s.Get(ctx, client.ObjectKeyFromObject(inc), inc)).To(Succeed())
+		g.Expect(meta.FindStatusCondition(inc.Status.Conditions, crmv1alpha1.ConditionWaiting)).To(BeNil())
+		g.Expect(inc.Status.Stages[0].Message).To(Equal("running the product's upgrade, then the migration"))
+	}).WithTimeout(time.Minute).Should(Succeed())
+	g.Eventually(func(g Gomega) { completeJob(ctx, g, ns, migrate, true) }).WithTimeout(wait).Should(Succeed())
+	g.Eventually(envVersion(ctx, ns, "test")).WithTimeout(wait).Should(Equal("18.1"))
+	markRolledOut(ctx, g, ns, "test", "18.1")
+	g.Eventually(incPhase(ctx, inc)).WithTimeout(wait).Should(Equal(crmv1alpha1.IncrementAwaitingAcceptance))
 }

@@ -1,4 +1,4 @@
-package agentjob
+package shared
 
 import (
 	"regexp"
