@@ -11,6 +11,9 @@ dir=${LOCAL_DIR:-$root/bin/local}/real-node
 state=/var/lib/crm-local
 run=/run/crm-local
 [ -d "$dir" ] || [ -d "$run" ] || exit 0
+# One real node per machine, owned by the LOCAL_DIR that started it: another
+# cluster's make down (the e2e suite's, the faults suite's) leaves it alone.
+[ ! -f "$run/owner" ] || [ "$(cat "$run/owner")" = "$dir" ] || exit 0
 
 # shellcheck source=hack/lib/stop.sh
 . "$root/hack/lib/stop.sh"

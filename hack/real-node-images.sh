@@ -21,7 +21,10 @@
 #   crm-local/espocrm,          stand-ins for the other products' official
 #   crm-local/suitecrm,         images, written from their contracts
 #   crm-local/twenty            (hack/images/<product>), tagged with the default
-#                               version and the next one
+#                               version and the next one; SuiteCRM's as published
+#                               (/opt/bitnami not group-writable) and, as
+#                               crm-local/suitecrm-groupwritable, with the
+#                               documented chmod g+rwX /opt/bitnami
 #   crm-local/redis             Debian bookworm's Redis for Twenty
 #   crm-local/mailpit           the mail catcher: mailpit built from the Go
 #                               module proxy (hack/build-tools.sh mailpit)
@@ -219,7 +222,9 @@ mutate_espocrm() { # VERSION REF
 }
 prepare_suitecrm() {
 	local d=$work/suitecrm src=$root/hack/images/suitecrm
-	install -d -m 775 "$d/opt/bitnami"
+	# As published: /opt/bitnami root's 755 (bitnami/containers@310e487
+	# bitnami/suitecrm/8/debian-12/Dockerfile has no chmod g+rwX of it).
+	install -d -m 755 "$d/opt/bitnami"
 	install -d "$d/opt/bitnami/scripts/suitecrm" "$d/usr/local/bin"
 	install -m 755 "$src/entrypoint.sh" "$src/run.sh" "$d/opt/bitnami/scripts/suitecrm/"
 	install -m 644 "$src/suitecrm-env.sh" "$src/libpersistence.sh" "$d/opt/bitnami/scripts/"
@@ -234,7 +239,7 @@ prepare_suitecrm() {
 mutate_suitecrm() {
 	crane mutate "$REGISTRY/crm-local/scratch:suitecrm" --entrypoint /opt/bitnami/scripts/suitecrm/entrypoint.sh --cmd /opt/bitnami/scripts/suitecrm/run.sh \
 		--user 0 --env SUITECRM_STANDIN_VERSION="$1" \
-		--label org.opencontainers.image.description="crm-local stand-in for bitnamilegacy/suitecrm $1 with /opt/bitnami group-writable (not SuiteCRM: hack/images/suitecrm)" -t "$2" >/dev/null 2>&1
+		--label org.opencontainers.image.description="crm-local stand-in for bitnamilegacy/suitecrm $1 as published, /opt/bitnami root's 755 (not SuiteCRM: hack/images/suitecrm)" -t "$2" >/dev/null 2>&1
 }
 prepare_twenty() {
 	local d=$work/twenty src=$root/hack/images/twenty
@@ -251,6 +256,29 @@ mutate_twenty() {
 product_images espocrm mutate_espocrm 10.0.3 10.0.4
 product_images suitecrm mutate_suitecrm 8.9.0 8.9.1
 product_images twenty mutate_twenty v1.8.0 v1.9.0
+# The workaround docs/products.md gives for the published SuiteCRM image as
+# a non-root pod: a build FROM it with RUN chmod g+rwX /opt/bitnami, here one
+# layer holding that directory's new mode.
+suitecrm_groupwritable() { # VERSION...
+	local base key v ref
+	base=$(sed -n 's/^suitecrm=//p' "$out/images.new")
+	key=${base##*:"$1"-}
+	mkdir -p "$work/groupwritable/opt/bitnami"
+	chmod 755 "$work/groupwritable/opt" && chmod 775 "$work/groupwritable/opt/bitnami"
+	tar --numeric-owner --owner=0 --group=0 --no-recursion -C "$work/groupwritable" -cf "$work/groupwritable.tar" opt opt/bitnami
+	for v in "$@"; do
+		ref=$REGISTRY/crm-local/suitecrm-groupwritable:$v-$key
+		if crane digest "$ref" >/dev/null 2>&1; then
+			log "suitecrm-groupwritable $v: in the registry ($ref)"
+		else
+			crane append -b "$REGISTRY/crm-local/suitecrm:$v-$key" -f "$work/groupwritable.tar" -t "$ref" >/dev/null 2>&1
+			log "suitecrm-groupwritable $v: built and pushed ($ref)"
+		fi
+		crane tag "$ref" "$v" >/dev/null 2>&1
+	done
+	echo "suitecrm-groupwritable=$REGISTRY/crm-local/suitecrm-groupwritable:$1-$key" >>"$out/images.new"
+}
+suitecrm_groupwritable 8.9.0 8.9.1
 build_redis() {
 	debian_rootfs "$work/redis.tar" redis-server
 	rootfs_image "$1" "$work/redis.tar" --cmd redis-server --user 999:999 \

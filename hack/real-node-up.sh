@@ -40,7 +40,16 @@ node_ip=10.250.0.1
 pod_cidr=10.88.0.0/16
 bin=$root/bin
 kubectl=$bin/k8s/$K8S_VERSION/kubectl
-mkdir -p "$dir" "$state" "$run"
+mkdir -p "$dir"
+# The node's own directories mark a running node: prepare makes none.
+if [ "$what" != prepare ]; then
+	if [ -f "$run/owner" ] && [ "$(cat "$run/owner")" != "$dir" ]; then
+		echo "a real node of $(cat "$run/owner") runs on this machine: stop it with LOCAL_DIR=$(dirname "$(cat "$run/owner")") make down" >&2
+		exit 1
+	fi
+	mkdir -p "$state" "$run"
+	echo "$dir" >"$run/owner"
+fi
 t0=$SECONDS
 step() { printf '[real-node %3ds] %s\n' "$((SECONDS - t0))" "$*"; }
 alive() { [ -f "$dir/$1.pid" ] && kill -0 "$(cat "$dir/$1.pid")" 2>/dev/null; }

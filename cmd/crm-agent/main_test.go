@@ -9,7 +9,7 @@ import (
 )
 
 // A new user's first commands: help is an answer on stdout, a mistyped
-// command is named (it used to say "--name is required").
+// command is named, not reported as a missing --name.
 func TestHelpAndUnknownCommands(t *testing.T) {
 	bin := filepath.Join(t.TempDir(), "crm-agent")
 	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {

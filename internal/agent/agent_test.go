@@ -627,8 +627,8 @@ func TestWaitForDatabase(t *testing.T) {
 // A restore that cannot anonymize the copy, or apply the erasures again,
 // restores nothing: the loaded data is never committed (PostgreSQL: the
 // treatment runs in the load's transaction) or swapped in (MariaDB).
-// Before, the load was committed first and a copy of production stayed in
-// the target un-anonymized.
+// A committed load would leave a copy of production un-anonymized in the
+// target.
 func TestARestoreThatCannotTreatTheCopyRestoresNothing(t *testing.T) {
 	for _, srv := range []**server{&postgres, &mariadb} {
 		s := *srv

@@ -88,7 +88,7 @@ func TestProductOwnersSeeAndDecideOnTheirProjectsOnly(t *testing.T) {
 	})
 
 	t.Run("only accept and reject are decisions", func(t *testing.T) {
-		// Before, anything but "reject" (a missing or forged value) was sent as Accepted.
+		// A missing or forged decision is refused, never taken for Accepted.
 		for _, decision := range []string{"", "Accepted", "approve"} {
 			_, page := alice.get("/projects/alpha/increments/sprint-1")
 			code, _ := alice.post("/projects/alpha/increments/sprint-1/decision", url.Values{"csrf": {csrf(page)}, "decision": {decision}})

@@ -20,6 +20,9 @@ import (
 func productsOnRealPods(t *testing.T, s3 *s3Server) {
 	type product struct {
 		name, engine, version, next, health string
+		// image is the stand-in's name in the registry; empty: the
+		// operator's default image (the chart maps it to the stand-in).
+		image string
 		// settled checks what the operator set in the product, once Ready.
 		settled func(t *testing.T, p project, url string)
 		// upgraded checks that the stand-in ran next's upgrade.
@@ -38,7 +41,9 @@ func productsOnRealPods(t *testing.T, s3 *s3Server) {
 				t.Errorf("EspoCRM's schema is at %q after the promotion, want 10.0.4 (bin/command migrate)", got)
 			}
 		}}
-	suitecrm := product{name: "suitecrm", engine: "mariadb", version: "8.9.0", next: "8.9.1", health: "/",
+	// The published image as a non-root pod stops at restore_persisted_app:
+	// the project runs the documented build with /opt/bitnami group-writable.
+	suitecrm := product{name: "suitecrm", engine: "mariadb", version: "8.9.0", next: "8.9.1", health: "/", image: "suitecrm-groupwritable",
 		settled: func(t *testing.T, p project, url string) {
 			framework.Eventually(t, 2*time.Minute, "SuiteCRM's site_url override is the environment's URL", func() (bool, error) {
 				out, _ := cluster.Run(t, nil, kubectl, "exec", "-n", p.name, "deploy/test-app", "-c", "app", "--", "cat", "/bitnami/suitecrm/public/legacy/config_override.php")
@@ -79,6 +84,10 @@ func productsOnRealPods(t *testing.T, s3 *s3Server) {
 				t.Run(c.name, func(t *testing.T) {
 					t.Parallel()
 					p := project{name: "p-" + c.name, engine: c.engine, main: "test", stages: "test, production", product: c.name, version: c.version}
+					if c.image != "" {
+						ref := image(t, c.image)
+						p.image = ref[:strings.LastIndex(ref, ":")] // the version is the tag
+					}
 					p.create(t, s3)
 					p.environment(t, "test", "test", "Delete")
 					t.Cleanup(func() { cluster.Run(t, nil, kubectl, "delete", "environment/test", "-n", p.name, "--timeout=120s") })
@@ -137,4 +146,22 @@ spec:
 			}
 		})
 	}
+	// The published SuiteCRM image, alone on the node once the pairs are
+	// done: as the operator's uid 1001 it stops where the real one does.
+	t.Run("the published suitecrm image stops at restore_persisted_app", func(t *testing.T) {
+		p := project{name: "p-suitecrm"}
+		p.environment(t, "published", "test", "Delete", "  image: "+image(t, "suitecrm")+"\n")
+		t.Cleanup(func() {
+			cluster.Run(t, nil, kubectl, "delete", "environment/published", "-n", p.name, "--timeout=120s")
+		})
+		framework.Eventually(t, 4*time.Minute, "the published image stops as uid 1001 at restore_persisted_app", func() (bool, error) {
+			// The running container's log, or the last one's while it waits to restart.
+			out, _ := cluster.Run(t, nil, kubectl, "logs", "-n", p.name, "deploy/published-app", "-c", "app")
+			previous, _ := cluster.Run(t, nil, kubectl, "logs", "-n", p.name, "deploy/published-app", "-c", "app", "--previous")
+			return strings.Contains(out+previous, "cannot remove '/opt/bitnami/suitecrm'"), nil
+		})
+		if got := cluster.Get(t, p.name, "environment/published", `{.status.conditions[?(@.type=="Ready")].status}`); got == "True" {
+			t.Errorf("the published SuiteCRM image is Ready as uid 1001")
+		}
+	})
 }

@@ -26,6 +26,8 @@ type project struct {
 	product string
 	// version of the product; empty: the operator's default.
 	version string
+	// image repository of the product; empty: the operator's default.
+	image string
 }
 
 func (p project) manifest(t *testing.T, s3 *s3Server, secretName, schedule string) string {
@@ -39,6 +41,8 @@ func (p project) manifest(t *testing.T, s3 *s3Server, secretName, schedule strin
 	switch {
 	case p.product == "odoo" && p.version == "":
 		product, gdpr = `{name: odoo, version: "18.0"}`, "  gdpr: {anonymizeNonProduction: true}\n"
+	case p.product != "" && p.image != "":
+		product = fmt.Sprintf("{name: %s, version: %q, image: %s}", p.product, p.version, p.image)
 	case p.product != "":
 		product = fmt.Sprintf("{name: %s, version: %q}", p.product, p.version)
 	}

@@ -130,3 +130,61 @@ func TestTheTwentyStandinRefusesAServerWithoutItsSecret(t *testing.T) {
 		t.Errorf("the server started without APP_SECRET (%v): %s", err, out)
 	}
 }
+
+// Bitnami's restore_persisted_app replaces /opt/bitnami/suitecrm with a link
+// to the volume on every start: as uid 1001 that needs /opt/bitnami
+// writable by group 0, which the published 8.9.0 image does not make it
+// (docs/products.md, SuiteCRM "persistence"). The stand-in refuses the
+// image's layout and takes the derived one (RUN chmod g+rwX /opt/bitnami).
+func TestTheSuiteCRMStandinNeedsOptBitnamiWritable(t *testing.T) {
+	scripts, err := filepath.Abs("../../hack/images/suitecrm")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name    string
+		mode    os.FileMode // of /opt/bitnami
+		refusal string
+	}{
+		{"the published image: /opt/bitnami not writable", 0o555, "cannot remove"},
+		{"a build with RUN chmod g+rwX /opt/bitnami", 0o775, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			root := t.TempDir()
+			// The pod's user (1001) walks down to it.
+			for _, d := range []string{filepath.Dir(root), root} {
+				if err := os.Chmod(d, 0o755); err != nil {
+					t.Fatal(err)
+				}
+			}
+			opt, volume := filepath.Join(root, "opt", "bitnami"), filepath.Join(root, "bitnami")
+			for _, d := range []string{filepath.Join(opt, "suitecrm", "public"), filepath.Join(volume, "suitecrm", "public")} {
+				if err := os.MkdirAll(d, 0o775); err != nil {
+					t.Fatal(err)
+				}
+			}
+			for _, d := range []string{filepath.Join(opt, "suitecrm"), filepath.Join(opt, "suitecrm", "public"), filepath.Join(volume, "suitecrm"), filepath.Join(volume, "suitecrm", "public"), volume} {
+				if err := os.Chmod(d, 0o775); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := os.Chmod(opt, tc.mode); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = os.Chmod(opt, 0o755) })
+			cmd := asUser("1001", "0", "bash", "-c", `set -euo pipefail; . "$0/libpersistence.sh"; restore_persisted_app suitecrm "$BITNAMI_ROOT_DIR/suitecrm"`, scripts)
+			cmd.Env = []string{"BITNAMI_ROOT_DIR=" + opt, "BITNAMI_VOLUME_DIR=" + volume, "PATH=" + os.Getenv("PATH")}
+			out, err := cmd.CombinedOutput()
+			switch {
+			case tc.refusal == "" && err != nil:
+				t.Errorf("the stand-in refused the derived image's layout: %v: %s", err, out)
+			case tc.refusal != "" && (err == nil || !strings.Contains(string(out), tc.refusal)):
+				t.Errorf("the stand-in took the published image's layout (%v): %s", err, out)
+			case tc.refusal == "":
+				if target, err := os.Readlink(filepath.Join(opt, "suitecrm")); err != nil || target != filepath.Join(volume, "suitecrm") {
+					t.Errorf("/opt/bitnami/suitecrm links to %q (%v), want the volume", target, err)
+				}
+			}
+		})
+	}
+}
