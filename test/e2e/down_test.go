@@ -36,7 +36,8 @@ func TestMakeDownWhileMakeRunStarts(t *testing.T) {
 	})
 	cluster.Must(t, filepath.Join(framework.Root, "hack", "local-down.sh"))
 	select {
-	case <-exited:
+	case err := <-exited:
+		t.Logf("make run ended with make down: %v", err)
 	case <-time.After(time.Minute):
 		_ = up.Process.Kill()
 		t.Fatal("make run still runs a minute after make down")
