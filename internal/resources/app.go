@@ -19,12 +19,14 @@ import (
 // The application of an environment: its pods, components, ingress and disruption budget.
 
 // Image is the image the application runs: spec.image, else the product's
-// image at the input's version.
+// image at the input's version. A project's own spec.product.image is
+// pulled as written: the manager's --image override and mirrors replace the
+// operator's default image, never one a project names.
 func Image(in *EnvironmentInput) string {
 	if in.Env.Spec.Image != "" {
 		return in.Env.Spec.Image
 	}
-	if in.Profile.Product == crmv1alpha1.ProductCustom {
+	if in.Profile.Product == crmv1alpha1.ProductCustom || in.Project.Spec.Product.Image != "" {
 		return crm.Image(in.Profile.Image, in.Version) // the project's own image, as written
 	}
 	return in.Images.Resolve(string(in.Profile.Product), in.Profile.Image, in.Version)

@@ -3,6 +3,9 @@ package resources
 import (
 	"strings"
 	"testing"
+
+	crmv1alpha1 "github.com/crmops/crm-operator/api/v1alpha1"
+	"github.com/crmops/crm-operator/internal/crm"
 )
 
 func TestImagesResolve(t *testing.T) {
@@ -56,5 +59,40 @@ func TestParseImages(t *testing.T) {
 		if _, err := ParseImages(bad.mirrors, bad.overrides); err == nil || !strings.Contains(err.Error(), bad.says) {
 			t.Errorf("ParseImages(%q, %q) = %v, want an error saying %q", bad.mirrors, bad.overrides, err, bad.says)
 		}
+	}
+}
+
+// The manager's --image override replaces the operator's default image of a
+// product; a project that names its own spec.product.image (a build with a
+// fix, a private registry) runs that one.
+func TestAProjectsOwnImageWinsOverTheManagersOverride(t *testing.T) {
+	overridden := Images{Overrides: map[string]string{"suitecrm": "mirror.example.com/suitecrm"}}
+	for _, tc := range []struct {
+		name, projectImage string
+		want               string
+	}{
+		{"the default image, overridden", "", "mirror.example.com/suitecrm:8.9.0"},
+		{"the project's own image, as written", "registry.example.com/acme/suitecrm-fixed", "registry.example.com/acme/suitecrm-fixed:8.9.0"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var in *EnvironmentInput
+			for _, c := range Combinations("acme") {
+				if c.Input.Project.Spec.Product.Name == crmv1alpha1.ProductSuiteCRM && c.Input.Env.Spec.Image == "" {
+					in = c.Input
+					break
+				}
+			}
+			in.Images = overridden
+			in.Version = "8.9.0"
+			in.Project.Spec.Product.Image = tc.projectImage
+			prof, err := crm.For(in.Project.Spec.Product)
+			if err != nil {
+				t.Fatal(err)
+			}
+			in.Profile = prof
+			if got := Image(in); got != tc.want {
+				t.Errorf("Image = %q, want %q", got, tc.want)
+			}
+		})
 	}
 }
